@@ -1,0 +1,440 @@
+"""Symbol adapters: user functions driven as eKuiper sources, sinks and functions.
+
+Adapters know how to call user code (plain, generator, async or async
+generator) and what its results mean, but nothing about sockets: the runtime
+hands them bytes and a ``deliver`` callable, and the test helpers hand them
+lists. One adapter serves one running instance (or, for a function, every
+rule that calls it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import threading
+from typing import Any, Callable, Optional
+
+import orjson
+
+from . import wire
+from .context import Context, Record
+from .errors import ArgumentError, EncodeError, ProtocolError, Stopped
+from .schema import Mismatch, describe_value
+from .symbols import ASYNC, ASYNC_GENERATOR, GENERATOR, PLAIN, Symbol
+
+log = logging.getLogger("kuiperlite")
+
+Deliver = Callable[[Any, Any], None]
+
+
+def error_text(err: BaseException) -> str:
+    """An exception as one line for eKuiper: ``ValueError: bad input``."""
+    text = str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+class _Loop:
+    """A private event loop for one adapter's async user code."""
+
+    def __init__(self) -> None:
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.task: Optional[asyncio.Future] = None
+        self._lock = threading.Lock()
+        self._cancelled = False
+
+    def run(self, coro: Any, *, final: bool = False) -> Any:
+        """Run a coroutine to its end; ``final`` runs it even after a cancel (teardown)."""
+        with self._lock:
+            if self.loop is None:
+                self.loop = asyncio.new_event_loop()
+            if self._cancelled and not final:
+                coro.close()
+                raise Stopped()
+            self.task = self.loop.create_task(coro)
+        try:
+            return self.loop.run_until_complete(self.task)
+        except asyncio.CancelledError:
+            raise Stopped() from None
+        finally:
+            self.task = None
+
+    def cancel(self) -> None:
+        """Cancel the running coroutine from any thread (used by stop)."""
+        with self._lock:
+            self._cancelled = True
+            if self.loop is not None and self.task is not None:
+                self.loop.call_soon_threadsafe(self.task.cancel)
+
+    def close(self) -> None:
+        if self.loop is not None and not self.loop.is_running():
+            self.loop.close()
+
+
+def _positional(symbol: Symbol, ctx: Context, value: Any) -> list[Any]:
+    """Positional arguments: the context and the one other value a source or sink takes."""
+    return [ctx if tag == "ctx" else value for tag in symbol.positional]
+
+
+class SourceAdapter:
+    """Runs one source instance and hands each record to ``deliver(data, meta)``.
+
+    ``deliver`` may raise :class:`EncodeError` (the record is reported and the
+    source goes on) or :class:`Stopped` (the source ends, its ``finally``
+    blocks run).
+    """
+
+    def __init__(self, symbol: Symbol, kwargs: dict[str, Any], deliver: Deliver,
+                 report: Optional[Callable[[str], None]] = None, *, rule_id: str = "",
+                 op_id: str = "", instance_id: int = 0, datasource: str = "",
+                 config: Optional[dict] = None) -> None:
+        self.symbol = symbol
+        self.kwargs = kwargs
+        self.deliver = deliver
+        self.report = report
+        self.ctx = Context(symbol.name, "source", rule_id=rule_id, op_id=op_id,
+                           instance_id=instance_id, datasource=datasource, config=config,
+                           emit=self.emit, emit_error=self.emit_error)
+        self._loop = _Loop()
+
+    def run(self) -> None:
+        """Run the user code until it returns, fails or is stopped.
+
+        Errors are logged with their traceback and reported on the channel;
+        they never propagate.
+        """
+        symbol = self.symbol
+        args = _positional(symbol, self.ctx, self.ctx.datasource)
+        try:
+            if symbol.style == GENERATOR:
+                self._drive(symbol.func(*args, **self.kwargs))
+            elif symbol.style == PLAIN:
+                symbol.func(*args, **self.kwargs)
+            elif symbol.style == ASYNC_GENERATOR:
+                self._loop.run(self._adrive(symbol.func(*args, **self.kwargs)))
+            else:
+                self._loop.run(symbol.func(*args, **self.kwargs))
+        except Stopped:
+            pass
+        except Exception as err:
+            self.ctx.logger.exception("failed")
+            self._report(f"The {symbol.label} failed: {error_text(err)}")
+        finally:
+            self._loop.close()
+
+    def stop(self) -> None:
+        """Ask the user code to end: ``ctx.sleep`` returns False, ``emit`` raises."""
+        self.ctx._request_stop()
+        if self.symbol.style in (ASYNC, ASYNC_GENERATOR):
+            self._loop.cancel()
+
+    def _drive(self, gen: Any) -> None:
+        stop = self.ctx._stop
+        deliver = self.deliver
+        try:
+            while True:
+                # An encoding error happens in this loop, not inside the
+                # generator, so the same generator simply goes on.
+                try:
+                    for item in gen:
+                        if stop.is_set():
+                            return
+                        if type(item) is dict:
+                            deliver(item, None)
+                        else:
+                            self.emit(item)
+                    return
+                except EncodeError as err:
+                    self._dropped(err)
+        finally:
+            gen.close()
+
+    async def _adrive(self, agen: Any) -> None:
+        stop = self.ctx._stop
+        try:
+            while True:
+                try:
+                    async for item in agen:
+                        if stop.is_set():
+                            return
+                        self.emit(item)
+                    return
+                except EncodeError as err:
+                    self._dropped(err)
+        finally:
+            await agen.aclose()
+
+    def emit(self, item: Any, meta: Any = None) -> None:
+        """Deliver what user code produced: a dict, a list, a Record or a dataclass."""
+        if type(item) is dict:
+            self.deliver(item, meta)
+        elif isinstance(item, Record):
+            self.deliver(item.data, item.meta if meta is None else meta)
+        elif isinstance(item, (list, tuple)):
+            for element in item:
+                if isinstance(element, (list, tuple)):
+                    raise EncodeError("A list of records holds a list; expected objects.")
+                self.emit(element, meta)
+        elif item is None:
+            return
+        elif isinstance(item, dict) or dataclasses.is_dataclass(item):
+            self.deliver(item, meta)
+        else:
+            raise EncodeError(
+                f"A record must be a dict, a list of dicts or a Record, got {describe_value(item)}."
+            )
+
+    def emit_error(self, message: str) -> None:
+        """``ctx.emit_error``: log the message and report it on the channel."""
+        self.ctx.logger.error("%s", message)
+        self._report(message)
+
+    def _dropped(self, err: EncodeError) -> None:
+        message = f"The {self.symbol.label} dropped a record: {err}"
+        self.ctx.logger.error("%s", message)
+        self._report(message)
+
+    def _report(self, message: str) -> None:
+        if self.report is not None:
+            self.report(message)
+
+
+class SinkAdapter:
+    """Calls one sink instance's user code once per message."""
+
+    def __init__(self, symbol: Symbol, kwargs: dict[str, Any], *, rule_id: str = "",
+                 op_id: str = "", instance_id: int = 0, config: Optional[dict] = None) -> None:
+        self.symbol = symbol
+        self.kwargs = kwargs
+        self.ctx = Context(symbol.name, "sink", rule_id=rule_id, op_id=op_id,
+                           instance_id=instance_id, config=config)
+        self._loop = _Loop()
+        self._gen: Any = None
+        self._open_error: Optional[str] = None
+
+    def open(self) -> Optional[str]:
+        """Run a generator sink's setup (up to its first ``yield``).
+
+        Returns:
+            None when ready, else the error text every message will be acked with.
+        """
+        style = self.symbol.style
+        if style not in (GENERATOR, ASYNC_GENERATOR) or self._gen is not None:
+            return None
+        args = _positional(self.symbol, self.ctx, None)
+        try:
+            gen = self.symbol.func(*args, **self.kwargs)
+            if style == GENERATOR:
+                next(gen)
+            else:
+                self._loop.run(gen.__anext__())
+        except (StopIteration, StopAsyncIteration):
+            error = (f"The {self.symbol.label} returned before its first yield; a generator "
+                     "sink must receive data with `data = yield`.")
+            return self._failed_open(error)
+        except Stopped:
+            return "The sink is stopping."
+        except Exception as err:
+            self.ctx.logger.exception("setup failed")
+            return self._failed_open(f"The {self.symbol.label} failed to open: {error_text(err)}")
+        self._gen = gen
+        self._open_error = None
+        return None
+
+    def _failed_open(self, error: str) -> str:
+        if error != self._open_error:
+            self.ctx.logger.error("%s", error)
+        self._open_error = error
+        return error
+
+    def decode(self, payload: bytes) -> Any:
+        """The payload as the user function asked for it (JSON, bytes or text)."""
+        mode = self.symbol.data_mode
+        if mode == "json":
+            try:
+                return orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                return payload
+        if mode == "text":
+            return payload.decode("utf-8", "replace")
+        return payload
+
+    def collect(self, payload: bytes) -> Optional[str]:
+        """Hand one message to the user code.
+
+        Returns:
+            None on success, else the error text to ack with.
+        """
+        data = self.decode(payload)
+        symbol = self.symbol
+        try:
+            if symbol.style == PLAIN:
+                symbol.func(*_positional(symbol, self.ctx, data), **self.kwargs)
+            elif symbol.style == ASYNC:
+                self._loop.run(symbol.func(*_positional(symbol, self.ctx, data), **self.kwargs))
+            else:
+                return self._send(data)
+        except Stopped:
+            return "The sink is stopping."
+        except Exception as err:
+            self.ctx.logger.exception("failed to collect a message")
+            return error_text(err)
+        return None
+
+    def _send(self, data: Any) -> Optional[str]:
+        error = self.open()
+        if error is not None:
+            return error
+        gen, self._gen = self._gen, None
+        try:
+            if self.symbol.style == GENERATOR:
+                gen.send(data)
+            else:
+                self._loop.run(gen.asend(data))
+        except (StopIteration, StopAsyncIteration):
+            return None  # it returned after taking this message; the next one re-opens it
+        except Stopped:
+            return "The sink is stopping."
+        except Exception as err:
+            self.ctx.logger.exception("failed to collect a message; it opens again on the next")
+            return error_text(err)
+        self._gen = gen
+        return None
+
+    def stop(self) -> None:
+        """Signal a stop from any thread; :meth:`close` then runs the teardown."""
+        self.ctx._request_stop()
+        if self.symbol.style in (ASYNC, ASYNC_GENERATOR):
+            self._loop.cancel()
+
+    def close(self) -> None:
+        """Close a generator sink, so that its ``finally`` (teardown) runs."""
+        gen, self._gen = self._gen, None
+        try:
+            if gen is not None and self.symbol.style == GENERATOR:
+                gen.close()
+            elif gen is not None:
+                self._loop.run(gen.aclose(), final=True)
+        except Exception:
+            self.ctx.logger.exception("teardown failed")
+        finally:
+            self._loop.close()
+
+
+class FunctionAdapter:
+    """Answers eKuiper's Validate, Exec and IsAggregate requests for one function."""
+
+    MAX_CONTEXTS = 4096
+
+    def __init__(self, symbol: Symbol) -> None:
+        self.symbol = symbol
+        self._contexts: dict[str, Context] = {}
+        self._loop = _Loop()
+        self._least, self._most = symbol.arg_range
+        convs = [p.convert for p in symbol.args]
+        self._convs = None if all(c is None for c in convs) and (
+            symbol.varargs is None or symbol.varargs.convert is None) else convs
+        self.log = Context(symbol.name, "func").logger
+
+    def handle(self, raw: bytes) -> bytes:
+        """One request in, one reply out; never raises."""
+        try:
+            name, args = wire.decode_function_call(raw)
+        except ProtocolError as err:
+            return wire.encode_reply(False, str(err))
+        if name == "Exec":
+            if not args:
+                return wire.encode_reply(
+                    False, "Exec needs the function meta as its last argument.")
+            try:
+                return wire.encode_reply(True, self.call(args[:-1], args[-1]))
+            except (ArgumentError, ProtocolError) as err:
+                return wire.encode_reply(False, str(err))
+            except Stopped:
+                return wire.encode_reply(False, f"The {self.symbol.label} is shutting down.")
+            except Exception as err:
+                self.log.exception("failed")
+                return wire.encode_reply(False, f"{self.symbol.name}() raised {error_text(err)}")
+        if name == "Validate":
+            error = self.validate(args)
+            return wire.encode_reply(error is None, error or "")
+        if name == "IsAggregate":
+            return wire.encode_reply(True, self.symbol.aggregate)
+        return wire.encode_reply(
+            False, f"Unknown function request {name!r}; expected Validate, Exec or IsAggregate.")
+
+    def validate(self, args: list) -> Optional[str]:
+        """The error text for a wrong argument count, else None."""
+        count = len(args)
+        if count < self._least or (self._most is not None and count > self._most):
+            return self._count_error(count)
+        return None
+
+    def _count_error(self, count: int) -> str:
+        names = [p.name for p in self.symbol.args]
+        if self.symbol.varargs is not None:
+            names.append("*" + self.symbol.varargs.name)
+            expected = f"at least {self._least}"
+        elif self._least == self._most:
+            expected = f"exactly {self._least}"
+        else:
+            expected = f"{self._least} to {self._most}"
+        noun = "argument" if expected.endswith(" 1") else "arguments"
+        listed = f" ({', '.join(names)})" if names else ""
+        return f"{self.symbol.name}() takes {expected} {noun}{listed} but got {count}."
+
+    def call(self, values: list, meta: Any = None) -> Any:
+        """Run the function on SQL values as Exec does.
+
+        Args:
+            values: the SQL arguments, decoded from JSON.
+            meta: the FuncMeta JSON string eKuiper appends (or a Context).
+
+        Raises:
+            ArgumentError: the values do not fit the parameters.
+        """
+        error = self.validate(values)
+        if error is not None:
+            raise ArgumentError(error)
+        if self._convs is not None:
+            values = self._convert(values)
+        symbol = self.symbol
+        if symbol.context_index is not None:
+            values = list(values)
+            values.insert(symbol.context_index, self.context(meta))
+        if symbol.style == ASYNC:
+            return self._loop.run(symbol.func(*values))
+        return symbol.func(*values)
+
+    def _convert(self, values: list) -> list:
+        params = self.symbol.args
+        out = []
+        for i, value in enumerate(values):
+            param = params[i] if i < len(params) else self.symbol.varargs
+            assert param is not None
+            if param.convert is not None:
+                try:
+                    value = param.convert(value)
+                except Mismatch as err:
+                    raise ArgumentError(
+                        f"Argument {i + 1} ({param.name}) of {self.symbol.name}() {err}.") from None
+            out.append(value)
+        return out
+
+    def context(self, meta: Any) -> Context:
+        """The context of the calling function instance, one per FuncMeta."""
+        if isinstance(meta, Context):
+            return meta
+        ctx = self._contexts.get(meta)
+        if ctx is None:
+            fm = wire.decode_func_meta(meta)
+            ctx = Context(self.symbol.name, "func", rule_id=fm.rule_id, op_id=fm.op_id,
+                          instance_id=fm.instance_id, func_id=fm.func_id)
+            if len(self._contexts) >= self.MAX_CONTEXTS:
+                self._contexts.clear()
+            self._contexts[meta] = ctx
+        return ctx
+
+    def close(self) -> None:
+        self._loop.cancel()
+        self._loop.close()

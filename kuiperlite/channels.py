@@ -1,0 +1,204 @@
+"""pynng channels: socket options, retried dial and listen, the inverted REQ loop.
+
+Sockets are closed by the thread that uses them: with pynng 0.8.1, closing a
+socket while another thread is blocked in ``recv`` on it can hang, so every
+blocking call here has a short timeout and a stop flag to look at.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any, Callable, Optional
+
+import pynng
+
+from . import wire
+
+log = logging.getLogger("kuiperlite")
+
+
+def _seconds_from_env(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+# How long a control or function channel waits for a command before it sends
+# the handshake again. The official SDKs use 5 s; eKuiper relies on it.
+KEEPALIVE = _seconds_from_env("KUIPERLITE_KEEPALIVE", 5.0)
+
+# How often a blocked send or receive wakes to look at its stop flag.
+TICK = 0.2
+
+
+def ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def dial(sock: pynng.Socket, address: str, *, attempts: int = 50, interval: float = 0.1) -> None:
+    """Dial and wait until connected, retrying while the listener is not up yet.
+
+    Raises:
+        ConnectionError: still no listener after all attempts.
+    """
+    for attempt in range(attempts):
+        try:
+            sock.dial(address, block=True)
+            return
+        except pynng.NNGException as err:
+            if attempt == attempts - 1:
+                raise ConnectionError(f"nothing listens on {address} ({err})") from None
+            time.sleep(interval)
+
+
+def listen(sock: pynng.Socket, address: str, *, attempts: int = 10,
+           interval: float = 0.05) -> None:
+    """Listen, retrying while an earlier listener still holds the address.
+
+    Raises:
+        ConnectionError: the address stayed taken.
+    """
+    for attempt in range(attempts):
+        try:
+            sock.listen(address)
+            return
+        except pynng.NNGException as err:
+            if attempt == attempts - 1:
+                raise ConnectionError(f"cannot listen on {address} ({err})") from None
+            time.sleep(interval)
+
+
+def pusher(address: str, *, send_timeout: float = TICK) -> pynng.Push0:
+    """A PUSH socket dialed to a listener (source data, sink acks)."""
+    sock = pynng.Push0(send_timeout=ms(send_timeout))
+    try:
+        dial(sock, address)
+    except ConnectionError:
+        sock.close()
+        raise
+    return sock
+
+
+def puller(address: str, *, recv_timeout: float = TICK) -> pynng.Pull0:
+    """A PULL socket listening on an address (sink data)."""
+    sock = pynng.Pull0(recv_timeout=ms(recv_timeout))
+    sock.recv_max_size = 0  # no size cap: nng's default dropped payloads over 1 MB
+    try:
+        listen(sock, address)
+    except ConnectionError:
+        sock.close()
+        raise
+    return sock
+
+
+def send_blocking(sock: pynng.Socket, payload: bytes, stopping: threading.Event,
+                  what: str = "eKuiper") -> bool:
+    """Send, waiting as long as the peer is slow, until sent or stopping.
+
+    Returns:
+        True once sent, False when ``stopping`` was set first or the socket closed.
+    """
+    started = time.monotonic()
+    warned = False
+    while not stopping.is_set():
+        try:
+            sock.send(payload)
+            if warned:
+                log.info("%s reads again after %.1f s", what, time.monotonic() - started)
+            return True
+        except pynng.Timeout:
+            if not warned and time.monotonic() - started > 5:
+                log.warning("%s has not read for 5 s; waiting (nothing is dropped)", what)
+                warned = True
+        except pynng.Closed:
+            return False
+    return False
+
+
+class Requester:
+    """The plugin's end of an inverted request/reply channel (control, function).
+
+    The plugin's REQ socket asks "what next?" with ``handshake``; the host's
+    reply is the next command and the plugin's answer goes out as its next
+    request. When no command comes for ``keepalive`` seconds, or the peer
+    went away, the handshake is sent again.
+    """
+
+    def __init__(self, address: str, *, keepalive: float = KEEPALIVE, block: bool = True) -> None:
+        self.address = address
+        # resend_time=0: nng's REQ would resend an unanswered request after
+        # 60 s, and the host would take the copy for a fresh answer.
+        self.sock = pynng.Req0(recv_timeout=ms(keepalive), send_timeout=ms(keepalive),
+                               resend_time=0)
+        self.sock.recv_max_size = 0
+        self._pipes = 0
+        self._lost_at: Optional[float] = time.monotonic()
+        self._pipe_lock = threading.Lock()
+        self.sock.add_post_pipe_connect_cb(self._connected)
+        self.sock.add_post_pipe_remove_cb(self._removed)
+        if block:
+            try:
+                dial(self.sock, address)
+            except ConnectionError:
+                self.sock.close()
+                raise
+        else:
+            # Nothing may listen yet: nng keeps reconnecting in the background.
+            self.sock.reconnect_time_min = 50
+            self.sock.reconnect_time_max = 500
+            self.sock.dial(address, block=False)
+
+    def _connected(self, _pipe: Any) -> None:
+        with self._pipe_lock:
+            self._pipes += 1
+            self._lost_at = None
+
+    def _removed(self, _pipe: Any) -> None:
+        with self._pipe_lock:
+            self._pipes -= 1
+            if self._pipes <= 0:
+                self._pipes = 0
+                self._lost_at = time.monotonic()
+
+    def disconnected_for(self) -> float:
+        """Seconds since the channel lost its last peer; 0 while connected."""
+        lost = self._lost_at
+        return 0.0 if lost is None else time.monotonic() - lost
+
+    def serve(self, handle: Callable[[bytes], bytes], stopping: threading.Event) -> None:
+        """Answer requests with ``handle`` until ``stopping`` is set, then close."""
+        sock = self.sock
+        need_handshake = True
+        try:
+            while not stopping.is_set():
+                if need_handshake:
+                    try:
+                        sock.send(wire.HANDSHAKE)
+                    except pynng.Timeout:
+                        continue
+                    need_handshake = False
+                try:
+                    request = sock.recv()
+                except pynng.Closed:
+                    return
+                except pynng.NNGException:
+                    # Timeout (keepalive), BadState, or ConnectionReset when the
+                    # host restarted: the REQ socket must send before it receives.
+                    need_handshake = True
+                    continue
+                reply = handle(request)
+                try:
+                    sock.send(reply)
+                except pynng.Closed:
+                    return
+                except pynng.NNGException:
+                    need_handshake = True
+        except pynng.Closed:
+            return
+        finally:
+            sock.close()

@@ -1,0 +1,120 @@
+"""What user code receives: the :class:`Context` of a running symbol and :class:`Record`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any, Callable, Optional
+
+import attrs
+
+from .errors import Stopped
+
+Emit = Callable[[Any, Any], None]
+
+
+@attrs.frozen
+class Record:
+    """A source record with eKuiper meta: ``yield Record(data, meta={...})``.
+
+    Attributes:
+        data: the record, a JSON object (a dict or a dataclass).
+        meta: metadata eKuiper attaches to the record (its ``meta()`` in SQL).
+    """
+
+    data: Any
+    meta: Optional[dict] = None
+
+
+class _SymbolLogger(logging.LoggerAdapter):
+    """Prefixes every line with the symbol and the rule it runs for."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[{self.extra['prefix']}] {msg}", kwargs  # type: ignore[index]
+
+
+class Context:
+    """The running instance a symbol's code belongs to.
+
+    Sources and sinks get one per rule instance; functions get one per
+    calling function instance (rule, op, instance and func id).
+    """
+
+    __slots__ = ("symbol", "kind", "rule_id", "op_id", "instance_id", "func_id",
+                 "datasource", "config", "logger", "_stop", "_emit", "_emit_error")
+
+    def __init__(self, symbol: str, kind: str = "source", *, rule_id: str = "",
+                 op_id: str = "", instance_id: int = 0, func_id: Optional[int] = None,
+                 datasource: str = "", config: Optional[dict] = None,
+                 emit: Optional[Emit] = None,
+                 emit_error: Optional[Callable[[str], None]] = None) -> None:
+        self.symbol = symbol
+        self.kind = kind
+        self.rule_id = rule_id
+        self.op_id = op_id
+        self.instance_id = instance_id
+        self.func_id = func_id
+        self.datasource = datasource
+        self.config: dict = dict(config or {})
+        self._stop = threading.Event()
+        self._emit = emit
+        self._emit_error = emit_error
+        prefix = symbol
+        if rule_id:
+            prefix += f" {rule_id}/{op_id}/{instance_id}"
+            if func_id is not None:
+                prefix += f"#{func_id}"
+        self.logger: logging.LoggerAdapter = _SymbolLogger(
+            logging.getLogger(f"kuiperlite.{kind}.{symbol}"), {"prefix": prefix})
+
+    def __repr__(self) -> str:
+        rule = f" rule={self.rule_id!r} op={self.op_id!r} instance={self.instance_id}"
+        return f"<Context {self.kind} {self.symbol!r}{rule if self.rule_id else ''}>"
+
+    @property
+    def stopping(self) -> bool:
+        """True once the rule asked this instance to stop."""
+        return self._stop.is_set()
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait, waking at once when the instance stops.
+
+        Returns:
+            True after a full sleep, False once the instance is stopping, so
+            ``while ctx.sleep(interval):`` loops until the rule stops.
+        """
+        return not self._stop.wait(seconds)
+
+    async def asleep(self, seconds: float) -> bool:
+        """The ``await``-able :meth:`sleep` for async symbols.
+
+        A stop cancels the running task, so the wait ends at once.
+        """
+        if self._stop.is_set():
+            return False
+        await asyncio.sleep(seconds)
+        return not self._stop.is_set()
+
+    def emit(self, data: Any, meta: Optional[dict] = None) -> None:
+        """Send a record (a dict), several (a list), or a :class:`Record` to eKuiper.
+
+        Blocks while eKuiper is not reading (back-pressure).
+
+        Raises:
+            Stopped: the instance is stopping; let it propagate.
+        """
+        if self._stop.is_set():
+            raise Stopped()
+        if self._emit is None:
+            raise RuntimeError(f"Only a source can emit; {self.kind} {self.symbol!r} cannot.")
+        self._emit(data, meta)
+
+    def emit_error(self, message: str) -> None:
+        """Report an error on the source channel (and in the log)."""
+        if self._emit_error is None:
+            raise RuntimeError(f"Only a source can emit; {self.kind} {self.symbol!r} cannot.")
+        self._emit_error(str(message))
+
+    def _request_stop(self) -> None:
+        self._stop.set()

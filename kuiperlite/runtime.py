@@ -1,0 +1,345 @@
+"""The plugin runtime: handshake, command loop, running instances, orphan watchdog."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any, NoReturn, Optional, Union
+
+import pynng
+
+from . import wire
+from .adapters import FunctionAdapter, SinkAdapter, SourceAdapter, error_text
+from .channels import KEEPALIVE, Requester, _seconds_from_env, puller, pusher, send_blocking
+from .errors import DefinitionError, KuiperliteError, PluginError, Stopped
+from .plugin import Plugin, collect, summary
+from .symbols import KIND_WORDS, Symbol
+from .wire import FUNC, SOURCE, START, Control
+
+log = logging.getLogger("kuiperlite")
+
+# A stop is answered within this long even when user code is slow to return.
+STOP_WAIT = 0.8
+# How long the control channel may have no peer before the plugin exits.
+ORPHAN_GRACE = _seconds_from_env("KUIPERLITE_ORPHAN_GRACE", 3.0)
+
+
+class SourceInstance:
+    """One running source: its data socket, its thread and its user code."""
+
+    def __init__(self, symbol: Symbol, control: Control, kwargs: dict[str, Any]) -> None:
+        meta = control.meta
+        assert meta is not None
+        self.label = f"{symbol.label} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
+        self.sock = pusher(wire.data_address(meta))
+        self.adapter = SourceAdapter(
+            symbol, kwargs, self._deliver, self._report, rule_id=meta.rule_id,
+            op_id=meta.op_id, instance_id=meta.instance_id, datasource=control.datasource,
+            config=control.config)
+        self.stopping = self.adapter.ctx._stop
+        self.thread = threading.Thread(target=self._run, name=self.label, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.adapter.run()
+            if not self.stopping.is_set():
+                log.info("%s finished; it stays open until its rule stops", self.label)
+            # Closing at once could drop records still queued in the socket.
+            self.stopping.wait()
+        finally:
+            self.sock.close()
+
+    def _deliver(self, data: Any, meta: Any) -> None:
+        payload = wire.encode_record(data, meta)
+        try:
+            self.sock.send(payload)
+        except pynng.Timeout:
+            if not send_blocking(self.sock, payload, self.stopping, f"eKuiper ({self.label})"):
+                raise Stopped() from None
+
+    def _report(self, message: str) -> None:
+        try:
+            self.sock.send(wire.encode_source_error(message))
+        except pynng.NNGException:
+            pass
+
+    def request_stop(self) -> None:
+        self.adapter.stop()
+
+    def join(self, timeout: float) -> bool:
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+
+class SinkInstance:
+    """One running sink: data and ack sockets, its thread and its user code."""
+
+    def __init__(self, symbol: Symbol, control: Control, kwargs: dict[str, Any]) -> None:
+        meta = control.meta
+        assert meta is not None
+        self.label = f"{symbol.label} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
+        self.require_ack = control.config.get("requireAck") in (True, "true")
+        self.data = puller(wire.data_address(meta))
+        try:
+            self.ack = pusher(wire.ack_address(meta), send_timeout=1.0)
+        except ConnectionError:
+            self.data.close()
+            raise
+        self.adapter = SinkAdapter(symbol, kwargs, rule_id=meta.rule_id, op_id=meta.op_id,
+                                   instance_id=meta.instance_id, config=control.config)
+        self.stopping = self.adapter.ctx._stop
+        self.thread = threading.Thread(target=self._run, name=self.label, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        adapter, stopping, recv = self.adapter, self.stopping, self.data.recv
+        try:
+            adapter.open()
+            while not stopping.is_set():
+                try:
+                    payload = recv()
+                except pynng.Timeout:
+                    continue
+                error = adapter.collect(payload)
+                # eKuiper reads acks only with requireAck; unread acks would
+                # fill the socket until the sink stalls.
+                if self.require_ack:
+                    self._ack(error)
+        except pynng.Closed:
+            pass
+        finally:
+            adapter.close()
+            self.data.close()
+            self.ack.close()
+
+    def _ack(self, error: Optional[str]) -> None:
+        try:
+            self.ack.send(wire.encode_ack(error))
+        except pynng.Timeout:
+            log.warning("%s: eKuiper did not take an ack within 1 s", self.label)
+
+    def request_stop(self) -> None:
+        self.adapter.stop()
+
+    def join(self, timeout: float) -> bool:
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+
+Instance = Union[SourceInstance, SinkInstance]
+
+
+class FunctionServer:
+    """The channel of one function symbol, shared by every rule that calls it."""
+
+    def __init__(self, symbol: Symbol, stopping: threading.Event) -> None:
+        self.adapter = FunctionAdapter(symbol)
+        self.channel = Requester(wire.function_address(symbol.name), block=False)
+        self.thread = threading.Thread(target=self.channel.serve, name=f"function {symbol.name}",
+                                       args=(self.adapter.handle, stopping), daemon=True)
+        self.thread.start()
+
+
+class Runtime:
+    """Serves one plugin to eKuiper until the host goes away or a signal arrives."""
+
+    def __init__(self, plugin: Plugin, *, keepalive: float = KEEPALIVE,
+                 orphan_grace: float = ORPHAN_GRACE) -> None:
+        self.plugin = plugin
+        self.keepalive = keepalive
+        self.orphan_grace = orphan_grace
+        self.instances: dict[str, Instance] = {}
+        self.functions: dict[str, FunctionServer] = {}
+        self.shutdown = threading.Event()
+        self.reason = ""
+
+    # ------------------------------------------------------------ commands
+
+    def handle(self, raw: bytes) -> bytes:
+        """Answer one control command: ``ok`` or an error sentence."""
+        try:
+            name, control = wire.decode_command(raw)
+        except KuiperliteError as err:
+            log.warning("bad command %r: %s", raw[:200], err)
+            return wire.answer(str(err))
+        try:
+            if name == START:
+                self.start(control)
+            else:
+                self.stop(control)
+        except KuiperliteError as err:
+            log.warning("cannot %s the %s: %s", name, control.label, err)
+            return wire.answer(str(err))
+        except Exception as err:
+            log.exception("cannot %s the %s", name, control.label)
+            return wire.answer(f"Cannot {name} the {control.label}: {error_text(err)}")
+        return wire.OK
+
+    def _symbol(self, control: Control) -> Symbol:
+        symbol = self.plugin.get(control.plugin_type, control.symbol_name)
+        if symbol is None:
+            kind = KIND_WORDS[control.plugin_type]
+            names = ", ".join(self.plugin.of_kind(control.plugin_type)) or "none"
+            raise KuiperliteError(f"Plugin {self.plugin.name!r} has no {kind} named "
+                                  f"{control.symbol_name!r}; its {kind}s: {names}.")
+        return symbol
+
+    def start(self, control: Control) -> None:
+        """Start a symbol instance; raises with a sentence when it cannot."""
+        symbol = self._symbol(control)
+        if symbol.kind == FUNC:
+            self._function(symbol)
+            return
+        kwargs = symbol.bind_config(control.config)
+        assert control.meta is not None
+        key = control.meta.key(symbol.name)
+        old = self.instances.pop(key, None)
+        if old is not None:
+            log.info("%s is started again; stopping the running one first", old.label)
+            self._stop_instance(old)
+        try:
+            instance: Instance = (SourceInstance if symbol.kind == SOURCE else SinkInstance)(
+                symbol, control, kwargs)
+        except ConnectionError as err:
+            raise KuiperliteError(f"The {symbol.label} cannot open its data channel: {err}.") \
+                from None
+        self.instances[key] = instance
+        instance.start()
+        log.info("started %s", instance.label)
+
+    def stop(self, control: Control) -> None:
+        """Stop an instance; functions are never stopped by command."""
+        if control.plugin_type == FUNC:
+            return
+        assert control.meta is not None
+        instance = self.instances.pop(control.meta.key(control.symbol_name), None)
+        if instance is None:
+            log.info("stop for %s: not running (already stopped, or started before a restart)",
+                     control.label)
+            return
+        self._stop_instance(instance)
+
+    def _stop_instance(self, instance: Instance) -> None:
+        instance.request_stop()
+        if instance.join(STOP_WAIT):
+            log.info("stopped %s", instance.label)
+        else:
+            log.warning("%s is still inside user code; it ends when that code returns",
+                        instance.label)
+
+    def _function(self, symbol: Symbol) -> FunctionServer:
+        server = self.functions.get(symbol.name)
+        if server is None:
+            server = self.functions[symbol.name] = FunctionServer(symbol, self.shutdown)
+        return server
+
+    # ------------------------------------------------------------- serving
+
+    def serve(self) -> int:
+        """Handshake and answer commands until the host is gone; the exit code."""
+        plugin = self.plugin
+        log.info("plugin %s (pid %d) serving %s", plugin.name, os.getpid(), summary(plugin))
+        address = wire.control_address(plugin.name)
+        try:
+            control = Requester(address, keepalive=self.keepalive)
+        except ConnectionError as err:
+            log.error("cannot reach eKuiper: %s; is a host listening for plugin %r?",
+                      err, plugin.name)
+            return 1
+        # eKuiper replays only the last function's start after a plugin
+        # restart, so every function channel is opened right away.
+        for symbol in plugin.symbols:
+            if symbol.kind == FUNC:
+                self._function(symbol)
+        threading.Thread(target=control.serve, args=(self.handle, self.shutdown),
+                         name="control", daemon=True).start()
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda num, _frame: self.request_shutdown(
+                    f"received {signal.Signals(num).name}"))
+        self._watch(control)
+        self.close()
+        return 0
+
+    def _watch(self, control: Requester) -> None:
+        parent = os.getppid()
+        while not self.shutdown.wait(0.25):
+            if os.getppid() != parent:
+                self.reason = f"the host process {parent} is gone"
+            elif control.disconnected_for() > self.orphan_grace:
+                self.reason = (f"the control channel has had no peer for "
+                               f"{self.orphan_grace:g} s; eKuiper is gone")
+            if self.reason:
+                self.shutdown.set()
+        log.info("plugin %s exits: %s", self.plugin.name, self.reason or "asked to stop")
+
+    def request_shutdown(self, reason: str) -> None:
+        """Make :meth:`serve` return (thread-safe; used by signal handlers)."""
+        self.reason = self.reason or reason
+        self.shutdown.set()
+
+    def close(self) -> None:
+        """Stop every instance, giving user teardown a bounded time to run."""
+        instances = list(self.instances.values())
+        self.instances.clear()
+        for instance in instances:
+            instance.request_stop()
+        deadline = time.monotonic() + 2.0
+        for instance in instances:
+            instance.join(max(0.0, deadline - time.monotonic()))
+        for server in self.functions.values():
+            server.adapter.close()
+
+
+def configure_logging() -> None:
+    """Log to stdout, line-buffered, where eKuiper collects plugin output."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(line_buffering=True)
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(os.environ.get("KUIPERLITE_LOG_LEVEL", "INFO").upper())
+
+
+def serve_plugin(plugin: Plugin) -> NoReturn:
+    """Serve a collected plugin in this process, then exit the process."""
+    configure_logging()
+    log.debug("eKuiper portable config: %s", wire.parse_portable_config(sys.argv))
+    code = Runtime(plugin).serve()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Threads still blocked in pynng calls (keepalive receives, user code
+    # that ignores its stop) must not hold the process or hang interpreter
+    # shutdown, so leave at once: every instance has been stopped above.
+    os._exit(code)
+
+
+def run(plugin: Optional[Plugin] = None) -> NoReturn:
+    """Serve the symbols of the calling module, as eKuiper's executable.
+
+    Put ``if __name__ == "__main__": kuiperlite.run()`` at the end of the
+    plugin file; eKuiper starts it with ``python -u file.py '<config>'``.
+
+    Args:
+        plugin: serve this plugin instead of the caller's module.
+    """
+    if plugin is None:
+        caller = sys._getframe(1).f_globals.get("__name__", "__main__")
+        try:
+            plugin = collect(sys.modules[caller])
+        except (DefinitionError, PluginError) as err:
+            print(f"kuiperlite: {err}", file=sys.stderr, flush=True)
+            os._exit(2)
+    serve_plugin(plugin)

@@ -1,0 +1,445 @@
+"""The wire format: every byte kuiperlite puts on a socket or takes off one.
+
+Both sides live here: the plugin side (decode commands, encode records, acks
+and function replies) and the host side that the embedded host uses (encode
+commands, records and calls the way eKuiper's Go runtime does). No other
+module builds or parses protocol bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import attrs
+import orjson
+
+from .errors import EncodeError, ProtocolError
+from .schema import describe_value
+
+HANDSHAKE = b"handshake"
+OK = b"ok"
+ACK_OK = b"{}"
+
+START = "start"
+STOP = "stop"
+
+SOURCE = "source"
+SINK = "sink"
+FUNC = "func"
+PLUGIN_TYPES = (SOURCE, SINK, FUNC)
+
+IPC_DIR = "/tmp"
+
+# Extra orjson options tried only after the fast default encoding failed.
+_LENIENT = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+_RECORD_HEAD = b'{"message":'
+_RECORD_TAIL_NO_META = b',"meta":null}'
+
+
+@attrs.frozen
+class Meta:
+    """Identifies one running instance of a source or sink."""
+
+    rule_id: str
+    op_id: str
+    instance_id: int
+
+    def key(self, symbol: str) -> str:
+        """The instance key both official SDKs use: ``rule_op_instance_symbol``."""
+        return f"{self.rule_id}_{self.op_id}_{self.instance_id}_{symbol}"
+
+
+@attrs.frozen
+class FuncMeta:
+    """Identifies the function instance behind one Exec call."""
+
+    rule_id: str
+    op_id: str
+    instance_id: int
+    func_id: int
+
+
+@attrs.frozen
+class Control:
+    """The argument of a start or stop command."""
+
+    symbol_name: str
+    plugin_type: str
+    meta: Optional[Meta] = None
+    datasource: str = ""
+    config: dict = attrs.field(factory=dict)
+
+    @property
+    def label(self) -> str:
+        """``source 'pyjson'``: how messages name the symbol."""
+        kind = "function" if self.plugin_type == FUNC else self.plugin_type
+        return f"{kind} {self.symbol_name!r}"
+
+
+# --------------------------------------------------------------- addresses
+
+
+def control_address(plugin: str) -> str:
+    """The control channel eKuiper listens on for a plugin."""
+    return f"ipc://{IPC_DIR}/plugin_{plugin}.ipc"
+
+
+def function_address(symbol: str) -> str:
+    """The channel eKuiper listens on for one function symbol."""
+    return f"ipc://{IPC_DIR}/func_{symbol}.ipc"
+
+
+def data_address(meta: Meta) -> str:
+    """A source's or sink's data channel."""
+    return f"ipc://{IPC_DIR}/{meta.rule_id}_{meta.op_id}_{meta.instance_id}.ipc"
+
+
+def ack_address(meta: Meta) -> str:
+    """A sink's ack channel."""
+    return f"ipc://{IPC_DIR}/{meta.rule_id}_{meta.op_id}_{meta.instance_id}_ack.ipc"
+
+
+def ipc_path(address: str) -> str:
+    """The file behind an ``ipc://`` address."""
+    return address[len("ipc://") :]
+
+
+# ------------------------------------------------------------- plugin side
+
+
+def decode_command(raw: bytes) -> tuple[str, Control]:
+    """Parse a command from eKuiper into its name and control.
+
+    Raises:
+        ProtocolError: with one sentence saying what is wrong.
+    """
+    command = _loads(raw, "The command")
+    if not isinstance(command, dict):
+        raise ProtocolError(
+            "The command must be a JSON object with 'cmd' and 'arg', "
+            f"got {describe_value(command)}."
+        )
+    name = command.get("cmd")
+    if name not in (START, STOP):
+        raise ProtocolError(f"Unknown command {name!r}; expected 'start' or 'stop'.")
+    arg = command.get("arg")
+    if not isinstance(arg, str):
+        raise ProtocolError(
+            f"The {name} command's 'arg' must be a string holding the control JSON, "
+            f"got {describe_value(arg)}."
+        )
+    ctrl = _loads(arg.encode(), f"The {name} command's 'arg'")
+    if not isinstance(ctrl, dict):
+        raise ProtocolError(
+            f"The {name} command's 'arg' must hold a JSON object, got {describe_value(ctrl)}."
+        )
+    return name, _control(ctrl)
+
+
+def _loads(raw: bytes, what: str) -> Any:
+    if not raw:
+        raise ProtocolError(f"{what} is empty; expected JSON.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        raise ProtocolError(f"{what} is not valid JSON ({err}).") from None
+
+
+def _control(ctrl: dict) -> Control:
+    symbol = ctrl.get("symbolName")
+    if not isinstance(symbol, str) or not symbol:
+        raise ProtocolError(
+            f"The control needs 'symbolName', a non-empty string, got {describe_value(symbol)}."
+        )
+    ptype = ctrl.get("pluginType")
+    if ptype not in PLUGIN_TYPES:
+        raise ProtocolError(
+            f"Unknown plugin type {ptype!r} for symbol {symbol!r}; "
+            "expected 'source', 'sink' or 'func'."
+        )
+    datasource = ctrl.get("dataSource", ctrl.get("datasource")) or ""
+    if not isinstance(datasource, str):
+        raise ProtocolError(
+            f"The dataSource of {symbol!r} must be a string, got {describe_value(datasource)}."
+        )
+    config = ctrl.get("config") or {}
+    if not isinstance(config, dict):
+        raise ProtocolError(
+            f"The config of {symbol!r} must be an object, got {describe_value(config)}."
+        )
+    meta = None if ptype == FUNC else _meta(ctrl.get("meta"), f"{ptype} {symbol!r}")
+    return Control(symbol, ptype, meta, datasource, config)
+
+
+def _meta(raw: Any, label: str) -> Meta:
+    if not isinstance(raw, dict):
+        raise ProtocolError(
+            f"The control for {label} needs 'meta' with ruleId, opId and instanceId, "
+            f"got {describe_value(raw)}."
+        )
+    values = []
+    for key in ("ruleId", "opId"):
+        value = raw.get(key)
+        if not isinstance(value, str) or not value:
+            raise ProtocolError(
+                f"The control for {label} needs meta.{key}, a non-empty string, "
+                f"got {describe_value(value)}."
+            )
+        values.append(value)
+    instance = raw.get("instanceId", 0)
+    if isinstance(instance, float) and instance.is_integer():
+        instance = int(instance)
+    if not isinstance(instance, int) or isinstance(instance, bool):
+        raise ProtocolError(
+            f"The control for {label} needs meta.instanceId, an integer, "
+            f"got {describe_value(instance)}."
+        )
+    return Meta(values[0], values[1], instance)
+
+
+def answer(text: str) -> bytes:
+    """Encode a control answer: ``ok`` or an error sentence.
+
+    eKuiper skips any answer whose first byte is ``h`` as a stale handshake,
+    so an error text must never start with one.
+    """
+    if not text:
+        return b"error"
+    if text[0] == "h":
+        text = "H" + text[1:]
+    return text.encode()
+
+
+def encode_record(data: Any, meta: Any = None) -> bytes:
+    """Frame one source record: ``{"message": data, "meta": meta}``.
+
+    Raises:
+        EncodeError: the record cannot be carried as JSON.
+    """
+    message = _dumps(data, "record")
+    if meta is None:
+        return _RECORD_HEAD + message + _RECORD_TAIL_NO_META
+    return _RECORD_HEAD + message + b',"meta":' + _dumps(meta, "meta") + b"}"
+
+
+def encode_source_error(text: str) -> bytes:
+    """The message the SDKs send on a source channel for an error."""
+    return orjson.dumps({"error": text})
+
+
+def encode_ack(error: Optional[str] = None) -> bytes:
+    """A sink ack: ``{}`` for success, ``{"error": text}`` for failure."""
+    return ACK_OK if error is None else orjson.dumps({"error": error})
+
+
+def decode_function_call(raw: bytes) -> tuple[str, list]:
+    """Parse a function request into its name and argument list.
+
+    Raises:
+        ProtocolError: the request is not what eKuiper sends.
+    """
+    request = _loads(raw, "The function request")
+    if not isinstance(request, dict) or not isinstance(request.get("func"), str):
+        raise ProtocolError("The function request must be a JSON object with 'func' and 'arg'.")
+    args = request.get("arg")
+    if args is None:
+        args = []
+    elif not isinstance(args, list):
+        raise ProtocolError(
+            f"The function request's 'arg' must be a list, got {describe_value(args)}."
+        )
+    return request["func"], args
+
+
+def decode_func_meta(raw: Any) -> FuncMeta:
+    """Parse the FuncMeta JSON string that ends an Exec's arguments."""
+    if not isinstance(raw, str):
+        raise ProtocolError(
+            "The last Exec argument must be the function meta as a JSON string, "
+            f"got {describe_value(raw)}."
+        )
+    meta = _loads(raw.encode(), "The function meta")
+    if not isinstance(meta, dict):
+        raise ProtocolError(f"The function meta must be an object, got {describe_value(meta)}.")
+    base = _meta(meta, "a function call")
+    func_id = meta.get("funcId", 0)
+    if not isinstance(func_id, int) or isinstance(func_id, bool):
+        raise ProtocolError(f"The function meta's funcId must be an integer, got {func_id!r}.")
+    return FuncMeta(base.rule_id, base.op_id, base.instance_id, func_id)
+
+
+def encode_reply(state: bool, result: Any) -> bytes:
+    """A function reply; a result JSON cannot carry becomes a failed reply."""
+    try:
+        body = _dumps(result, "result")
+    except EncodeError as err:
+        return orjson.dumps({"state": False, "result": str(err)})
+    return b'{"state":' + (b"true" if state else b"false") + b',"result":' + body + b"}"
+
+
+def parse_portable_config(argv: list[str]) -> dict:
+    """eKuiper's argv[1], ``{"sendTimeout":1000}``; missing or odd is empty."""
+    if len(argv) < 2:
+        return {}
+    try:
+        config = orjson.loads(argv[1])
+    except orjson.JSONDecodeError:
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _dumps(value: Any, what: str) -> bytes:
+    try:
+        out = orjson.dumps(value)
+    except TypeError:
+        try:
+            out = orjson.dumps(value, option=_LENIENT)
+        except TypeError as err:
+            raise EncodeError(f"The {what} cannot be encoded as JSON: {err}.") from None
+    # orjson writes NaN and infinities as null; JSON has no such numbers and
+    # eKuiper's Go side rejects them, so they are an error, not a silent null.
+    if b"null" in out:
+        path = _non_finite(value, "")
+        if path is not None:
+            raise EncodeError(
+                f"The {what} holds a float that is not finite at {path or 'the top'}; "
+                "JSON has no NaN or infinity."
+            )
+    return out
+
+
+def _non_finite(value: Any, path: str) -> Optional[str]:
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _non_finite(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _non_finite(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+# --------------------------------------------------------------- host side
+#
+# eKuiper's Go encoder sorts map keys, keeps struct fields in declaration
+# order, writes integral floats as integers and escapes <, >, & and the two
+# JavaScript line separators. The host reproduces all of it so that plugins
+# are tested against the bytes eKuiper really sends.
+
+_GO_ESCAPES = (
+    (b"<", b"\\u003c"),
+    (b">", b"\\u003e"),
+    (b"&", b"\\u0026"),
+    ("\u2028".encode(), b"\\u2028"),
+    ("\u2029".encode(), b"\\u2029"),
+)
+
+
+def go_json(value: Any) -> bytes:
+    """Encode a value as Go's ``encoding/json`` would."""
+    out = orjson.dumps(_go_values(value), option=orjson.OPT_SORT_KEYS | _LENIENT)
+    for raw, escaped in _GO_ESCAPES:
+        if raw in out:
+            out = out.replace(raw, escaped)
+    return out
+
+
+def _go_values(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    if isinstance(value, dict):
+        return {str(k): _go_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_go_values(v) for v in value]
+    return value
+
+
+def _struct(*fields: tuple[str, Any]) -> bytes:
+    """A Go struct: fields in the given order, each value Go-encoded."""
+    return b"{" + b",".join(go_json(k) + b":" + go_json(v) for k, v in fields) + b"}"
+
+
+def encode_control(control: Control) -> bytes:
+    """The control JSON eKuiper puts in a command's ``arg``."""
+    meta = control.meta or Meta("", "", 0)
+    meta_json = _struct(("ruleId", meta.rule_id), ("opId", meta.op_id),
+                        ("instanceId", meta.instance_id))
+    parts = [
+        go_json("symbolName") + b":" + go_json(control.symbol_name),
+        b'"meta":' + meta_json,
+        go_json("pluginType") + b":" + go_json(control.plugin_type),
+    ]
+    if control.datasource:
+        parts.append(b'"dataSource":' + go_json(control.datasource))
+    if control.config:
+        parts.append(b'"config":' + go_json(control.config))
+    return b"{" + b",".join(parts) + b"}"
+
+
+def encode_command(name: str, control: Control) -> bytes:
+    """A start or stop command exactly as eKuiper sends it."""
+    return _struct(("cmd", name), ("arg", encode_control(control).decode()))
+
+
+def encode_func_meta(meta: FuncMeta) -> str:
+    """The FuncMeta JSON string eKuiper appends to Exec arguments."""
+    return _struct(
+        ("ruleId", meta.rule_id), ("opId", meta.op_id),
+        ("instanceId", meta.instance_id), ("funcId", meta.func_id),
+    ).decode()
+
+
+def encode_function_call(func: str, args: Optional[list]) -> bytes:
+    """A Validate, Exec or IsAggregate request as eKuiper sends it."""
+    return _struct(("func", func), ("arg", args if args else None))
+
+
+def encode_payload(data: Any) -> bytes:
+    """A sink payload as eKuiper's default JSON encoder produces it."""
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data)
+    return go_json(data)
+
+
+def decode_source_message(raw: bytes) -> tuple[Any, Any, Optional[str]]:
+    """Host side: ``(message, meta, error)`` from one source message.
+
+    Keys are matched case-insensitively, as Go's decoder does.
+
+    Raises:
+        ProtocolError: the bytes are not JSON (eKuiper logs "Invalid data format").
+    """
+    body = _loads(raw, "The source message")
+    if not isinstance(body, dict):
+        raise ProtocolError(f"Invalid data format: expected an object, got {describe_value(body)}.")
+    fields = {k.lower(): v for k, v in body.items()}
+    error = fields.get("error")
+    message = fields.get("message")
+    if message is not None and not isinstance(message, dict):
+        raise ProtocolError(
+            f"Invalid data format: 'message' must be an object, got {describe_value(message)}."
+        )
+    return message, fields.get("meta"), error if isinstance(error, str) else None
+
+
+def decode_ack(raw: bytes) -> Optional[str]:
+    """Host side: None for a success ack, the error text otherwise."""
+    body = _loads(raw, "The ack")
+    if not isinstance(body, dict):
+        raise ProtocolError(f"The ack must be an object, got {describe_value(body)}.")
+    error = body.get("error")
+    return str(error) if error else None
+
+
+def decode_reply(raw: bytes) -> tuple[bool, Any]:
+    """Host side: ``(state, result)`` from a function reply."""
+    body = _loads(raw, "The function reply")
+    if not isinstance(body, dict) or not isinstance(body.get("state"), bool):
+        raise ProtocolError("The function reply must be an object with a boolean 'state'.")
+    return body["state"], body.get("result")

@@ -1,0 +1,109 @@
+"""Shared helpers: unique names, plugin files, polling, leak checks."""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import pytest
+
+from kuiperlite.host import Host
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def unique(prefix: str = "t") -> str:
+    """A name no other test uses (plugins, rules and functions share /tmp)."""
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0,
+               interval: float = 0.02, message: str = "condition") -> Any:
+    """Poll until ``predicate()`` is truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def write_plugin(tmp_path: Path) -> Callable[..., Path]:
+    """Write a plugin file; its stem (the plugin name) is unique."""
+
+    def write(code: str, name: Optional[str] = None, main: bool = True) -> Path:
+        name = name or unique("p")
+        source = textwrap.dedent(code)
+        if main:
+            source += '\n\nif __name__ == "__main__":\n    import kuiperlite\n    kuiperlite.run()\n'
+        path = tmp_path / f"{name}.py"
+        path.write_text(source)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def launch(request: pytest.FixtureRequest) -> Iterator[Callable[..., Host]]:
+    """Launch plugins under the embedded host; all are closed after the test."""
+    hosts: list[Host] = []
+
+    def start(path: Path | str, env: Optional[dict[str, str]] = None, **kwargs: Any) -> Host:
+        full_env = dict(os.environ, **(env or {}))
+        host = Host.launch(str(path), env=full_env, **kwargs)
+        hosts.append(host)
+        return host
+
+    yield start
+    for host in hosts:
+        host.close()
+
+
+def _ipc_files() -> set[str]:
+    return set(glob.glob("/tmp/*.ipc"))
+
+
+def _children() -> set[int]:
+    try:
+        with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as f:
+            return {int(p) for p in f.read().split()}
+    except FileNotFoundError:  # pragma: no cover - not Linux
+        return set()
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Every test leaves no new ipc socket files and no child processes."""
+    files, children = _ipc_files(), _children()
+    yield
+    wait_until(lambda: not (_ipc_files() - files), 5,
+               message=f"ipc files to be removed: {sorted(_ipc_files() - files)}")
+    wait_until(lambda: not [p for p in _children() - children if pid_alive(p)], 5,
+               message="child processes to end")
+
+
+def python() -> str:
+    return sys.executable

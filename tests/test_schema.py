@@ -1,0 +1,79 @@
+import enum
+from typing import Any, Literal, Optional
+
+import pytest
+
+from kuiperlite import schema
+from kuiperlite.schema import Mismatch, UnsupportedHint
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@pytest.mark.parametrize(("hint", "value", "expected"), [
+    (str, "abc", "abc"),
+    (str, 12, "12"),
+    (int, 12, 12),
+    (int, 12.0, 12),
+    (int, " 42 ", 42),
+    (float, 3, 3.0),
+    (float, "2.5", 2.5),
+    (bool, True, True),
+    (bool, "false", False),
+    (dict, {"a": 1}, {"a": 1}),
+    (list, [1, "x"], [1, "x"]),
+    (list[int], [1, 2.0, "3"], [1, 2, 3]),
+    (list[str], ["a"], ["a"]),
+    (dict[str, float], {"a": 1}, {"a": 1.0}),
+    (Optional[int], None, None),
+    (Optional[int], "7", 7),
+    (Literal["a", "b"], "b", "b"),
+    (Literal[1, 2], "2", 2),
+    (Color, "blue", Color.BLUE),
+    (Color, "RED", Color.RED),
+    (Any, {"x": [1]}, {"x": [1]}),
+])
+def test_lossless_conversions(hint, value, expected):
+    result = schema.convert(hint, value)
+    assert result == expected
+    assert type(result) is type(expected)
+
+
+@pytest.mark.parametrize(("hint", "value", "phrase"), [
+    (int, 3.5, "must be an integer, got the number 3.5"),
+    (int, True, "must be an integer, got true"),
+    (int, "ten", "must be an integer, got the string 'ten'"),
+    (float, "nan", "must be a number"),
+    (float, None, "must be a number, got null"),
+    (str, [1], "must be a string, got a list"),
+    (bool, 1, "must be true or false, got the number 1"),
+    (dict, [], "must be an object, got a list"),
+    (list[int], [1, "x"], "must be a list of integers, got a list (item 1 must be an integer"),
+    (Literal["a", "b"], "c", "must be one of 'a', 'b', got the string 'c'"),
+    (Color, "green", "must be one of 'red', 'blue'"),
+    (dict[str, int], {"k": "v"}, "key 'k' must be an integer"),
+])
+def test_mismatches_say_what_was_expected(hint, value, phrase):
+    with pytest.raises(Mismatch) as info:
+        schema.convert(hint, value)
+    assert phrase in str(info.value)
+
+
+def test_literal_does_not_confuse_true_with_one():
+    with pytest.raises(Mismatch):
+        schema.convert(Literal[1], True)
+
+
+@pytest.mark.parametrize("hint", [set, complex, dict[int, str], tuple[int, str] | int])
+def test_hints_without_json_counterpart_are_rejected(hint):
+    with pytest.raises(UnsupportedHint):
+        schema.converter(hint)
+
+
+def test_plain_values_need_no_converter():
+    assert schema.converter(Any) is None
+    assert schema.converter(Optional[Any]) is None
+    assert schema.describe(list[float]) == "a list of numbers"
+    assert schema.describe(Optional[str]) == "a string or null"

@@ -1,0 +1,248 @@
+import inspect
+from collections.abc import Generator
+from typing import Any, Literal
+
+import pytest
+
+from kuiperlite import Context, DefinitionError, function, sink, source
+from kuiperlite.errors import ConfigError
+from kuiperlite.symbols import (
+    ASYNC,
+    ASYNC_GENERATOR,
+    GENERATOR,
+    PLAIN,
+    Symbol,
+    marks_of,
+)
+
+
+def spec(func) -> Symbol:
+    (mark,) = marks_of(func)
+    return Symbol.from_function(func, mark)
+
+
+def test_decorators_return_the_function_unchanged():
+    def f(ctx):
+        yield {}
+
+    assert source(f) is f
+    assert sink(name="x")(f) is f
+    assert function("g")(f) is f
+    assert [m.kind for m in marks_of(f)] == ["source", "sink", "func"]
+    assert [m.name for m in marks_of(f)] == [None, "x", "g"]
+
+
+def test_bare_and_called_forms_name_the_symbol():
+    @source
+    def a(ctx):
+        yield {}
+
+    @source()
+    def b(ctx):
+        yield {}
+
+    @sink("print")
+    def c(data):
+        pass
+
+    @function(name="rev", aggregate=True)
+    def d(x):
+        return x
+
+    assert [spec(f).name for f in (a, b, c, d)] == ["a", "b", "print", "rev"]
+    assert spec(d).aggregate is True
+
+
+def test_docstring_first_paragraph_is_the_description():
+    @source
+    def s(ctx):
+        """Emit records
+        forever.
+
+        Details that stay out.
+        """
+        yield {}
+
+    @sink(description="Given text.")
+    def k(data):
+        """Ignored."""
+
+    assert spec(s).description == "Emit records forever."
+    assert spec(k).description == "Given text."
+
+
+def test_source_signature_is_read_once():
+    @source
+    async def s(ctx: Context, ds: str, *, interval: float = 0.5, mode: Literal["a", "b"] = "a",
+                **rest):
+        yield {}
+
+    sym = spec(s)
+    assert sym.style == ASYNC_GENERATOR
+    assert sym.positional == ("ctx", "ds")
+    assert [p.name for p in sym.config] == ["interval", "mode"]
+    assert sym.extra_config
+
+
+def test_styles():
+    @sink
+    def plain(data):
+        pass
+
+    @sink
+    async def coroutine(data):
+        pass
+
+    @sink
+    def gen() -> Generator[None, bytes, None]:
+        yield
+
+    assert (spec(plain).style, spec(coroutine).style, spec(gen).style) == (PLAIN, ASYNC, GENERATOR)
+    assert spec(gen).data_mode == "bytes"
+
+
+@pytest.mark.parametrize(("hint", "mode"), [(bytes, "bytes"), (str, "text"), (dict, "json"),
+                                            (Any, "json")])
+def test_sink_data_mode_follows_the_hint(hint, mode):
+    def k(ctx, data):
+        pass
+
+    k.__annotations__["data"] = hint
+    assert spec(sink(k)).data_mode == mode
+
+
+def test_context_is_found_by_hint_or_name():
+    @function
+    def f(a: int, c: Context, b: int):
+        return a
+
+    @function
+    def g(ctx, a):
+        return a
+
+    assert spec(f).context_index == 1
+    assert [p.name for p in spec(f).args] == ["a", "b"]
+    assert spec(g).context_index == 0
+
+
+def test_config_type_is_inferred_from_a_default():
+    @source
+    def s(ctx, *, count=3, name=None):
+        yield {}
+
+    count, name = spec(s).config
+    assert count.hint is int
+    assert name.hint is Any
+
+
+def test_bind_config_converts_and_keeps_extra_keys():
+    @source
+    def s(ctx, *, interval: float, tags: list[str] = [], **extra):  # noqa: B006
+        yield {}
+
+    sym = spec(s)
+    kwargs = sym.bind_config({"interval": "1.5", "tags": ["a"], "requireAck": True})
+    assert kwargs == {"interval": 1.5, "tags": ["a"], "requireAck": True}
+
+
+def test_bind_config_names_the_key_and_the_expected_type():
+    @sink
+    def k(data, *, port: int, host: str = "localhost"):
+        pass
+
+    sym = spec(k)
+    with pytest.raises(ConfigError, match="needs config 'port' \\(an integer\\)"):
+        sym.bind_config({})
+    with pytest.raises(ConfigError, match="Config 'port' of the sink 'k' must be an integer, "
+                                          "got the string 'eighty'"):
+        sym.bind_config({"port": "eighty"})
+    assert sym.bind_config({"port": 80, "format": "json"}) == {"port": 80}
+
+
+def test_function_argument_range():
+    @function
+    def f(a, b=1, *rest):
+        return a
+
+    @function
+    def g(a, b=2):
+        return a
+
+    assert spec(f).arg_range == (1, None)
+    assert spec(g).arg_range == (1, 2)
+
+
+def bad_source_extra_positional(ctx, ds, other):
+    yield {}
+
+
+def bad_source_default(ctx, interval=1.0):
+    yield {}
+
+
+def bad_sink_no_data(ctx, *, path: str):
+    pass
+
+
+def bad_gen_sink_with_data(ctx, data):
+    yield
+
+
+def bad_func_kwonly(a, *, b):
+    return a
+
+
+def bad_func_generator(a):
+    yield a
+
+
+def bad_hint(ctx, *, value: set):
+    yield {}
+
+
+def bad_two_contexts(a: Context, b: Context):
+    yield {}
+
+
+@pytest.mark.parametrize(("decorator", "func", "param", "problem"), [
+    (source, bad_source_extra_positional, "'other'", "one positional parameter too many"),
+    (source, bad_source_default, "'interval'", "after a bare *"),
+    (sink, bad_sink_no_data, None, "needs one positional parameter for the data"),
+    (sink, bad_gen_sink_with_data, "'data'", "`data = yield`"),
+    (function, bad_func_kwonly, "'b'", "keyword-only parameter"),
+    (function, bad_func_generator, None, "cannot be a generator"),
+    (source, bad_hint, "'value'", "has no JSON counterpart"),
+    (source, bad_two_contexts, "'b'", "second Context"),
+])
+def test_definition_errors_name_function_line_and_parameter(decorator, func, param, problem):
+    marked = decorator(func)
+    with pytest.raises(DefinitionError) as info:
+        spec(marked)
+    message = str(info.value)
+    assert f"test_symbols.py:{inspect.getsourcelines(func)[1]}" in message
+    assert func.__name__ in message
+    assert problem in message
+    if param:
+        assert param in message
+    delattr(func, "__kuiperlite__")
+
+
+def test_bad_names_are_rejected():
+    def f(ctx):
+        yield {}
+
+    with pytest.raises(DefinitionError, match="must start with a letter"):
+        spec(source(name="my-source")(f))
+
+
+def test_unresolvable_hints_are_reported():
+    def f(ctx, *, x: "Missing"):  # noqa: F821
+        yield {}
+
+    with pytest.raises(DefinitionError, match="type hints cannot be resolved"):
+        spec(source(f))
+
+
+def test_decorating_a_non_callable_is_a_type_error():
+    with pytest.raises(TypeError, match="decorates a function"):
+        source(name="x")(42)

@@ -1,0 +1,150 @@
+import math
+
+import orjson
+import pytest
+
+from kuiperlite import wire
+from kuiperlite.errors import EncodeError, ProtocolError
+from kuiperlite.wire import Control, FuncMeta, Meta
+
+
+def command(cmd="start", **ctrl):
+    base = {"symbolName": "pyjson", "pluginType": "source",
+            "meta": {"ruleId": "r1", "opId": "o1", "instanceId": 2}}
+    base.update(ctrl)
+    return orjson.dumps({"cmd": cmd, "arg": orjson.dumps(base).decode()})
+
+
+def test_decode_start_command():
+    name, control = wire.decode_command(command(dataSource="t/1", config={"a": 1}))
+    assert name == "start"
+    assert control == Control("pyjson", "source", Meta("r1", "o1", 2), "t/1", {"a": 1})
+    assert control.meta.key("pyjson") == "r1_o1_2_pyjson"
+
+
+def test_both_datasource_spellings_are_accepted():
+    assert wire.decode_command(command(datasource="x"))[1].datasource == "x"
+    assert wire.decode_command(command(dataSource="y"))[1].datasource == "y"
+
+
+def test_function_control_needs_no_meta():
+    raw = orjson.dumps({"cmd": "start", "arg": '{"symbolName":"revert","pluginType":"func"}'})
+    assert wire.decode_command(raw)[1] == Control("revert", "func")
+
+
+@pytest.mark.parametrize(("raw", "phrase"), [
+    (b"", "is empty"),
+    (b"not json", "not valid JSON"),
+    (b'{"cmd": "start", "arg": "{\\"symbolName\\": ', "not valid JSON"),
+    (b"[1]", "must be a JSON object"),
+    (b'{"cmd": "restart", "arg": "{}"}', "Unknown command 'restart'"),
+    (b'{"cmd": "start", "arg": {"symbolName": "x"}}', "must be a string holding the control"),
+    (b'{"cmd": "start", "arg": "[]"}', "must hold a JSON object"),
+    (command(symbolName=""), "needs 'symbolName'"),
+    (command(pluginType="widget"), "Unknown plugin type 'widget'"),
+    (command(meta=None), "needs 'meta'"),
+    (command(meta={"ruleId": "r", "instanceId": 0}), "needs meta.opId"),
+    (command(meta={"ruleId": "r", "opId": "o", "instanceId": "x"}), "meta.instanceId"),
+    (command(config=[1]), "config of 'pyjson' must be an object"),
+])
+def test_bad_commands_get_one_sentence(raw, phrase):
+    with pytest.raises(ProtocolError) as info:
+        wire.decode_command(raw)
+    message = str(info.value)
+    assert phrase in message
+    assert "\n" not in message and message.endswith(".")
+
+
+def test_answers_never_start_with_h():
+    assert wire.answer("handler failed") == b"Handler failed"
+    assert wire.answer("ok") == b"ok"
+    assert wire.answer("") == b"error"
+
+
+def test_record_frame():
+    assert wire.encode_record({"a": 1}) == b'{"message":{"a":1},"meta":null}'
+    framed = orjson.loads(wire.encode_record({"é": "ü"}, {"topic": "t"}))
+    assert framed == {"message": {"é": "ü"}, "meta": {"topic": "t"}}
+
+
+def test_records_with_numpy_style_keys_fall_back_to_lenient_encoding():
+    assert orjson.loads(wire.encode_record({1: "a"})) == {"message": {"1": "a"}, "meta": None}
+
+
+@pytest.mark.parametrize(("record", "phrase"), [
+    ({"s": {1, 2}}, "cannot be encoded as JSON"),
+    ({"x": object()}, "cannot be encoded as JSON"),
+    ({"v": [1.0, math.nan]}, "not finite at v[1]"),
+    ({"v": {"w": math.inf}}, "not finite at v.w"),
+])
+def test_unencodable_records_raise(record, phrase):
+    with pytest.raises(EncodeError) as info:
+        wire.encode_record(record)
+    assert phrase in str(info.value)
+
+
+def test_null_values_are_not_mistaken_for_nan():
+    assert wire.encode_record({"a": None}) == b'{"message":{"a":null},"meta":null}'
+
+
+def test_function_reply_of_unencodable_result_fails_cleanly():
+    assert orjson.loads(wire.encode_reply(True, "x")) == {"state": True, "result": "x"}
+    bad = orjson.loads(wire.encode_reply(True, {1, 2}))
+    assert bad["state"] is False and "cannot be encoded" in bad["result"]
+
+
+def test_acks():
+    assert wire.encode_ack() == b"{}"
+    assert wire.decode_ack(wire.encode_ack("disk full")) == "disk full"
+    assert wire.decode_ack(b"{}") is None
+
+
+def test_host_command_matches_go_encoding():
+    control = Control("pyjson", "source", Meta("r1", "o1", 0), "a<b", {"z": 1.0, "a": "&"})
+    raw = wire.encode_command("start", control)
+    assert raw.startswith(b'{"cmd":"start","arg":"{\\"symbolName\\":\\"pyjson\\",\\"meta\\"')
+    arg = orjson.loads(raw)["arg"]
+    assert arg == ('{"symbolName":"pyjson","meta":{"ruleId":"r1","opId":"o1","instanceId":0},'
+                   '"pluginType":"source","dataSource":"a\\u003cb",'
+                   '"config":{"a":"\\u0026","z":1}}')
+    assert wire.decode_command(raw)[1] == Control("pyjson", "source", Meta("r1", "o1", 0), "a<b",
+                                                  {"a": "&", "z": 1})
+
+
+def test_host_function_control_omits_empty_fields_but_not_meta():
+    arg = orjson.loads(wire.encode_command("start", Control("revert", "func")))["arg"]
+    assert arg == ('{"symbolName":"revert","meta":{"ruleId":"","opId":"","instanceId":0},'
+                   '"pluginType":"func"}')
+
+
+def test_function_requests_and_meta():
+    assert wire.encode_function_call("IsAggregate", None) == b'{"func":"IsAggregate","arg":null}'
+    assert wire.encode_function_call("Validate", []) == b'{"func":"Validate","arg":null}'
+    meta = wire.encode_func_meta(FuncMeta("r", "o", 1, 2))
+    assert meta == '{"ruleId":"r","opId":"o","instanceId":1,"funcId":2}'
+    assert wire.decode_func_meta(meta) == FuncMeta("r", "o", 1, 2)
+    name, args = wire.decode_function_call(wire.encode_function_call("Exec", ["abc", meta]))
+    assert (name, args) == ("Exec", ["abc", meta])
+
+
+def test_source_messages_are_decoded_like_go():
+    assert wire.decode_source_message(b'{"Message":{"a":1},"META":{"m":2}}') == (
+        {"a": 1}, {"m": 2}, None)
+    assert wire.decode_source_message(b'{"error":"boom"}') == (None, None, "boom")
+    with pytest.raises(ProtocolError, match="Invalid data format"):
+        wire.decode_source_message(b'{"message":[1]}')
+
+
+def test_portable_config_argument_is_optional_and_tolerant():
+    assert wire.parse_portable_config(["x"]) == {}
+    assert wire.parse_portable_config(["x", '{"sendTimeout":1000,"more":1}'])["more"] == 1
+    assert wire.parse_portable_config(["x", "garbage"]) == {}
+
+
+def test_addresses():
+    meta = Meta("rule1", "op1", 3)
+    assert wire.control_address("pysam") == "ipc:///tmp/plugin_pysam.ipc"
+    assert wire.function_address("revert") == "ipc:///tmp/func_revert.ipc"
+    assert wire.data_address(meta) == "ipc:///tmp/rule1_op1_3.ipc"
+    assert wire.ack_address(meta) == "ipc:///tmp/rule1_op1_3_ack.ipc"
+    assert wire.ipc_path(wire.ack_address(meta)) == "/tmp/rule1_op1_3_ack.ipc"
