@@ -353,7 +353,7 @@ class FunctionAdapter:
             except Stopped:
                 return wire.encode_reply(False, f"The {self.symbol.label} is shutting down.")
             except Exception as err:
-                self.log.exception("failed")
+                self._logger(args[-1]).exception("failed")
                 return wire.encode_reply(False, f"{self.symbol.name}() raised {error_text(err)}")
         if name == "Validate":
             error = self.validate(args)
@@ -434,6 +434,13 @@ class FunctionAdapter:
                 self._contexts.clear()
             self._contexts[meta] = ctx
         return ctx
+
+    def _logger(self, meta: Any) -> logging.LoggerAdapter:
+        """The calling rule's logger, so that the line names the rule."""
+        try:
+            return self.context(meta).logger
+        except ProtocolError:
+            return self.log
 
     def close(self) -> None:
         self._loop.cancel()

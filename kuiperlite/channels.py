@@ -73,6 +73,18 @@ def listen(sock: pynng.Socket, address: str, *, attempts: int = 10,
             time.sleep(interval)
 
 
+def recv(sock: pynng.Socket) -> bytes:
+    """``sock.recv()``, except that an empty message is ``b""``.
+
+    pynng fails to unpack a 0-byte message (RuntimeError on a NULL buffer)
+    after it has taken it off the socket, which stays usable.
+    """
+    try:
+        return sock.recv()
+    except RuntimeError:
+        return b""
+
+
 def pusher(address: str, *, send_timeout: float = TICK) -> pynng.Push0:
     """A PUSH socket dialed to a listener (source data, sink acks)."""
     sock = pynng.Push0(send_timeout=ms(send_timeout))
@@ -183,7 +195,7 @@ class Requester:
                         continue
                     need_handshake = False
                 try:
-                    request = sock.recv()
+                    request = recv(sock)
                 except pynng.Closed:
                     return
                 except pynng.NNGException:

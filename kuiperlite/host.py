@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 import pynng
 
 from . import wire
-from .channels import TICK, dial, listen, ms
+from .channels import TICK, dial, listen, ms, recv
 from .errors import HostError
 from .wire import FUNC, SINK, SOURCE, START, STOP, Control, FuncMeta, Meta
 
@@ -42,7 +42,7 @@ class Responder:
     def _recv(self, deadline: float, what: str) -> bytes:
         while True:
             try:
-                return self.sock.recv()
+                return recv(self.sock)
             except pynng.Timeout:
                 self.alive()
                 if time.monotonic() > deadline:
@@ -144,6 +144,7 @@ class Host:
         # Active start commands by meta, replayed after a plugin restart; like
         # eKuiper, all functions share the empty meta, so only the last stays.
         self.commands: dict[Meta, bytes] = {}
+        self.handles: list[Any] = []
         self.control = Responder(wire.control_address(name), self._check_alive)
 
     @classmethod
@@ -250,7 +251,10 @@ class Host:
         return FunctionHandle(self, symbol)
 
     def close(self) -> None:
-        """Stop the plugin process (SIGTERM, then SIGKILL) and close the channel."""
+        """Close every channel and stop the plugin process (SIGTERM, then SIGKILL)."""
+        for handle in self.handles:
+            handle.close()
+        self.handles.clear()
         if self.process is not None:
             self.process.stop()
         self.control.close()
@@ -272,6 +276,7 @@ class SourceHandle:
             self.sock.close()
             raise
         self.errors: list[str] = []
+        host.handles.append(self)
 
     def __enter__(self) -> SourceHandle:
         return self
@@ -285,7 +290,7 @@ class SourceHandle:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                raw = self.sock.recv()
+                raw = recv(self.sock)
             except pynng.Timeout:
                 if time.monotonic() > deadline:
                     raise HostError(f"No record from {self.control.label} within "
@@ -305,10 +310,18 @@ class SourceHandle:
 
     def stop(self) -> None:
         """Close the data channel, then send stop (eKuiper's order)."""
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+        if self.close():
             self.host.command(STOP, self.control)
+
+    def close(self) -> bool:
+        """Close the data channel without a command; False if already closed."""
+        if self.sock is None:
+            return False
+        self.sock.close()
+        self.sock = None
+        if self in self.host.handles:
+            self.host.handles.remove(self)
+        return True
 
 
 class SinkHandle:
@@ -332,6 +345,7 @@ class SinkHandle:
             if self.data is not None:
                 self.data.close()
             raise
+        host.handles.append(self)
 
     def __enter__(self) -> SinkHandle:
         return self
@@ -353,7 +367,7 @@ class SinkHandle:
         deadline = time.monotonic() + (self.host.timeout if timeout is None else timeout)
         while True:
             try:
-                return wire.decode_ack(self.ack.recv())
+                return wire.decode_ack(recv(self.ack))
             except pynng.Timeout:
                 if time.monotonic() > deadline:
                     raise HostError(f"No ack from {self.control.label} in time.") from None
@@ -361,11 +375,19 @@ class SinkHandle:
 
     def stop(self) -> None:
         """Close data and ack channels, then send stop (eKuiper's order)."""
-        if self.data is not None:
-            self.data.close()
-            self.ack.close()
-            self.data = None
+        if self.close():
             self.host.command(STOP, self.control)
+
+    def close(self) -> bool:
+        """Close both channels without a command; False if already closed."""
+        if self.data is None:
+            return False
+        self.data.close()
+        self.ack.close()
+        self.data = None
+        if self in self.host.handles:
+            self.host.handles.remove(self)
+        return True
 
 
 class FunctionHandle:
@@ -380,6 +402,7 @@ class FunctionHandle:
         except BaseException:
             self.channel.close()
             raise
+        host.handles.append(self)
 
     def __enter__(self) -> FunctionHandle:
         return self
@@ -415,5 +438,10 @@ class FunctionHandle:
             raise HostError(str(result))
         return result
 
-    def close(self) -> None:
+    def close(self) -> bool:
+        """Close the function channel (functions are never stopped by command)."""
+        if self not in self.host.handles:
+            return False
+        self.host.handles.remove(self)
         self.channel.close()
+        return True

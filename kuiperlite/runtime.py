@@ -109,6 +109,8 @@ class SinkInstance:
                     payload = recv()
                 except pynng.Timeout:
                     continue
+                except RuntimeError:  # an empty message, see channels.recv
+                    payload = b""
                 error = adapter.collect(payload)
                 # eKuiper reads acks only with requireAck; unread acks would
                 # fill the socket until the sink stalls.

@@ -1,0 +1,150 @@
+import threading
+import time
+
+import pynng
+import pytest
+
+from conftest import unique, wait_until
+from kuiperlite.channels import Requester, dial, listen, puller, pusher, send_blocking
+from kuiperlite.errors import HostError
+from kuiperlite.host import Responder
+
+
+def address() -> str:
+    return f"ipc:///tmp/{unique('chan')}.ipc"
+
+
+class Served:
+    """A Requester answering with ``handle`` on a thread, stopped at exit."""
+
+    def __init__(self, addr, keepalive=0.3, block=True, handle=lambda req: b"re:" + req):
+        self.stop = threading.Event()
+        self.requester = Requester(addr, keepalive=keepalive, block=block)
+        self.thread = threading.Thread(target=self.requester.serve, args=(handle, self.stop))
+        self.thread.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+
+
+def test_commands_are_replies_and_answers_are_requests():
+    addr = address()
+    host = Responder(addr, lambda: None)
+    try:
+        with Served(addr):
+            host.wait_handshake(5)
+            assert host.request(b"cmd1", 5) == b"re:cmd1"
+            assert host.request(b"cmd2", 5) == b"re:cmd2"
+    finally:
+        host.close()
+
+
+def test_keepalive_resends_handshake_and_a_command_after_idle_still_arrives():
+    addr = address()
+    rep = pynng.Rep0(recv_timeout=5000)
+    listen(rep, addr)
+    try:
+        with Served(addr, keepalive=0.2):
+            assert rep.recv() == b"handshake"
+            assert rep.recv() == b"handshake"  # the first one timed out unanswered
+            rep.close()
+            host = Responder(addr, lambda: None)  # the host restarts its socket
+            try:
+                host.wait_handshake(5)
+                time.sleep(0.5)  # idle past several keepalive periods
+                assert host.request(b"late", 5) == b"re:late"
+            finally:
+                host.close()
+    finally:
+        rep.close()
+
+
+def test_late_listener_gets_the_handshake():
+    addr = address()
+    with Served(addr, block=False):
+        time.sleep(0.3)
+        host = Responder(addr, lambda: None)
+        try:
+            host.wait_handshake(5)
+            assert host.request(b"x", 5) == b"re:x"
+        finally:
+            host.close()
+
+
+def test_disconnected_for_tracks_the_peer():
+    addr = address()
+    host = Responder(addr, lambda: None)
+    with Served(addr, keepalive=0.2) as served:
+        host.wait_handshake(5)
+        assert served.requester.disconnected_for() == 0.0
+        host.close()
+        wait_until(lambda: served.requester.disconnected_for() > 0.2, 5, message="peer loss")
+        host = Responder(addr, lambda: None)
+        wait_until(lambda: served.requester.disconnected_for() == 0.0, 5, message="reconnect")
+        host.close()
+
+
+def test_blocking_dial_gives_up_with_a_clear_error():
+    sock = pynng.Req0()
+    try:
+        with pytest.raises(ConnectionError, match="nothing listens on ipc:///tmp/"):
+            dial(sock, address(), attempts=2, interval=0.01)
+    finally:
+        sock.close()
+
+
+def test_send_blocking_waits_for_a_slow_peer_and_loses_nothing():
+    addr = address()
+    pull = puller(addr, recv_timeout=5)
+    push = pusher(addr, send_timeout=0.05)
+    stopping = threading.Event()
+    sent = []
+
+    pad = b" " * 10_000
+
+    def produce():
+        for i in range(2000):
+            if not send_blocking(push, str(i).encode() + pad, stopping):
+                return
+            sent.append(i)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    wait_until(lambda: sent, message="the first send")
+    time.sleep(0.5)  # the reader stalls; the producer fills the pipe and waits
+    assert len(sent) < 2000
+    got = []
+    while len(got) < 2000:
+        got.append(int(pull.recv().rstrip()))
+    producer.join(5)
+    assert got == list(range(2000)) == sent
+    push.close()
+    pull.close()
+
+
+def test_send_blocking_gives_up_when_stopping():
+    sock = pynng.Push0(send_timeout=50)
+    sock.dial(address(), block=False)
+    stopping = threading.Event()
+    threading.Timer(0.1, stopping.set).start()
+    assert send_blocking(sock, b"x", stopping) is False
+    sock.close()
+
+
+def test_host_responder_notices_a_dead_peer():
+    addr = address()
+
+    def dead():
+        raise HostError("plugin gone")
+
+    host = Responder(addr, dead)
+    try:
+        with pytest.raises(HostError, match="plugin gone"):
+            host.wait_handshake(5)
+    finally:
+        host.close()

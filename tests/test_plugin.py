@@ -1,0 +1,147 @@
+import sys
+
+import pytest
+
+import kuiperlite
+from kuiperlite import About, DefinitionError, PluginError
+from kuiperlite.plugin import collect, load, summary
+
+
+def test_load_collects_symbols_in_definition_order(write_plugin):
+    path = write_plugin('''
+        """A test plugin.
+
+        More words.
+        """
+        from kuiperlite import function, sink, source
+
+        @source
+        def b_source(ctx):
+            yield {}
+
+        @sink("out")
+        def a_sink(data):
+            pass
+
+        @function
+        def f(x):
+            return x
+
+        alias = f  # the same function twice is one symbol
+    ''')
+    plugin = load(str(path))
+    assert plugin.name == path.stem
+    assert [s.name for s in plugin.symbols] == ["b_source", "out", "f"]
+    assert list(plugin.sources) == ["b_source"]
+    assert plugin.get("sink", "out").func.__name__ == "a_sink"
+    assert plugin.get("func", "missing") is None
+    assert plugin.about.description == "A test plugin."
+    assert summary(plugin) == "sources: b_source; sinks: out; functions: f"
+
+
+def test_about_declares_identity(write_plugin):
+    path = write_plugin('''
+        import kuiperlite
+        ABOUT = kuiperlite.About(name="mine", version="v2.0.0", author="Ann",
+                                 description="Explicit.")
+
+        @kuiperlite.function
+        def f(x):
+            return x
+    ''')
+    plugin = load(str(path))
+    assert plugin.name == "mine"
+    assert plugin.about == About(name="mine", version="v2.0.0", author="Ann",
+                                 description="Explicit.")
+    assert load(str(path), name="override").name == "override"
+
+
+def test_sibling_modules_import_as_under_ekuiper(write_plugin, tmp_path):
+    (tmp_path / "helpers_mod.py").write_text("def twice(x):\n    return x * 2\n")
+    path = write_plugin('''
+        from helpers_mod import twice
+        from kuiperlite import function
+
+        @function
+        def double(x: int) -> int:
+            return twice(x)
+    ''')
+    plugin = load(str(path))
+    assert plugin.functions["double"].func(4) == 8
+
+
+def test_module_names_load_too(write_plugin, monkeypatch):
+    path = write_plugin('''
+        from kuiperlite import function
+
+        @function
+        def f(x):
+            return x
+    ''')
+    monkeypatch.syspath_prepend(str(path.parent))
+    assert load(path.stem).name == path.stem
+    sys.modules.pop(path.stem, None)
+
+
+def test_duplicate_names_name_both_definitions(write_plugin):
+    path = write_plugin('''
+        from kuiperlite import sink
+
+        @sink("out")
+        def one(data):
+            pass
+
+        @sink("out")
+        def two(data):
+            pass
+    ''')
+    with pytest.raises(DefinitionError) as info:
+        load(str(path))
+    message = str(info.value)
+    assert "sink 'out' (two at" in message and "already used by sink 'out' (one at" in message
+    assert f"{path.name}:" in message
+
+
+def test_same_name_in_different_kinds_is_fine(write_plugin):
+    path = write_plugin('''
+        from kuiperlite import sink, source
+
+        @source("io")
+        def a(ctx):
+            yield {}
+
+        @sink("io")
+        def b(data):
+            pass
+    ''')
+    assert len(load(str(path)).symbols) == 2
+
+
+@pytest.mark.parametrize(("code", "phrase"), [
+    ("x = 1\n", "defines no symbols; mark functions with @source, @sink or @function"),
+    ("import kuiperlite\nA = kuiperlite.About()\nB = kuiperlite.About()\n",
+     "declares About 2 times"),
+    ("import kuiperlite\nA = kuiperlite.About(name='bad name')\n"
+     "@kuiperlite.function\ndef f(x):\n    return x\n", "may hold only letters"),
+    ("raise RuntimeError('boom')\n", "failed to import: RuntimeError: boom"),
+    ("def broken(:\n", "failed to import: SyntaxError"),
+])
+def test_plugin_errors(write_plugin, code, phrase):
+    path = write_plugin(code, main=False)
+    with pytest.raises(PluginError) as info:
+        load(str(path))
+    assert phrase in str(info.value)
+
+
+def test_missing_targets():
+    with pytest.raises(PluginError, match="no such file"):
+        load("does/not/exist.py")
+    with pytest.raises(PluginError, match="neither a .py file nor an importable module"):
+        load("no_such_module_here")
+
+
+def test_collect_takes_a_module_object():
+    module = type(sys)("inline")
+    module.f = kuiperlite.function(lambda x: x)  # lambdas are named "<lambda>"
+    with pytest.raises(DefinitionError, match="must start with a letter"):
+        collect(module)

@@ -1,0 +1,330 @@
+"""The runtime in real plugin processes, driven through the embedded host."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import orjson
+import pytest
+
+from conftest import pid_alive, unique, wait_until
+from kuiperlite import wire
+from kuiperlite.errors import HostError
+from kuiperlite.host import Host
+from kuiperlite.wire import Control, Meta
+
+PLUGIN = '''
+from kuiperlite import Context, function, sink, source
+
+
+@source
+def counter(ctx: Context, datasource: str, *, count: int = 0, interval: float = 0.0,
+            tag: str = "", size: int = 0):
+    pad = "x" * size
+    i = 0
+    try:
+        while count == 0 or i < count:
+            yield {"i": i, "rule": ctx.rule_id, "tag": tag, "ds": datasource, "pad": pad}
+            i += 1
+            if interval and not ctx.sleep(interval):
+                break
+    finally:
+        print("FINALLY", ctx.rule_id, flush=True)
+
+
+@source
+def sleeper(ctx):
+    try:
+        while ctx.sleep(60):
+            yield {}
+    finally:
+        print("SLEEPER-CLOSED", ctx.rule_id, flush=True)
+
+
+@source
+def broken(ctx):
+    yield {"ok": 1}
+    raise ValueError("sensor unplugged")
+
+
+@sink
+def collect(ctx, data, *, fail_on: str = "", quiet: bool = False):
+    if isinstance(data, dict) and data.get("name") == fail_on:
+        raise OSError("cannot write " + fail_on)
+    if not quiet:
+        print("GOT", ctx.rule_id, repr(data), flush=True)
+
+
+@sink
+def last(ctx, data: bytes):
+    print("LAST", ctx.rule_id, len(data), data[-20:].decode(), flush=True)
+
+
+@function
+def revert(s: str) -> str:
+    return s[::-1]
+
+
+@function
+def boom(x):
+    raise RuntimeError("nope")
+'''
+
+
+@pytest.fixture
+def plugin(write_plugin):
+    return write_plugin(PLUGIN)
+
+
+def output_has(host: Host, text: str) -> bool:
+    return any(text in line for line in host.process.output)
+
+
+def test_source_gets_datasource_and_converted_config(launch, plugin):
+    host = launch(plugin)
+    with host.start_source("counter", datasource="topic/a",
+                           config={"count": "3", "tag": 7, "sendSingle": True}) as src:
+        assert src.records(3) == [
+            {"i": i, "rule": "rule1", "tag": "7", "ds": "topic/a", "pad": ""} for i in range(3)]
+
+
+def test_config_errors_fail_the_start_and_the_plugin_goes_on(launch, plugin):
+    host = launch(plugin)
+    with pytest.raises(Exception, match="Config 'count' of the source 'counter' must be an "
+                                        "integer, got the string 'many'."):
+        host.start_source("counter", config={"count": "many"})
+    with host.function("revert") as fn:
+        assert fn.call("abc") == "cba"
+
+
+@pytest.mark.parametrize(("raw", "phrase"), [
+    (b"not json", "The command is not valid JSON"),
+    (b"", "The command is empty"),
+    (b'{"cmd":"start","arg":{"symbolName":"counter"}}', "must be a string holding the control"),
+    (b'{"cmd":"pause","arg":"{}"}', "Unknown command 'pause'"),
+    (b'{"cmd":"start","arg":"{\\"symbolName\\":\\"counter\\",\\"pluginType\\":\\"source\\"}"}',
+     "needs 'meta'"),
+    (wire.encode_command("start", Control("nothing", "source", Meta("r", "o", 0))),
+     "has no source named 'nothing'; its sources: counter, sleeper, broken."),
+    (wire.encode_command("start", Control("counter", "widget", Meta("r", "o", 0))),
+     "Unknown plugin type 'widget'"),
+])
+def test_bad_commands_get_a_sentence_and_the_loop_goes_on(launch, plugin, raw, phrase):
+    host = launch(plugin)
+    answer = host.send_raw(raw).decode()
+    assert phrase in answer
+    assert "Traceback" not in answer and "\n" not in answer
+    with host.function("revert") as fn:
+        assert fn.call("ab") == "ba"
+
+
+def test_stop_while_sleeping_is_prompt_and_runs_finally(launch, plugin):
+    host = launch(plugin)
+    src = host.start_source("sleeper", rule="sleepy")
+    started = time.monotonic()
+    src.stop()
+    assert time.monotonic() - started < 1.0
+    wait_until(lambda: output_has(host, "SLEEPER-CLOSED sleepy"), message="the finally block")
+
+
+def test_stop_of_an_instance_that_is_gone_is_ok(launch, plugin):
+    host = launch(plugin)
+    host.command("stop", Control("counter", "source", Meta("never", "started", 0)))
+    host.command("stop", Control("revert", "func"))
+
+
+def test_many_instances_each_get_exactly_their_own_data(launch, plugin):
+    host = launch(plugin)
+    sources = [host.start_source("counter", rule=unique("r"), config={"count": 40})
+               for _ in range(25)]
+    sinks = [host.start_sink("collect", rule=unique("k"), config={"requireAck": True})
+             for _ in range(25)]
+    for src in sources:
+        records = src.records(40)
+        assert [r["i"] for r in records] == list(range(40))
+        assert {r["rule"] for r in records} == {src.control.meta.rule_id}
+    for n, snk in enumerate(sinks):
+        for i in range(5):
+            assert snk.send({"n": n, "i": i}) is None
+    for n, snk in enumerate(sinks):
+        rule = snk.control.meta.rule_id
+        wait_until(lambda rule=rule, n=n: output_has(host, f"GOT {rule} {{'i': 4, 'n': {n}}}"),
+                   message=f"sink {n}")
+    sources[0].stop()  # one stops, the others are untouched
+    for snk in sinks:
+        assert snk.send({"after": True}) is None
+    for handle in sources[1:] + sinks:
+        handle.stop()
+
+
+def test_user_code_errors_are_reported_on_their_channel(launch, plugin):
+    host = launch(plugin)
+    with host.start_source("broken") as src:
+        assert src.recv()[0] == {"ok": 1}
+        with pytest.raises(HostError, match="No record"):
+            src.recv(timeout=1.0)  # no more records; the error message is kept aside
+        assert src.errors == ["The source 'broken' failed: ValueError: sensor unplugged"]
+    with host.start_sink("collect", config={"requireAck": True, "fail_on": "x"}) as snk:
+        assert snk.send({"name": "x"}) == "OSError: cannot write x"
+        assert snk.send({"name": "y"}) is None
+    with host.function("boom") as fn, pytest.raises(Exception, match=r"boom\(\) raised "
+                                                                     "RuntimeError: nope"):
+        fn.call(1)
+    assert output_has(host, "ValueError: sensor unplugged")  # logged with its traceback
+    assert host.process.poll() is None
+
+
+def test_sink_payloads_that_are_not_json_arrive_as_bytes(launch, plugin):
+    host = launch(plugin)
+    with host.start_sink("collect", config={"requireAck": True}) as snk:
+        assert snk.send(b"a,b\n1,2") is None
+        wait_until(lambda: output_has(host, "GOT rule1 b'a,b\\n1,2'"), message="raw bytes")
+
+
+def test_without_require_ack_no_acks_are_sent_and_the_sink_never_stalls(launch, plugin):
+    host = launch(plugin)
+    with host.start_sink("last", rule="noack") as snk:
+        for i in range(3000):
+            snk.send({"i": i})
+        wait_until(lambda: output_has(host, 'LAST noack 10 {"i":2999}'), 30, message="all 3000")
+        with pytest.raises(Exception):
+            snk.ack.recv()  # nothing was acked: the ack socket stays empty
+
+
+def test_a_large_payload_reaches_the_sink(launch, plugin):
+    host = launch(plugin)
+    big = {"blob": "y" * (16 * 1024 * 1024)}
+    with host.start_sink("last", config={"requireAck": True}) as snk:
+        assert snk.send(big, timeout=30) is None
+        size = len(wire.encode_payload(big))
+        wait_until(lambda: output_has(host, f"LAST rule1 {size}"), 30, message="16 MB payload")
+
+
+def test_back_pressure_waits_and_loses_nothing(launch, plugin):
+    host = launch(plugin)
+    with host.start_source("counter", config={"count": 4000, "size": 2000}) as src:
+        wait_until(lambda: True)
+        time.sleep(2.0)  # eKuiper stalls (a slow rule) for longer than the SDK's send timeout
+        records = src.records(4000, timeout=60)
+        assert [r["i"] for r in records] == list(range(4000))
+        wait_until(lambda: output_has(host, "FINALLY rule1"), message="the source to finish")
+
+
+def test_same_key_started_again_replaces_the_instance(launch, plugin):
+    host = launch(plugin)
+    first = host.start_source("sleeper", rule="again")
+    host.command("start", first.control)
+    wait_until(lambda: output_has(host, "SLEEPER-CLOSED again"), message="the first instance")
+    first.stop()
+
+
+def test_short_keepalive_idle_then_call_answers(launch, plugin):
+    host = launch(plugin, env={"KUIPERLITE_KEEPALIVE": "0.2"})
+    with host.function("revert") as fn:
+        assert fn.call("ab") == "ba"
+        time.sleep(1.0)  # five keepalive periods without a call
+        started = time.monotonic()
+        assert fn.call("xy") == "yx"
+        assert time.monotonic() - started < 2
+
+
+def test_sigterm_stops_instances_and_exits(launch, plugin):
+    host = launch(plugin)
+    host.start_source("sleeper", rule="term")
+    os.kill(host.process.pid, signal.SIGTERM)
+    wait_until(lambda: host.process.poll() is not None, message="the plugin to exit")
+    assert host.process.poll() == 0
+    assert output_has(host, "SLEEPER-CLOSED term")
+    assert output_has(host, "exits: received SIGTERM")
+
+
+HOST_SCRIPT = '''
+import subprocess, sys, time
+from kuiperlite.host import Host
+name, path, log = sys.argv[1:4]
+host = Host(name)
+plugin = subprocess.Popen([sys.executable, "-u", path], stdout=open(log, "w"),
+                          stderr=subprocess.STDOUT)
+host.wait_handshake(30)
+host.start_source("sleeper", rule=name)
+host.start_sink("collect", rule=name, op="op2")
+print(plugin.pid, flush=True)
+time.sleep(600)
+'''
+
+
+def test_plugin_exits_when_the_host_process_is_killed(plugin, tmp_path):
+    log = tmp_path / "plugin.log"
+    host = subprocess.Popen([sys.executable, "-c", HOST_SCRIPT, plugin.stem, str(plugin),
+                             str(log)], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(host.stdout.readline())
+        host.kill()  # SIGKILL: the host cannot clean anything up
+        host.wait()
+        started = time.monotonic()
+        wait_until(lambda: not pid_alive(pid), 10, message="the orphaned plugin to exit")
+        assert time.monotonic() - started < 5
+        text = log.read_text()
+        assert f"exits: the host process {host.pid} is gone" in text
+        assert f"SLEEPER-CLOSED {plugin.stem}" in text
+        assert not os.path.exists(wire.ipc_path(wire.data_address(Meta(plugin.stem, "op2", 0))))
+    finally:
+        host.kill()
+        host.stdout.close()
+        # The killed host's own listeners are left behind, as with a killed eKuiper.
+        for path in (f"/tmp/plugin_{plugin.stem}.ipc", f"/tmp/{plugin.stem}_op1_0.ipc",
+                     f"/tmp/{plugin.stem}_op2_0_ack.ipc"):
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+def test_plugin_exits_when_the_control_peer_vanishes(plugin):
+    host = Host(plugin.stem)
+    env = dict(os.environ, KUIPERLITE_ORPHAN_GRACE="0.5")
+    proc = subprocess.Popen([sys.executable, "-u", str(plugin)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        host.wait_handshake(30)
+        host.close()  # the peer goes away; the plugin's parent (this test) lives on
+        out, _ = proc.communicate(timeout=10)
+        assert proc.returncode == 0
+        assert "the control channel has had no peer for 0.5 s; eKuiper is gone" in out
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_plugin_reports_a_missing_host(write_plugin):
+    path = write_plugin(PLUGIN)
+    out = subprocess.run([sys.executable, "-u", str(path)], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 1
+    assert f"cannot reach eKuiper: nothing listens on ipc:///tmp/plugin_{path.stem}.ipc" \
+        in out.stdout
+
+
+def test_definition_errors_stop_the_plugin_with_one_line(write_plugin):
+    path = write_plugin(textwrap.dedent('''
+        from kuiperlite import sink
+
+        @sink
+        def nodata(ctx):
+            pass
+    '''))
+    out = subprocess.run([sys.executable, "-u", str(path)], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"kuiperlite: sink 'nodata' ({path.name}:4): a sink needs one positional parameter for "
+        "the data (or must be a generator that receives it with `data = yield`)")
+
+
+def test_records_are_framed_as_the_sdks_frame_them(launch, plugin):
+    host = launch(plugin)
+    with host.start_source("counter", config={"count": 1}) as src:
+        raw = src.sock.recv()
+    assert orjson.loads(raw) == {"message": {"i": 0, "rule": "rule1", "tag": "", "ds": "",
+                                             "pad": ""}, "meta": None}
