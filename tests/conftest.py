@@ -8,8 +8,9 @@ import sys
 import textwrap
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -58,7 +59,8 @@ def write_plugin(tmp_path: Path) -> Callable[..., Path]:
         name = name or unique("p")
         source = textwrap.dedent(code)
         if main:
-            source += '\n\nif __name__ == "__main__":\n    import kuiperlite\n    kuiperlite.run()\n'
+            source += ('\n\nif __name__ == "__main__":\n'
+                       '    import kuiperlite\n    kuiperlite.run()\n')
         path = tmp_path / f"{name}.py"
         path.write_text(source)
         return path

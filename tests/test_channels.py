@@ -3,8 +3,8 @@ import time
 
 import pynng
 import pytest
-
 from conftest import unique, wait_until
+
 from kuiperlite.channels import Requester, dial, listen, puller, pusher, send_blocking
 from kuiperlite.errors import HostError
 from kuiperlite.host import Responder
