@@ -252,9 +252,8 @@ class Host:
 
     def close(self) -> None:
         """Close every channel and stop the plugin process (SIGTERM, then SIGKILL)."""
-        for handle in self.handles:
+        for handle in list(self.handles):
             handle.close()
-        self.handles.clear()
         if self.process is not None:
             self.process.stop()
         self.control.close()

@@ -1,0 +1,90 @@
+"""``python -m kuiperlite``: run, and clear errors for bad input."""
+
+import subprocess
+import sys
+
+from conftest import EXAMPLES, ROOT, unique
+
+from kuiperlite.host import Host
+
+
+def kuiperlite(*args, cwd=ROOT, timeout=30):
+    return subprocess.run([sys.executable, "-m", "kuiperlite", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def serve(args, name, cwd=ROOT):
+    host = Host(name)
+    proc = subprocess.Popen([sys.executable, "-m", "kuiperlite", "run", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return host, proc
+
+
+def stop(host, proc):
+    host.close()
+    proc.terminate()
+    out, _ = proc.communicate(timeout=10)
+    return out
+
+
+def test_run_serves_a_plugin_file():
+    host, proc = serve(["examples/pysam/pysam.py"], "pysam")
+    try:
+        host.wait_handshake(30)
+        with host.function("revert") as fn:
+            assert fn.call("kuiper") == "repiuk"
+    finally:
+        out = stop(host, proc)
+    assert "plugin pysam (pid" in out and "functions: revert" in out
+    assert proc.returncode == 0
+
+
+def test_run_takes_a_module_name_and_a_plugin_name():
+    name = unique("cli")
+    host, proc = serve(["pysam", "--name", name], name, cwd=EXAMPLES / "pysam")
+    try:
+        host.wait_handshake(30)
+        with host.start_source("pyjson", rule=unique("r"), config={"interval": 0.01}) as src:
+            assert src.recv()[0] == {"name": "pyjson", "value": 2021}
+    finally:
+        stop(host, proc)
+
+
+def test_run_missing_file():
+    out = kuiperlite("run", "nowhere/missing.py")
+    assert out.returncode == 2
+    assert out.stderr == "kuiperlite: nowhere/missing.py: no such file.\n"
+
+
+def test_run_unknown_module():
+    out = kuiperlite("run", "no_such_plugin_module")
+    assert out.returncode == 2
+    assert out.stderr.startswith("kuiperlite: 'no_such_plugin_module' is neither a .py file")
+
+
+def test_run_import_error_shows_the_users_traceback(tmp_path):
+    path = tmp_path / "broken.py"
+    path.write_text("import kuiperlite\n\n\ndef helper():\n    return 1 / 0\n\n\nhelper()\n")
+    out = kuiperlite("run", str(path))
+    assert out.returncode == 2
+    first, *rest = out.stderr.splitlines()
+    assert first == f"kuiperlite: {path} failed to import: ZeroDivisionError: division by zero"
+    assert 'broken.py", line 5, in helper' in out.stderr
+
+
+def test_run_definition_error(tmp_path):
+    path = tmp_path / "bad.py"
+    path.write_text("from kuiperlite import function\n\n@function\ndef f(x, *, y):\n"
+                    "    return x\n")
+    out = kuiperlite("run", str(path))
+    assert out.returncode == 2
+    assert out.stderr == ("kuiperlite: function 'f' (bad.py:3): keyword-only parameter 'y' is "
+                          "not allowed; a function receives only its SQL arguments, "
+                          "positionally\n")
+
+
+def test_usage():
+    out = kuiperlite()
+    assert out.returncode == 2
+    assert "usage: python -m kuiperlite" in out.stderr
+    assert "run" in kuiperlite("--help").stdout

@@ -1,0 +1,62 @@
+"""examples/pysam: what the kuiperlite version adds over the SDK's example."""
+
+import pytest
+from conftest import EXAMPLES, unique, wait_until
+
+from kuiperlite.errors import HostError
+
+PYSAM = EXAMPLES / "pysam" / "pysam.py"
+
+
+def printed(host, text):
+    return any(text in line for line in host.process.output)
+
+
+def test_pyjson_config_and_datasource(launch):
+    host = launch(PYSAM)
+    rule = unique("r")
+    with host.start_source("pyjson", rule=rule, datasource="demo/topic",
+                           config={"interval": 0.01, "value": "7"}) as src:
+        assert src.records(5) == [{"name": "pyjson", "value": 7}] * 5
+    wait_until(lambda: printed(host, f"[pyjson {rule}/op1/0] opening with datasource "
+                                     "'demo/topic'"), message="the prefixed log line")
+    wait_until(lambda: printed(host, f"[pyjson {rule}/op1/0] closed"), message="teardown")
+
+
+def test_pyjson_rejects_a_bad_interval(launch):
+    host = launch(PYSAM)
+    with pytest.raises(HostError, match="Config 'interval' of the source 'pyjson' must be a "
+                                        "number, got an object."):
+        host.start_source("pyjson", rule=unique("r"), config={"interval": {}})
+
+
+def test_print_sink_prefix(launch):
+    host = launch(PYSAM)
+    with host.start_sink("print", rule=unique("r"),
+                         config={"requireAck": True, "prefix": "OUT"}) as snk:
+        assert snk.send([{"a": 1}, {"a": 2}]) is None
+    assert printed(host, "OUT [{'a': 1}, {'a': 2}]")
+
+
+def test_revert_validates_its_argument_count(launch):
+    host = launch(PYSAM)
+    with host.function("revert") as fn:
+        assert fn.validate("a", "b") == "revert() takes exactly 1 argument (s) but got 2."
+        with pytest.raises(HostError, match=r"Argument 1 \(s\) of revert\(\) must be a string, "
+                                            "got a list."):
+            fn.call(["x"])
+
+
+def test_the_readme_demo_runs_end_to_end():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(EXAMPLES / "pysam" / "demo.py")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines.count("host: source pyjson emitted {'name': 'pyjson', 'value': 2021}") == 3
+    assert "host: sink print acked {'name': 'hello', 'count': 5} -> ok" in lines
+    assert "host: revert('twelve') = 'evlewt'" in lines
+    assert "    plugin | receive: {'count': 10, 'name': 'world'}" in lines
+    assert lines[-1] == "host: done; the plugin process has exited"

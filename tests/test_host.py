@@ -1,0 +1,158 @@
+"""The embedded host: launching like eKuiper, restart and replay, exact bytes."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import pynng
+import pytest
+from conftest import pid_alive, unique, wait_until
+
+from kuiperlite import wire
+from kuiperlite.errors import HostError
+from kuiperlite.host import Host
+from kuiperlite.wire import Control, Meta
+
+PLUGIN = '''
+import os, sys
+from kuiperlite import function, sink, source
+
+@source
+def pid(ctx):
+    while ctx.sleep(0.05):
+        yield {"pid": os.getpid()}
+
+@sink
+def show(ctx, data):
+    print("SHOW", os.getpid(), data, flush=True)
+
+@function
+def first(x):
+    return ["first", x]
+
+@function
+def second(x):
+    return ["second", x]
+
+print("ARGV", sys.argv[1:], "CWD", os.getcwd(), flush=True)
+'''
+
+
+def test_launch_runs_the_plugin_as_ekuiper_does(launch, write_plugin):
+    path = write_plugin(PLUGIN)
+    host = launch(path)
+    assert host.process.argv == [sys.executable, "-u", str(path), '{"sendTimeout":1000}']
+    wait_until(lambda: any(f"ARGV ['{{\"sendTimeout\":1000}}'] CWD {path.parent}" in line
+                           for line in host.process.output), message="argv and cwd")
+
+
+def test_a_dead_plugin_is_restarted_on_next_use_and_its_starts_replayed(launch, write_plugin):
+    host = launch(write_plugin(PLUGIN))
+    src = host.start_source("pid", rule=unique("r"))
+    snk = host.start_sink("show", rule=unique("k"), config={"requireAck": True})
+    fn_first = host.function("first")
+    fn_second = host.function("second")  # eKuiper replays only the last function started
+    old = host.process.pid
+    assert src.recv()[0] == {"pid": old}
+
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: host.process.poll() is not None, message="the plugin to die")
+    assert fn_first.call(1) == ["first", 1]  # restarts and replays, then calls
+    new = host.process.pid
+    assert new != old and host.restarts == 1
+    wait_until(lambda: src.recv()[0] == {"pid": new}, message="records from the new process")
+    assert snk.send({"after": "restart"}) is None
+    assert fn_second.call(2) == ["second", 2]
+
+
+def test_launch_reports_a_plugin_that_exits_before_the_handshake(write_plugin):
+    path = write_plugin("raise SystemExit('bad config file')\n", main=False)
+    with pytest.raises(HostError) as info:
+        Host.launch(str(path), init_timeout=30)
+    assert "exited with code 1" in str(info.value)
+    assert "bad config file" in str(info.value)
+
+
+def test_launch_times_out_without_a_handshake(write_plugin):
+    path = write_plugin("import time\nprint('no handshake', flush=True)\ntime.sleep(60)\n",
+                        main=False)
+    with pytest.raises(HostError, match="No handshake"):
+        Host.launch(str(path), init_timeout=1)
+
+
+def test_commands_are_sent_with_go_encoding():
+    name = unique("p")
+    host = Host(name)
+    req = pynng.Req0(recv_timeout=5000)
+    try:
+        req.dial(wire.control_address(name), block=True)
+        req.send(wire.HANDSHAKE)
+        host.wait_handshake(5)
+        control = Control("s", "source", Meta("r", "o", 1), "t", {"b": 2.0, "a": "<x>"})
+        result = []
+
+        def plugin_side():
+            result.append(req.recv())
+            req.send(b"ok")
+
+        thread = threading.Thread(target=plugin_side)
+        thread.start()
+        host.command("start", control)
+        thread.join(5)
+        assert result == [
+            b'{"cmd":"start","arg":"{\\"symbolName\\":\\"s\\",\\"meta\\":{\\"ruleId\\":\\"r\\",'
+            b'\\"opId\\":\\"o\\",\\"instanceId\\":1},\\"pluginType\\":\\"source\\",'
+            b'\\"dataSource\\":\\"t\\",\\"config\\":{\\"a\\":\\"\\\\u003cx\\\\u003e\\",'
+            b'\\"b\\":2}}"}']
+    finally:
+        req.close()
+        host.close()
+
+
+def test_an_error_answer_raises_with_the_plugins_text():
+    name = unique("p")
+    host = Host(name)
+    req = pynng.Req0(recv_timeout=5000)
+    try:
+        req.dial(wire.control_address(name), block=True)
+        req.send(wire.HANDSHAKE)
+        host.wait_handshake(5)
+
+        def answer():
+            req.recv()
+            req.send(b"symbol not found")
+
+        thread = threading.Thread(target=answer)
+        thread.start()
+        with pytest.raises(HostError, match="^symbol not found$"):
+            host.command("start", Control("x", "func"))
+        thread.join(5)
+    finally:
+        req.close()
+        host.close()
+
+
+def test_close_ends_the_plugin_process(write_plugin):
+    host = Host.launch(str(write_plugin(PLUGIN)))
+    pid = host.process.pid
+    host.start_source("pid", rule=unique("r"))
+    host.close()
+    assert not pid_alive(pid)
+    assert host.process.poll() == 0  # SIGTERM: a clean exit
+
+
+def test_attach_to_a_plugin_started_by_hand(write_plugin):
+    path = write_plugin(PLUGIN)
+    host = Host(path.stem)
+    proc = subprocess.Popen([sys.executable, "-u", str(path)], stdout=subprocess.DEVNULL)
+    try:
+        host.wait_handshake(30)
+        with host.function("first") as fn:
+            assert fn.call("x") == ["first", "x"]
+        with pytest.raises(HostError, match="did not launch its plugin"):
+            host.restart()
+    finally:
+        host.close()
+        proc.wait(10)
