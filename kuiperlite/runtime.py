@@ -163,6 +163,8 @@ class Runtime:
         self.functions: dict[str, FunctionServer] = {}
         self.shutdown = threading.Event()
         self.reason = ""
+        # Commands and the final close both change the instances.
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------ commands
 
@@ -174,10 +176,13 @@ class Runtime:
             log.warning("bad command %r: %s", raw[:200], err)
             return wire.answer(str(err))
         try:
-            if name == START:
-                self.start(control)
-            else:
-                self.stop(control)
+            with self._lock:
+                if self.shutdown.is_set():
+                    return wire.answer("The plugin is shutting down.")
+                if name == START:
+                    self.start(control)
+                else:
+                    self.stop(control)
         except KuiperliteError as err:
             log.warning("cannot %s the %s: %s", name, control.label, err)
             return wire.answer(str(err))
@@ -291,8 +296,10 @@ class Runtime:
 
     def close(self) -> None:
         """Stop every instance, giving user teardown a bounded time to run."""
-        instances = list(self.instances.values())
-        self.instances.clear()
+        self.shutdown.set()
+        with self._lock:
+            instances = list(self.instances.values())
+            self.instances.clear()
         for instance in instances:
             instance.request_stop()
         deadline = time.monotonic() + 2.0

@@ -5,31 +5,39 @@ plugin's folder, waits for the handshake, then starts each symbol, reads
 what the source emits, pushes records into the sink and calls the function.
 """
 
+import threading
 from pathlib import Path
 
 from kuiperlite.host import Host
 
 PLUGIN = Path(__file__).with_name("pysam.py")
+_lock = threading.Lock()
+
+
+def say(text: str) -> None:
+    """Print whole lines: the plugin's output arrives on another thread."""
+    with _lock:
+        print(text, flush=True)
 
 
 def main() -> None:
-    with Host.launch(str(PLUGIN), on_output=lambda line: print(f"    plugin | {line}")) as host:
-        print(f"host: plugin {host.name} is up (pid {host.process.pid})")
+    with Host.launch(str(PLUGIN), on_output=lambda line: say(f"    plugin | {line}")) as host:
+        say(f"host: plugin {host.name} is up (pid {host.process.pid})")
 
         with host.start_source("pyjson", datasource="demo", config={"interval": 0.1}) as src:
             for record in src.records(3):
-                print(f"host: source pyjson emitted {record}")
+                say(f"host: source pyjson emitted {record}")
 
         with host.start_sink("print", config={"requireAck": True}) as snk:
             for record in ({"name": "hello", "count": 5}, {"name": "world", "count": 10}):
                 ack = snk.send(record)
-                print(f"host: sink print acked {record} -> {'ok' if ack is None else ack}")
+                say(f"host: sink print acked {record} -> {'ok' if ack is None else ack}")
 
         with host.function("revert") as fn:
             for word in ("twelve", "eleven"):
-                print(f"host: revert({word!r}) = {fn.call(word)!r}")
-            print(f"host: revert('a', 'b') is refused: {fn.validate('a', 'b')}")
-    print("host: done; the plugin process has exited")
+                say(f"host: revert({word!r}) = {fn.call(word)!r}")
+            say(f"host: revert('a', 'b') is refused: {fn.validate('a', 'b')}")
+    say("host: done; the plugin process has exited")
 
 
 if __name__ == "__main__":
