@@ -82,56 +82,51 @@ def test_launch_times_out_without_a_handshake(write_plugin):
         Host.launch(str(path), init_timeout=1)
 
 
-def test_commands_are_sent_with_go_encoding():
+@pytest.fixture
+def fake_plugin():
+    """A host and a bare REQ socket playing the plugin, handshake done."""
     name = unique("p")
     host = Host(name)
     req = pynng.Req0(recv_timeout=5000)
-    try:
-        req.dial(wire.control_address(name), block=True)
-        req.send(wire.HANDSHAKE)
-        host.wait_handshake(5)
-        control = Control("s", "source", Meta("r", "o", 1), "t", {"b": 2.0, "a": "<x>"})
-        result = []
-
-        def plugin_side():
-            result.append(req.recv())
-            req.send(b"ok")
-
-        thread = threading.Thread(target=plugin_side)
-        thread.start()
-        host.command("start", control)
-        thread.join(5)
-        assert result == [
-            b'{"cmd":"start","arg":"{\\"symbolName\\":\\"s\\",\\"meta\\":{\\"ruleId\\":\\"r\\",'
-            b'\\"opId\\":\\"o\\",\\"instanceId\\":1},\\"pluginType\\":\\"source\\",'
-            b'\\"dataSource\\":\\"t\\",\\"config\\":{\\"a\\":\\"\\\\u003cx\\\\u003e\\",'
-            b'\\"b\\":2}}"}']
-    finally:
-        req.close()
-        host.close()
+    req.dial(wire.control_address(name), block=True)
+    req.send(wire.HANDSHAKE)
+    host.wait_handshake(5)
+    yield host, req
+    req.close()
+    host.close()
 
 
-def test_an_error_answer_raises_with_the_plugins_text():
-    name = unique("p")
-    host = Host(name)
-    req = pynng.Req0(recv_timeout=5000)
-    try:
-        req.dial(wire.control_address(name), block=True)
-        req.send(wire.HANDSHAKE)
-        host.wait_handshake(5)
+def answer_once(req, answer, received):
+    """On a thread: take one command and answer it."""
 
-        def answer():
-            req.recv()
-            req.send(b"symbol not found")
+    def run():
+        received.append(req.recv())
+        req.send(answer)
 
-        thread = threading.Thread(target=answer)
-        thread.start()
-        with pytest.raises(HostError, match="^symbol not found$"):
-            host.command("start", Control("x", "func"))
-        thread.join(5)
-    finally:
-        req.close()
-        host.close()
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_commands_are_sent_with_go_encoding(fake_plugin):
+    host, req = fake_plugin
+    received = []
+    thread = answer_once(req, b"ok", received)
+    host.command("start", Control("s", "source", Meta("r", "o", 1), "t", {"b": 2.0, "a": "<x>"}))
+    thread.join(5)
+    assert received == [
+        b'{"cmd":"start","arg":"{\\"symbolName\\":\\"s\\",\\"meta\\":{\\"ruleId\\":\\"r\\",'
+        b'\\"opId\\":\\"o\\",\\"instanceId\\":1},\\"pluginType\\":\\"source\\",'
+        b'\\"dataSource\\":\\"t\\",\\"config\\":{\\"a\\":\\"\\\\u003cx\\\\u003e\\",'
+        b'\\"b\\":2}}"}']
+
+
+def test_an_error_answer_raises_with_the_plugins_text(fake_plugin):
+    host, req = fake_plugin
+    thread = answer_once(req, b"symbol not found", [])
+    with pytest.raises(HostError, match="^symbol not found$"):
+        host.command("start", Control("x", "func"))
+    thread.join(5)
 
 
 def test_close_ends_the_plugin_process(write_plugin):
