@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 from .errors import DefinitionError, PluginError
+
+T = TypeVar("T")
 
 
 def _load(target: str, name: Optional[str]):  # -> Plugin, imported lazily
@@ -32,6 +34,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     serve_plugin(_load(args.target, args.name))
 
 
+def cmd_meta(args: argparse.Namespace) -> int:
+    from . import metadata
+
+    plugin = _load(args.target, args.name)
+    for path in _definition_errors(lambda: metadata.write(plugin, args.output)):
+        print(path)
+    return 0
+
+
+def cmd_package(args: argparse.Namespace) -> int:
+    from . import packaging
+
+    plugin = _load(args.target, args.name)
+    try:
+        path = _definition_errors(lambda: packaging.build(
+            plugin, args.output, include=args.include, exclude=args.exclude,
+            requirements=args.requirements, wheels=args.wheels, platform=args.platform,
+            python_version=args.python_version))
+    except PluginError as err:
+        print(f"kuiperlite: {err}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import check
+
+    return 0 if check(args.zip, python=args.python, install=not args.no_install) else 1
+
+
+def _definition_errors(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except DefinitionError as err:
+        print(f"kuiperlite: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m kuiperlite",
@@ -47,6 +88,48 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="plugin name (default: About.name, else the file's stem)")
     run.add_argument("portable_config", nargs="?", help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
+
+    meta = commands.add_parser("meta", help="write the plugin json and symbol metadata",
+                               description="Write <name>.json and, for each symbol, "
+                                           "sources/<s>.json and .yaml, sinks/<s>.json or "
+                                           "functions/<f>.json, from the code.")
+    meta.add_argument("target", help="the plugin: a .py file or a module name")
+    meta.add_argument("-o", "--output", default=".", help="output folder (default: .)")
+    meta.add_argument("--name", help="plugin name (default: About.name, else the file's stem)")
+    meta.set_defaults(func=cmd_meta)
+
+    package = commands.add_parser(
+        "package", help="build the installable <name>.zip",
+        description="Build <name>.zip for eKuiper's plugin install: metadata, the plugin's "
+                    "code and local modules, kuiperlite itself, requirements and install.sh.")
+    package.add_argument("target", help="the plugin: a .py file or a module name")
+    package.add_argument("-o", "--output", default=".", help="output folder (default: .)")
+    package.add_argument("--name", help="plugin name (default: About.name, else the stem)")
+    package.add_argument("--include", action="append", default=[], metavar="GLOB",
+                         help="also ship files matching GLOB, relative to the plugin's folder "
+                              "(repeatable)")
+    package.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                         help="do not ship files matching GLOB (repeatable)")
+    package.add_argument("--requirements", metavar="FILE",
+                         help="the plugin's requirements (default: requirements.txt beside it)")
+    package.add_argument("--wheels", action="store_true",
+                         help="bundle the dependencies as wheels so install.sh works offline")
+    package.add_argument("--platform", metavar="TAG",
+                         help="pip platform tag of the target for --wheels, e.g. "
+                              "manylinux2014_aarch64 (default: this machine)")
+    package.add_argument("--python-version", metavar="X.Y",
+                         help="Python version of the target for --wheels (default: this one)")
+    package.set_defaults(func=cmd_package)
+
+    check = commands.add_parser(
+        "check", help="install a zip as eKuiper would and run each symbol once",
+        description="Check a plugin zip: eKuiper's installer checks, unpack, install.sh, "
+                    "start the plugin as eKuiper does, start and stop every symbol.")
+    check.add_argument("zip", help="the <name>.zip to check")
+    check.add_argument("--python", help="the interpreter eKuiper runs (default: this one)")
+    check.add_argument("--no-install", action="store_true",
+                       help="skip install.sh (for machines without network)")
+    check.set_defaults(func=cmd_check)
     return parser
 
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, TypeVar, overload
 
 import attrs
 
-from . import schema
+from . import docstrings, schema
 from .context import Context
 from .errors import ConfigError, DefinitionError
 from .wire import FUNC, SINK, SOURCE
@@ -45,6 +45,7 @@ class Mark:
     kind: str
     name: Optional[str] = None
     description: Optional[str] = None
+    label: Optional[str] = None
     aggregate: bool = False
 
 
@@ -66,10 +67,10 @@ def _marker(kind: str, target: Any, options: dict[str, Any]) -> Any:
 @overload
 def source(func: F, /) -> F: ...
 @overload
-def source(name: Optional[str] = None, /, *,
-           description: Optional[str] = None) -> Callable[[F], F]: ...
+def source(name: Optional[str] = None, /, *, description: Optional[str] = None,
+           label: Optional[str] = None) -> Callable[[F], F]: ...
 def source(target: Any = None, /, *, name: Optional[str] = None,
-           description: Optional[str] = None) -> Any:
+           description: Optional[str] = None, label: Optional[str] = None) -> Any:
     """Mark a function as a source symbol.
 
     The function is a generator (sync or async) that yields records, or a
@@ -81,17 +82,18 @@ def source(target: Any = None, /, *, name: Optional[str] = None,
         target: the function (bare ``@source``) or the symbol name.
         name: the symbol name; defaults to the function's name.
         description: overrides the docstring as the description.
+        label: the name eKuiper's UI shows; defaults to a readable form of the name.
     """
-    return _marker(SOURCE, target, {"name": name, "description": description})
+    return _marker(SOURCE, target, {"name": name, "description": description, "label": label})
 
 
 @overload
 def sink(func: F, /) -> F: ...
 @overload
-def sink(name: Optional[str] = None, /, *,
-         description: Optional[str] = None) -> Callable[[F], F]: ...
+def sink(name: Optional[str] = None, /, *, description: Optional[str] = None,
+         label: Optional[str] = None) -> Callable[[F], F]: ...
 def sink(target: Any = None, /, *, name: Optional[str] = None,
-         description: Optional[str] = None) -> Any:
+         description: Optional[str] = None, label: Optional[str] = None) -> Any:
     """Mark a function as a sink symbol.
 
     A plain (or async) function is called once per message with the decoded
@@ -103,17 +105,19 @@ def sink(target: Any = None, /, *, name: Optional[str] = None,
         target: the function (bare ``@sink``) or the symbol name.
         name: the symbol name; defaults to the function's name.
         description: overrides the docstring as the description.
+        label: the name eKuiper's UI shows; defaults to a readable form of the name.
     """
-    return _marker(SINK, target, {"name": name, "description": description})
+    return _marker(SINK, target, {"name": name, "description": description, "label": label})
 
 
 @overload
 def function(func: F, /) -> F: ...
 @overload
 def function(name: Optional[str] = None, /, *, description: Optional[str] = None,
-             aggregate: bool = False) -> Callable[[F], F]: ...
+             label: Optional[str] = None, aggregate: bool = False) -> Callable[[F], F]: ...
 def function(target: Any = None, /, *, name: Optional[str] = None,
-             description: Optional[str] = None, aggregate: bool = False) -> Any:
+             description: Optional[str] = None, label: Optional[str] = None,
+             aggregate: bool = False) -> Any:
     """Mark a function as an SQL function symbol.
 
     Positional parameters are the SQL arguments, converted by their hints; a
@@ -123,9 +127,10 @@ def function(target: Any = None, /, *, name: Optional[str] = None,
         target: the function (bare ``@function``) or the symbol name.
         name: the symbol name; defaults to the function's name.
         description: overrides the docstring as the description.
+        label: the name eKuiper's UI shows; defaults to a readable form of the name.
         aggregate: each argument arrives as the list of a window's values.
     """
-    return _marker(FUNC, target, {"name": name, "description": description,
+    return _marker(FUNC, target, {"name": name, "description": description, "label": label,
                                   "aggregate": aggregate})
 
 
@@ -158,6 +163,7 @@ class Symbol:
     func: Callable[..., Any]
     description: str
     where: str
+    ui_label: Optional[str] = None
     style: str = PLAIN
     context_index: Optional[int] = None
     positional: tuple[str, ...] = ()
@@ -254,8 +260,7 @@ def _is_context(param: inspect.Parameter, hint: Any) -> bool:
 def _description(func: Callable[..., Any], mark: Mark) -> str:
     if mark.description is not None:
         return mark.description
-    doc = inspect.getdoc(func) or ""
-    return doc.split("\n\n", 1)[0].replace("\n", " ").strip()
+    return docstrings.parse(getattr(func, "__doc__", None)).summary
 
 
 def _analyse(func: Callable[..., Any], mark: Mark) -> Symbol:
@@ -326,7 +331,7 @@ def _analyse(func: Callable[..., Any], mark: Mark) -> Symbol:
 
     return Symbol(
         kind=mark.kind, name=name, func=func, description=_description(func, mark),
-        where=where, style=style, context_index=context_index,
+        where=where, ui_label=mark.label, style=style, context_index=context_index,
         positional=tuple(positional), data_mode=data_mode, args=tuple(args),
         varargs=varargs, config=tuple(config), extra_config=extra,
         aggregate=mark.aggregate, returns=hints.get("return", Any),

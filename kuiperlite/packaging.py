@@ -1,0 +1,239 @@
+"""The installable zip: metadata, code, kuiperlite itself and an install.sh.
+
+The zip holds at its root what eKuiper's installer expects: ``<name>.json``,
+the executable, ``sources/``, ``sinks/`` and ``functions/``. Beside them go
+the plugin's local modules (found by following its imports), data files
+chosen with include globs, a copy of kuiperlite (pure Python, so the plugin
+runs with a python that has only pynng, orjson and attrs), the
+requirements, optionally their wheels, and an ``install.sh`` that installs
+them for the python eKuiper runs.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Optional
+
+from . import metadata
+from .errors import PluginError
+from .plugin import Plugin
+
+RUNTIME_REQUIREMENTS = ("pynng>=0.8.1", "orjson>=3.9", "attrs>=22.2")
+SKIP_PARTS = {"__pycache__", ".git", ".hg", ".svn", ".venv", "venv", ".mypy_cache",
+              ".pytest_cache", ".ruff_cache", ".tox", "node_modules"}
+# Fixed timestamps and modes make the zip a function of its contents.
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+LAUNCHER = '''\
+"""Launcher eKuiper runs for plugin {name}: serves the symbols of {module}."""
+import os
+
+from kuiperlite.plugin import load
+from kuiperlite.runtime import serve_plugin
+
+serve_plugin(load(os.path.join(os.path.dirname(os.path.abspath(__file__)), {module!r})))
+'''
+
+INSTALL_SH = '''\
+#!/bin/sh
+# Installs the Python dependencies of plugin {name} for the python eKuiper runs.
+# eKuiper runs this script from the plugin's folder when it installs the zip.
+# Usage: install.sh [PYTHON]   (default: $KUIPERLITE_PYTHON, else python, else python3)
+# Extra pip options (e.g. --user): KUIPERLITE_PIP_ARGS.
+set -e
+cd "$(dirname "$0")"
+PYTHON="${{1:-${{KUIPERLITE_PYTHON:-python}}}}"
+if ! command -v "$PYTHON" >/dev/null 2>&1; then PYTHON=python3; fi
+{pip_line}
+if [ -d wheels ]; then
+  echo "installing the dependencies of {name} from the bundled wheels (offline)"
+  $PIP install $KUIPERLITE_PIP_ARGS --no-index --find-links wheels -r requirements.txt
+else
+  echo "installing the dependencies of {name} with pip"
+  $PIP install $KUIPERLITE_PIP_ARGS -r requirements.txt
+fi
+'''
+
+
+def local_modules(entry: Path) -> list[Path]:
+    """The modules and packages under ``entry``'s folder that it imports, transitively."""
+    root = entry.parent
+    found: list[Path] = []
+    pending = [entry]
+    while pending:
+        path = pending.pop()
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        except (OSError, SyntaxError, UnicodeDecodeError):
+            continue
+        for name in _imported_names(tree):
+            top = name.split(".")[0]
+            for candidate in (root / f"{top}.py", root / top / "__init__.py"):
+                if candidate.is_file() and candidate != entry:
+                    files = [candidate] if candidate.name != "__init__.py" else sorted(
+                        p for p in candidate.parent.rglob("*.py") if not _skipped(p, root))
+                    for file in files:
+                        if file not in found:
+                            found.append(file)
+                            pending.append(file)
+    return sorted(found)
+
+
+def _imported_names(tree: ast.AST) -> Iterable[str]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+
+
+def _skipped(path: Path, root: Path) -> bool:
+    return any(part in SKIP_PARTS for part in path.relative_to(root).parts)
+
+
+def _globbed(root: Path, patterns: Iterable[str]) -> list[Path]:
+    out: set[Path] = set()
+    for pattern in patterns:
+        matches = [p for p in root.glob(pattern) if p.is_file() and not _skipped(p, root)]
+        if not matches:
+            raise PluginError(f"--include {pattern!r} matches no file under {root}.")
+        out.update(matches)
+    return sorted(out)
+
+
+def _requirements(plugin_file: Path, requirements: Optional[str]) -> list[str]:
+    path = Path(requirements) if requirements else plugin_file.with_name("requirements.txt")
+    lines: list[str] = []
+    if requirements and not path.is_file():
+        raise PluginError(f"The requirements file {requirements} does not exist.")
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line and line not in lines:
+                lines.append(line)
+    taken = {_project(line) for line in lines}
+    return lines + [r for r in RUNTIME_REQUIREMENTS if _project(r) not in taken]
+
+
+def _project(requirement: str) -> str:
+    for i, char in enumerate(requirement):
+        if not (char.isalnum() or char in "-_."):
+            return requirement[:i].lower().replace("_", "-")
+    return requirement.lower().replace("_", "-")
+
+
+def _kuiperlite_files() -> list[tuple[str, Path]]:
+    package = Path(__file__).resolve().parent
+    return [(f"kuiperlite/{p.name}", p) for p in sorted(package.glob("*.py"))]
+
+
+def download_wheels(requirements: list[str], folder: Path, platform: Optional[str],
+                    python_version: Optional[str]) -> list[Path]:
+    """Download wheels for the requirements (and their dependencies) into ``folder``."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as req:
+        req.write("\n".join(requirements) + "\n")
+    command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
+               "--only-binary=:all:", "-d", str(folder), "-r", req.name]
+    if platform:
+        command += ["--platform", platform]
+    if python_version:
+        command += ["--python-version", python_version]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True)
+    finally:
+        os.unlink(req.name)
+    if result.returncode != 0:
+        detail = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise PluginError(f"Cannot download wheels for {platform or 'this platform'}: {detail}")
+    return sorted(folder.glob("*.whl"))
+
+
+def contents(plugin: Plugin, *, include: Iterable[str] = (), exclude: Iterable[str] = (),
+             requirements: Optional[str] = None, wheels_dir: Optional[Path] = None
+             ) -> dict[str, bytes]:
+    """Every file of the zip by its name in the zip, in a fixed order.
+
+    Raises:
+        PluginError: a requirements file or include glob points at nothing.
+        DefinitionError: the metadata cannot express a symbol.
+    """
+    if plugin.path is None:
+        raise PluginError(f"Plugin {plugin.name!r} has no file to package.")
+    entry = Path(plugin.path).resolve()
+    root = entry.parent
+    files: dict[str, bytes] = dict(metadata.files(plugin))
+    executable = metadata.executable(plugin)
+    code = [entry, *local_modules(entry), *_globbed(root, include)]
+    for path in code:
+        name = path.relative_to(root).as_posix()
+        if not any(fnmatch.fnmatch(name, pattern) for pattern in exclude):
+            files.setdefault(name, path.read_bytes())
+    if entry.name not in files:
+        raise PluginError(f"--exclude removed the plugin file {entry.name} itself.")
+    if executable != entry.name:
+        files[executable] = LAUNCHER.format(name=plugin.name, module=entry.name).encode()
+    for name, path in _kuiperlite_files():
+        files[name] = path.read_bytes()
+    files["requirements.txt"] = ("\n".join(_requirements(entry, requirements)) + "\n").encode()
+    env = plugin.about.conda_env
+    pip_line = f'PIP="conda run -n {env} $PYTHON -m pip"' if env else 'PIP="$PYTHON -m pip"'
+    files["install.sh"] = INSTALL_SH.format(name=plugin.name, pip_line=pip_line).encode()
+    if wheels_dir is not None:
+        for wheel in sorted(wheels_dir.glob("*.whl")):
+            files[f"wheels/{wheel.name}"] = wheel.read_bytes()
+    return files
+
+
+def build(plugin: Plugin, out_dir: str, *, include: Iterable[str] = (),
+          exclude: Iterable[str] = (), requirements: Optional[str] = None,
+          wheels: bool = False, platform: Optional[str] = None,
+          python_version: Optional[str] = None) -> Path:
+    """Write ``<out_dir>/<name>.zip`` and return its path.
+
+    Args:
+        plugin: the collected plugin.
+        out_dir: the folder the zip goes to (created if missing).
+        include: globs, relative to the plugin's folder, of more files to ship.
+        exclude: globs of files not to ship.
+        requirements: the requirements file (default: requirements.txt beside the plugin).
+        wheels: bundle the dependencies as wheels, so install.sh works offline.
+        platform: the target's pip platform tag for the wheels, e.g. manylinux2014_aarch64.
+        python_version: the target's Python version for the wheels, e.g. 3.11.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        wheels_dir = None
+        if wheels or platform or python_version:
+            wheels_dir = Path(tmp)
+            requirements_text = _requirements(Path(plugin.path or "."), requirements)
+            download_wheels(requirements_text, wheels_dir, platform, python_version)
+        files = contents(plugin, include=include, exclude=exclude, requirements=requirements,
+                         wheels_dir=wheels_dir)
+        out = Path(out_dir).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / f"{plugin.name}.zip"
+        executable = metadata.executable(plugin)
+        partial = target.with_suffix(".zip.partial")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name in sorted(files):
+                _check_name(name)
+                info = zipfile.ZipInfo(name, _EPOCH)
+                mode = 0o755 if name in ("install.sh", executable) else 0o644
+                info.external_attr = (0o100000 | mode) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, files[name])
+        partial.replace(target)
+    return target
+
+
+def _check_name(name: str) -> None:
+    parts = name.split("/")
+    if name.startswith("/") or ".." in parts or "" in parts or "\\" in name:
+        raise PluginError(f"Refusing to write {name!r} into the zip: not a plain relative path.")
