@@ -82,6 +82,13 @@ def _value_type(hint: Any) -> str:
     return "any"
 
 
+def _column_hint(hint: Any) -> Any:
+    """An aggregate receives a list per argument; the UI shows the column's type."""
+    hint = unwrap_optional(hint)
+    args = typing.get_args(hint)
+    return args[0] if typing.get_origin(hint) is list and len(args) == 1 else Any
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
@@ -187,7 +194,7 @@ def function_json(plugin: Plugin, symbol: Symbol) -> dict[str, Any]:
         "name": p.name,
         "optional": not p.required or p is symbol.varargs,
         "control": "field",
-        "type": _value_type(p.hint),
+        "type": _value_type(_column_hint(p.hint) if symbol.aggregate else p.hint),
         "hint": _text(doc.params.get(p.name, "")),
         "label": _text(label(p.name)),
     } for p in params]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -102,6 +103,9 @@ def _skipped(path: Path, root: Path) -> bool:
 def _globbed(root: Path, patterns: Iterable[str]) -> list[Path]:
     out: set[Path] = set()
     for pattern in patterns:
+        if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+            raise PluginError(f"--include {pattern!r} must stay inside the plugin's folder "
+                              f"{root}: give a glob relative to it, without '..'.")
         matches = [p for p in root.glob(pattern) if p.is_file() and not _skipped(p, root)]
         if not matches:
             raise PluginError(f"--include {pattern!r} matches no file under {root}.")
@@ -135,6 +139,31 @@ def _kuiperlite_files() -> list[tuple[str, Path]]:
     return [(f"kuiperlite/{p.name}", p) for p in sorted(package.glob("*.py"))]
 
 
+_LEGACY_MANYLINUX = {"manylinux2014": 17, "manylinux2010": 12, "manylinux1": 5}
+_MANYLINUX = re.compile(r"(manylinux_2_(\d+)|manylinux2014|manylinux2010|manylinux1)_(\w+)")
+
+
+def platform_tags(platform: str) -> list[str]:
+    """The pip platform tags a target accepts, newest first.
+
+    pip matches ``--platform`` exactly, but a ``manylinux_2_28_aarch64``
+    device also runs older manylinux wheels (orjson ships manylinux2014 while
+    pynng ships manylinux_2_28), so a manylinux tag brings its older ones.
+    """
+    match = _MANYLINUX.fullmatch(platform)
+    if match is None:
+        return [platform]
+    newest = int(match.group(2)) if match.group(2) else _LEGACY_MANYLINUX[match.group(1)]
+    arch = match.group(3)
+    legacy = {minor: name for name, minor in _LEGACY_MANYLINUX.items()}
+    tags = []
+    for minor in range(newest, 4, -1):
+        tags.append(f"manylinux_2_{minor}_{arch}")
+        if minor in legacy:
+            tags.append(f"{legacy[minor]}_{arch}")
+    return tags
+
+
 def download_wheels(requirements: list[str], folder: Path, platform: Optional[str],
                     python_version: Optional[str]) -> list[Path]:
     """Download wheels for the requirements (and their dependencies) into ``folder``."""
@@ -142,8 +171,8 @@ def download_wheels(requirements: list[str], folder: Path, platform: Optional[st
         req.write("\n".join(requirements) + "\n")
     command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
                "--only-binary=:all:", "-d", str(folder), "-r", req.name]
-    if platform:
-        command += ["--platform", platform]
+    for tag in platform_tags(platform) if platform else []:
+        command += ["--platform", tag]
     if python_version:
         command += ["--python-version", python_version]
     try:

@@ -3,11 +3,12 @@ import time
 
 import pynng
 import pytest
-from conftest import unique, wait_until
 
 from kuiperlite.channels import Requester, dial, listen, puller, pusher, send_blocking
 from kuiperlite.errors import HostError
 from kuiperlite.host import Responder
+
+from conftest import unique, wait_until
 
 
 def address() -> str:

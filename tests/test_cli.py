@@ -3,9 +3,9 @@
 import subprocess
 import sys
 
-from conftest import EXAMPLES, ROOT, unique
-
 from kuiperlite.host import Host
+
+from conftest import EXAMPLES, ROOT, unique
 
 
 def kuiperlite(*args, cwd=ROOT, timeout=30):

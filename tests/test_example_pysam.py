@@ -1,9 +1,10 @@
 """examples/pysam: what the kuiperlite version adds over the SDK's example."""
 
 import pytest
-from conftest import EXAMPLES, unique, wait_until
 
 from kuiperlite.errors import HostError
+
+from conftest import EXAMPLES, unique, wait_until
 
 PYSAM = EXAMPLES / "pysam" / "pysam.py"
 

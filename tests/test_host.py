@@ -8,12 +8,13 @@ import threading
 
 import pynng
 import pytest
-from conftest import pid_alive, unique, wait_until
 
 from kuiperlite import wire
 from kuiperlite.errors import HostError
 from kuiperlite.host import Host
 from kuiperlite.wire import Control, Meta
+
+from conftest import pid_alive, unique, wait_until
 
 PLUGIN = '''
 import os, sys

@@ -7,9 +7,10 @@ protocol; passing against kuiperlite's shows the plugin side does.
 import time
 
 import pytest
-from conftest import EXAMPLES, FIXTURES, unique
 
 from kuiperlite.errors import HostError
+
+from conftest import EXAMPLES, FIXTURES, unique
 
 PLUGINS = {
     "official-sdk": FIXTURES / "sdk_pysam" / "pysam.py",

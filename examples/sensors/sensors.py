@@ -16,6 +16,7 @@ from dateutil import parser as dateparser
 
 import kuiperlite
 from kuiperlite import Context, Record, function, sink, source
+
 from units import calibrate, to_celsius
 
 ABOUT = kuiperlite.About(version="v0.2.0", author="kuiperlite", email="dev@kuiperlite.invalid",

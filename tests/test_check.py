@@ -1,0 +1,173 @@
+"""``check`` and the installed zip: eKuiper's installer rules, then the plugin running."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from kuiperlite import packaging
+from kuiperlite.check import check, read_profile
+from kuiperlite.host import PORTABLE_CONFIG, Host
+from kuiperlite.plugin import load
+
+from conftest import EXAMPLES, unique, wait_until
+
+
+@pytest.fixture(scope="module")
+def pysam_zip(tmp_path_factory):
+    return packaging.build(load(str(EXAMPLES / "pysam" / "pysam.py")),
+                           str(tmp_path_factory.mktemp("pysam")))
+
+
+def run_check(zip_path, *args):
+    return subprocess.run([sys.executable, "-m", "kuiperlite", "check", str(zip_path), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_check_passes_the_pysam_zip(pysam_zip):
+    out = run_check(pysam_zip, "--no-install")
+    assert out.returncode == 0, out.stdout
+    lines = out.stdout.splitlines()
+    assert lines[0] == f"checking {pysam_zip}"
+    assert "  ok    pysam.json: version v1.0.0, executable pysam.py, 1 sources, 1 sinks, " \
+           "1 functions" in lines
+    assert "  ok    source pyjson: started and stopped with its default profile" in lines
+    assert "  ok    sink print: started and stopped" in lines
+    assert "  ok    function revert: started, and its channel answers" in lines
+    assert lines[-1].startswith("pysam.zip: passed, ")
+
+
+def install_like_ekuiper(zip_path: Path, root: Path) -> Path:
+    """Unpack as eKuiper's installer does; returns plugins/portable/<name>."""
+    name = zip_path.stem
+    with zipfile.ZipFile(zip_path) as archive:
+        for entry in archive.infolist():
+            if entry.filename.startswith(("sources/", "sinks/", "functions/")):
+                targets = [root / "etc" / entry.filename, root / "data" / entry.filename]
+            else:
+                targets = [root / "plugins" / "portable" / name / entry.filename]
+            for target in targets:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.read(entry))
+                target.chmod((entry.external_attr >> 16) & 0o777 or 0o644)
+    return root / "plugins" / "portable" / name
+
+
+def test_the_installed_zip_runs_with_a_python_that_has_only_the_dependencies(tmp_path):
+    zip_path = packaging.build(load(str(EXAMPLES / "sensors" / "sensors.py")),
+                               str(tmp_path / "dist"), include=["calibration.json"], wheels=True)
+    bare = tmp_path / "bare"
+    venv.create(bare, with_pip=True)  # no kuiperlite, no pynng: only what install.sh brings
+    python = str(bare / "bin" / "python")
+    plugin_dir = install_like_ekuiper(zip_path, tmp_path / "ekuiper")
+    offline = dict(os.environ, PIP_INDEX_URL="http://127.0.0.1:9/offline")
+    subprocess.run(["/bin/sh", "install.sh", python], cwd=plugin_dir, check=True, env=offline,
+                   capture_output=True)
+    executable = plugin_dir / json.loads((plugin_dir / "sensors.json").read_text())["executable"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    host = Host("sensors")
+    try:
+        host.spawn([python, "-u", str(executable), PORTABLE_CONFIG], str(plugin_dir), env)
+        host.wait_handshake(60)
+        assert host.process.argv[1:] == ["-u", str(executable), PORTABLE_CONFIG]
+        with host.start_source("temperature", rule=unique("r"), datasource="b7",
+                               config={"interval": 0.01, "sensors": ["lab"]}) as src:
+            message, meta = src.recv()
+            assert message["sensor"] == "lab" and meta == {"building": "b7"}
+        with host.start_source("doors", rule=unique("r"), config={"interval": 0.01}) as src:
+            assert set(src.recv()[0]) == {"door", "open"}
+        with host.start_sink("alert", rule=unique("r"), config={"requireAck": True}) as snk:
+            assert snk.send({"sensor": "lab", "value": 30}) is None
+        out_file = tmp_path / "out.jsonl"
+        with host.start_sink("jsonl", rule=unique("r"),
+                             config={"requireAck": True, "path": str(out_file)}) as snk:
+            assert snk.send({"température": 21.5}) is None
+        wait_until(lambda: out_file.exists() and out_file.read_text(encoding="utf-8"))
+        assert json.loads(out_file.read_text(encoding="utf-8")) == {"température": 21.5}
+        with host.function("celsius") as fn:
+            assert fn.call(212, "F", "lab") == 99.75  # reads calibration.json beside it
+        with host.function("spread") as fn:
+            assert fn.is_aggregate() and fn.call([3, 9.5, 4]) == 6.5
+        with host.function("epoch_ms") as fn:
+            assert fn.call("2024-05-01T10:00:00Z") == 1714557600000  # python-dateutil
+        with host.function("where") as fn:
+            assert fn.call(5)["value"] == 5
+        assert any("[alert" in line and "warning alert via log" in line
+                   for line in host.process.output)
+    finally:
+        host.close()
+
+
+def rezip(src: Path, dst: Path, drop=(), add=None, rename=None, links=()) -> Path:
+    """A copy of a zip with entries dropped, replaced, renamed, or added as symlinks."""
+    with zipfile.ZipFile(src) as old, zipfile.ZipFile(dst, "w") as new:
+        for entry in old.infolist():
+            if entry.filename in drop:
+                continue
+            name = (rename or {}).get(entry.filename, entry.filename)
+            new.writestr(name, (add or {}).pop(entry.filename, old.read(entry)))
+        for name, data in (add or {}).items():
+            new.writestr(name, data)
+        for name in links:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            new.writestr(info, "/etc/passwd")
+    return dst
+
+
+@pytest.mark.parametrize(("change", "failure"), [
+    (dict(add={"/abs/evil.py": b""}), "the zip holds an absolute path '/abs/evil.py'"),
+    (dict(add={"lib/../../evil.py": b""}),
+     "the zip holds a path that leaves its folder: 'lib/../../evil.py'"),
+    (dict(links=["data/link"]), "the zip holds a symbolic link 'data/link'"),
+    (dict(drop=["pysam.json"]), "missing pysam.json at the zip's root"),
+    (dict(add={"pysam.json": b'{"name": "other", "language": "python", "executable": "x"}'}),
+     "pysam.json names the plugin 'other', but the zip is pysam.zip"),
+    (dict(add={"pysam.json": b'{"language": "python", "executable": "pysam.py"}'}),
+     "pysam.json lists no sources, sinks or functions"),
+    (dict(add={"pysam.json": b"{oops"}), "pysam.json is not valid JSON"),
+    (dict(drop=["pysam.py"]), "missing required files: pysam.py"),
+    (dict(drop=["sources/pyjson.yaml"]), "missing required files: sources/pyjson.yaml"),
+    (dict(add={"sources/pyjson.json": b'{"libs": []}'}),
+     "sources/pyjson.json has no 'about' object; eKuiper rejects it"),
+    (dict(add={"pysam.py": b"raise SystemExit('cannot open the device')\n"}),
+     "the plugin did not start: The plugin process"),
+    (dict(add={"install.sh": b"echo 'no network here' >&2\nexit 3\n"}),
+     "install.sh failed with exit code 3:\nno network here"),
+    (dict(add={"sources/pyjson.yaml": b"default:\n  interval: \"soon\"\n"}),
+     "source pyjson: Config 'interval' of the source 'pyjson' must be a number, got the "
+     "string 'soon'."),
+])
+def test_check_reports_each_failure(pysam_zip, tmp_path, change, failure):
+    bad = rezip(pysam_zip, tmp_path / "pysam.zip", **change)
+    lines = []
+    assert check(str(bad), report=lines.append) is False
+    fails = [line for line in lines if line.startswith("  FAIL  ")]
+    assert fails and fails[0].startswith(f"  FAIL  {failure}"), lines
+    assert "FAILED" in lines[-1]
+    assert not (tmp_path.parent / "evil.py").exists()
+
+
+def test_check_command_exit_codes(pysam_zip, tmp_path):
+    bad = rezip(pysam_zip, tmp_path / "pysam.zip", drop=["pysam.py"])
+    assert run_check(bad, "--no-install").returncode == 1
+    odd = tmp_path / "my plugin.zip"
+    odd.write_bytes(pysam_zip.read_bytes())
+    out = run_check(odd)
+    assert out.returncode == 1 and "the zip must be named <plugin name>.zip" in out.stdout
+    not_zip = tmp_path / "notzip.zip"
+    not_zip.write_text("hello")
+    assert "notzip.zip is not a zip file" in run_check(not_zip).stdout
+
+
+def test_read_profile():
+    assert read_profile('default:\n  a: 1\n  b: ["x"]\n  c: plain text\nother:\n  a: 2\n') == {
+        "a": 1, "b": ["x"], "c": "plain text"}
+    assert read_profile("default:\n") == {}

@@ -1,0 +1,159 @@
+"""The installable zip: what goes in, what stays out, and how install.sh installs."""
+
+import hashlib
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from kuiperlite import PluginError, packaging
+from kuiperlite.plugin import load
+
+from conftest import EXAMPLES
+
+SENSORS = EXAMPLES / "sensors" / "sensors.py"
+KUIPERLITE = sorted(f"kuiperlite/{p.name}" for p in (Path(packaging.__file__).parent).glob("*.py"))
+
+
+def names(zip_path: Path) -> list[str]:
+    with zipfile.ZipFile(zip_path) as archive:
+        return archive.namelist()
+
+
+def test_sensors_zip_contents(tmp_path):
+    path = packaging.build(load(str(SENSORS)), str(tmp_path), include=["calibration.json"])
+    assert path == tmp_path / "sensors.zip"
+    assert names(path) == sorted([
+        "sensors.json", "sensors.py", "units.py", "calibration.json", "requirements.txt",
+        "install.sh", "sources/temperature.json", "sources/temperature.yaml",
+        "sources/doors.json", "sources/doors.yaml", "sinks/alert.json", "sinks/jsonl.json",
+        "functions/celsius.json", "functions/spread.json", "functions/epoch_ms.json",
+        "functions/where.json", *KUIPERLITE])
+    with zipfile.ZipFile(path) as archive:
+        assert archive.read("requirements.txt") == (
+            b"python-dateutil>=2.8\npynng>=0.8.1\norjson>=3.9\nattrs>=22.2\n")
+        modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in archive.infolist()}
+        assert modes["install.sh"] == modes["sensors.py"] == 0o755
+        assert modes["units.py"] == 0o644
+        assert archive.read("sensors.py") == SENSORS.read_bytes()
+
+
+def test_the_zip_is_the_same_bytes_for_the_same_code(tmp_path):
+    plugin = load(str(SENSORS))
+    digests = {hashlib.sha256(packaging.build(plugin, str(tmp_path / d)).read_bytes()).hexdigest()
+               for d in ("a", "b")}
+    assert len(digests) == 1
+
+
+def test_local_modules_follow_imports_transitively(tmp_path):
+    (tmp_path / "helpers").mkdir()
+    (tmp_path / "helpers" / "__init__.py").write_text("from helpers.maths import twice\n")
+    (tmp_path / "helpers" / "maths.py").write_text("import shared\n\ndef twice(x):\n"
+                                                   "    return 2 * x\n")
+    (tmp_path / "shared.py").write_text("import json\n")
+    (tmp_path / "unused.py").write_text("")
+    entry = tmp_path / "plug.py"
+    entry.write_text("import os\nimport helpers\nfrom kuiperlite import function\n")
+    found = [p.relative_to(tmp_path).as_posix() for p in packaging.local_modules(entry)]
+    assert found == ["helpers/__init__.py", "helpers/maths.py", "shared.py"]
+
+
+def test_include_and_exclude(tmp_path, write_plugin):
+    path = write_plugin('''
+        from kuiperlite import function
+        import extra_mod
+
+        @function
+        def f(x):
+            return x
+    ''')
+    (path.parent / "extra_mod.py").write_text("")
+    (path.parent / "model.bin").write_bytes(b"\x00\x01")
+    (path.parent / "notes.txt").write_text("no")
+    plugin = load(str(path))
+    files = packaging.contents(plugin, include=["*.bin"], exclude=["extra_*"])
+    assert "model.bin" in files and "notes.txt" not in files and "extra_mod.py" not in files
+    with pytest.raises(PluginError, match="matches no file"):
+        packaging.contents(plugin, include=["*.onnx"])
+    with pytest.raises(PluginError, match="must stay inside the plugin's folder"):
+        packaging.contents(plugin, include=["../*.py"])
+    with pytest.raises(PluginError, match="removed the plugin file"):
+        packaging.contents(plugin, exclude=["*.py"])
+
+
+def test_a_launcher_serves_a_file_that_does_not_run_itself(write_plugin):
+    path = write_plugin("from kuiperlite import function\n\n@function\ndef f(x):\n"
+                        "    return x\n", main=False)
+    files = packaging.contents(load(str(path)))
+    launcher = files[f"{path.stem}_main.py"].decode()
+    assert f"load(os.path.join(os.path.dirname(os.path.abspath(__file__)), '{path.name}'))" \
+        in launcher
+
+
+def test_user_requirements_win_over_kuiperlites(write_plugin, tmp_path):
+    path = write_plugin("from kuiperlite import function\n\n@function\ndef f(x):\n"
+                        "    return x\n")
+    req = tmp_path / "reqs.txt"
+    req.write_text("# pinned for the device\npynng==0.8.1\nrequests>=2  # http\n\nrequests>=2\n")
+    files = packaging.contents(load(str(path)), requirements=str(req))
+    assert files["requirements.txt"] == b"pynng==0.8.1\nrequests>=2\norjson>=3.9\nattrs>=22.2\n"
+    with pytest.raises(PluginError, match="does not exist"):
+        packaging.contents(load(str(path)), requirements=str(tmp_path / "missing.txt"))
+
+
+def test_conda_install_script(write_plugin):
+    path = write_plugin('''
+        import kuiperlite
+        ABOUT = kuiperlite.About(conda_env="edge")
+
+        @kuiperlite.function
+        def f(x):
+            return x
+    ''')
+    script = packaging.contents(load(str(path)))["install.sh"].decode()
+    assert 'PIP="conda run -n edge $PYTHON -m pip"' in script
+
+
+def test_install_sh_installs_the_requirements_for_the_given_python(tmp_path):
+    """install.sh run against a stand-in python records the pip command it was given."""
+    files = packaging.contents(load(str(SENSORS)))
+    folder = tmp_path / "plugin"
+    folder.mkdir()
+    (folder / "install.sh").write_bytes(files["install.sh"])
+    (folder / "requirements.txt").write_bytes(files["requirements.txt"])
+    fake = tmp_path / "fakepython"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path}/args\n")
+    fake.chmod(0o755)
+    subprocess.run(["/bin/sh", "install.sh", str(fake)], cwd=folder, check=True,
+                   capture_output=True)
+    assert (tmp_path / "args").read_text() == "-m pip install -r requirements.txt\n"
+    (folder / "wheels").mkdir()
+    subprocess.run(["/bin/sh", "install.sh", str(fake)], cwd=folder, check=True,
+                   capture_output=True, env={"KUIPERLITE_PIP_ARGS": "--user", "PATH": "/bin"})
+    assert (tmp_path / "args").read_text() == (
+        "-m pip install --user --no-index --find-links wheels -r requirements.txt\n")
+
+
+@pytest.mark.parametrize(("platform", "first", "includes"), [
+    ("manylinux_2_28_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64"),
+    ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux1_x86_64"),
+    ("win_amd64", "win_amd64", "win_amd64"),
+])
+def test_platform_tags(platform, first, includes):
+    tags = packaging.platform_tags(platform)
+    assert tags[0] == first and includes in tags
+
+
+def test_package_command(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "kuiperlite", "package", str(SENSORS), "-o",
+                          str(tmp_path), "--include", "calibration.json"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(tmp_path / "sensors.zip")
+    bad = subprocess.run([sys.executable, "-m", "kuiperlite", "package", str(SENSORS), "-o",
+                          str(tmp_path), "--include", "*.nothing"], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("kuiperlite: --include '*.nothing' matches no file")
+    assert not list(tmp_path.glob("*.partial"))
