@@ -171,3 +171,12 @@ def test_read_profile():
     assert read_profile('default:\n  a: 1\n  b: ["x"]\n  c: plain text\nother:\n  a: 2\n') == {
         "a": 1, "b": ["x"], "c": "plain text"}
     assert read_profile("default:\n") == {}
+
+
+def test_check_passes_the_sensors_zip(tmp_path):
+    zip_path = packaging.build(load(str(EXAMPLES / "sensors" / "sensors.py")), str(tmp_path),
+                               include=["calibration.json"])
+    lines = []
+    assert check(str(zip_path), install=False, report=lines.append), lines
+    assert sum(line.startswith("  ok    ") for line in lines) == 22
+    assert "  ok    function spread: started, and its channel answers" in lines
