@@ -95,6 +95,7 @@ class SourceAdapter:
         self.ctx = Context(symbol.name, "source", rule_id=rule_id, op_id=op_id,
                            instance_id=instance_id, datasource=datasource, config=config,
                            emit=self.emit, emit_error=self.emit_error)
+        self.error: Optional[Exception] = None  # what the user code raised, if anything
         self._loop = _Loop()
 
     def run(self) -> None:
@@ -117,6 +118,7 @@ class SourceAdapter:
         except Stopped:
             pass
         except Exception as err:
+            self.error = err
             self.ctx.logger.exception("failed")
             self._report(f"The {symbol.label} failed: {error_text(err)}")
         finally:

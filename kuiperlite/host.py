@@ -145,6 +145,7 @@ class Host:
         # eKuiper, all functions share the empty meta, so only the last stays.
         self.commands: dict[Meta, bytes] = {}
         self.handles: list[Any] = []
+        self._restart_lock = threading.Lock()
         self.control = Responder(wire.control_address(name), self._check_alive)
 
     @classmethod
@@ -194,21 +195,34 @@ class Host:
             raise HostError(f"The plugin process {process.pid} exited with code "
                             f"{process.poll()}; its last output:\n{process.tail()}")
 
+    @property
+    def alive(self) -> bool:
+        """Whether the plugin process runs (True for a plugin started by hand)."""
+        return self.process is None or self.process.poll() is None
+
     def restart(self, timeout: float = 30.0) -> None:
-        """Start a new plugin process and replay the active start commands."""
+        """Start a new plugin process and replay the active start commands.
+
+        Raises:
+            HostError: the new process did not handshake; the commands stay,
+                to be replayed by the next restart.
+        """
         if self.launch_args is None:
             raise HostError("This host did not launch its plugin, so it cannot restart it.")
-        if self.process is not None:
-            self.process.stop()
-        self.restarts += 1
-        self.spawn(*self.launch_args)
-        self.wait_handshake(timeout)
-        for payload in list(self.commands.values()):
-            self._send(payload)
+        with self._restart_lock:
+            if self.process is not None:
+                self.process.stop()
+            self.restarts += 1
+            self.spawn(*self.launch_args)
+            self.wait_handshake(timeout)
+            for payload in list(self.commands.values()):
+                self._send(payload)
 
     def _ensure_running(self) -> None:
-        if self.process is not None and self.process.poll() is not None \
-                and self.launch_args is not None:
+        """Like eKuiper, restart a plugin that died when a rule starts a symbol."""
+        with self._restart_lock:
+            dead = not self.alive and self.launch_args is not None
+        if dead:
             self.restart()
 
     # ----------------------------------------------------------- commands
@@ -219,19 +233,24 @@ class Host:
             raise HostError(answer.decode("utf-8", "replace"))
 
     def command(self, name: str, control: Control) -> None:
-        """Send a start or stop command; raises HostError with the plugin's answer."""
-        self._ensure_running()
-        payload = wire.encode_command(name, control)
-        self._send(payload)
+        """Send a start or stop command; raises HostError with the plugin's answer.
+
+        A start restarts a plugin that died (replaying the other starts); a stop
+        to a dead plugin only forgets the command, as its instance is gone.
+        """
         key = control.meta or Meta("", "", 0)
+        payload = wire.encode_command(name, control)
         if name == START:
+            self._ensure_running()
+            self._send(payload)
             self.commands[key] = payload
-        else:
-            self.commands.pop(key, None)
+            return
+        self.commands.pop(key, None)
+        if self.alive:
+            self._send(payload)
 
     def send_raw(self, payload: bytes) -> bytes:
         """Send arbitrary bytes as a command and return the raw answer."""
-        self._ensure_running()
         return self.control.request(payload, self.timeout)
 
     def start_source(self, symbol: str, *, rule: str = "rule1", op: str = "op1",
@@ -411,7 +430,6 @@ class FunctionHandle:
 
     def request(self, func: str, args: Optional[list]) -> tuple[bool, Any]:
         """Send one raw request; returns ``(state, result)``."""
-        self.host._ensure_running()
         raw = self.channel.request(wire.encode_function_call(func, args), self.host.timeout)
         return wire.decode_reply(raw)
 

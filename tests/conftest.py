@@ -14,8 +14,6 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from kuiperlite.host import Host
-
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -66,22 +64,6 @@ def write_plugin(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
-
-
-@pytest.fixture
-def launch(request: pytest.FixtureRequest) -> Iterator[Callable[..., Host]]:
-    """Launch plugins under the embedded host; all are closed after the test."""
-    hosts: list[Host] = []
-
-    def start(path: Path | str, env: Optional[dict[str, str]] = None, **kwargs: Any) -> Host:
-        full_env = dict(os.environ, **(env or {}))
-        host = Host.launch(str(path), env=full_env, **kwargs)
-        hosts.append(host)
-        return host
-
-    yield start
-    for host in hosts:
-        host.close()
 
 
 def _ipc_files() -> set[str]:

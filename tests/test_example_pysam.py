@@ -13,8 +13,8 @@ def printed(host, text):
     return any(text in line for line in host.process.output)
 
 
-def test_pyjson_config_and_datasource(launch):
-    host = launch(PYSAM)
+def test_pyjson_config_and_datasource(kuiperlite_host):
+    host = kuiperlite_host(PYSAM)
     rule = unique("r")
     with host.start_source("pyjson", rule=rule, datasource="demo/topic",
                            config={"interval": 0.01, "value": "7"}) as src:
@@ -24,23 +24,23 @@ def test_pyjson_config_and_datasource(launch):
     wait_until(lambda: printed(host, f"[pyjson {rule}/op1/0] closed"), message="teardown")
 
 
-def test_pyjson_rejects_a_bad_interval(launch):
-    host = launch(PYSAM)
+def test_pyjson_rejects_a_bad_interval(kuiperlite_host):
+    host = kuiperlite_host(PYSAM)
     with pytest.raises(HostError, match="Config 'interval' of the source 'pyjson' must be a "
                                         "number, got an object."):
         host.start_source("pyjson", rule=unique("r"), config={"interval": {}})
 
 
-def test_print_sink_prefix(launch):
-    host = launch(PYSAM)
+def test_print_sink_prefix(kuiperlite_host):
+    host = kuiperlite_host(PYSAM)
     with host.start_sink("print", rule=unique("r"),
                          config={"requireAck": True, "prefix": "OUT"}) as snk:
         assert snk.send([{"a": 1}, {"a": 2}]) is None
     assert printed(host, "OUT [{'a': 1}, {'a': 2}]")
 
 
-def test_revert_validates_its_argument_count(launch):
-    host = launch(PYSAM)
+def test_revert_validates_its_argument_count(kuiperlite_host):
+    host = kuiperlite_host(PYSAM)
     with host.function("revert") as fn:
         assert fn.validate("a", "b") == "revert() takes exactly 1 argument (s) but got 2."
         with pytest.raises(HostError, match=r"Argument 1 \(s\) of revert\(\) must be a string, "

@@ -41,16 +41,17 @@ print("ARGV", sys.argv[1:], "CWD", os.getcwd(), flush=True)
 '''
 
 
-def test_launch_runs_the_plugin_as_ekuiper_does(launch, write_plugin):
+def test_launch_runs_the_plugin_as_ekuiper_does(kuiperlite_host, write_plugin):
     path = write_plugin(PLUGIN)
-    host = launch(path)
+    host = kuiperlite_host(path)
     assert host.process.argv == [sys.executable, "-u", str(path), '{"sendTimeout":1000}']
     wait_until(lambda: any(f"ARGV ['{{\"sendTimeout\":1000}}'] CWD {path.parent}" in line
                            for line in host.process.output), message="argv and cwd")
 
 
-def test_a_dead_plugin_is_restarted_on_next_use_and_its_starts_replayed(launch, write_plugin):
-    host = launch(write_plugin(PLUGIN))
+def test_a_dead_plugin_is_restarted_on_a_start_and_its_starts_replayed(kuiperlite_host,
+                                                                       write_plugin):
+    host = kuiperlite_host(write_plugin(PLUGIN))
     src = host.start_source("pid", rule=unique("r"))
     snk = host.start_sink("show", rule=unique("k"), config={"requireAck": True})
     fn_first = host.function("first")
@@ -60,12 +61,16 @@ def test_a_dead_plugin_is_restarted_on_next_use_and_its_starts_replayed(launch, 
 
     os.kill(old, signal.SIGKILL)
     wait_until(lambda: host.process.poll() is not None, message="the plugin to die")
-    assert fn_first.call(1) == ["first", 1]  # restarts and replays, then calls
+    with pytest.raises(HostError, match="exited"):
+        fn_first.call(1)  # as in eKuiper, a call does not restart the plugin
+    again = host.start_source("pid", rule=unique("r"))  # a start does, replaying the others
     new = host.process.pid
+    assert fn_first.call(1) == ["first", 1]
     assert new != old and host.restarts == 1
     wait_until(lambda: src.recv()[0] == {"pid": new}, message="records from the new process")
     assert snk.send({"after": "restart"}) is None
     assert fn_second.call(2) == ["second", 2]
+    assert again.recv()[0] == {"pid": new}
 
 
 def test_launch_reports_a_plugin_that_exits_before_the_handshake(write_plugin):

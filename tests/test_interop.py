@@ -23,8 +23,8 @@ MOCK_FUNC_DATA = [["twelve"], ["eleven"]]
 
 
 @pytest.fixture(params=list(PLUGINS))
-def host(request, launch):
-    return launch(PLUGINS[request.param])
+def host(request, kuiperlite_host):
+    return kuiperlite_host(PLUGINS[request.param])
 
 
 def printed(host, text):

@@ -85,16 +85,16 @@ def output_has(host: Host, text: str) -> bool:
     return any(text in line for line in host.process.output)
 
 
-def test_source_gets_datasource_and_converted_config(launch, plugin):
-    host = launch(plugin)
+def test_source_gets_datasource_and_converted_config(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
     with host.start_source("counter", datasource="topic/a",
                            config={"count": "3", "tag": 7, "sendSingle": True}) as src:
         assert src.records(3) == [
             {"i": i, "rule": "rule1", "tag": "7", "ds": "topic/a", "pad": ""} for i in range(3)]
 
 
-def test_config_errors_fail_the_start_and_the_plugin_goes_on(launch, plugin):
-    host = launch(plugin)
+def test_config_errors_fail_the_start_and_the_plugin_goes_on(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
     with pytest.raises(Exception, match="Config 'count' of the source 'counter' must be an "
                                         "integer, got the string 'many'."):
         host.start_source("counter", config={"count": "many"})
@@ -114,8 +114,8 @@ def test_config_errors_fail_the_start_and_the_plugin_goes_on(launch, plugin):
     (wire.encode_command("start", Control("counter", "widget", Meta("r", "o", 0))),
      "Unknown plugin type 'widget'"),
 ])
-def test_bad_commands_get_a_sentence_and_the_loop_goes_on(launch, plugin, raw, phrase):
-    host = launch(plugin)
+def test_bad_commands_get_a_sentence_and_the_loop_goes_on(kuiperlite_host, plugin, raw, phrase):
+    host = kuiperlite_host(plugin)
     answer = host.send_raw(raw).decode()
     assert phrase in answer
     assert "Traceback" not in answer and "\n" not in answer
@@ -123,8 +123,8 @@ def test_bad_commands_get_a_sentence_and_the_loop_goes_on(launch, plugin, raw, p
         assert fn.call("ab") == "ba"
 
 
-def test_stop_while_sleeping_is_prompt_and_runs_finally(launch, plugin):
-    host = launch(plugin)
+def test_stop_while_sleeping_is_prompt_and_runs_finally(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
     src = host.start_source("sleeper", rule="sleepy")
     started = time.monotonic()
     src.stop()
@@ -132,14 +132,14 @@ def test_stop_while_sleeping_is_prompt_and_runs_finally(launch, plugin):
     wait_until(lambda: output_has(host, "SLEEPER-CLOSED sleepy"), message="the finally block")
 
 
-def test_stop_of_an_instance_that_is_gone_is_ok(launch, plugin):
-    host = launch(plugin)
+def test_stop_of_an_instance_that_is_gone_is_ok(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
     host.command("stop", Control("counter", "source", Meta("never", "started", 0)))
     host.command("stop", Control("revert", "func"))
 
 
-def test_many_instances_each_get_exactly_their_own_data(launch, plugin):
-    host = launch(plugin)
+def test_many_instances_each_get_exactly_their_own_data(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
     sources = [host.start_source("counter", rule=unique("r"), config={"count": 40})
                for _ in range(25)]
     sinks = [host.start_sink("collect", rule=unique("k"), config={"requireAck": True})
@@ -162,8 +162,8 @@ def test_many_instances_each_get_exactly_their_own_data(launch, plugin):
         handle.stop()
 
 
-def test_user_code_errors_are_reported_on_their_channel(launch, plugin):
-    host = launch(plugin)
+def test_user_code_errors_are_reported_on_their_channel(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
     with host.start_source("broken") as src:
         assert src.recv()[0] == {"ok": 1}
         with pytest.raises(HostError, match="No record"):
@@ -179,15 +179,15 @@ def test_user_code_errors_are_reported_on_their_channel(launch, plugin):
     assert host.process.poll() is None
 
 
-def test_sink_payloads_that_are_not_json_arrive_as_bytes(launch, plugin):
-    host = launch(plugin)
+def test_sink_payloads_that_are_not_json_arrive_as_bytes(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
     with host.start_sink("collect", config={"requireAck": True}) as snk:
         assert snk.send(b"a,b\n1,2") is None
         wait_until(lambda: output_has(host, "GOT rule1 b'a,b\\n1,2'"), message="raw bytes")
 
 
-def test_without_require_ack_no_acks_are_sent_and_the_sink_never_stalls(launch, plugin):
-    host = launch(plugin)
+def test_without_require_ack_no_acks_are_sent_and_the_sink_never_stalls(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
     with host.start_sink("last", rule="noack") as snk:
         for i in range(3000):
             snk.send({"i": i})
@@ -196,8 +196,8 @@ def test_without_require_ack_no_acks_are_sent_and_the_sink_never_stalls(launch, 
             snk.ack.recv()  # nothing was acked: the ack socket stays empty
 
 
-def test_a_large_payload_reaches_the_sink(launch, plugin):
-    host = launch(plugin)
+def test_a_large_payload_reaches_the_sink(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
     big = {"blob": "y" * (16 * 1024 * 1024)}
     with host.start_sink("last", config={"requireAck": True}) as snk:
         assert snk.send(big, timeout=30) is None
@@ -205,8 +205,8 @@ def test_a_large_payload_reaches_the_sink(launch, plugin):
         wait_until(lambda: output_has(host, f"LAST rule1 {size}"), 30, message="16 MB payload")
 
 
-def test_back_pressure_waits_and_loses_nothing(launch, plugin):
-    host = launch(plugin)
+def test_back_pressure_waits_and_loses_nothing(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
     with host.start_source("counter", config={"count": 4000, "size": 2000}) as src:
         wait_until(lambda: True)
         time.sleep(2.0)  # eKuiper stalls (a slow rule) for longer than the SDK's send timeout
@@ -215,16 +215,16 @@ def test_back_pressure_waits_and_loses_nothing(launch, plugin):
         wait_until(lambda: output_has(host, "FINALLY rule1"), message="the source to finish")
 
 
-def test_same_key_started_again_replaces_the_instance(launch, plugin):
-    host = launch(plugin)
+def test_same_key_started_again_replaces_the_instance(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
     first = host.start_source("sleeper", rule="again")
     host.command("start", first.control)
     wait_until(lambda: output_has(host, "SLEEPER-CLOSED again"), message="the first instance")
     first.stop()
 
 
-def test_short_keepalive_idle_then_call_answers(launch, plugin):
-    host = launch(plugin, env={"KUIPERLITE_KEEPALIVE": "0.2"})
+def test_short_keepalive_idle_then_call_answers(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin, env={"KUIPERLITE_KEEPALIVE": "0.2"})
     with host.function("revert") as fn:
         assert fn.call("ab") == "ba"
         time.sleep(1.0)  # five keepalive periods without a call
@@ -233,8 +233,8 @@ def test_short_keepalive_idle_then_call_answers(launch, plugin):
         assert time.monotonic() - started < 2
 
 
-def test_sigterm_stops_instances_and_exits(launch, plugin):
-    host = launch(plugin)
+def test_sigterm_stops_instances_and_exits(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
     host.start_source("sleeper", rule="term")
     os.kill(host.process.pid, signal.SIGTERM)
     wait_until(lambda: host.process.poll() is not None, message="the plugin to exit")
@@ -324,8 +324,8 @@ def test_definition_errors_stop_the_plugin_with_one_line(write_plugin):
         "the data (or must be a generator that receives it with `data = yield`)")
 
 
-def test_records_are_framed_as_the_sdks_frame_them(launch, plugin):
-    host = launch(plugin)
+def test_records_are_framed_as_the_sdks_frame_them(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
     with host.start_source("counter", config={"count": 1}) as src:
         raw = src.sock.recv()
     assert orjson.loads(raw) == {"message": {"i": 0, "rule": "rule1", "tag": "", "ds": "",
