@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from typing import Callable, Optional, TypeVar
@@ -21,11 +22,21 @@ def _load(target: str, name: Optional[str]):  # -> Plugin, imported lazily
         print(f"kuiperlite: {err}", file=sys.stderr)
         cause = err.__cause__
         if cause is not None and not isinstance(cause, ModuleNotFoundError):
-            traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
+            _print_user_traceback(cause)
         raise SystemExit(2) from None
     except DefinitionError as err:
         print(f"kuiperlite: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _print_user_traceback(error: BaseException) -> None:
+    """The traceback of an error in user code, without kuiperlite's or importlib's frames."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    report = traceback.TracebackException.from_exception(error)
+    report.stack = traceback.StackSummary.from_list(
+        [frame for frame in report.stack
+         if not frame.filename.startswith((package, "<frozen"))])
+    print("".join(report.format()), end="", file=sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -71,6 +82,19 @@ def _definition_errors(action: Callable[[], T]) -> T:
     except DefinitionError as err:
         print(f"kuiperlite: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import load_mock, serve
+
+    try:
+        mock = load_mock(args.mock, args.sink_data, args.function_args, args.mock_interval)
+    except ValueError as err:
+        print(f"kuiperlite: {err}", file=sys.stderr)
+        return 2
+    return serve(args.target, host=args.host, port=args.port, attach=args.attach,
+                 reload=args.reload, mock=mock, allow_remote=args.allow_remote,
+                 max_body=args.max_body, log=lambda line: print(line, flush=True))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +154,33 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-install", action="store_true",
                        help="skip install.sh (for machines without network)")
     check.set_defaults(func=cmd_check)
+
+    serve = commands.add_parser(
+        "serve", help="run a plugin under a test server with a REST API",
+        description="Launch the plugin under kuiperlite's host and serve eKuiper's plugin test "
+                    "server API: POST /symbol/start and /symbol/stop, plus GET /symbols, "
+                    "GET /symbol/output, POST /symbol/send and POST /function/call.")
+    serve.add_argument("target", help="the plugin's .py file")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on "
+                       "(default: 127.0.0.1; others need --allow-remote)")
+    serve.add_argument("--port", type=int, default=33333, help="port (default: 33333)")
+    serve.add_argument("--allow-remote", action="store_true",
+                       help="allow listening on an address other than loopback")
+    serve.add_argument("--attach", action="store_true",
+                       help="do not launch the plugin; wait for one started by hand")
+    serve.add_argument("--reload", action="store_true",
+                       help="restart the plugin when its file or local modules change")
+    serve.add_argument("--mock", metavar="FILE",
+                       help='mock data: {"sink": [payloads], "function": [[args], ...]}, '
+                            "each a list or an object of lists by symbol name")
+    serve.add_argument("--sink-data", metavar="JSON", help="mock payloads for running sinks")
+    serve.add_argument("--function-args", metavar="JSON",
+                       help="mock argument lists for running functions")
+    serve.add_argument("--mock-interval", type=float, default=1.0, metavar="SECONDS",
+                       help="seconds between mock sends and calls (0: none; default 1)")
+    serve.add_argument("--max-body", type=int, default=1 << 20, metavar="BYTES",
+                       help="largest request body accepted (default: 1 MiB)")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

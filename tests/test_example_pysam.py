@@ -1,12 +1,25 @@
 """examples/pysam: what the kuiperlite version adds over the SDK's example."""
 
+import sys
+
 import pytest
 
 from kuiperlite.errors import HostError
+from kuiperlite.testing import call_function, run_sink, run_source
 
 from conftest import EXAMPLES, unique, wait_until
 
 PYSAM = EXAMPLES / "pysam" / "pysam.py"
+sys.path.insert(0, str(PYSAM.parent))
+import pysam  # noqa: E402
+
+
+def test_symbols_in_process(capsys):
+    assert run_source(pysam.pyjson, 2, config={"interval": 0.001, "value": 1}) == [
+        {"name": "pyjson", "value": 1}] * 2
+    assert run_sink(pysam.print_sink, [{"a": 1}], config={"prefix": ">"}) == [None]
+    assert capsys.readouterr().out == "> {'a': 1}\n"
+    assert call_function(pysam.revert, "abc") == "cba"
 
 
 def printed(host, text):

@@ -115,11 +115,11 @@ def celsius(value: float, unit: str = "C", sensor: Optional[str] = None) -> floa
 
 
 @function(aggregate=True)
-def spread(values: list[float]) -> float:
+def spread(values: list[Optional[float]]) -> float:
     """The difference between the highest and the lowest value of a window.
 
     Args:
-        values: the window's values.
+        values: the window's values; nulls are skipped.
 
     Returns:
         max - min, or 0 for an empty window.

@@ -1,0 +1,445 @@
+"""The session behind ``serve``: the plugin, its running symbols and their events.
+
+A :class:`Session` launches the plugin (or waits for one started by hand),
+starts and stops symbols on request, reads what running sources emit, feeds
+running sinks mock records and calls running functions with mock arguments
+every second, keeps every event for the REST API, prints a live log, and
+with ``--reload`` restarts the plugin when its files change.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import attrs
+import orjson
+
+from .errors import HostError
+from .host import PORTABLE_CONFIG, FunctionHandle, Host, SinkHandle, SourceHandle
+from .packaging import local_modules
+from .wire import FuncMeta
+
+# What eKuiper's plugin test server feeds sinks and functions.
+MOCK_SINK_DATA: list[Any] = [{"name": "hello", "count": 5}, {"name": "world", "count": 10}]
+MOCK_FUNCTION_ARGS: list[list[Any]] = [["twelve"], ["eleven"]]
+TYPES = {"source": "sources", "sink": "sinks", "func": "functions"}
+
+_DESCRIBE = """\
+import json, sys
+from kuiperlite.cli import _load
+plugin = _load(sys.argv[1], None)
+print(json.dumps({"name": plugin.name, "sources": list(plugin.sources),
+                  "sinks": list(plugin.sinks), "functions": list(plugin.functions)}))
+"""
+
+
+class ApiError(Exception):
+    """An error answer: the HTTP status and a one-sentence message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@attrs.define
+class Mock:
+    """Mock data for running sinks and functions, per symbol or for all."""
+
+    sink: Any = attrs.field(factory=lambda: list(MOCK_SINK_DATA))
+    function: Any = attrs.field(factory=lambda: list(MOCK_FUNCTION_ARGS))
+    interval: float = 1.0
+
+    def for_symbol(self, kind: str, symbol: str) -> list[Any]:
+        data = self.sink if kind == "sink" else self.function
+        return list(data.get(symbol, []) if isinstance(data, dict) else data)
+
+
+@attrs.define(eq=False)
+class Running:
+    """A symbol instance serve started, with the thread that reads or feeds it."""
+
+    kind: str
+    symbol: str
+    meta: dict[str, Any]
+    handle: Any
+    stopping: threading.Event = attrs.field(factory=threading.Event)
+    thread: Optional[threading.Thread] = None
+    # A send and its ack, or a call and its result, are one exchange.
+    lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return (self.kind, self.symbol, self.meta["ruleId"], self.meta["opId"],
+                self.meta["instanceId"])
+
+    @property
+    def tag(self) -> str:
+        return f"[{'function' if self.kind == 'func' else self.kind} {self.symbol} " \
+               f"{self.meta['ruleId']}]"
+
+
+def describe(path: Path, python: str = sys.executable) -> dict[str, Any]:
+    """The plugin's name and symbols, read in a separate process (user code stays out).
+
+    Raises:
+        ApiError: the file does not load; the message holds its error output.
+    """
+    result = subprocess.run([python, "-c", _DESCRIBE, str(path)], cwd=path.parent,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ApiError(502, (result.stderr or result.stdout).strip() or "the plugin did not load")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+class Session:
+    """The host side of ``serve``: the plugin, running symbols and their events."""
+
+    def __init__(self, target: str, *, attach: bool = False, mock: Optional[Mock] = None,
+                 log: Callable[[str], None] = print, python: str = sys.executable) -> None:
+        self.path = Path(target).resolve()
+        self.attach = attach
+        self.mock = mock or Mock()
+        self.python = python
+        self.print = log
+        self.info = describe(self.path, python)
+        self.running: dict[tuple[Any, ...], Running] = {}
+        self.functions: dict[str, FunctionHandle] = {}
+        self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=10_000)
+        self.changed = threading.Condition()
+        self.seq = itertools.count(1)
+        self.lock = threading.RLock()
+        self.closing = threading.Event()
+        self.host = Host(self.info["name"], on_output=lambda line: log(f"  plugin | {line}"))
+
+    # ----------------------------------------------------------- lifecycle
+
+    def open(self, init_timeout: float = 60.0) -> None:
+        """Start the plugin (or wait for it with ``--attach``) and its watchers."""
+        if self.attach:
+            self.print(f"waiting for plugin {self.info['name']}: start it with "
+                       f"`python -m kuiperlite run {self.path}` (or in your debugger)")
+            self.host.wait_handshake(24 * 3600)
+        else:
+            started = time.monotonic()
+            self.host.spawn([self.python, "-u", str(self.path), PORTABLE_CONFIG],
+                            str(self.path.parent), dict(os.environ))
+            self.host.wait_handshake(init_timeout)
+            self.print(f"plugin {self.info['name']} is up (pid {self.pid}, "
+                       f"handshake after {time.monotonic() - started:.2f} s)")
+            threading.Thread(target=self._watch_process, name="serve process watch",
+                             daemon=True).start()
+
+    @property
+    def pid(self) -> Optional[int]:
+        """The plugin process's pid (None with --attach)."""
+        return self.host.process.pid if self.host.process else None
+
+    def close(self) -> None:
+        """Stop every running symbol and the plugin process."""
+        self.closing.set()
+        with self.lock:
+            for running in list(self.running.values()):
+                self._stop(running)
+            for handle in self.functions.values():
+                handle.close()
+            self.functions.clear()
+        self.host.close()
+
+    def _watch_process(self) -> None:
+        reported: Optional[int] = None
+        while not self.closing.wait(0.3):
+            process = self.host.process
+            if process is None or process.poll() is None or reported == process.pid:
+                continue
+            reported = process.pid
+            if not self.closing.is_set():
+                self.print(f"plugin process {process.pid} exited with code {process.poll()}; "
+                           f"its last output:\n{process.tail(10)}\nit restarts on the next "
+                           "start request, replaying the running symbols")
+
+    def watch_files(self, interval: float = 0.5) -> None:
+        """``--reload``: restart the plugin when its file or local modules change."""
+        threading.Thread(target=self._reload_loop, args=(interval,), name="serve reload",
+                         daemon=True).start()
+
+    def _snapshot(self) -> dict[Path, float]:
+        files = [self.path, *local_modules(self.path)]
+        return {f: f.stat().st_mtime for f in files if f.exists()}
+
+    def _reload_loop(self, interval: float) -> None:
+        seen = self._snapshot()
+        while not self.closing.wait(interval):
+            now = self._snapshot()
+            if now == seen:
+                continue
+            changed = sorted(str(p.name) for p in set(now) | set(seen) if now.get(p) != seen.get(p))
+            seen = now
+            self.print(f"changed: {', '.join(changed)}; restarting the plugin")
+            try:
+                self.info = describe(self.path, self.python)
+                with self.lock:
+                    self.host.restart()
+            except (ApiError, HostError) as err:
+                self.print(f"the plugin does not start; fix it and save again:\n{err}")
+            else:
+                self.print(f"plugin restarted (pid {self.pid}); "
+                           f"{len(self.running)} running symbols replayed")
+
+    # ------------------------------------------------------------- symbols
+
+    def _known(self, kind: str, symbol: str) -> None:
+        if kind not in TYPES:
+            raise ApiError(400, f"pluginType must be source, sink or func, got {kind!r}.")
+        if symbol not in self.info[TYPES[kind]]:
+            names = ", ".join(self.info[TYPES[kind]]) or "none"
+            raise ApiError(404, f"Plugin {self.info['name']!r} has no {kind} named {symbol!r}; "
+                                f"its {TYPES[kind]}: {names}.")
+
+    def start(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /symbol/start``: start an instance and its reader or feeder."""
+        kind, symbol, meta = _control(body)
+        self._known(kind, symbol)
+        config = body.get("config") or {}
+        if not isinstance(config, dict):
+            raise ApiError(400, "config must be an object.")
+        with self.lock:
+            running = Running(kind, symbol, meta, None)
+            if running.key in self.running:
+                raise ApiError(409, f"{running.tag} is already running; stop it first.")
+            for other in self.running.values():
+                if kind != "func" and other.kind != "func" and other.key[2:] == running.key[2:]:
+                    raise ApiError(409, f"{other.tag} already uses the data channel of rule "
+                                        f"{meta['ruleId']}/{meta['opId']}/{meta['instanceId']}; "
+                                        "give this one another opId or instanceId.")
+            try:
+                if kind == "source":
+                    running.handle = self.host.start_source(
+                        symbol, rule=meta["ruleId"], op=meta["opId"],
+                        instance=meta["instanceId"], config=config,
+                        datasource=body.get("dataSource") or body.get("datasource") or "")
+                    target = self._read_source
+                elif kind == "sink":
+                    running.handle = self.host.start_sink(
+                        symbol, rule=meta["ruleId"], op=meta["opId"],
+                        instance=meta["instanceId"], config=config)
+                    target = self._feed_sink
+                else:
+                    running.handle = self._function(symbol)
+                    target = self._call_function
+            except HostError as err:
+                raise ApiError(502, str(err)) from None
+            self.running[running.key] = running
+            running.thread = threading.Thread(target=target, args=(running,), daemon=True,
+                                              name=f"serve {running.tag}")
+            running.thread.start()
+        self.print(f"{running.tag} started")
+        return {"started": _describe(running)}
+
+    def stop(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /symbol/stop``: stop an instance serve started."""
+        kind, symbol, meta = _control(body)
+        with self.lock:
+            running = self.running.get(Running(kind, symbol, meta, None).key)
+            if running is None:
+                raise ApiError(404, f"{kind} {symbol!r} is not running for rule "
+                                    f"{meta['ruleId']}/{meta['opId']}/{meta['instanceId']}.")
+            try:
+                self._stop(running)
+            except HostError as err:
+                raise ApiError(502, str(err)) from None
+        return {"stopped": _describe(running)}
+
+    def _stop(self, running: Running) -> None:
+        self.running.pop(running.key, None)
+        running.stopping.set()
+        if running.thread is not None:
+            running.thread.join(5)
+        if running.kind != "func":
+            running.handle.stop()
+        self.print(f"{running.tag} stopped")
+
+    def _function(self, symbol: str) -> FunctionHandle:
+        handle = self.functions.get(symbol)
+        if handle is None:
+            handle = self.functions[symbol] = self.host.function(symbol)
+        return handle
+
+    def send(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /symbol/send``: push one payload into a running sink; its ack."""
+        kind, symbol, meta = _control(dict(body, pluginType="sink"))
+        if "data" not in body:
+            raise ApiError(400, "send needs 'data', the payload to push into the sink.")
+        running = self.running.get(Running(kind, symbol, meta, None).key)
+        if running is None:
+            raise ApiError(404, f"sink {symbol!r} is not running for rule {meta['ruleId']}; "
+                                "start it first.")
+        return {"ack": self._send(running, body["data"])}
+
+    def call(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /function/call``: call a function once; its result."""
+        symbol = body.get("symbolName")
+        args = body.get("args", [])
+        if not isinstance(symbol, str) or not isinstance(args, list):
+            raise ApiError(400, "call needs 'symbolName' (a string) and 'args' (a list).")
+        self._known("func", symbol)
+        meta = _meta(body.get("meta"))
+        running = Running("func", symbol, meta, None)
+        try:
+            handle = self._function(symbol)
+            error = handle.validate(*args)
+            if error is not None:
+                raise ApiError(400, error)
+        except HostError as err:
+            raise ApiError(502, str(err)) from None
+        return {"result": self._call(running, handle, args)}
+
+    # --------------------------------------------------- readers, feeders
+
+    def _record(self, running: Running, kind: str, data: Any, text: str) -> None:
+        event = {"seq": next(self.seq), "time": time.time(), "kind": kind,
+                 "pluginType": running.kind, "symbolName": running.symbol,
+                 "meta": running.meta, "data": data}
+        with self.changed:
+            self.events.append(event)
+            self.changed.notify_all()
+        self.print(f"{running.tag} {text}")
+
+    def _read_source(self, running: Running) -> None:
+        handle: SourceHandle = running.handle
+        while not running.stopping.is_set():
+            try:
+                message, meta = handle.recv(timeout=0.5)
+            except HostError:
+                continue
+            data = {"message": message, "meta": meta} if meta else message
+            self._record(running, "record", data, f"record {_json(data)}")
+            while handle.errors:
+                error = handle.errors.pop(0)
+                self._record(running, "error", error, f"error: {error}")
+
+    def _feed_sink(self, running: Running) -> None:
+        data = self.mock.for_symbol("sink", running.symbol)
+        for payload in itertools.cycle(data) if data and self.mock.interval > 0 else []:
+            if running.stopping.wait(self.mock.interval):
+                return
+            try:
+                self._send(running, payload)
+            except ApiError:
+                continue
+
+    def _send(self, running: Running, payload: Any) -> Optional[str]:
+        handle: SinkHandle = running.handle
+        try:
+            with running.lock:
+                ack = handle.send(payload)
+        except (HostError, AssertionError) as err:
+            self._record(running, "error", str(err), f"could not send: {err}")
+            raise ApiError(502, str(err)) from None
+        shown = "ok" if ack is None else ack
+        text = f"sent {_json(payload)} -> ack {shown}" if handle.require_ack else \
+            f"sent {_json(payload)} (no ack: requireAck is off)"
+        self._record(running, "ack", {"payload": payload, "ack": shown if handle.require_ack
+                                      else None}, text)
+        return shown if handle.require_ack else None
+
+    def _call_function(self, running: Running) -> None:
+        args_lists = self.mock.for_symbol("func", running.symbol)
+        for args in itertools.cycle(args_lists) if args_lists and self.mock.interval > 0 else []:
+            if running.stopping.wait(self.mock.interval):
+                return
+            try:
+                self._call(running, running.handle, args)
+            except ApiError:
+                continue
+
+    def _call(self, running: Running, handle: FunctionHandle, args: list[Any]) -> Any:
+        meta = running.meta
+        shown = f"{running.symbol}({', '.join(_json(a) for a in args)})"
+        try:
+            result = handle.call(*args, meta=FuncMeta(meta["ruleId"], meta["opId"],
+                                                      meta["instanceId"], 0))
+        except HostError as err:
+            self._record(running, "error", str(err), f"{shown} failed: {err}")
+            raise ApiError(502, str(err)) from None
+        self._record(running, "result", {"args": args, "result": result},
+                     f"{shown} -> {_json(result)}")
+        return result
+
+    # --------------------------------------------------------------- views
+
+    def symbols(self) -> dict[str, Any]:
+        """``GET /symbols``: what the plugin offers and what runs."""
+        return {"plugin": self.info["name"], "file": str(self.path),
+                "pid": self.pid, "alive": self.host.alive,
+                "restarts": self.host.restarts,
+                "symbols": {k: self.info[k] for k in ("sources", "sinks", "functions")},
+                "running": [_describe(r) for r in self.running.values()]}
+
+    def output(self, query: dict[str, str], since: int, wait: float) -> list[dict[str, Any]]:
+        """Events after ``since`` that match the query, waiting up to ``wait`` for one."""
+        def matching() -> list[dict[str, Any]]:
+            return [e for e in list(self.events) if e["seq"] > since and _matches(e, query)]
+
+        deadline = time.monotonic() + wait
+        with self.changed:
+            found = matching()
+            while not found and time.monotonic() < deadline and not self.closing.is_set():
+                self.changed.wait(max(0.0, deadline - time.monotonic()))
+                found = matching()
+        return found
+
+
+def _matches(event: dict[str, Any], query: dict[str, str]) -> bool:
+    for key, value in query.items():
+        if key in ("pluginType", "symbolName", "kind"):
+            if str(event[key]) != value:
+                return False
+        elif key in ("ruleId", "opId", "instanceId") and str(event["meta"][key]) != value:
+            return False
+    return True
+
+
+def _meta(raw: Any, kind: str = "source") -> dict[str, Any]:
+    # A source and a sink of one meta would share a data address, so a sink
+    # started without meta takes another op than a source started without.
+    meta = {"ruleId": "rule1", "opId": "op2" if kind == "sink" else "op1", "instanceId": 1}
+    if raw is None:
+        return meta
+    if not isinstance(raw, dict):
+        raise ApiError(400, "meta must be an object with ruleId, opId and instanceId.")
+    meta.update({k: raw[k] for k in meta if k in raw})
+    if not isinstance(meta["ruleId"], str) or not isinstance(meta["opId"], str) \
+            or not meta["ruleId"] or not meta["opId"]:
+        raise ApiError(400, "meta.ruleId and meta.opId must be non-empty strings.")
+    if not isinstance(meta["instanceId"], int) or isinstance(meta["instanceId"], bool):
+        raise ApiError(400, "meta.instanceId must be an integer.")
+    return meta
+
+
+def _control(body: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    kind, symbol = body.get("pluginType"), body.get("symbolName")
+    if not isinstance(symbol, str) or not symbol:
+        raise ApiError(400, "The body needs 'symbolName', a non-empty string.")
+    if kind not in TYPES:
+        raise ApiError(400, f"pluginType must be source, sink or func, got {kind!r}.")
+    return kind, symbol, _meta(body.get("meta"), kind)
+
+
+def _describe(running: Running) -> dict[str, Any]:
+    return {"pluginType": running.kind, "symbolName": running.symbol, "meta": running.meta}
+
+
+def _json(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return repr(value)

@@ -1,0 +1,136 @@
+"""kuiperlite.testing: symbols run in-process, as the runtime would run them."""
+
+import math
+import time
+
+import pytest
+
+from kuiperlite import ArgumentError, ConfigError, Context, Record, function, sink, source
+from kuiperlite.errors import EncodeError
+from kuiperlite.testing import call_function, run_sink, run_source
+
+
+@source
+def ticks(ctx: Context, topic: str, *, start: int = 0, every: float = 0.001):
+    i = start
+    while ctx.sleep(every):
+        yield Record({"i": i, "topic": topic}, meta={"rule": ctx.rule_id})
+        i += 1
+
+
+@source
+def three(ctx):
+    yield [{"n": 1}, {"n": 2}]
+    ctx.emit_error("sensor 3 is offline")
+    yield {"n": 3}
+
+
+def test_run_source_collects_and_stops():
+    assert run_source(ticks, 3, config={"start": "5"}, datasource="t") == [
+        {"i": 5, "topic": "t"}, {"i": 6, "topic": "t"}, {"i": 7, "topic": "t"}]
+    first = run_source(ticks, meta=True, rule_id="r9")[0]
+    assert first == Record({"i": 0, "topic": ""}, {"rule": "r9"})
+
+
+def test_run_source_until_it_returns_keeps_reported_errors():
+    records = run_source(three, None)
+    assert records == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert records.errors == ["sensor 3 is offline"]
+
+
+def test_run_source_raises_what_the_source_raised():
+    @source
+    def broken(ctx):
+        yield {"a": 1}
+        raise ValueError("no device")
+
+    with pytest.raises(ValueError, match="no device"):
+        run_source(broken, 2)
+
+
+def test_run_source_raises_for_unencodable_records_and_config_errors():
+    @source
+    def nan(ctx):
+        yield {"x": math.nan}
+
+    with pytest.raises(EncodeError, match="not finite at x"):
+        run_source(nan, None)
+    with pytest.raises(ConfigError, match="Config 'start' of the source 'ticks' must be an "
+                                          "integer"):
+        run_source(ticks, config={"start": "first"})
+
+
+def test_run_source_times_out_with_a_count():
+    @source
+    def slow(ctx):
+        while ctx.sleep(0.05):
+            pass
+        yield {}
+
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="produced 0 of 1 records in 0.2 s"):
+        run_source(slow, 1, timeout=0.2)
+    assert time.monotonic() - started < 5
+
+
+def test_run_sink_acks_and_runs_teardown():
+    events = []
+
+    @sink
+    def store(ctx, *, fail_on: str = ""):
+        events.append("open")
+        try:
+            while True:
+                data = yield
+                if data == fail_on.encode():
+                    raise OSError("disk full")
+                events.append(data)
+        finally:
+            events.append("close")
+
+    acks = run_sink(store, [{"a": 1}, [{"b": 2}], b"raw", {"c": 3}], config={"fail_on": "raw"})
+    assert acks == [None, None, "OSError: disk full", None]
+    assert events == ["open", {"a": 1}, [{"b": 2}], "close", "open", {"c": 3}, "close"]
+
+
+def test_call_function_validates_and_round_trips_json():
+    @function
+    def half(x: float) -> float:
+        return x / 2
+
+    @function(aggregate=True)
+    def total(values: list[int]) -> int:
+        return sum(values)
+
+    @function
+    def who(ctx: Context, _x):
+        return [ctx.rule_id, ctx.func_id]
+
+    assert call_function(half, 3) == 1.5
+    assert call_function(total, [1, 2, 3.0]) == 6
+    assert call_function(who, 1, rule_id="r2", func_id=4) == ["r2", 4]
+    with pytest.raises(ArgumentError, match=r"half\(\) takes exactly 1 argument \(x\) but got 2"):
+        call_function(half, 1, 2)
+    with pytest.raises(ArgumentError, match="must be a number, got the string 'x'"):
+        call_function(half, "x")
+
+
+def test_call_function_raises_the_functions_error_and_encoding_errors():
+    @function
+    def boom(x):
+        raise KeyError(x)
+
+    @function
+    def a_set(x):
+        return {x}
+
+    with pytest.raises(KeyError):
+        call_function(boom, "k")
+    with pytest.raises(EncodeError, match="cannot be encoded as JSON"):
+        call_function(a_set, 1)
+
+
+def test_helpers_name_the_wrong_kind():
+    with pytest.raises(TypeError, match=r"run_sink\(\) takes a function marked @sink; "
+                                        "ticks is not one."):
+        run_sink(ticks, [])
