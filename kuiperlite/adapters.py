@@ -345,9 +345,10 @@ class FunctionAdapter:
         except ProtocolError as err:
             return wire.encode_reply(False, str(err))
         if name == "Exec":
-            if not args:
-                return wire.encode_reply(
-                    False, "Exec needs the function meta as its last argument.")
+            if not args or type(args[-1]) is not str:
+                return wire.encode_reply(False, "Exec needs the function meta as its last "
+                                         "argument, a JSON string, got "
+                                         f"{describe_value(args[-1]) if args else 'nothing'}.")
             try:
                 return wire.encode_reply(True, self.call(args[:-1], args[-1]))
             except (ArgumentError, ProtocolError) as err:

@@ -20,7 +20,7 @@ from . import wire
 log = logging.getLogger("kuiperlite")
 
 
-def _seconds_from_env(name: str, default: float) -> float:
+def env_seconds(name: str, default: float) -> float:
     try:
         value = float(os.environ.get(name, default))
     except ValueError:
@@ -30,7 +30,7 @@ def _seconds_from_env(name: str, default: float) -> float:
 
 # How long a control or function channel waits for a command before it sends
 # the handshake again. The official SDKs use 5 s; eKuiper relies on it.
-KEEPALIVE = _seconds_from_env("KUIPERLITE_KEEPALIVE", 5.0)
+KEEPALIVE = env_seconds("KUIPERLITE_KEEPALIVE", 5.0)
 
 # How often a blocked send or receive wakes to look at its stop flag.
 TICK = 0.2
@@ -106,6 +106,23 @@ def puller(address: str, *, recv_timeout: float = TICK) -> pynng.Pull0:
         sock.close()
         raise
     return sock
+
+
+def wake(address: str) -> None:
+    """Wake a thread blocked receiving on its own listener, by sending to it.
+
+    Closing the socket under a blocked ``recv`` can hang pynng 0.8.1; an
+    empty message is safe. The receiver checks its stop flag before it looks
+    at the message, so the message itself is never handed to user code.
+    """
+    sock = pynng.Push0(send_timeout=ms(TICK))
+    try:
+        sock.dial(address, block=True)
+        sock.send(b"")
+    except pynng.NNGException:
+        pass  # nothing to wake, or it wakes at its next tick anyway
+    finally:
+        sock.close()
 
 
 def send_blocking(sock: pynng.Socket, payload: bytes, stopping: threading.Event,

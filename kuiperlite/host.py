@@ -146,6 +146,7 @@ class Host:
         self.commands: dict[Meta, bytes] = {}
         self.handles: list[Any] = []
         self._restart_lock = threading.Lock()
+        self._closed = threading.Event()
         self.control = Responder(wire.control_address(name), self._check_alive)
 
     @classmethod
@@ -210,6 +211,8 @@ class Host:
         if self.launch_args is None:
             raise HostError("This host did not launch its plugin, so it cannot restart it.")
         with self._restart_lock:
+            if self._closed.is_set():
+                raise HostError("The host is closed.")
             if self.process is not None:
                 self.process.stop()
             self.restarts += 1
@@ -217,6 +220,23 @@ class Host:
             self.wait_handshake(timeout)
             for payload in list(self.commands.values()):
                 self._send(payload)
+
+    def supervise(self, interval: float = 0.2) -> None:
+        """Restart the plugin as soon as it dies, replaying its starts.
+
+        eKuiper waits for the next rule start; a supervised host brings the
+        data back with no step at all. Failed restarts are retried each second.
+        """
+        def watch() -> None:
+            while not self._closed.wait(interval):
+                if self.alive or self.launch_args is None:
+                    continue
+                try:
+                    self.restart()
+                except HostError:
+                    self._closed.wait(1.0)
+
+        threading.Thread(target=watch, name=f"supervise {self.name}", daemon=True).start()
 
     def _ensure_running(self) -> None:
         """Like eKuiper, restart a plugin that died when a rule starts a symbol."""
@@ -271,10 +291,12 @@ class Host:
 
     def close(self) -> None:
         """Close every channel and stop the plugin process (SIGTERM, then SIGKILL)."""
+        self._closed.set()
         for handle in list(self.handles):
             handle.close()
-        if self.process is not None:
-            self.process.stop()
+        with self._restart_lock:
+            if self.process is not None:
+                self.process.stop()
         self.control.close()
 
 

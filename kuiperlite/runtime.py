@@ -14,7 +14,7 @@ import pynng
 
 from . import wire
 from .adapters import FunctionAdapter, SinkAdapter, SourceAdapter, error_text
-from .channels import KEEPALIVE, Requester, _seconds_from_env, puller, pusher, send_blocking
+from .channels import KEEPALIVE, Requester, env_seconds, puller, pusher, send_blocking, wake
 from .errors import DefinitionError, KuiperliteError, PluginError, Stopped
 from .plugin import Plugin, collect, summary
 from .symbols import KIND_WORDS, Symbol
@@ -25,7 +25,7 @@ log = logging.getLogger("kuiperlite")
 # A stop is answered within this long even when user code is slow to return.
 STOP_WAIT = 0.8
 # How long the control channel may have no peer before the plugin exits.
-ORPHAN_GRACE = _seconds_from_env("KUIPERLITE_ORPHAN_GRACE", 3.0)
+ORPHAN_GRACE = env_seconds("KUIPERLITE_ORPHAN_GRACE", 3.0)
 
 
 class SourceInstance:
@@ -86,7 +86,8 @@ class SinkInstance:
         assert meta is not None
         self.label = f"{symbol.label} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
         self.require_ack = control.config.get("requireAck") in (True, "true")
-        self.data = puller(wire.data_address(meta))
+        self.address = wire.data_address(meta)
+        self.data = puller(self.address)
         try:
             self.ack = pusher(wire.ack_address(meta), send_timeout=1.0)
         except ConnectionError:
@@ -111,6 +112,8 @@ class SinkInstance:
                     continue
                 except RuntimeError:  # an empty message, see channels.recv
                     payload = b""
+                if stopping.is_set():
+                    break  # the wake-up from request_stop, or data after the stop
                 error = adapter.collect(payload)
                 # eKuiper reads acks only with requireAck; unread acks would
                 # fill the socket until the sink stalls.
@@ -131,6 +134,7 @@ class SinkInstance:
 
     def request_stop(self) -> None:
         self.adapter.stop()
+        wake(self.address)
 
     def join(self, timeout: float) -> bool:
         self.thread.join(timeout)

@@ -314,7 +314,8 @@ def test_function_requests():
     assert request(adapter, "Exec", [None, META]) == {
         "state": False, "result": "Argument 1 (s) of revert() must be a string, got null."}
     assert request(adapter, "Exec", []) == {
-        "state": False, "result": "Exec needs the function meta as its last argument."}
+        "state": False,
+        "result": "Exec needs the function meta as its last argument, a JSON string, got nothing."}
     assert request(adapter, "Nope", None)["result"].startswith("Unknown function request 'Nope'")
     assert orjson.loads(adapter.handle(b"{oops"))["state"] is False
 
