@@ -27,6 +27,9 @@ log = logging.getLogger("kuiperlite")
 
 Deliver = Callable[[Any, Any], None]
 
+# Hints whose values need no conversion when they already have that exact type.
+_EXACT = {str: str, int: int, float: float, bool: bool, dict: dict, list: list}
+
 
 def error_text(err: BaseException) -> str:
     """An exception as one line for eKuiper: ``ValueError: bad input``."""
@@ -174,7 +177,7 @@ class SourceAdapter:
             self.deliver(item.data, item.meta if meta is None else meta)
         elif isinstance(item, (list, tuple)):
             for element in item:
-                if isinstance(element, (list, tuple)):
+                if isinstance(element, (list, tuple)) and not isinstance(element, Record):
                     raise EncodeError("A list of records holds a list; expected objects.")
                 self.emit(element, meta)
         elif item is None:
@@ -333,9 +336,13 @@ class FunctionAdapter:
         self._contexts: dict[str, Context] = {}
         self._loop = _Loop()
         self._least, self._most = symbol.arg_range
-        convs = [p.convert for p in symbol.args]
-        self._convs = None if all(c is None for c in convs) and (
-            symbol.varargs is None or symbol.varargs.convert is None) else convs
+        params = [*symbol.args, *([symbol.varargs] if symbol.varargs else [])]
+        # Per position: the converter, and the type a value already has when it
+        # needs none (a str for a str hint), so the converter is called only
+        # for values that differ.
+        self._slots = [(p.convert, _EXACT.get(p.hint), p) for p in params]
+        self._convert_any = any(p.convert is not None for p in params)
+        self._direct = symbol.context_index is None and symbol.style != ASYNC
         self.log = Context(symbol.name, "func").logger
 
     def handle(self, raw: bytes) -> bytes:
@@ -349,14 +356,15 @@ class FunctionAdapter:
                 return wire.encode_reply(False, "Exec needs the function meta as its last "
                                          "argument, a JSON string, got "
                                          f"{describe_value(args[-1]) if args else 'nothing'}.")
+            meta = args.pop()  # the list was just decoded: it is ours to change
             try:
-                return wire.encode_reply(True, self.call(args[:-1], args[-1]))
+                return wire.encode_reply(True, self.call(args, meta))
             except (ArgumentError, ProtocolError) as err:
                 return wire.encode_reply(False, str(err))
             except Stopped:
                 return wire.encode_reply(False, f"The {self.symbol.label} is shutting down.")
             except Exception as err:
-                self._logger(args[-1]).exception("failed")
+                self._logger(meta).exception("failed")
                 return wire.encode_reply(False, f"{self.symbol.name}() raised {error_text(err)}")
         if name == "Validate":
             error = self.validate(args)
@@ -396,11 +404,13 @@ class FunctionAdapter:
         Raises:
             ArgumentError: the values do not fit the parameters.
         """
-        error = self.validate(values)
-        if error is not None:
-            raise ArgumentError(error)
-        if self._convs is not None:
+        count = len(values)
+        if count < self._least or (self._most is not None and count > self._most):
+            raise ArgumentError(self._count_error(count))
+        if self._convert_any:
             values = self._convert(values)
+        if self._direct:
+            return self.symbol.func(*values)
         symbol = self.symbol
         if symbol.context_index is not None:
             values = list(values)
@@ -410,18 +420,17 @@ class FunctionAdapter:
         return symbol.func(*values)
 
     def _convert(self, values: list) -> list:
-        params = self.symbol.args
-        out = []
-        for i, value in enumerate(values):
-            param = params[i] if i < len(params) else self.symbol.varargs
-            assert param is not None
-            if param.convert is not None:
-                try:
-                    value = param.convert(value)
-                except Mismatch as err:
-                    raise ArgumentError(
-                        f"Argument {i + 1} ({param.name}) of {self.symbol.name}() {err}.") from None
-            out.append(value)
+        slots, last = self._slots, len(self._slots) - 1
+        out = list(values)
+        for i, value in enumerate(out):
+            convert, exact, param = slots[i if i < last else last]
+            if convert is None or type(value) is exact:
+                continue
+            try:
+                out[i] = convert(value)
+            except Mismatch as err:
+                raise ArgumentError(
+                    f"Argument {i + 1} ({param.name}) of {self.symbol.name}() {err}.") from None
         return out
 
     def context(self, meta: Any) -> Context:

@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any, Callable, Optional
-
-import attrs
+from typing import Any, Callable, NamedTuple, Optional
 
 from .errors import Stopped
 
 Emit = Callable[[Any, Any], None]
 
 
-@attrs.frozen
-class Record:
+class Record(NamedTuple):
     """A source record with eKuiper meta: ``yield Record(data, meta={...})``.
 
     Attributes:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Optional
-
-import attrs
+from typing import NamedTuple, Optional
 
 _GOOGLE_PARAMS = {"args", "arguments", "parameters", "params", "keyword args",
                   "keyword arguments", "other parameters"}
 _GOOGLE_RETURNS = {"returns", "return", "yields", "yield"}
+_GOOGLE_OTHER = {"raises", "raise", "examples", "example", "note", "notes", "attributes",
+                 "warning", "warnings", "warns", "see also", "todo", "references", "methods"}
 _NUMPY_PARAMS = {"parameters", "other parameters"}
 _NUMPY_RETURNS = {"returns", "yields"}
 _GOOGLE_HEADER = re.compile(r"^([A-Za-z][A-Za-z ]*):\s*$")
@@ -25,13 +25,19 @@ _REST_PARAM = {"param", "parameter", "arg", "argument", "key", "keyword"}
 _TYPE_PREFIX = re.compile(r"^([\w.]+(\[[^\]]*\])?)\s*:\s*(.+)$")
 
 
-@attrs.frozen
-class Docstring:
+class Docstring(NamedTuple):
     """What a docstring says about a function."""
 
     summary: str = ""
-    params: dict[str, str] = attrs.field(factory=dict)
+    params: dict[str, str] = {}  # read, never changed
     returns: str = ""
+
+
+def _header(line: str) -> Optional[str]:
+    """The section a Google header line opens (``Args:``), or None for other text."""
+    match = _GOOGLE_HEADER.match(line.strip())
+    name = match.group(1).lower() if match else ""
+    return name if name in _GOOGLE_PARAMS | _GOOGLE_RETURNS | _GOOGLE_OTHER else None
 
 
 def _fold(lines: list[str]) -> str:
@@ -48,9 +54,9 @@ def parse(doc: Optional[str]) -> Docstring:
         return Docstring()
     lines = inspect.cleandoc(doc).splitlines()
     rest = [line for line in lines[1:] if line.strip()]
-    if rest and _GOOGLE_HEADER.match(lines[0]) and all(_indent(line) == 0 for line in rest):
+    if rest and _header(lines[0]) and all(_indent(line) == 0 for line in rest):
         # cleandoc took the section's indent away from a docstring opening with it.
-        lines = [lines[0]] + ["    " + line for line in lines[1:]]
+        lines = [lines[0]] + [line if _header(line) else "    " + line for line in lines[1:]]
     summary: list[str] = []
     for i, line in enumerate(lines):
         if not line.strip() or _is_section_start(lines, i):
@@ -71,8 +77,7 @@ def _is_rule(lines: list[str], i: int) -> bool:
 
 def _is_section_start(lines: list[str], i: int) -> bool:
     stripped = lines[i].strip()
-    return stripped.startswith(":") or bool(_GOOGLE_HEADER.match(stripped)) \
-        or _is_rule(lines, i + 1)
+    return stripped.startswith(":") or bool(_header(stripped)) or _is_rule(lines, i + 1)
 
 
 def _entries(block: list[str]) -> list[list[str]]:
@@ -92,8 +97,8 @@ def _entries(block: list[str]) -> list[list[str]]:
 def _google(lines: list[str], params: dict[str, str], returns: list[str]) -> None:
     i = 0
     while i < len(lines):
-        header = _GOOGLE_HEADER.match(lines[i].strip())
-        if not header or _indent(lines[i]) > 0:
+        name = _header(lines[i])
+        if name is None or _indent(lines[i]) > 0:
             i += 1
             continue
         block: list[str] = []
@@ -101,7 +106,6 @@ def _google(lines: list[str], params: dict[str, str], returns: list[str]) -> Non
         while i < len(lines) and (not lines[i].strip() or _indent(lines[i]) > 0):
             block.append(lines[i])
             i += 1
-        name = header.group(1).lower()
         if name in _GOOGLE_PARAMS:
             for entry in _entries(block):
                 match = _GOOGLE_ENTRY.match(entry[0])
@@ -120,7 +124,7 @@ def _numpy(lines: list[str], params: dict[str, str], returns: list[str]) -> None
             continue
         block: list[str] = []
         for j in range(i + 2, len(lines)):
-            if _is_rule(lines, j + 1) or _GOOGLE_HEADER.match(lines[j]):
+            if _is_rule(lines, j + 1) or _header(lines[j]):
                 break  # the next section's title
             block.append(lines[j])
         for entry in _entries(block):

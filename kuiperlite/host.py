@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 import pynng
 
 from . import wire
-from .channels import TICK, dial, listen, ms, recv
+from .channels import QUEUE, TICK, Direct, dial, listen, ms
 from .errors import HostError
 from .wire import FUNC, SINK, SOURCE, START, STOP, Control, FuncMeta, Meta
 
@@ -37,12 +37,13 @@ class Responder:
         self.sock = pynng.Rep0(recv_timeout=ms(TICK))
         self.sock.recv_max_size = 0
         listen(self.sock, address)
+        self.direct = Direct(self.sock)
         self.lock = threading.Lock()
 
     def _recv(self, deadline: float, what: str) -> bytes:
         while True:
             try:
-                return recv(self.sock)
+                return self.direct.recv()
             except pynng.Timeout:
                 self.alive()
                 if time.monotonic() > deadline:
@@ -309,7 +310,9 @@ class SourceHandle:
         self.control = control
         self.sock: Optional[pynng.Pull0] = pynng.Pull0(recv_timeout=ms(TICK))
         self.sock.recv_max_size = 0
+        self.sock.recv_buffer_size = QUEUE  # eKuiper's read queue
         listen(self.sock, wire.data_address(control.meta))
+        self.receive = Direct(self.sock).recv
         try:
             host.command(START, control)
         except BaseException:
@@ -330,7 +333,7 @@ class SourceHandle:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                raw = recv(self.sock)
+                raw = self.receive()
             except pynng.Timeout:
                 if time.monotonic() > deadline:
                     raise HostError(f"No record from {self.control.label} within "
@@ -374,7 +377,9 @@ class SinkHandle:
         self.require_ack = control.config.get("requireAck") is True
         self.ack = pynng.Pull0(recv_timeout=ms(TICK))
         self.ack.recv_max_size = 0
+        self.ack.recv_buffer_size = QUEUE
         listen(self.ack, wire.ack_address(control.meta))
+        self.receive_ack = Direct(self.ack).recv
         self.data: Optional[pynng.Push0] = None
         try:
             host.command(START, control)
@@ -407,7 +412,7 @@ class SinkHandle:
         deadline = time.monotonic() + (self.host.timeout if timeout is None else timeout)
         while True:
             try:
-                return wire.decode_ack(recv(self.ack))
+                return wire.decode_ack(self.receive_ack())
             except pynng.Timeout:
                 if time.monotonic() > deadline:
                     raise HostError(f"No ack from {self.control.label} in time.") from None

@@ -9,9 +9,7 @@ import os
 import re
 import sys
 from types import ModuleType
-from typing import Optional
-
-import attrs
+from typing import NamedTuple, Optional
 
 from .errors import DefinitionError, PluginError
 from .symbols import KIND_WORDS, Symbol, marks_of
@@ -20,8 +18,7 @@ from .wire import FUNC, SINK, SOURCE
 PLUGIN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
-@attrs.frozen
-class About:
+class About(NamedTuple):
     """A plugin's identity, declared once per file as a module-level value.
 
     ``ABOUT = kuiperlite.About(version="v1.0.0", author="EMQ")``. Every field
@@ -50,8 +47,7 @@ class About:
     conda_env: Optional[str] = None
 
 
-@attrs.frozen(eq=False)
-class Plugin:
+class Plugin(NamedTuple):
     """A plugin: its name, identity and symbols, collected from one module."""
 
     name: str
@@ -101,7 +97,7 @@ def collect(module: ModuleType, name: Optional[str] = None) -> Plugin:
         raise PluginError(f"{where} declares About {len(abouts)} times; declare it once.")
     about = abouts[0] if abouts else About()
     if about.description is None:
-        about = attrs.evolve(about, description=(inspect.getdoc(module) or "").split("\n\n")[0])
+        about = about._replace(description=(inspect.getdoc(module) or "").split("\n\n")[0])
     plugin_name = name or about.name or _default_name(module)
     if not PLUGIN_NAME_PATTERN.match(plugin_name):
         raise PluginError(

@@ -14,7 +14,16 @@ import pynng
 
 from . import wire
 from .adapters import FunctionAdapter, SinkAdapter, SourceAdapter, error_text
-from .channels import KEEPALIVE, Requester, env_seconds, puller, pusher, send_blocking, wake
+from .channels import (
+    KEEPALIVE,
+    Direct,
+    Requester,
+    env_seconds,
+    puller,
+    pusher,
+    send_blocking,
+    wake,
+)
 from .errors import DefinitionError, KuiperliteError, PluginError, Stopped
 from .plugin import Plugin, collect, summary
 from .symbols import KIND_WORDS, Symbol
@@ -36,6 +45,7 @@ class SourceInstance:
         assert meta is not None
         self.label = f"{symbol.label} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
         self.sock = pusher(wire.data_address(meta))
+        self.send = Direct(self.sock).send
         self.adapter = SourceAdapter(
             symbol, kwargs, self._deliver, self._report, rule_id=meta.rule_id,
             op_id=meta.op_id, instance_id=meta.instance_id, datasource=control.datasource,
@@ -59,7 +69,7 @@ class SourceInstance:
     def _deliver(self, data: Any, meta: Any) -> None:
         payload = wire.encode_record(data, meta)
         try:
-            self.sock.send(payload)
+            self.send(payload)
         except pynng.Timeout:
             if not send_blocking(self.sock, payload, self.stopping, f"eKuiper ({self.label})"):
                 raise Stopped() from None
@@ -93,6 +103,7 @@ class SinkInstance:
         except ConnectionError:
             self.data.close()
             raise
+        self.send_ack = Direct(self.ack).send
         self.adapter = SinkAdapter(symbol, kwargs, rule_id=meta.rule_id, op_id=meta.op_id,
                                    instance_id=meta.instance_id, config=control.config)
         self.stopping = self.adapter.ctx._stop
@@ -102,7 +113,7 @@ class SinkInstance:
         self.thread.start()
 
     def _run(self) -> None:
-        adapter, stopping, recv = self.adapter, self.stopping, self.data.recv
+        adapter, stopping, recv = self.adapter, self.stopping, Direct(self.data).recv
         try:
             adapter.open()
             while not stopping.is_set():
@@ -110,8 +121,6 @@ class SinkInstance:
                     payload = recv()
                 except pynng.Timeout:
                     continue
-                except RuntimeError:  # an empty message, see channels.recv
-                    payload = b""
                 if stopping.is_set():
                     break  # the wake-up from request_stop, or data after the stop
                 error = adapter.collect(payload)
@@ -128,7 +137,7 @@ class SinkInstance:
 
     def _ack(self, error: Optional[str]) -> None:
         try:
-            self.ack.send(wire.encode_ack(error))
+            self.send_ack(wire.encode_ack(error))
         except pynng.Timeout:
             log.warning("%s: eKuiper did not take an ack within 1 s", self.label)
 

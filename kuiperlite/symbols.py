@@ -13,9 +13,7 @@ import inspect
 import os
 import re
 import typing
-from typing import Any, Callable, Optional, TypeVar, overload
-
-import attrs
+from typing import Any, Callable, NamedTuple, Optional, TypeVar, overload
 
 from . import docstrings, schema
 from .context import Context
@@ -38,8 +36,7 @@ _INFERABLE = (str, int, float, bool, dict, list)
 KIND_WORDS = {SOURCE: "source", SINK: "sink", FUNC: "function"}
 
 
-@attrs.frozen
-class Mark:
+class Mark(NamedTuple):
     """What a decorator recorded: the kind and the options given to it."""
 
     kind: str
@@ -140,8 +137,7 @@ def marks_of(obj: Any) -> tuple[Mark, ...]:
     return marks if isinstance(marks, tuple) else ()
 
 
-@attrs.frozen
-class Param:
+class Param(NamedTuple):
     """One parameter the runtime fills: a config property or an SQL argument."""
 
     name: str
@@ -154,8 +150,7 @@ class Param:
         return self.default is EMPTY
 
 
-@attrs.frozen(eq=False)
-class Symbol:
+class Symbol(NamedTuple):
     """Everything the runtime needs to know about one decorated function."""
 
     kind: str

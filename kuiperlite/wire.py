@@ -9,9 +9,8 @@ module builds or parses protocol bytes.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
-import attrs
 import orjson
 
 from .errors import EncodeError, ProtocolError
@@ -37,8 +36,7 @@ _RECORD_HEAD = b'{"message":'
 _RECORD_TAIL_NO_META = b',"meta":null}'
 
 
-@attrs.frozen
-class Meta:
+class Meta(NamedTuple):
     """Identifies one running instance of a source or sink."""
 
     rule_id: str
@@ -50,8 +48,7 @@ class Meta:
         return f"{self.rule_id}_{self.op_id}_{self.instance_id}_{symbol}"
 
 
-@attrs.frozen
-class FuncMeta:
+class FuncMeta(NamedTuple):
     """Identifies the function instance behind one Exec call."""
 
     rule_id: str
@@ -60,15 +57,14 @@ class FuncMeta:
     func_id: int
 
 
-@attrs.frozen
-class Control:
-    """The argument of a start or stop command."""
+class Control(NamedTuple):
+    """The argument of a start or stop command (its config is read, never changed)."""
 
     symbol_name: str
     plugin_type: str
     meta: Optional[Meta] = None
     datasource: str = ""
-    config: dict = attrs.field(factory=dict)
+    config: dict = {}
 
     @property
     def label(self) -> str:
@@ -239,8 +235,11 @@ def decode_function_call(raw: bytes) -> tuple[str, list]:
     Raises:
         ProtocolError: the request is not what eKuiper sends.
     """
-    request = _loads(raw, "The function request")
-    if not isinstance(request, dict) or not isinstance(request.get("func"), str):
+    try:
+        request = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        request = _loads(raw, "The function request")  # raises with the right sentence
+    if type(request) is not dict or type(request.get("func")) is not str:
         raise ProtocolError("The function request must be a JSON object with 'func' and 'arg'.")
     args = request.get("arg")
     if args is None:
@@ -272,10 +271,16 @@ def decode_func_meta(raw: Any) -> FuncMeta:
 def encode_reply(state: bool, result: Any) -> bytes:
     """A function reply; a result JSON cannot carry becomes a failed reply."""
     try:
-        body = _dumps(result, "result")
-    except EncodeError as err:
-        return orjson.dumps({"state": False, "result": str(err)})
-    return b'{"state":' + (b"true" if state else b"false") + b',"result":' + body + b"}"
+        out = orjson.dumps({"state": state, "result": result})
+    except TypeError:
+        out = b""
+    if not out or (b"null" in out and _non_finite(result, "") is not None):
+        try:
+            body = _dumps(result, "result")  # lenient encoding, or a clear error
+        except EncodeError as err:
+            return orjson.dumps({"state": False, "result": str(err)})
+        out = b'{"state":' + (b"true" if state else b"false") + b',"result":' + body + b"}"
+    return out
 
 
 def parse_portable_config(argv: list[str]) -> dict:

@@ -104,3 +104,14 @@ def test_empty_and_odd_input():
 def test_unrelated_sections_are_ignored():
     doc = parse("Sum.\n\nNote:\n    x: not a parameter.\n\nArgs:\n    y: a parameter.\n")
     assert doc.params == {"y": "a parameter."}
+
+
+def test_a_summary_ending_in_a_colon_is_not_a_section():
+    assert parse("Compute the following:\n\n- a\n- b").summary == "Compute the following:"
+    assert parse("Example usage:\n\n    f(1)\n").summary == "Example usage:"
+
+
+def test_sections_right_after_each_other():
+    assert parse("Args:\nReturns:\n") == Docstring()
+    assert parse("Args:\n    x: the x.\nReturns:\n    the y.\n") == Docstring(
+        params={"x": "the x."}, returns="the y.")

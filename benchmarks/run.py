@@ -1,0 +1,393 @@
+"""kuiperlite against the official SDK and bare pynng: one run, identical workloads.
+
+    python benchmarks/run.py             # the full run (a few minutes)
+    python benchmarks/run.py --quick     # a smoke run (seconds), as CI does
+
+Three plugins serve the same symbols (a source emitting N records as fast
+as it can, a sink taking every record, a function reversing a string)
+under kuiperlite's embedded host. Each figure is measured ``--repeats``
+times, the systems interleaved within each repeat, and reported as median
+(min-max); ratios are computed repeat by repeat, pair by pair. Results go
+to a table on stdout and JSON lines in benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+import pynng
+
+import kuiperlite
+from kuiperlite import wire
+from kuiperlite.host import Host
+
+HERE = Path(__file__).resolve().parent
+PLUGINS = HERE / "plugins"
+SYSTEMS = {"kuiperlite": ("klbench", "klrevert"), "sdk": ("sdkbench", "sdkrevert"),
+           "bare": ("barebench", "barerevert")}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(PLUGINS))
+from records import make  # noqa: E402
+
+FULL = {"repeats": 3, "source": 100_000, "source4k": 20_000, "sink": 50_000, "calls": 20_000,
+        "starts": 7, "scale": 100, "scale_each": 1000}
+QUICK = {"repeats": 1, "source": 2_000, "source4k": 500, "sink": 1_000, "calls": 500,
+         "starts": 2, "scale": 10, "scale_each": 50}
+
+# (figure, unit, higher is better, [(ratio, target)])
+FIGURES = [
+    ("cold_start", "ms", False, [("kuiperlite/sdk", 1.2)]),
+    ("rss_idle", "MB", False, []),
+    ("source_100b", "records/s", True, [("kuiperlite/sdk", 0.95), ("kuiperlite/bare", 0.9)]),
+    ("source_100b_cpu", "us/record", False, [("kuiperlite/sdk", 0.8)]),
+    ("source_4k", "records/s", True, [("kuiperlite/sdk", 2.5)]),
+    ("source_4k_cpu", "us/record", False, [("kuiperlite/sdk", 0.8)]),
+    ("rss_after_10k", "MB", False, []),
+    ("sink_ack", "records/s", True, [("kuiperlite/sdk", 0.95), ("kuiperlite/bare", 0.9)]),
+    ("sink_ack_cpu", "us/record", False, [("kuiperlite/sdk", 1.0)]),
+    ("sink_noack", "records/s", True, [("kuiperlite/sdk", 0.95), ("kuiperlite/bare", 0.9)]),
+    ("sink_noack_cpu", "us/record", False, [("kuiperlite/sdk", 1.0)]),
+    ("function", "calls/s", True, [("kuiperlite/sdk", 0.95), ("kuiperlite/bare", 0.9)]),
+    ("function_p50", "us", False, []),
+    ("function_p99", "us", False, []),
+    ("function_cpu", "us/call", False, [("kuiperlite/sdk", 0.8)]),
+    ("scale_sources", "records/s", True, [("kuiperlite/sdk", 1.0)]),
+    ("scale_sources_fairness", "min/max", True, []),
+    ("scale_sources_cpu", "us/record", False, []),
+    ("scale_sinks", "records/s", True, [("kuiperlite/sdk", 1.0)]),
+    ("scale_sinks_fairness", "min/max", True, []),
+    ("scale_sinks_cpu", "us/record", False, []),
+    ("transport_100b", "messages/s", True, []),
+    ("transport_4k", "messages/s", True, []),
+]
+
+
+# On a machine with two or more cores, the host (this process) and the plugin
+# each get a core of their own, as eKuiper and a plugin would on an edge
+# device; sharing cores makes every figure depend on the scheduler's mood.
+PIN = (os.cpu_count() or 1) >= 2
+HOST_CPU, PLUGIN_CPU = {0}, {1}
+
+
+def pin_host() -> None:
+    """Pin every thread of this process (nng's included) to the host's core."""
+    if PIN:
+        for tid in os.listdir(f"/proc/{os.getpid()}/task"):
+            try:
+                os.sched_setaffinity(int(tid), HOST_CPU)
+            except OSError:
+                pass  # a thread that just ended
+
+
+def rule() -> str:
+    return f"b{uuid.uuid4().hex[:10]}"
+
+
+class Plugin:
+    """One benchmark plugin process under the embedded host."""
+
+    def __init__(self, system: str) -> None:
+        name, self.function = SYSTEMS[system]
+        self.done: set[str] = set()
+        self.done_changed = threading.Condition()
+        if PIN:  # the plugin process inherits this affinity
+            os.sched_setaffinity(0, PLUGIN_CPU)
+        try:
+            self.host = Host.launch(str(PLUGINS / f"{name}.py"), timeout=60,
+                                    on_output=self._line)
+        finally:
+            pin_host()
+        self.pid = self.host.process.pid  # type: ignore[union-attr]
+
+    def _line(self, line: str) -> None:
+        if line.startswith("DONE "):
+            with self.done_changed:
+                self.done.add(line.split()[1])
+                self.done_changed.notify_all()
+
+    def wait_done(self, rule_id: str, timeout: float = 120) -> None:
+        with self.done_changed:
+            if not self.done_changed.wait_for(lambda: rule_id in self.done, timeout):
+                raise TimeoutError(f"sink of {rule_id} did not finish")
+
+    def cpu(self) -> float:
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def rss_mb(self) -> float:
+        with open(f"/proc/{self.pid}/status") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        return kb / 1024
+
+    def close(self) -> None:
+        self.host.close()
+
+
+def drain(sock: pynng.Socket, count: int, timeout: float = 120) -> None:
+    """Receive ``count`` raw messages (the host decodes nothing, to stay out of the way)."""
+    deadline = time.monotonic() + timeout
+    received = 0
+    while received < count:
+        try:
+            sock.recv()
+            received += 1
+        except pynng.Timeout:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"got {received} of {count} records") from None
+
+
+def measure_source(plugin: Plugin, count: int, size: str) -> tuple[float, float]:
+    cpu0, t0 = plugin.cpu(), time.perf_counter()
+    handle = plugin.host.start_source("emit", rule=rule(), config={"count": count, "size": size})
+    drain(handle.sock, count)  # type: ignore[arg-type]
+    elapsed, cpu = time.perf_counter() - t0, plugin.cpu() - cpu0
+    handle.stop()
+    return count / elapsed, cpu / count * 1e6
+
+
+def measure_sink(plugin: Plugin, count: int, require_ack: bool) -> tuple[float, float]:
+    rule_id = rule()
+    handle = plugin.host.start_sink("ack", rule=rule_id,
+                                    config={"count": count, "requireAck": require_ack})
+    payload = orjson.dumps(make("100"))
+    send, ack = handle.data.send, handle.ack.recv  # type: ignore[union-attr]
+    cpu0, t0 = plugin.cpu(), time.perf_counter()
+    for _ in range(count):
+        send(payload)
+        if require_ack:
+            ack()
+    plugin.wait_done(rule_id)
+    elapsed, cpu = time.perf_counter() - t0, plugin.cpu() - cpu0
+    handle.stop()
+    return count / elapsed, cpu / count * 1e6
+
+
+def measure_function(plugin: Plugin, calls: int) -> dict[str, float]:
+    handle = plugin.host.function(plugin.function)
+    meta = wire.encode_func_meta(wire.FuncMeta("bench", "op1", 0, 0))
+    request = wire.encode_function_call("Exec", ["a string to revert", meta])
+    call = handle.channel.request
+    for _ in range(200):  # warm up, and past the first call's stale-handshake round trip
+        call(request, 10)
+    latencies = []
+    cpu0, t0 = plugin.cpu(), time.perf_counter()
+    for _ in range(calls):
+        started = time.perf_counter()
+        call(request, 10)
+        latencies.append(time.perf_counter() - started)
+    elapsed, cpu = time.perf_counter() - t0, plugin.cpu() - cpu0
+    handle.close()
+    latencies.sort()
+    return {"function": calls / elapsed, "function_cpu": cpu / calls * 1e6,
+            "function_p50": latencies[len(latencies) // 2] * 1e6,
+            "function_p99": latencies[int(len(latencies) * 0.99)] * 1e6}
+
+
+def measure_scale(plugin: Plugin, kind: str, instances: int, each: int) -> tuple[float, ...]:
+    rules = [rule() for _ in range(instances)]
+    if kind == "source":
+        handles = [plugin.host.start_source("emit", rule=r, config={"count": each}) for r in rules]
+    else:
+        handles = [plugin.host.start_sink("ack", rule=r, config={"count": each,
+                                                                  "requireAck": True})
+                   for r in rules]
+    payload = orjson.dumps(make("100"))
+    finished = [0.0] * instances
+
+    def work(i: int) -> None:
+        if kind == "source":
+            drain(handles[i].sock, each)
+        else:
+            for _ in range(each):
+                handles[i].data.send(payload)
+                handles[i].ack.recv()
+        finished[i] = time.perf_counter() - t0
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(instances)]
+    cpu0, t0 = plugin.cpu(), time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed, cpu = time.perf_counter() - t0, plugin.cpu() - cpu0
+    for handle in handles:
+        handle.stop()
+    fairness = min(each / f for f in finished) / max(each / f for f in finished)
+    return instances * each / elapsed, fairness, cpu / (instances * each) * 1e6
+
+
+def measure_transport(count: int, size: int) -> float:
+    address = f"ipc:///tmp/{rule()}.ipc"
+    with pynng.Pull0(recv_timeout=200) as sock:
+        sock.listen(address)
+        t0 = time.perf_counter()
+        pusher = subprocess.Popen([sys.executable, str(HERE / "loopback.py"), address, str(count),
+                                   str(size)], stdin=subprocess.PIPE,
+                                  preexec_fn=(lambda: os.sched_setaffinity(0, PLUGIN_CPU))
+                                  if PIN else None)
+        drain(sock, count)
+        elapsed = time.perf_counter() - t0
+        pusher.communicate(b"")
+    return count / elapsed
+
+
+def cold_start(system: str) -> float:
+    t0 = time.perf_counter()
+    plugin = Plugin(system)
+    elapsed = time.perf_counter() - t0
+    plugin.close()
+    return elapsed * 1000
+
+
+def run(sizes: dict[str, int], systems: list[str], log: Callable[[str], None]) -> dict:
+    samples: dict[str, dict[str, list[float]]] = {f[0]: {} for f in FIGURES}
+
+    def add(figure: str, system: str, value: float) -> None:
+        samples[figure].setdefault(system, []).append(value)
+
+    log("cold starts")
+    for _ in range(sizes["starts"]):
+        for system in systems:
+            add("cold_start", system, cold_start(system))
+    plugins = {system: Plugin(system) for system in systems}
+    try:
+        time.sleep(1.0)
+        for system, plugin in plugins.items():
+            add("rss_idle", system, plugin.rss_mb())
+        for repeat in range(sizes["repeats"]):
+            log(f"repeat {repeat + 1} of {sizes['repeats']}")
+            for system, plugin in plugins.items():
+                rate, cpu = measure_source(plugin, sizes["source"], "100")
+                add("source_100b", system, rate)
+                add("source_100b_cpu", system, cpu)
+                if repeat == 0:
+                    add("rss_after_10k", system, plugin.rss_mb())
+                rate, cpu = measure_source(plugin, sizes["source4k"], "4k")
+                add("source_4k", system, rate)
+                add("source_4k_cpu", system, cpu)
+                for figure, require_ack in (("sink_ack", True), ("sink_noack", False)):
+                    rate, cpu = measure_sink(plugin, sizes["sink"], require_ack)
+                    add(figure, system, rate)
+                    add(f"{figure}_cpu", system, cpu)
+                for figure, value in measure_function(plugin, sizes["calls"]).items():
+                    add(figure, system, value)
+                for kind in ("source", "sink"):
+                    rate, fairness, cpu = measure_scale(plugin, kind, sizes["scale"],
+                                                        sizes["scale_each"])
+                    add(f"scale_{kind}s", system, rate)
+                    add(f"scale_{kind}s_fairness", system, fairness)
+                    add(f"scale_{kind}s_cpu", system, cpu)
+            add("transport_100b", "bare", measure_transport(sizes["source"], 100))
+            add("transport_4k", "bare", measure_transport(sizes["source4k"], 4096))
+    finally:
+        for plugin in plugins.values():
+            plugin.close()
+    return samples
+
+
+def summarise(samples: dict) -> list[dict[str, Any]]:
+    """One row per figure and system, then one per ratio, with its target if it has one."""
+    rows: list[dict[str, Any]] = []
+    for figure, unit, higher, targets in FIGURES:
+        for system, values in samples[figure].items():
+            rows.append({"figure": figure, "system": system, "unit": unit,
+                         "median": statistics.median(values), "min": min(values),
+                         "max": max(values), "samples": values})
+        for ratio, target in targets + [(r, None) for r in ("kuiperlite/sdk", "kuiperlite/bare")
+                                        if r not in dict(targets)]:
+            a, b = ratio.split("/")
+            if a not in samples[figure] or b not in samples[figure]:
+                continue
+            pairs = [x / y for x, y in zip(samples[figure][a], samples[figure][b]) if y]
+            if not pairs:
+                continue
+            row: dict[str, Any] = {"figure": figure, "ratio": ratio,
+                                   "median": statistics.median(pairs), "min": min(pairs),
+                                   "max": max(pairs), "samples": pairs}
+            if target is not None:
+                row["target"] = target
+                row["met"] = row["median"] >= target if higher else row["median"] <= target
+            rows.append(row)
+    return rows
+
+
+def _cell(row: Any) -> str:
+    """``median (min-max)``, with the digits the size of the figure calls for."""
+    if row is None:
+        return ""
+    digits = 0 if row["median"] >= 100 else 2
+    return f"{row['median']:,.{digits}f} ({row['min']:,.{digits}f}-{row['max']:,.{digits}f})"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'figure':<28} {'kuiperlite':>24} {'sdk':>24} {'bare':>24}  "
+             f"{'kl/sdk':>6} {'kl/bare':>7}  target"]
+    for figure, unit, higher, _targets in FIGURES:
+        values = {r["system"]: r for r in rows if r.get("figure") == figure and "system" in r}
+        if not values:
+            continue
+        ratios = {r["ratio"]: r for r in rows if r.get("figure") == figure and "ratio" in r}
+        shown = {name: f"{r['median']:.2f}" for name, r in ratios.items()}
+        target = "; ".join(f"{name} {'>=' if higher else '<='} {r['target']} "
+                           f"{'met' if r['met'] else 'MISSED'}"
+                           for name, r in ratios.items() if "target" in r)
+        lines.append(f"{figure + ' ' + unit:<28} {_cell(values.get('kuiperlite')):>24} "
+                     f"{_cell(values.get('sdk')):>24} {_cell(values.get('bare')):>24}  "
+                     f"{shown.get('kuiperlite/sdk', ''):>6} {shown.get('kuiperlite/bare', ''):>7}"
+                     f"  {target}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny counts, one repeat (CI)")
+    parser.add_argument("--repeats", type=int, help="repeats per figure (default 3)")
+    parser.add_argument("--output", default=str(HERE / "results"), help="folder for JSON lines")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="let host and plugins share every core")
+    args = parser.parse_args()
+    global PIN
+    PIN = PIN and not args.no_pin
+    pin_host()
+    sizes = dict(QUICK if args.quick else FULL)
+    if args.repeats:
+        sizes["repeats"] = args.repeats
+    # Deployed plugins run from cached bytecode after their first start (the
+    # SDK's was compiled by pip); compile ours too, whatever PYTHONDONTWRITEBYTECODE says.
+    for folder in (Path(kuiperlite.__file__).parent, PLUGINS):
+        compileall.compile_dir(str(folder), quiet=1)
+    started = time.time()
+    samples = run(sizes, list(SYSTEMS), lambda line: print(f"# {line}", flush=True))
+    rows = summarise(samples)
+    environment = {"python": platform.python_version(), "machine": platform.machine(),
+                   "cpus": os.cpu_count(), "pinned": PIN, "pynng": pynng.__version__, "mode":
+                   "quick" if args.quick else "full", "sizes": sizes,
+                   "seconds": round(time.time() - started, 1)}
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}.jsonl"
+    with open(path, "w") as f:
+        f.write(json.dumps({"environment": environment}) + "\n")
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    print(table(rows))
+    print(f"\n{environment}\nresults: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
