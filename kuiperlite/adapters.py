@@ -270,21 +270,56 @@ class SinkAdapter:
         Returns:
             None on success, else the error text to ack with.
         """
-        data = self.decode(payload)
-        symbol = self.symbol
-        try:
-            if symbol.style == PLAIN:
-                symbol.func(*_positional(symbol, self.ctx, data), **self.kwargs)
-            elif symbol.style == ASYNC:
-                self._loop.run(symbol.func(*_positional(symbol, self.ctx, data), **self.kwargs))
-            else:
-                return self._send(data)
-        except Stopped:
-            return "The sink is stopping."
-        except Exception as err:
-            self.ctx.logger.exception("failed to collect a message")
-            return error_text(err)
-        return None
+        return self.collector()(payload)
+
+    def collector(self) -> Callable[[bytes], Optional[str]]:
+        """:meth:`collect` specialised once for this sink, for the per-message loop."""
+        symbol, decode = self.symbol, self.decode
+        if symbol.data_mode == "json":
+            loads, not_json = orjson.loads, orjson.JSONDecodeError
+
+            def decode(payload: bytes) -> Any:
+                try:
+                    return loads(payload)
+                except not_json:
+                    return payload
+
+        func, kwargs = symbol.func, self.kwargs
+        before = tuple(self.ctx if tag == "ctx" else None for tag in symbol.positional)
+        index = next((i for i, tag in enumerate(symbol.positional) if tag != "ctx"), 0)
+
+        def call(payload: bytes) -> Optional[str]:
+            args = list(before)
+            args[index] = decode(payload)
+            try:
+                if symbol.style == ASYNC:
+                    self._loop.run(func(*args, **kwargs))
+                else:
+                    func(*args, **kwargs)
+            except Stopped:
+                return "The sink is stopping."
+            except Exception as err:
+                self.ctx.logger.exception("failed to collect a message")
+                return error_text(err)
+            return None
+
+        def send(payload: bytes) -> Optional[str]:
+            gen = self._gen
+            if gen is None or symbol.style != GENERATOR:
+                return self._send(decode(payload))
+            try:
+                gen.send(decode(payload))
+            except StopIteration:
+                self._gen = None  # it returned after taking this message; the next reopens it
+            except Stopped:
+                return "The sink is stopping."
+            except Exception as err:
+                self._gen = None
+                self.ctx.logger.exception("failed to collect a message; it opens again on the next")
+                return error_text(err)
+            return None
+
+        return call if symbol.style in (PLAIN, ASYNC) else send
 
     def _send(self, data: Any) -> Optional[str]:
         error = self.open()

@@ -116,30 +116,30 @@ class SinkInstance:
         adapter, stopping, recv = self.adapter, self.stopping, Direct(self.data).recv
         try:
             adapter.open()
-            while not stopping.is_set():
+            collect, require_ack, send_ack = adapter.collector(), self.require_ack, self.send_ack
+            while True:
                 try:
                     payload = recv()
                 except pynng.Timeout:
+                    if stopping.is_set():
+                        break
                     continue
                 if stopping.is_set():
                     break  # the wake-up from request_stop, or data after the stop
-                error = adapter.collect(payload)
+                error = collect(payload)
                 # eKuiper reads acks only with requireAck; unread acks would
                 # fill the socket until the sink stalls.
-                if self.require_ack:
-                    self._ack(error)
+                if require_ack:
+                    try:
+                        send_ack(wire.ACK_OK if error is None else wire.encode_ack(error))
+                    except pynng.Timeout:
+                        log.warning("%s: eKuiper did not take an ack within 1 s", self.label)
         except pynng.Closed:
             pass
         finally:
             adapter.close()
             self.data.close()
             self.ack.close()
-
-    def _ack(self, error: Optional[str]) -> None:
-        try:
-            self.send_ack(wire.encode_ack(error))
-        except pynng.Timeout:
-            log.warning("%s: eKuiper did not take an ack within 1 s", self.label)
 
     def request_stop(self) -> None:
         self.adapter.stop()
