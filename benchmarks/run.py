@@ -70,6 +70,7 @@ FIGURES = [
     ("scale_sinks", "records/s", True, [("kuiperlite/sdk", 1.0)]),
     ("scale_sinks_fairness", "min/max", True, []),
     ("scale_sinks_cpu", "us/record", False, []),
+    ("socket_files_left", "files", False, []),
     ("transport_100b", "messages/s", True, []),
     ("transport_4k", "messages/s", True, []),
 ]
@@ -92,14 +93,30 @@ def pin_host() -> None:
                 pass  # a thread that just ended
 
 
-def rule() -> str:
-    return f"b{uuid.uuid4().hex[:10]}"
+RULES: dict[str, list[str]] = {}  # the rule ids each system's plugin was given
+
+
+def rule(system: str = "") -> str:
+    rule_id = f"b{uuid.uuid4().hex[:10]}"
+    RULES.setdefault(system, []).append(rule_id)
+    return rule_id
+
+
+def socket_files_left(system: str) -> int:
+    """Remove, and count, the data socket files the plugin left behind at exit."""
+    left = 0
+    for rule_id in RULES.pop(system, []):
+        for path in Path("/tmp").glob(f"{rule_id}_*.ipc"):
+            path.unlink()
+            left += 1
+    return left
 
 
 class Plugin:
     """One benchmark plugin process under the embedded host."""
 
     def __init__(self, system: str) -> None:
+        self.system = system
         name, self.function = SYSTEMS[system]
         self.done: set[str] = set()
         self.done_changed = threading.Condition()
@@ -152,7 +169,8 @@ def drain(sock: pynng.Socket, count: int, timeout: float = 120) -> None:
 
 def measure_source(plugin: Plugin, count: int, size: str) -> tuple[float, float]:
     cpu0, t0 = plugin.cpu(), time.perf_counter()
-    handle = plugin.host.start_source("emit", rule=rule(), config={"count": count, "size": size})
+    handle = plugin.host.start_source("emit", rule=rule(plugin.system),
+                                      config={"count": count, "size": size})
     drain(handle.sock, count)  # type: ignore[arg-type]
     elapsed, cpu = time.perf_counter() - t0, plugin.cpu() - cpu0
     handle.stop()
@@ -160,7 +178,7 @@ def measure_source(plugin: Plugin, count: int, size: str) -> tuple[float, float]
 
 
 def measure_sink(plugin: Plugin, count: int, require_ack: bool) -> tuple[float, float]:
-    rule_id = rule()
+    rule_id = rule(plugin.system)
     handle = plugin.host.start_sink("ack", rule=rule_id,
                                     config={"count": count, "requireAck": require_ack})
     payload = orjson.dumps(make("100"))
@@ -198,7 +216,7 @@ def measure_function(plugin: Plugin, calls: int) -> dict[str, float]:
 
 
 def measure_scale(plugin: Plugin, kind: str, instances: int, each: int) -> tuple[float, ...]:
-    rules = [rule() for _ in range(instances)]
+    rules = [rule(plugin.system) for _ in range(instances)]
     if kind == "source":
         handles = [plugin.host.start_source("emit", rule=r, config={"count": each}) for r in rules]
     else:
@@ -294,8 +312,9 @@ def run(sizes: dict[str, int], systems: list[str], log: Callable[[str], None]) -
             add("transport_100b", "bare", measure_transport(sizes["source"], 100))
             add("transport_4k", "bare", measure_transport(sizes["source4k"], 4096))
     finally:
-        for plugin in plugins.values():
+        for system, plugin in plugins.items():
             plugin.close()
+            add("socket_files_left", system, socket_files_left(system))
     return samples
 
 

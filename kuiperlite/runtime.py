@@ -275,13 +275,16 @@ class Runtime:
             log.error("cannot reach eKuiper: %s; is a host listening for plugin %r?",
                       err, plugin.name)
             return 1
-        # eKuiper replays only the last function's start after a plugin
-        # restart, so every function channel is opened right away.
-        for symbol in plugin.symbols:
-            if symbol.kind == FUNC:
-                self._function(symbol)
         threading.Thread(target=control.serve, args=(self.handle, self.shutdown),
                          name="control", daemon=True).start()
+        # eKuiper replays only the last function's start after a plugin
+        # restart, so every function channel is opened right away (after the
+        # handshake is on its way; the lock keeps a start command from
+        # opening one twice meanwhile).
+        with self._lock:
+            for symbol in plugin.symbols:
+                if symbol.kind == FUNC:
+                    self._function(symbol)
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda num, _frame: self.request_shutdown(

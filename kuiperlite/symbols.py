@@ -15,7 +15,7 @@ import re
 import typing
 from typing import Any, Callable, NamedTuple, Optional, TypeVar, overload
 
-from . import docstrings, schema
+from . import schema
 from .context import Context
 from .errors import ConfigError, DefinitionError
 from .wire import FUNC, SINK, SOURCE
@@ -156,8 +156,8 @@ class Symbol(NamedTuple):
     kind: str
     name: str
     func: Callable[..., Any]
-    description: str
     where: str
+    given_description: Optional[str] = None
     ui_label: Optional[str] = None
     style: str = PLAIN
     context_index: Optional[int] = None
@@ -169,6 +169,18 @@ class Symbol(NamedTuple):
     extra_config: bool = False
     aggregate: bool = False
     returns: Any = Any
+
+    @property
+    def description(self) -> str:
+        """The decorator's description, else the docstring's first paragraph.
+
+        Read on demand: serving a plugin never needs it, only its metadata does.
+        """
+        if self.given_description is not None:
+            return self.given_description
+        from . import docstrings
+
+        return docstrings.parse(getattr(self.func, "__doc__", None)).summary
 
     @property
     def label(self) -> str:
@@ -252,12 +264,6 @@ def _is_context(param: inspect.Parameter, hint: Any) -> bool:
     return param.annotation is EMPTY and param.name in ("ctx", "context")
 
 
-def _description(func: Callable[..., Any], mark: Mark) -> str:
-    if mark.description is not None:
-        return mark.description
-    return docstrings.parse(getattr(func, "__doc__", None)).summary
-
-
 def _analyse(func: Callable[..., Any], mark: Mark) -> Symbol:
     name = str(mark.name or getattr(func, "__name__", ""))
     where = _where(func, name, mark.kind)
@@ -325,8 +331,9 @@ def _analyse(func: Callable[..., Any], mark: Mark) -> Symbol:
             raise fail("aggregate must be True or False")
 
     return Symbol(
-        kind=mark.kind, name=name, func=func, description=_description(func, mark),
-        where=where, ui_label=mark.label, style=style, context_index=context_index,
+        kind=mark.kind, name=name, func=func, where=where,
+        given_description=mark.description, ui_label=mark.label, style=style,
+        context_index=context_index,
         positional=tuple(positional), data_mode=data_mode, args=tuple(args),
         varargs=varargs, config=tuple(config), extra_config=extra,
         aggregate=mark.aggregate, returns=hints.get("return", Any),

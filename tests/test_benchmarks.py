@@ -1,0 +1,21 @@
+"""The benchmark's quick mode keeps working (no figure is asserted here)."""
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_quick_benchmark_runs_and_writes_results(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick",
+                          "--output", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (results,) = tmp_path.glob("*-quick.jsonl")
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert rows[0]["environment"]["mode"] == "quick"
+    figures = {(r["figure"], r.get("system") or r.get("ratio")) for r in rows[1:]}
+    for figure in ("source_100b", "sink_ack", "function", "scale_sinks", "cold_start"):
+        for who in ("kuiperlite", "sdk", "bare", "kuiperlite/sdk", "kuiperlite/bare"):
+            assert (figure, who) in figures
+    assert "kl/sdk" in out.stdout and "source_100b records/s" in out.stdout
