@@ -329,7 +329,8 @@ class SourceHandle:
 
     def recv(self, timeout: float = 10.0) -> tuple[Any, Any]:
         """The next record as ``(message, meta)``; error messages go to ``errors``."""
-        assert self.sock is not None, "the source is stopped"
+        if self.sock is None:
+            raise HostError(f"The {self.control.label} is stopped.")
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -405,7 +406,8 @@ class SinkHandle:
             With requireAck, None for an ok ack or the ack's error text;
             without it, None at once.
         """
-        assert self.data is not None, "the sink is stopped"
+        if self.data is None:
+            raise HostError(f"The {self.control.label} is stopped.")
         self.data.send(wire.encode_payload(payload))
         if not self.require_ack:
             return None

@@ -153,15 +153,6 @@ _PLURALS = {
 }
 
 
-def is_optional(hint: Any) -> bool:
-    """Whether a hint admits None (``Optional[X]``, ``X | None``, ``Any``)."""
-    if hint is Any or hint is None or hint is type(None):
-        return True
-    if typing.get_origin(hint) in _UNION_TYPES:
-        return type(None) in typing.get_args(hint)
-    return False
-
-
 def unwrap_optional(hint: Any) -> Any:
     """``Optional[X]`` -> ``X``; other hints unchanged."""
     if typing.get_origin(hint) in _UNION_TYPES:

@@ -10,6 +10,7 @@ with ``--reload`` restarts the plugin when its files change.
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import json
 import os
@@ -226,19 +227,21 @@ class Session:
                         symbol, rule=meta["ruleId"], op=meta["opId"],
                         instance=meta["instanceId"], config=config,
                         datasource=body.get("dataSource") or body.get("datasource") or "")
-                    target = self._read_source
+                    work: Callable[[], None] = functools.partial(self._read_source, running)
                 elif kind == "sink":
                     running.handle = self.host.start_sink(
                         symbol, rule=meta["ruleId"], op=meta["opId"],
                         instance=meta["instanceId"], config=config)
-                    target = self._feed_sink
+                    work = functools.partial(self._mock, running,
+                                             functools.partial(self._send, running))
                 else:
                     running.handle = self._function(symbol)
-                    target = self._call_function
+                    work = functools.partial(self._mock, running, functools.partial(
+                        self._call, running, running.handle))
             except HostError as err:
                 raise ApiError(502, str(err)) from None
             self.running[running.key] = running
-            running.thread = threading.Thread(target=target, args=(running,), daemon=True,
+            running.thread = threading.Thread(target=work, daemon=True,
                                               name=f"serve {running.tag}")
             running.thread.start()
         self.print(f"{running.tag} started")
@@ -326,22 +329,23 @@ class Session:
                 error = handle.errors.pop(0)
                 self._record(running, "error", error, f"error: {error}")
 
-    def _feed_sink(self, running: Running) -> None:
-        data = self.mock.for_symbol("sink", running.symbol)
-        for payload in itertools.cycle(data) if data and self.mock.interval > 0 else []:
+    def _mock(self, running: Running, action: Callable[[Any], Any]) -> None:
+        """Every mock interval, hand the next mock payload or argument list to ``action``."""
+        items = self.mock.for_symbol(running.kind, running.symbol)
+        for item in itertools.cycle(items) if items and self.mock.interval > 0 else []:
             if running.stopping.wait(self.mock.interval):
                 return
             try:
-                self._send(running, payload)
+                action(item)
             except ApiError:
-                continue
+                continue  # recorded and shown already; the next one may work
 
     def _send(self, running: Running, payload: Any) -> Optional[str]:
         handle: SinkHandle = running.handle
         try:
             with running.lock:
                 ack = handle.send(payload)
-        except (HostError, AssertionError) as err:
+        except HostError as err:
             self._record(running, "error", str(err), f"could not send: {err}")
             raise ApiError(502, str(err)) from None
         shown = "ok" if ack is None else ack
@@ -350,16 +354,6 @@ class Session:
         self._record(running, "ack", {"payload": payload, "ack": shown if handle.require_ack
                                       else None}, text)
         return shown if handle.require_ack else None
-
-    def _call_function(self, running: Running) -> None:
-        args_lists = self.mock.for_symbol("func", running.symbol)
-        for args in itertools.cycle(args_lists) if args_lists and self.mock.interval > 0 else []:
-            if running.stopping.wait(self.mock.interval):
-                return
-            try:
-                self._call(running, running.handle, args)
-            except ApiError:
-                continue
 
     def _call(self, running: Running, handle: FunctionHandle, args: list[Any]) -> Any:
         meta = running.meta
