@@ -1,5 +1,5 @@
 import enum
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import pytest
 
@@ -66,7 +66,7 @@ def test_literal_does_not_confuse_true_with_one():
         schema.convert(Literal[1], True)
 
 
-@pytest.mark.parametrize("hint", [set, complex, dict[int, str], tuple[int, str] | int])
+@pytest.mark.parametrize("hint", [set, complex, dict[int, str], Union[tuple[int, str], int]])
 def test_hints_without_json_counterpart_are_rejected(hint):
     with pytest.raises(UnsupportedHint):
         schema.converter(hint)
