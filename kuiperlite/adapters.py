@@ -265,7 +265,7 @@ class SinkAdapter:
         return payload
 
     def collect(self, payload: bytes) -> Optional[str]:
-        """Hand one message to the user code.
+        """Hand one message to the user code (for many, use :meth:`collector` once).
 
         Returns:
             None on success, else the error text to ack with.

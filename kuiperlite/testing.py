@@ -117,8 +117,9 @@ def run_sink(func: Callable[..., Any], payloads: list[Any], *, config: Optional[
     adapter = SinkAdapter(symbol, symbol.bind_config(config or {}), rule_id=rule_id,
                           op_id="test", config=config)
     adapter.open()
+    collect = adapter.collector()
     try:
-        return [adapter.collect(wire.encode_payload(payload)) for payload in payloads]
+        return [collect(wire.encode_payload(payload)) for payload in payloads]
     finally:
         adapter.stop()
         adapter.close()
