@@ -74,6 +74,24 @@ class _Loop:
             self.loop.close()
 
 
+def _decoder(mode: str) -> Callable[[bytes], Any]:
+    """How a sink's payload reaches user code: decoded JSON (bytes when it is not
+    JSON), text, or the bytes themselves."""
+    if mode == "bytes":
+        return lambda payload: payload
+    if mode == "text":
+        return lambda payload: payload.decode("utf-8", "replace")
+    loads, not_json = orjson.loads, orjson.JSONDecodeError
+
+    def json_or_bytes(payload: bytes) -> Any:
+        try:
+            return loads(payload)
+        except not_json:
+            return payload
+
+    return json_or_bytes
+
+
 def _positional(symbol: Symbol, ctx: Context, value: Any) -> list[Any]:
     """Positional arguments: the context and the one other value a source or sink takes."""
     return [ctx if tag == "ctx" else value for tag in symbol.positional]
@@ -216,6 +234,9 @@ class SinkAdapter:
         self._loop = _Loop()
         self._gen: Any = None
         self._open_error: Optional[str] = None
+        self.decode = _decoder(symbol.data_mode)
+        # Hand one message to the user code: None on success, else the error to ack with.
+        self.collect: Callable[[bytes], Optional[str]] = self._collector()
 
     def open(self) -> Optional[str]:
         """Run a generator sink's setup (up to its first ``yield``).
@@ -252,64 +273,45 @@ class SinkAdapter:
         self._open_error = error
         return error
 
-    def decode(self, payload: bytes) -> Any:
-        """The payload as the user function asked for it (JSON, bytes or text)."""
-        mode = self.symbol.data_mode
-        if mode == "json":
-            try:
-                return orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                return payload
-        if mode == "text":
-            return payload.decode("utf-8", "replace")
-        return payload
+    def _collector(self) -> Callable[[bytes], Optional[str]]:
+        """The per-message call, specialised once for this sink's style and data."""
+        symbol, decode, func, kwargs = self.symbol, self.decode, self.symbol.func, self.kwargs
+        if symbol.style in (PLAIN, ASYNC):
+            before = tuple(self.ctx if tag == "ctx" else None for tag in symbol.positional)
+            index = next(i for i, tag in enumerate(symbol.positional) if tag != "ctx")
 
-    def collect(self, payload: bytes) -> Optional[str]:
-        """Hand one message to the user code (for many, use :meth:`collector` once).
-
-        Returns:
-            None on success, else the error text to ack with.
-        """
-        return self.collector()(payload)
-
-    def collector(self) -> Callable[[bytes], Optional[str]]:
-        """:meth:`collect` specialised once for this sink, for the per-message loop."""
-        symbol, decode = self.symbol, self.decode
-        if symbol.data_mode == "json":
-            loads, not_json = orjson.loads, orjson.JSONDecodeError
-
-            def decode(payload: bytes) -> Any:
+            def call(payload: bytes) -> Optional[str]:
+                args = list(before)
+                args[index] = decode(payload)
                 try:
-                    return loads(payload)
-                except not_json:
-                    return payload
+                    if symbol.style == ASYNC:
+                        self._loop.run(func(*args, **kwargs))
+                    else:
+                        func(*args, **kwargs)
+                except Stopped:
+                    return "The sink is stopping."
+                except Exception as err:
+                    self.ctx.logger.exception("failed to collect a message")
+                    return error_text(err)
+                return None
 
-        func, kwargs = symbol.func, self.kwargs
-        before = tuple(self.ctx if tag == "ctx" else None for tag in symbol.positional)
-        index = next((i for i, tag in enumerate(symbol.positional) if tag != "ctx"), 0)
+            return call
 
-        def call(payload: bytes) -> Optional[str]:
-            args = list(before)
-            args[index] = decode(payload)
-            try:
-                if symbol.style == ASYNC:
-                    self._loop.run(func(*args, **kwargs))
-                else:
-                    func(*args, **kwargs)
-            except Stopped:
-                return "The sink is stopping."
-            except Exception as err:
-                self.ctx.logger.exception("failed to collect a message")
-                return error_text(err)
-            return None
+        asynchronous = symbol.style == ASYNC_GENERATOR
 
         def send(payload: bytes) -> Optional[str]:
             gen = self._gen
-            if gen is None or symbol.style != GENERATOR:
-                return self._send(decode(payload))
+            if gen is None:
+                error = self.open()
+                if error is not None:
+                    return error
+                gen = self._gen
             try:
-                gen.send(decode(payload))
-            except StopIteration:
+                if asynchronous:
+                    self._loop.run(gen.asend(decode(payload)))
+                else:
+                    gen.send(decode(payload))
+            except (StopIteration, StopAsyncIteration):
                 self._gen = None  # it returned after taking this message; the next reopens it
             except Stopped:
                 return "The sink is stopping."
@@ -319,27 +321,7 @@ class SinkAdapter:
                 return error_text(err)
             return None
 
-        return call if symbol.style in (PLAIN, ASYNC) else send
-
-    def _send(self, data: Any) -> Optional[str]:
-        error = self.open()
-        if error is not None:
-            return error
-        gen, self._gen = self._gen, None
-        try:
-            if self.symbol.style == GENERATOR:
-                gen.send(data)
-            else:
-                self._loop.run(gen.asend(data))
-        except (StopIteration, StopAsyncIteration):
-            return None  # it returned after taking this message; the next one re-opens it
-        except Stopped:
-            return "The sink is stopping."
-        except Exception as err:
-            self.ctx.logger.exception("failed to collect a message; it opens again on the next")
-            return error_text(err)
-        self._gen = gen
-        return None
+        return send
 
     def stop(self) -> None:
         """Signal a stop from any thread; :meth:`close` then runs the teardown."""
@@ -377,7 +359,6 @@ class FunctionAdapter:
         # for values that differ.
         self._slots = [(p.convert, _EXACT.get(p.hint), p) for p in params]
         self._convert_any = any(p.convert is not None for p in params)
-        self._direct = symbol.context_index is None and symbol.style != ASYNC
         self.log = Context(symbol.name, "func").logger
 
     def handle(self, raw: bytes) -> bytes:
@@ -439,13 +420,11 @@ class FunctionAdapter:
         Raises:
             ArgumentError: the values do not fit the parameters.
         """
-        count = len(values)
-        if count < self._least or (self._most is not None and count > self._most):
-            raise ArgumentError(self._count_error(count))
+        error = self.validate(values)
+        if error is not None:
+            raise ArgumentError(error)
         if self._convert_any:
             values = self._convert(values)
-        if self._direct:
-            return self.symbol.func(*values)
         symbol = self.symbol
         if symbol.context_index is not None:
             values = list(values)

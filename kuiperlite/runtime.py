@@ -116,7 +116,7 @@ class SinkInstance:
         adapter, stopping, recv = self.adapter, self.stopping, Direct(self.data).recv
         try:
             adapter.open()
-            collect, require_ack, send_ack = adapter.collector(), self.require_ack, self.send_ack
+            collect, require_ack, send_ack = adapter.collect, self.require_ack, self.send_ack
             while True:
                 try:
                     payload = recv()

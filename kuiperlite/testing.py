@@ -117,7 +117,7 @@ def run_sink(func: Callable[..., Any], payloads: list[Any], *, config: Optional[
     adapter = SinkAdapter(symbol, symbol.bind_config(config or {}), rule_id=rule_id,
                           op_id="test", config=config)
     adapter.open()
-    collect = adapter.collector()
+    collect = adapter.collect
     try:
         return [collect(wire.encode_payload(payload)) for payload in payloads]
     finally:
