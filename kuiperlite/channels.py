@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import pynng
 from pynng._nng import ffi as _ffi
@@ -21,9 +21,11 @@ from pynng.exceptions import check_err as _check_err
 from . import wire
 
 log = logging.getLogger("kuiperlite")
+S = TypeVar("S", bound=pynng.Socket)
 
 
 def env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from an environment variable, else ``default``."""
     try:
         value = float(os.environ.get(name, default))
     except ValueError:
@@ -116,29 +118,29 @@ class Direct:
             _check_err(err)
 
 
+def _connected(sock: S, connect: Callable[[pynng.Socket, str], None], address: str) -> S:
+    """``sock`` dialed or listening on ``address``; closed again if that fails."""
+    try:
+        connect(sock, address)
+    except ConnectionError:
+        sock.close()
+        raise
+    return sock
+
+
 def pusher(address: str, *, send_timeout: float = TICK) -> pynng.Push0:
     """A PUSH socket dialed to a listener (source data, sink acks)."""
     sock = pynng.Push0(send_timeout=ms(send_timeout))
     sock.send_buffer_size = QUEUE
-    try:
-        dial(sock, address)
-    except ConnectionError:
-        sock.close()
-        raise
-    return sock
+    return _connected(sock, dial, address)
 
 
 def puller(address: str, *, recv_timeout: float = TICK) -> pynng.Pull0:
-    """A PULL socket listening on an address (sink data)."""
+    """A PULL socket listening on an address (sink data, and the host's receiving side)."""
     sock = pynng.Pull0(recv_timeout=ms(recv_timeout))
     sock.recv_max_size = 0  # no size cap: nng's default dropped payloads over 1 MB
     sock.recv_buffer_size = QUEUE
-    try:
-        listen(sock, address)
-    except ConnectionError:
-        sock.close()
-        raise
-    return sock
+    return _connected(sock, listen, address)
 
 
 def wake(address: str) -> None:
@@ -204,11 +206,7 @@ class Requester:
         self.sock.add_post_pipe_connect_cb(self._connected)
         self.sock.add_post_pipe_remove_cb(self._removed)
         if block:
-            try:
-                dial(self.sock, address)
-            except ConnectionError:
-                self.sock.close()
-                raise
+            _connected(self.sock, dial, address)
         else:
             # Nothing may listen yet: nng keeps reconnecting in the background.
             self.sock.reconnect_time_min = 50

@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 import pynng
 
 from . import wire
-from .channels import QUEUE, TICK, Direct, dial, listen, ms
+from .channels import TICK, Direct, dial, listen, ms, puller
 from .errors import HostError
 from .wire import FUNC, SINK, SOURCE, START, STOP, Control, FuncMeta, Meta
 
@@ -308,10 +308,7 @@ class SourceHandle:
         assert control.meta is not None
         self.host = host
         self.control = control
-        self.sock: Optional[pynng.Pull0] = pynng.Pull0(recv_timeout=ms(TICK))
-        self.sock.recv_max_size = 0
-        self.sock.recv_buffer_size = QUEUE  # eKuiper's read queue
-        listen(self.sock, wire.data_address(control.meta))
+        self.sock: Optional[pynng.Pull0] = puller(wire.data_address(control.meta))
         self.receive = Direct(self.sock).recv
         try:
             host.command(START, control)
@@ -376,10 +373,7 @@ class SinkHandle:
         self.host = host
         self.control = control
         self.require_ack = control.config.get("requireAck") is True
-        self.ack = pynng.Pull0(recv_timeout=ms(TICK))
-        self.ack.recv_max_size = 0
-        self.ack.recv_buffer_size = QUEUE
-        listen(self.ack, wire.ack_address(control.meta))
+        self.ack = puller(wire.ack_address(control.meta))
         self.receive_ack = Direct(self.ack).recv
         self.data: Optional[pynng.Push0] = None
         try:

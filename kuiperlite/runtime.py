@@ -76,7 +76,7 @@ class SourceInstance:
 
     def _report(self, message: str) -> None:
         try:
-            self.sock.send(wire.encode_source_error(message))
+            self.send(wire.encode_source_error(message))
         except pynng.NNGException:
             pass
 
