@@ -6,27 +6,15 @@ import argparse
 import os
 import sys
 import traceback
-from typing import Callable, Optional, TypeVar
+from typing import Optional
 
 from .errors import DefinitionError, PluginError
 
-T = TypeVar("T")
 
-
-def _load(target: str, name: Optional[str]):  # -> Plugin, imported lazily
+def _load(args: argparse.Namespace):  # -> Plugin, imported lazily
     from .plugin import load
 
-    try:
-        return load(target, name)
-    except PluginError as err:
-        print(f"kuiperlite: {err}", file=sys.stderr)
-        cause = err.__cause__
-        if cause is not None and not isinstance(cause, ModuleNotFoundError):
-            _print_user_traceback(cause)
-        raise SystemExit(2) from None
-    except DefinitionError as err:
-        print(f"kuiperlite: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return load(args.target, args.name)
 
 
 def _print_user_traceback(error: BaseException) -> None:
@@ -42,14 +30,13 @@ def _print_user_traceback(error: BaseException) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from .runtime import serve_plugin
 
-    serve_plugin(_load(args.target, args.name))
+    serve_plugin(_load(args))
 
 
 def cmd_meta(args: argparse.Namespace) -> int:
     from . import metadata
 
-    plugin = _load(args.target, args.name)
-    for path in _definition_errors(lambda: metadata.write(plugin, args.output)):
+    for path in metadata.write(_load(args), args.output):
         print(path)
     return 0
 
@@ -57,16 +44,10 @@ def cmd_meta(args: argparse.Namespace) -> int:
 def cmd_package(args: argparse.Namespace) -> int:
     from . import packaging
 
-    plugin = _load(args.target, args.name)
-    try:
-        path = _definition_errors(lambda: packaging.build(
-            plugin, args.output, include=args.include, exclude=args.exclude,
-            requirements=args.requirements, wheels=args.wheels, platform=args.platform,
-            python_version=args.python_version))
-    except PluginError as err:
-        print(f"kuiperlite: {err}", file=sys.stderr)
-        return 2
-    print(path)
+    print(packaging.build(
+        _load(args), args.output, include=args.include, exclude=args.exclude,
+        requirements=args.requirements, wheels=args.wheels, platform=args.platform,
+        python_version=args.python_version))
     return 0
 
 
@@ -74,14 +55,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .check import check
 
     return 0 if check(args.zip, python=args.python, install=not args.no_install) else 1
-
-
-def _definition_errors(action: Callable[[], T]) -> T:
-    try:
-        return action()
-    except DefinitionError as err:
-        print(f"kuiperlite: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -97,6 +70,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  max_body=args.max_body, log=lambda line: print(line, flush=True))
 
 
+def _plugin_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", help="the plugin: a .py file or a module name")
+    parser.add_argument("--name", help="plugin name (default: About.name, else the file's stem)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m kuiperlite",
@@ -108,8 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="serve a plugin's symbols to eKuiper",
                               description="Load a plugin file and serve it to eKuiper "
                                           "(or to kuiperlite's host) over its control channel.")
-    run.add_argument("target", help="the plugin: a .py file or a module name")
-    run.add_argument("--name", help="plugin name (default: About.name, else the file's stem)")
+    _plugin_arguments(run)
     run.add_argument("portable_config", nargs="?", help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
 
@@ -117,18 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Write <name>.json and, for each symbol, "
                                            "sources/<s>.json and .yaml, sinks/<s>.json or "
                                            "functions/<f>.json, from the code.")
-    meta.add_argument("target", help="the plugin: a .py file or a module name")
+    _plugin_arguments(meta)
     meta.add_argument("-o", "--output", default=".", help="output folder (default: .)")
-    meta.add_argument("--name", help="plugin name (default: About.name, else the file's stem)")
     meta.set_defaults(func=cmd_meta)
 
     package = commands.add_parser(
         "package", help="build the installable <name>.zip",
         description="Build <name>.zip for eKuiper's plugin install: metadata, the plugin's "
                     "code and local modules, kuiperlite itself, requirements and install.sh.")
-    package.add_argument("target", help="the plugin: a .py file or a module name")
+    _plugin_arguments(package)
     package.add_argument("-o", "--output", default=".", help="output folder (default: .)")
-    package.add_argument("--name", help="plugin name (default: About.name, else the stem)")
     package.add_argument("--include", action="append", default=[], metavar="GLOB",
                          help="also ship files matching GLOB, relative to the plugin's folder "
                               "(repeatable)")
@@ -187,4 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (DefinitionError, PluginError) as err:
+        print(f"kuiperlite: {err}", file=sys.stderr)
+        cause = err.__cause__
+        if cause is not None and not isinstance(cause, ModuleNotFoundError):
+            _print_user_traceback(cause)  # the user's own error, when importing failed
+        return 2

@@ -279,7 +279,7 @@ def encode_reply(state: bool, result: Any) -> bytes:
             body = _dumps(result, "result")  # lenient encoding, or a clear error
         except EncodeError as err:
             return orjson.dumps({"state": False, "result": str(err)})
-        out = b'{"state":' + (b"true" if state else b"false") + b',"result":' + body + b"}"
+        out = orjson.dumps({"state": state, "result": orjson.Fragment(body)})
     return out
 
 
