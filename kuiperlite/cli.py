@@ -165,8 +165,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (DefinitionError, PluginError) as err:
-        print(f"kuiperlite: {err}", file=sys.stderr)
-        cause = err.__cause__
-        if cause is not None and not isinstance(cause, ModuleNotFoundError):
-            _print_user_traceback(cause)  # the user's own error, when importing failed
-        return 2
+        return report(err)
+
+
+def report(err: Exception) -> int:
+    """Print a plugin's error in one line (plus the user's traceback when an
+    import failed) and return the exit code for it, 2."""
+    print(f"kuiperlite: {err}", file=sys.stderr)
+    cause = err.__cause__
+    if cause is not None and not isinstance(cause, ModuleNotFoundError):
+        _print_user_traceback(cause)
+    return 2

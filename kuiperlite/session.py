@@ -36,8 +36,13 @@ TYPES = {"source": "sources", "sink": "sinks", "func": "functions"}
 
 _DESCRIBE = """\
 import json, sys
-from kuiperlite.cli import _load
-plugin = _load(sys.argv[1], None)
+from kuiperlite.cli import report
+from kuiperlite.errors import DefinitionError, PluginError
+from kuiperlite.plugin import load
+try:
+    plugin = load(sys.argv[1])
+except (DefinitionError, PluginError) as err:
+    sys.exit(report(err))
 print(json.dumps({"name": plugin.name, "sources": list(plugin.sources),
                   "sinks": list(plugin.sinks), "functions": list(plugin.functions)}))
 """
