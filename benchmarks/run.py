@@ -171,7 +171,7 @@ def measure_source(plugin: Plugin, count: int, size: str) -> tuple[float, float]
     cpu0, t0 = plugin.cpu(), time.perf_counter()
     handle = plugin.host.start_source("emit", rule=rule(plugin.system),
                                       config={"count": count, "size": size})
-    drain(handle.sock, count)  # type: ignore[arg-type]
+    drain(handle.channel.sock, count)  # type: ignore[arg-type]
     elapsed, cpu = time.perf_counter() - t0, plugin.cpu() - cpu0
     handle.stop()
     return count / elapsed, cpu / count * 1e6
@@ -182,7 +182,7 @@ def measure_sink(plugin: Plugin, count: int, require_ack: bool) -> tuple[float, 
     handle = plugin.host.start_sink("ack", rule=rule_id,
                                     config={"count": count, "requireAck": require_ack})
     payload = orjson.dumps(make("100"))
-    send, ack = handle.data.send, handle.ack.recv  # type: ignore[union-attr]
+    send, ack = handle.data.sock.send, handle.ack.sock.recv  # type: ignore[union-attr]
     cpu0, t0 = plugin.cpu(), time.perf_counter()
     for _ in range(count):
         send(payload)
@@ -228,11 +228,11 @@ def measure_scale(plugin: Plugin, kind: str, instances: int, each: int) -> tuple
 
     def work(i: int) -> None:
         if kind == "source":
-            drain(handles[i].sock, each)
+            drain(handles[i].channel.sock, each)  # type: ignore[union-attr]
         else:
             for _ in range(each):
-                handles[i].data.send(payload)
-                handles[i].ack.recv()
+                handles[i].data.sock.send(payload)  # type: ignore[union-attr]
+                handles[i].ack.sock.recv()  # type: ignore[union-attr]
         finished[i] = time.perf_counter() - t0
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(instances)]

@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional
 import orjson
 
 from .errors import KuiperliteError
-from .host import PORTABLE_CONFIG, Host
+from .host import Host, launch_argv
 from .plugin import PLUGIN_NAME_PATTERN
 
 META_FOLDERS = ("sources/", "sinks/", "functions/")
@@ -61,12 +61,14 @@ class Checker:
     """Runs the steps, reporting each with ``report`` and counting failures."""
 
     def __init__(self, zip_path: str, *, python: str = sys.executable, install: bool = True,
-                 report: Callable[[str], None] = print, init_timeout: float = 60.0) -> None:
+                 report: Callable[[str], None] = print, init_timeout: float = 60.0,
+                 ekuiper: int = 2) -> None:
         self.zip_path = Path(zip_path)
         self.python = python
         self.install = install
         self.report = report
         self.init_timeout = init_timeout
+        self.ekuiper = ekuiper
         self.failures = 0
         self.passed = 0
 
@@ -213,15 +215,15 @@ class Checker:
 
     def _start(self, name: str, info: dict[str, Any], plugin_dir: Path, root: Path) -> None:
         executable = plugin_dir / info["executable"]
-        argv = [self.python, "-u", str(executable), PORTABLE_CONFIG]
+        conda_env = None
         if info.get("virtualEnvType") == "conda":
+            conda_env = str(info.get("env"))
             if shutil.which("conda") is None:
-                raise CheckFailed(f"the plugin runs in conda env {info.get('env')!r}, "
+                raise CheckFailed(f"the plugin runs in conda env {conda_env!r}, "
                                   "but conda is not on this machine")
-            argv = ["conda", "run", "-n", str(info.get("env")), self.python, str(executable),
-                    PORTABLE_CONFIG]
+        argv = launch_argv(str(executable), self.python, conda_env)
         started = time.monotonic()
-        host = Host(name)
+        host = Host(name, ekuiper=self.ekuiper)
         try:
             try:
                 host.spawn(argv, str(plugin_dir), _clean_env())
@@ -286,7 +288,7 @@ def _clean_env() -> dict[str, str]:
 
 
 def check(zip_path: str, *, python: Optional[str] = None, install: bool = True,
-          report: Callable[[str], None] = print) -> bool:
+          report: Callable[[str], None] = print, ekuiper: int = 2) -> bool:
     """Check a plugin zip; True when every step passed.
 
     Args:
@@ -294,6 +296,7 @@ def check(zip_path: str, *, python: Optional[str] = None, install: bool = True,
         python: the interpreter eKuiper runs (default: this one).
         install: run the zip's install.sh (off for offline machines).
         report: called with each line of the report.
+        ekuiper: the eKuiper generation whose host to behave like, 2 or 1.
     """
     return Checker(zip_path, python=python or sys.executable, install=install,
-                   report=report).run()
+                   report=report, ekuiper=ekuiper).run()

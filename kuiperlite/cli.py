@@ -54,7 +54,8 @@ def cmd_package(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .check import check
 
-    return 0 if check(args.zip, python=args.python, install=not args.no_install) else 1
+    return 0 if check(args.zip, python=args.python, install=not args.no_install,
+                      ekuiper=args.ekuiper) else 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -67,7 +68,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     return serve(args.target, host=args.host, port=args.port, attach=args.attach,
                  reload=args.reload, mock=mock, allow_remote=args.allow_remote,
-                 max_body=args.max_body, log=lambda line: print(line, flush=True))
+                 max_body=args.max_body, ekuiper=args.ekuiper,
+                 log=lambda line: print(line, flush=True))
+
+
+def _ekuiper_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ekuiper", type=int, choices=(1, 2), default=2, metavar="{1,2}",
+                        help="the eKuiper generation to behave like: 2 (default) sends a "
+                             "source's datasource in its config, 1 as the top-level dataSource")
 
 
 def _plugin_arguments(parser: argparse.ArgumentParser) -> None:
@@ -128,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--python", help="the interpreter eKuiper runs (default: this one)")
     check.add_argument("--no-install", action="store_true",
                        help="skip install.sh (for machines without network)")
+    _ekuiper_argument(check)
     check.set_defaults(func=cmd_check)
 
     serve = commands.add_parser(
@@ -155,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds between mock sends and calls (0: none; default 1)")
     serve.add_argument("--max-body", type=int, default=1 << 20, metavar="BYTES",
                        help="largest request body accepted (default: 1 MiB)")
+    _ekuiper_argument(serve)
     serve.set_defaults(func=cmd_serve)
     return parser
 

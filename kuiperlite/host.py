@@ -3,14 +3,21 @@
 :class:`Host` listens on a plugin's control channel, launches the plugin the
 way eKuiper does, waits for its handshake, and then starts and stops symbols,
 receives source records, pushes sink payloads and reads acks, and calls
-functions. Like eKuiper it restarts a plugin that died on the next use and
-replays the start commands still active. It backs the debug server, ``check``
+functions. It behaves like eKuiper 2.x by default (``ekuiper=1`` for 1.x
+where the two differ): the Controls it sends, the order in which it opens
+channels, how it decodes source messages, its timeouts, one call at a time
+per function. Like eKuiper it restarts a plugin that died on the next start
+and replays the start commands still active. It backs ``serve``, ``check``
 and the tests; nothing in it is a mock.
+
+Unlike eKuiper, every wait has a bound: where eKuiper would wait forever
+(an ack that never comes), the host raises :class:`HostError` saying so.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import subprocess
 import sys
@@ -22,26 +29,114 @@ import pynng
 
 from . import wire
 from .channels import TICK, Direct, dial, listen, ms, puller
-from .errors import HostError
+from .errors import HostError, ProtocolError
 from .wire import FUNC, SINK, SOURCE, START, STOP, Control, FuncMeta, Meta
+
+log = logging.getLogger("kuiperlite.host")
 
 PORTABLE_CONFIG = '{"sendTimeout":1000}'
 
+# eKuiper's defaults (etc/kuiper.yaml, portable section).
+INIT_TIMEOUT = 60.0  # portable.initTimeout: the wait for a new plugin's handshake
+SEND_TIMEOUT = 5.0  # portable.sendTimeout: function requests, sink payloads
+RECV_TIMEOUT = 5.0  # portable.recvTimeout: function replies
+ACK_TICK = 1.0  # eKuiper waits for an ack in 1 s receives, retried until it comes
 
-class Responder:
+
+def stream_options(ekuiper: int, datasource: str, **options: Any) -> dict[str, Any]:
+    """The stream options eKuiper adds to a source's config, over its yaml properties.
+
+    eKuiper 2.x adds these nine (internal/topo/node/conf/source.go), the
+    datasource among them; 1.x added ``format``, ``key`` and ``delimiter``
+    and sent the datasource as the Control's top-level ``dataSource``.
+
+    Args:
+        ekuiper: the eKuiper generation, 1 or 2.
+        datasource: the stream's DATASOURCE.
+        options: other stream options by their config name (``format="csv"``).
+    """
+    if ekuiper == 1:
+        out: dict[str, Any] = {"format": "json", "key": "", "delimiter": ""}
+    else:
+        out = {"format": "json", "key": "", "datasource": datasource, "schemaId": "",
+               "delimiter": "", "retainSize": 0, "strictValidation": False,
+               "timestamp": "", "timestampFormat": ""}
+    unknown = set(options) - set(out)
+    if unknown:
+        raise ValueError(f"eKuiper {ekuiper}.x adds no stream option {sorted(unknown)[0]!r}; "
+                         f"it adds {', '.join(out)}.")
+    out.update(options)
+    out["format"] = str(out["format"]).lower()
+    return out
+
+
+def launch_argv(executable: str, python: str = sys.executable,
+                conda_env: Optional[str] = None) -> list[str]:
+    """The command eKuiper runs for a python plugin.
+
+    With a conda env it is ``conda run -n ENV python exe ARG``: no ``-u``,
+    and conda holds the output back until the plugin exits.
+    """
+    if conda_env:
+        return ["conda", "run", "-n", conda_env, python, executable, PORTABLE_CONFIG]
+    return [python, "-u", executable, PORTABLE_CONFIG]
+
+
+class Channel:
+    """A host socket used by one thread at a time and never closed while in use.
+
+    Every blocking call on it is sliced into short receives or sends that
+    look at ``closing`` in between, so :meth:`close` from another thread
+    waits at most one slice for the user to let go.
+    """
+
+    def __init__(self, sock: pynng.Socket) -> None:
+        self.sock: Optional[pynng.Socket] = sock
+        self.direct = Direct(sock)
+        self.lock = threading.Lock()
+        self.closing = False
+
+    @property
+    def closed(self) -> bool:
+        return self.sock is None
+
+    def close(self) -> bool:
+        """Close the socket once no thread is inside it; False if already closed."""
+        self.closing = True
+        with self.lock:
+            if self.sock is None:
+                return False
+            self.sock.close()
+            self.sock = None
+            return True
+
+
+class Responder(Channel):
     """The host's end of an inverted channel: commands go out as replies."""
 
     def __init__(self, address: str, alive: Callable[[], None]) -> None:
+        sock = pynng.Rep0(recv_timeout=ms(TICK), send_timeout=ms(TICK))
+        sock.recv_max_size = 0
+        listen(sock, address)
+        super().__init__(sock)
         self.address = address
         self.alive = alive
-        self.sock = pynng.Rep0(recv_timeout=ms(TICK))
-        self.sock.recv_max_size = 0
-        listen(self.sock, address)
-        self.direct = Direct(self.sock)
-        self.lock = threading.Lock()
+
+    def reopen(self) -> None:
+        """Close the socket and listen again on the same address."""
+        with self.lock:
+            if self.sock is not None:
+                self.sock.close()
+            sock = pynng.Rep0(recv_timeout=ms(TICK), send_timeout=ms(TICK))
+            sock.recv_max_size = 0
+            listen(sock, self.address)
+            self.sock, self.direct = sock, Direct(sock)
 
     def _recv(self, deadline: float, what: str) -> bytes:
         while True:
+            if self.closing:
+                raise HostError(f"The channel {self.address} was closed while waiting "
+                                f"for the {what}.")
             try:
                 return self.direct.recv()
             except pynng.Timeout:
@@ -49,9 +144,22 @@ class Responder:
                 if time.monotonic() > deadline:
                     raise HostError(f"No {what} on {self.address} in time.") from None
 
+    def _send(self, payload: bytes, deadline: float) -> None:
+        while True:
+            try:
+                self.direct.send(payload)
+                return
+            except pynng.Timeout:
+                self.alive()
+                if self.closing or time.monotonic() > deadline:
+                    raise HostError(f"The plugin did not take a message on {self.address} "
+                                    "in time.") from None
+
     def wait_handshake(self, timeout: float) -> None:
         """Wait for the plugin's first request, which is not answered yet."""
         with self.lock:
+            if self.sock is None:
+                raise HostError(f"The channel {self.address} is closed.")
             self._recv(time.monotonic() + timeout, "handshake")
 
     def request(self, payload: bytes, timeout: float) -> bytes:
@@ -59,23 +167,21 @@ class Responder:
 
         As eKuiper does: with no request pending, take the plugin's next one
         (a keepalive or a late answer) first; skip answers starting with ``h``,
-        which are keepalives that crossed a command.
+        which are keepalives that crossed a command, and send again.
         """
         deadline = time.monotonic() + timeout
         with self.lock:
+            if self.sock is None:
+                raise HostError(f"The channel {self.address} is closed.")
             while True:
                 try:
-                    self.sock.send(payload)
+                    self._send(payload, deadline)
                 except pynng.BadState:
                     self._recv(deadline, "request from the plugin")
-                    self.sock.send(payload)
+                    self._send(payload, deadline)
                 answer = self._recv(deadline, "answer")
                 if answer[:1] != b"h":
                     return answer
-
-    def close(self) -> None:
-        with self.lock:
-            self.sock.close()
 
 
 class PluginProcess:
@@ -118,7 +224,7 @@ class PluginProcess:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.popen.kill()
-                self.popen.wait()
+                self.popen.wait(timeout)
         self.reader.join(2.0)
         return self.popen.returncode
 
@@ -130,14 +236,30 @@ class Host:
 
     Args:
         name: the plugin name (the control channel is ``plugin_<name>.ipc``).
-        timeout: seconds to wait for a command's answer or a function result.
+        ekuiper: the eKuiper generation to behave like, 2 (default) or 1.
+        timeout: seconds to wait for a command's answer or a sink's ack
+            (eKuiper waits an hour for the one and forever for the other).
+        send_timeout: eKuiper's ``portable.sendTimeout``: seconds for a function
+            request or a sink payload to be taken.
+        recv_timeout: eKuiper's ``portable.recvTimeout``: seconds for a function's
+            reply.
+        ipc_dir: the folder of the socket files (default: eKuiper's ``/tmp``,
+            or ``KUIPERLITE_IPC_DIR``); a launched plugin is told to use it.
         on_output: called with each line the plugin process prints.
     """
 
-    def __init__(self, name: str, *, timeout: float = 10.0,
+    def __init__(self, name: str, *, ekuiper: int = 2, timeout: float = 10.0,
+                 send_timeout: float = SEND_TIMEOUT, recv_timeout: float = RECV_TIMEOUT,
+                 ipc_dir: Optional[str] = None,
                  on_output: Optional[Callable[[str], None]] = None) -> None:
+        if ekuiper not in (1, 2):
+            raise ValueError(f"ekuiper must be 1 or 2, got {ekuiper!r}.")
         self.name = name
+        self.ekuiper = ekuiper
         self.timeout = timeout
+        self.send_timeout = send_timeout
+        self.recv_timeout = recv_timeout
+        self.ipc_dir = ipc_dir or wire.IPC_DIR
         self.on_output = on_output
         self.process: Optional[PluginProcess] = None
         self.launch_args: Optional[tuple[list[str], str, Optional[dict[str, str]]]] = None
@@ -146,28 +268,36 @@ class Host:
         # eKuiper, all functions share the empty meta, so only the last stays.
         self.commands: dict[Meta, bytes] = {}
         self.handles: list[Any] = []
+        self.functions: dict[str, FunctionChannel] = {}
         self._restart_lock = threading.Lock()
         self._closed = threading.Event()
-        self.control = Responder(wire.control_address(name), self._check_alive)
+        self.control = Responder(wire.control_address(name, self.ipc_dir), self._check_alive)
 
     @classmethod
     def launch(cls, executable: str, *, name: Optional[str] = None, python: str = sys.executable,
-               env: Optional[dict[str, str]] = None, timeout: float = 10.0,
-               init_timeout: float = 30.0,
+               conda_env: Optional[str] = None, env: Optional[dict[str, str]] = None,
+               ekuiper: int = 2, timeout: float = 10.0, init_timeout: float = INIT_TIMEOUT,
+               send_timeout: float = SEND_TIMEOUT, recv_timeout: float = RECV_TIMEOUT,
+               ipc_dir: Optional[str] = None,
                on_output: Optional[Callable[[str], None]] = None) -> Host:
-        """Listen, start ``python -u executable '{"sendTimeout":1000}'`` and handshake.
+        """Listen, start the plugin as eKuiper does (:func:`launch_argv`) and handshake.
 
         Args:
             executable: the plugin's file; the process runs in its folder.
             name: the plugin name; defaults to the file's stem.
-            python: the interpreter eKuiper would use.
+            python: the interpreter eKuiper would use (its ``portable.pythonBin``).
+            conda_env: run it with ``conda run -n`` in this environment.
             env: the process environment (default: this one).
+            ekuiper: the eKuiper generation to behave like, 2 or 1.
+            init_timeout: seconds to wait for the handshake (``portable.initTimeout``).
+            send_timeout, recv_timeout, ipc_dir: as for :class:`Host`.
         """
         path = os.path.abspath(executable)
-        host = cls(name or os.path.splitext(os.path.basename(path))[0], timeout=timeout,
-                   on_output=on_output)
+        host = cls(name or os.path.splitext(os.path.basename(path))[0], ekuiper=ekuiper,
+                   timeout=timeout, send_timeout=send_timeout, recv_timeout=recv_timeout,
+                   ipc_dir=ipc_dir, on_output=on_output)
         try:
-            host.spawn([python, "-u", path, PORTABLE_CONFIG], os.path.dirname(path), env)
+            host.spawn(launch_argv(path, python, conda_env), os.path.dirname(path), env)
             host.wait_handshake(init_timeout)
         except BaseException:
             host.close()
@@ -184,10 +314,11 @@ class Host:
 
     def spawn(self, argv: list[str], cwd: str, env: Optional[dict[str, str]] = None) -> None:
         """Start the plugin process (remembered for restarts)."""
+        env = dict(os.environ if env is None else env, KUIPERLITE_IPC_DIR=self.ipc_dir)
         self.launch_args = (argv, cwd, env)
         self.process = PluginProcess(argv, cwd, env, self.on_output)
 
-    def wait_handshake(self, timeout: float = 30.0) -> None:
+    def wait_handshake(self, timeout: float = INIT_TIMEOUT) -> None:
         """Wait for the plugin's handshake (a plugin started by hand works too)."""
         self.control.wait_handshake(timeout)
 
@@ -202,7 +333,7 @@ class Host:
         """Whether the plugin process runs (True for a plugin started by hand)."""
         return self.process is None or self.process.poll() is None
 
-    def restart(self, timeout: float = 30.0) -> None:
+    def restart(self, timeout: float = INIT_TIMEOUT) -> None:
         """Start a new plugin process and replay the active start commands.
 
         Raises:
@@ -270,25 +401,66 @@ class Host:
         if self.alive:
             self._send(payload)
 
+    def restart_sockets(self) -> None:
+        """Close and listen again on the control and function channels, as an
+        eKuiper restart does, without sending any command."""
+        self.control.close()
+        self.control = Responder(wire.control_address(self.name, self.ipc_dir),
+                                 self._check_alive)
+        for channel in self.functions.values():
+            if not channel.closed:
+                channel.reopen()
+
     def send_raw(self, payload: bytes) -> bytes:
         """Send arbitrary bytes as a command and return the raw answer."""
         return self.control.request(payload, self.timeout)
 
+    def source_control(self, symbol: str, meta: Meta, datasource: str = "",
+                       config: Optional[dict] = None, **options: Any) -> Control:
+        """The Control this host's eKuiper generation sends to start a source.
+
+        Args:
+            config: the properties of the source's yaml conf key.
+            options: stream options other than the datasource (``format=...``).
+        """
+        merged = {**(config or {}), **stream_options(self.ekuiper, datasource, **options)}
+        top = datasource if self.ekuiper == 1 else ""
+        return Control(symbol, SOURCE, meta, top, merged)
+
     def start_source(self, symbol: str, *, rule: str = "rule1", op: str = "op1",
-                     instance: int = 0, datasource: str = "",
-                     config: Optional[dict] = None) -> SourceHandle:
-        """Listen for a source's records, then start it."""
-        control = Control(symbol, SOURCE, Meta(rule, op, instance), datasource, config or {})
+                     instance: int = 0, datasource: str = "", config: Optional[dict] = None,
+                     **options: Any) -> SourceHandle:
+        """Listen for a source's records, then start it, as a stream's rule would.
+
+        Args:
+            datasource: the stream's DATASOURCE.
+            config: the properties of the source's yaml conf key.
+            options: other stream options (``format``, ``key``, ...).
+        """
+        control = self.source_control(symbol, Meta(rule, op, instance), datasource, config,
+                                      **options)
         return SourceHandle(self, control)
 
     def start_sink(self, symbol: str, *, rule: str = "rule1", op: str = "op1",
                    instance: int = 0, config: Optional[dict] = None) -> SinkHandle:
-        """Listen for acks, start the sink, then connect to its data channel."""
+        """Listen for acks, start the sink, then connect to its data channel.
+
+        Args:
+            config: the action's properties in the rule (``requireAck``, ...).
+        """
         return SinkHandle(self, Control(symbol, SINK, Meta(rule, op, instance), "", config or {}))
 
     def function(self, symbol: str) -> FunctionHandle:
-        """Listen on a function's channel and start the function symbol."""
-        return FunctionHandle(self, symbol)
+        """A function's channel: the first use listens and sends its start command.
+
+        Like eKuiper, the host keeps one channel per function symbol, shared
+        by every caller, one call at a time; it closes with its last handle.
+        """
+        channel = self.functions.get(symbol)
+        if channel is None or channel.closed:
+            channel = FunctionChannel(self, symbol)
+            self.functions[symbol] = channel
+        return FunctionHandle(self, channel)
 
     def close(self) -> None:
         """Close every channel and stop the plugin process (SIGTERM, then SIGKILL)."""
@@ -302,20 +474,28 @@ class Host:
 
 
 class SourceHandle:
-    """A started source instance, seen from the host."""
+    """A started source instance, seen from the host.
+
+    Attributes:
+        errors: what the plugin reported as errors: messages eKuiper fails to
+            decode, which it logs and (2.x) counts as the rule's exceptions.
+        mistakes: ``{"error": ...}`` messages, which eKuiper takes for empty
+            rows, losing the text: the SDKs' way to report an error.
+    """
 
     def __init__(self, host: Host, control: Control) -> None:
         assert control.meta is not None
         self.host = host
         self.control = control
-        self.sock: Optional[pynng.Pull0] = puller(wire.data_address(control.meta))
-        self.receive = Direct(self.sock).recv
+        self.address = wire.data_address(control.meta, host.ipc_dir)
+        self.channel = Channel(puller(self.address))
         try:
             host.command(START, control)
         except BaseException:
-            self.sock.close()
+            self.channel.close()
             raise
         self.errors: list[str] = []
+        self.mistakes: list[str] = []
         host.handles.append(self)
 
     def __enter__(self) -> SourceHandle:
@@ -324,25 +504,49 @@ class SourceHandle:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
+    def recv_raw(self, timeout: float = 10.0) -> bytes:
+        """The next message's bytes, undecoded."""
+        return self._receive(time.monotonic() + timeout, timeout)
+
+    def _receive(self, deadline: float, timeout: float) -> bytes:
+        channel = self.channel
+        while True:
+            with channel.lock:
+                if channel.sock is None:
+                    raise HostError(f"The {self.control.label} is stopped.")
+                try:
+                    return channel.direct.recv()
+                except pynng.Timeout:
+                    pass
+            if time.monotonic() > deadline:
+                raise HostError(f"No record from {self.control.label} within {timeout:g} s.")
+            self.host._check_alive()
+
     def recv(self, timeout: float = 10.0) -> tuple[Any, Any]:
-        """The next record as ``(message, meta)``; error messages go to ``errors``."""
-        if self.sock is None:
-            raise HostError(f"The {self.control.label} is stopped.")
+        """The next row as eKuiper ingests it: ``(message, meta)``.
+
+        Errors go to ``errors``. A message eKuiper decodes to no message (the
+        SDKs' ``{"error": ...}``) is the empty row ``{}`` eKuiper would ingest,
+        logged as a warning.
+        """
         deadline = time.monotonic() + timeout
         while True:
+            raw = self._receive(deadline, timeout)
             try:
-                raw = self.receive()
-            except pynng.Timeout:
-                if time.monotonic() > deadline:
-                    raise HostError(f"No record from {self.control.label} within "
-                                    f"{timeout:g} s.") from None
-                self.host._check_alive()
+                decoded = wire.decode_source_message(raw)
+            except wire.SourceError as err:
+                log.info("%s: %s", self.control.label, err)
+                self.errors.append(err.text)
                 continue
-            message, meta, error = wire.decode_source_message(raw)
-            if error is not None:
-                self.errors.append(error)
+            except ProtocolError as err:  # pragma: no cover - decode raises SourceError
+                self.errors.append(str(err))
                 continue
-            return message, meta
+            if decoded.stray_error is not None:
+                self.mistakes.append(decoded.stray_error)
+                log.warning("%s sent {\"error\": %r}: eKuiper takes it for an EMPTY ROW and "
+                            "loses the text; report errors so that eKuiper fails to decode "
+                            "them", self.control.label, decoded.stray_error)
+            return (decoded.message if decoded.message is not None else {}), decoded.meta
 
     def records(self, count: int, timeout: float = 10.0) -> list[Any]:
         """The next ``count`` records' messages."""
@@ -356,10 +560,8 @@ class SourceHandle:
 
     def close(self) -> bool:
         """Close the data channel without a command; False if already closed."""
-        if self.sock is None:
+        if not self.channel.close():
             return False
-        self.sock.close()
-        self.sock = None
         if self in self.host.handles:
             self.host.handles.remove(self)
         return True
@@ -373,18 +575,19 @@ class SinkHandle:
         self.host = host
         self.control = control
         self.require_ack = control.config.get("requireAck") is True
-        self.ack = puller(wire.ack_address(control.meta))
-        self.receive_ack = Direct(self.ack).recv
-        self.data: Optional[pynng.Push0] = None
+        self.address = wire.data_address(control.meta, host.ipc_dir)
+        self.ack = Channel(puller(wire.ack_address(control.meta, host.ipc_dir)))
+        data: Optional[pynng.Push0] = None
         try:
             host.command(START, control)
-            self.data = pynng.Push0(send_timeout=ms(host.timeout))
-            dial(self.data, wire.data_address(control.meta))
+            data = pynng.Push0(send_timeout=ms(TICK))
+            dial(data, self.address)
         except BaseException:
             self.ack.close()
-            if self.data is not None:
-                self.data.close()
+            if data is not None:
+                data.close()
             raise
+        self.data = Channel(data)
         host.handles.append(self)
 
     def __enter__(self) -> SinkHandle:
@@ -396,23 +599,62 @@ class SinkHandle:
     def send(self, payload: Any, timeout: Optional[float] = None) -> Optional[str]:
         """Push one payload (bytes, or a value encoded as eKuiper does).
 
+        Args:
+            timeout: how long to wait for the ack (default: the host's timeout).
+
         Returns:
             With requireAck, None for an ok ack or the ack's error text;
             without it, None at once.
+
+        Raises:
+            HostError: the plugin did not take the payload within eKuiper's
+                send timeout, or did not ack in time (eKuiper would wait on).
         """
-        if self.data is None:
-            raise HostError(f"The {self.control.label} is stopped.")
-        self.data.send(wire.encode_payload(payload))
+        encoded = wire.encode_payload(payload)
+        label = self.control.label
+        send_timeout = self.host.send_timeout
+        deadline = time.monotonic() + send_timeout
+        with self.data.lock:
+            while True:
+                if self.data.sock is None or self.data.closing:
+                    raise HostError(f"The {label} is stopped.")
+                try:
+                    self.data.direct.send(encoded)
+                    break
+                except pynng.Timeout:
+                    if time.monotonic() > deadline:
+                        raise HostError(f"The {label} did not take a payload within "
+                                        f"{send_timeout:g} s (eKuiper's sendTimeout).") from None
+                    self.host._check_alive()
         if not self.require_ack:
             return None
-        deadline = time.monotonic() + (self.host.timeout if timeout is None else timeout)
+        wait = self.host.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
         while True:
-            try:
-                return wire.decode_ack(self.receive_ack())
-            except pynng.Timeout:
-                if time.monotonic() > deadline:
-                    raise HostError(f"No ack from {self.control.label} in time.") from None
-                self.host._check_alive()
+            with self.ack.lock:
+                if self.ack.sock is None:
+                    raise HostError(f"The {label} was stopped while waiting for its ack.")
+                try:
+                    return wire.decode_ack(self.ack.direct.recv())
+                except pynng.Timeout:
+                    pass
+            if time.monotonic() > deadline:
+                raise HostError(f"No ack from {label} within {wait:g} s; eKuiper would "
+                                "still be waiting, and the rule would hang.")
+            self.host._check_alive()
+
+    def extra_ack(self, wait: float = 0.05) -> Optional[bytes]:
+        """An ack beyond one per payload, if one comes within ``wait`` seconds."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            with self.ack.lock:
+                if self.ack.sock is None:
+                    return None
+                try:
+                    return self.ack.direct.recv()
+                except pynng.Timeout:
+                    pass
+        return None
 
     def stop(self) -> None:
         """Close data and ack channels, then send stop (eKuiper's order)."""
@@ -421,28 +663,36 @@ class SinkHandle:
 
     def close(self) -> bool:
         """Close both channels without a command; False if already closed."""
-        if self.data is None:
+        if not self.data.close():
             return False
-        self.data.close()
         self.ack.close()
-        self.data = None
         if self in self.host.handles:
             self.host.handles.remove(self)
         return True
 
 
-class FunctionHandle:
-    """A function symbol's channel, seen from the host."""
+class FunctionChannel(Responder):
+    """A function symbol's channel, shared by its handles, one call at a time."""
 
     def __init__(self, host: Host, symbol: str) -> None:
-        self.host = host
+        super().__init__(wire.function_address(symbol, host.ipc_dir), host._check_alive)
         self.symbol = symbol
-        self.channel = Responder(wire.function_address(symbol), host._check_alive)
+        self.users = 0
         try:
             host.command(START, Control(symbol, FUNC))
         except BaseException:
-            self.channel.close()
+            self.close()
             raise
+
+
+class FunctionHandle:
+    """A use of a function symbol's channel, seen from the host."""
+
+    def __init__(self, host: Host, channel: FunctionChannel) -> None:
+        self.host = host
+        self.channel = channel
+        self.symbol = channel.symbol
+        channel.users += 1
         host.handles.append(self)
 
     def __enter__(self) -> FunctionHandle:
@@ -452,12 +702,25 @@ class FunctionHandle:
         self.close()
 
     def request(self, func: str, args: Optional[list]) -> tuple[bool, Any]:
-        """Send one raw request; returns ``(state, result)``."""
-        raw = self.channel.request(wire.encode_function_call(func, args), self.host.timeout)
+        """Send one raw request; returns ``(state, result)``.
+
+        Raises:
+            HostError: no answer within eKuiper's send and receive timeouts.
+        """
+        host = self.host
+        try:
+            raw = self.channel.request(wire.encode_function_call(func, args),
+                                       host.send_timeout + host.recv_timeout)
+        except HostError as err:
+            if "in time" not in str(err):
+                raise
+            raise HostError(f"No answer from function {self.symbol!r} within "
+                            f"{host.recv_timeout:g} s (eKuiper's recvTimeout); eKuiper fails "
+                            f"the call: time out, plugin {host.name} status running.") from None
         return wire.decode_reply(raw)
 
     def validate(self, *args: Any) -> Optional[str]:
-        """None when the plugin accepts this many arguments, else its error text."""
+        """None when the plugin accepts these arguments, else its error text."""
         state, result = self.request("Validate", list(args))
         return None if state else str(result)
 
@@ -479,9 +742,12 @@ class FunctionHandle:
         return result
 
     def close(self) -> bool:
-        """Close the function channel (functions are never stopped by command)."""
+        """Let go of the channel; the last handle closes it (no stop command:
+        functions are never stopped)."""
         if self not in self.host.handles:
             return False
         self.host.handles.remove(self)
-        self.channel.close()
+        self.channel.users -= 1
+        if self.channel.users <= 0:
+            self.channel.close()
         return True

@@ -174,7 +174,7 @@ def _interrupt(signum: int, _frame: Any) -> None:
 
 def serve(target: str, *, host: str = "127.0.0.1", port: int = 33333, attach: bool = False,
           reload: bool = False, mock: Optional[Mock] = None, allow_remote: bool = False,
-          max_body: int = MAX_BODY, log: Callable[[str], None] = print) -> int:
+          max_body: int = MAX_BODY, ekuiper: int = 2, log: Callable[[str], None] = print) -> int:
     """Run the test server until Ctrl-C or SIGTERM; returns the exit code."""
     if host not in LOOPBACK and not allow_remote:
         log(f"kuiperlite: refusing to listen on {host}: the test server starts and stops "
@@ -184,7 +184,7 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 33333, attach: bo
         log("kuiperlite: --reload restarts a plugin serve launched; it cannot with --attach.")
         return 2
     try:
-        session = Session(target, attach=attach, mock=mock, log=log)
+        session = Session(target, attach=attach, mock=mock, log=log, ekuiper=ekuiper)
     except ApiError as err:
         log(f"kuiperlite: {target} does not load:\n{err}")
         return 2

@@ -25,7 +25,7 @@ import attrs
 import orjson
 
 from .errors import HostError
-from .host import PORTABLE_CONFIG, FunctionHandle, Host, SinkHandle, SourceHandle
+from .host import FunctionHandle, Host, SinkHandle, SourceHandle, launch_argv
 from .packaging import local_modules
 from .wire import FuncMeta
 
@@ -110,7 +110,8 @@ class Session:
     """The host side of ``serve``: the plugin, running symbols and their events."""
 
     def __init__(self, target: str, *, attach: bool = False, mock: Optional[Mock] = None,
-                 log: Callable[[str], None] = print, python: str = sys.executable) -> None:
+                 log: Callable[[str], None] = print, python: str = sys.executable,
+                 ekuiper: int = 2) -> None:
         self.path = Path(target).resolve()
         self.attach = attach
         self.mock = mock or Mock()
@@ -124,7 +125,8 @@ class Session:
         self.seq = itertools.count(1)
         self.lock = threading.RLock()
         self.closing = threading.Event()
-        self.host = Host(self.info["name"], on_output=lambda line: log(f"  plugin | {line}"))
+        self.host = Host(self.info["name"], ekuiper=ekuiper,
+                         on_output=lambda line: log(f"  plugin | {line}"))
 
     # ----------------------------------------------------------- lifecycle
 
@@ -136,7 +138,7 @@ class Session:
             self.host.wait_handshake(24 * 3600)
         else:
             started = time.monotonic()
-            self.host.spawn([self.python, "-u", str(self.path), PORTABLE_CONFIG],
+            self.host.spawn(launch_argv(str(self.path), self.python),
                             str(self.path.parent), dict(os.environ))
             self.host.wait_handshake(init_timeout)
             self.print(f"plugin {self.info['name']} is up (pid {self.pid}, "
@@ -327,12 +329,19 @@ class Session:
             try:
                 message, meta = handle.recv(timeout=0.5)
             except HostError:
-                continue
-            data = {"message": message, "meta": meta} if meta else message
-            self._record(running, "record", data, f"record {_json(data)}")
+                message = None
+            # What the source reported comes before its next row, or with none.
             while handle.errors:
                 error = handle.errors.pop(0)
                 self._record(running, "error", error, f"error: {error}")
+            while handle.mistakes:
+                text = handle.mistakes.pop(0)
+                self._record(running, "error", text,
+                             f'sent {{"error": {_json(text)}}}, which eKuiper takes for an empty '
+                             "row: the text is lost there")
+            if message is not None:
+                data = {"message": message, "meta": meta} if meta else message
+                self._record(running, "record", data, f"record {_json(data)}")
 
     def _mock(self, running: Running, action: Callable[[Any], Any]) -> None:
         """Every mock interval, hand the next mock payload or argument list to ``action``."""

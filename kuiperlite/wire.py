@@ -9,7 +9,8 @@ module builds or parses protocol bytes.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Optional
+import os
+from typing import Any, NamedTuple, NoReturn, Optional
 
 import orjson
 
@@ -28,7 +29,10 @@ SINK = "sink"
 FUNC = "func"
 PLUGIN_TYPES = (SOURCE, SINK, FUNC)
 
-IPC_DIR = "/tmp"
+# eKuiper's folder for every socket file. KUIPERLITE_IPC_DIR moves a plugin
+# and kuiperlite's host elsewhere together, so that tests and debug sessions
+# never meet a running eKuiper's sockets.
+IPC_DIR = os.environ.get("KUIPERLITE_IPC_DIR") or "/tmp"
 
 # Extra orjson options tried only after the fast default encoding failed.
 _LENIENT = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -76,24 +80,25 @@ class Control(NamedTuple):
 # --------------------------------------------------------------- addresses
 
 
-def control_address(plugin: str) -> str:
+def control_address(plugin: str, directory: Optional[str] = None) -> str:
     """The control channel eKuiper listens on for a plugin."""
-    return f"ipc://{IPC_DIR}/plugin_{plugin}.ipc"
+    return f"ipc://{directory or IPC_DIR}/plugin_{plugin}.ipc"
 
 
-def function_address(symbol: str) -> str:
+def function_address(symbol: str, directory: Optional[str] = None) -> str:
     """The channel eKuiper listens on for one function symbol."""
-    return f"ipc://{IPC_DIR}/func_{symbol}.ipc"
+    return f"ipc://{directory or IPC_DIR}/func_{symbol}.ipc"
 
 
-def data_address(meta: Meta) -> str:
+def data_address(meta: Meta, directory: Optional[str] = None) -> str:
     """A source's or sink's data channel."""
-    return f"ipc://{IPC_DIR}/{meta.rule_id}_{meta.op_id}_{meta.instance_id}.ipc"
+    return f"ipc://{directory or IPC_DIR}/{meta.rule_id}_{meta.op_id}_{meta.instance_id}.ipc"
 
 
-def ack_address(meta: Meta) -> str:
+def ack_address(meta: Meta, directory: Optional[str] = None) -> str:
     """A sink's ack channel."""
-    return f"ipc://{IPC_DIR}/{meta.rule_id}_{meta.op_id}_{meta.instance_id}_ack.ipc"
+    return (f"ipc://{directory or IPC_DIR}/"
+            f"{meta.rule_id}_{meta.op_id}_{meta.instance_id}_ack.ipc")
 
 
 def ipc_path(address: str) -> str:
@@ -154,15 +159,18 @@ def _control(ctrl: dict) -> Control:
             f"Unknown plugin type {ptype!r} for symbol {symbol!r}; "
             "expected 'source', 'sink' or 'func'."
         )
-    datasource = ctrl.get("dataSource", ctrl.get("datasource")) or ""
-    if not isinstance(datasource, str):
-        raise ProtocolError(
-            f"The dataSource of {symbol!r} must be a string, got {describe_value(datasource)}."
-        )
     config = ctrl.get("config") or {}
     if not isinstance(config, dict):
         raise ProtocolError(
             f"The config of {symbol!r} must be an object, got {describe_value(config)}."
+        )
+    # eKuiper 1.x sends the stream's datasource as the top-level dataSource;
+    # 2.x never fills that field and puts it in the config, beside the
+    # other stream options it adds (format, key, schemaId, ...).
+    datasource = ctrl.get("dataSource", ctrl.get("datasource")) or config.get("datasource") or ""
+    if not isinstance(datasource, str):
+        raise ProtocolError(
+            f"The dataSource of {symbol!r} must be a string, got {describe_value(datasource)}."
         )
     meta = None if ptype == FUNC else _meta(ctrl.get("meta"), f"{ptype} {symbol!r}")
     return Control(symbol, ptype, meta, datasource, config)
@@ -220,8 +228,15 @@ def encode_record(data: Any, meta: Any = None) -> bytes:
 
 
 def encode_source_error(text: str) -> bytes:
-    """The message the SDKs send on a source channel for an error."""
-    return orjson.dumps({"error": text})
+    """A source error as a message eKuiper takes for an error: a JSON string.
+
+    eKuiper decodes every source message into ``{message: object, meta:
+    object}``. The SDKs' ``{"error": text}`` decodes without error into an
+    empty row, so the text is lost. A JSON string fails that decoding: eKuiper
+    logs "Invalid data format, cannot decode "<text>" ..." and (2.x) counts
+    it as the rule's exception, with the text in its ``last_exception``.
+    """
+    return orjson.dumps(text)
 
 
 def encode_ack(error: Optional[str] = None) -> bytes:
@@ -412,25 +427,67 @@ def encode_payload(data: Any) -> bytes:
     return go_json(data)
 
 
-def decode_source_message(raw: bytes) -> tuple[Any, Any, Optional[str]]:
-    """Host side: ``(message, meta, error)`` from one source message.
+class SourceMessage(NamedTuple):
+    """Host side: a source message as eKuiper decodes it."""
 
-    Keys are matched case-insensitively, as Go's decoder does.
+    message: Optional[dict]  # None: eKuiper ingests an empty row
+    meta: Optional[dict]
+    stray_error: Optional[str] = None  # the SDKs' {"error": ...}, which eKuiper ignores
+
+
+class SourceError(ProtocolError):
+    """Host side: a source message eKuiper fails to decode, so it is an error.
+
+    ``str(err)`` is the line eKuiper logs; ``text`` is what the plugin meant
+    to say (the string itself when the message is a JSON string).
+    """
+
+    def __init__(self, raw: bytes, why: str, text: Optional[str] = None) -> None:
+        shown = raw.decode("utf-8", "replace")
+        super().__init__(f"Invalid data format, cannot decode {shown} to json format "
+                         f"with error {why}")
+        self.text = shown if text is None else text
+
+
+def decode_source_message(raw: bytes) -> SourceMessage:
+    """Host side: decode one source message by the rules of Go's ``encoding/json``.
+
+    eKuiper unmarshals the bytes into a struct with the object fields
+    ``message`` and ``meta``: keys match case-insensitively (the last match
+    wins), other keys are ignored, and ``null`` or an object without
+    ``message`` decodes to an empty row.
 
     Raises:
-        ProtocolError: the bytes are not JSON (eKuiper logs "Invalid data format").
+        SourceError: the bytes are not JSON, not an object, or ``message`` or
+            ``meta`` is not an object; eKuiper logs it and counts an exception.
     """
-    body = _loads(raw, "The source message")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        try:  # Go replaces invalid UTF-8 instead of failing
+            body = orjson.loads(raw.decode("utf-8", "replace"))
+        except orjson.JSONDecodeError:
+            raise SourceError(raw, f"invalid JSON ({err})") from None
+    if body is None:
+        return SourceMessage(None, None)
     if not isinstance(body, dict):
-        raise ProtocolError(f"Invalid data format: expected an object, got {describe_value(body)}.")
-    fields = {k.lower(): v for k, v in body.items()}
-    error = fields.get("error")
-    message = fields.get("message")
-    if message is not None and not isinstance(message, dict):
-        raise ProtocolError(
-            f"Invalid data format: 'message' must be an object, got {describe_value(message)}."
-        )
-    return message, fields.get("meta"), error if isinstance(error, str) else None
+        _undecodable(raw, body, "the message", body if isinstance(body, str) else None)
+    fields: dict[str, Any] = {}
+    for key, value in body.items():
+        if key.lower() in ("message", "meta"):
+            fields[key.lower()] = value
+    for name in ("message", "meta"):
+        value = fields.get(name)
+        if value is not None and not isinstance(value, dict):
+            _undecodable(raw, value, f"its field {name!r}")
+    message, meta = fields.get("message"), fields.get("meta")
+    stray = body.get("error") if message is None else None
+    return SourceMessage(message, meta, None if stray is None else str(stray))
+
+
+def _undecodable(raw: bytes, value: Any, what: str, text: Optional[str] = None) -> NoReturn:
+    raise SourceError(raw, f"cannot unmarshal {describe_value(value)} into {what}, "
+                           "which must be an object", text)
 
 
 def decode_ack(raw: bytes) -> Optional[str]:

@@ -8,7 +8,7 @@ import pytest
 from kuiperlite import ConfigError, Record
 from kuiperlite.testing import call_function, run_sink, run_source
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, unique
 
 sys.path.insert(0, str(EXAMPLES / "sensors"))
 import sensors  # noqa: E402
@@ -42,3 +42,14 @@ def test_functions():
     assert call_function(sensors.spread, [1, 5, None, 2.5]) == 4.0
     assert call_function(sensors.epoch_ms, "1970-01-01T00:00:01Z") == 1000
     assert call_function(sensors.where, [1], rule_id="r7") == {"rule": "r7", "value": [1]}
+
+
+@pytest.mark.parametrize("ekuiper", [2, 1])
+def test_temperature_reads_its_building_from_the_stream_under_either_ekuiper(kuiperlite_host,
+                                                                            ekuiper):
+    host = kuiperlite_host(EXAMPLES / "sensors" / "sensors.py", ekuiper=ekuiper)
+    with host.start_source("temperature", rule=unique("r"), datasource="building-7",
+                           config={"interval": 0.01}) as src:
+        rows = [src.recv() for _ in range(4)]
+    assert {meta["building"] for _, meta in rows} == {"building-7"}
+    assert {row["sensor"] for row, _ in rows} == {"hall", "lab"}

@@ -5,7 +5,6 @@ are named globally, by symbol, as in eKuiper).
 """
 
 import orjson
-import pynng
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -52,7 +51,6 @@ def shared_host(tmp_path_factory):
 @pytest.fixture(scope="module")
 def shared_sink(shared_host):
     sink = shared_host.start_sink("fails_record", rule=unique("g"), config={"requireAck": True})
-    sink.ack.recv_timeout = 50  # ms: SinkHandle.send waits in such ticks up to its deadline
     return sink
 
 
@@ -86,8 +84,7 @@ def test_generated_sink_payloads_always_get_one_ack(shared_sink, payload):
         assert ack is None
     else:
         assert ack is not None and "AttributeError" in ack  # the user code's own failure
-    with pytest.raises(pynng.Timeout):
-        sink.ack.recv()  # exactly one ack per message
+    assert sink.extra_ack() is None  # exactly one ack per message
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))

@@ -11,7 +11,7 @@ import pytest
 
 from kuiperlite import wire
 from kuiperlite.errors import HostError
-from kuiperlite.host import Host
+from kuiperlite.host import Host, stream_options
 from kuiperlite.wire import Control, Meta
 
 from conftest import pid_alive, unique, wait_until
@@ -157,3 +157,20 @@ def test_attach_to_a_plugin_started_by_hand(write_plugin):
     finally:
         host.close()
         proc.wait(10)
+
+
+@pytest.mark.parametrize("ekuiper", [2, 1])
+def test_source_controls_are_built_as_each_ekuiper_builds_them(ekuiper, tmp_path):
+    with Host(unique("p"), ekuiper=ekuiper, ipc_dir=str(tmp_path)) as host:
+        control = host.source_control("probe", Meta("r", "o", 0), "building-7",
+                                      {"interval": 1, "format": "yaml-profile"}, format="CSV")
+    options = {"format": "csv", "key": "", "delimiter": ""}  # the stream's, over the yaml's
+    if ekuiper == 2:
+        assert control.datasource == ""  # 2.x never fills the top-level dataSource
+        options.update(datasource="building-7", schemaId="", retainSize=0,
+                       strictValidation=False, timestamp="", timestampFormat="")
+    else:
+        assert control.datasource == "building-7"
+    assert control.config == {"interval": 1, **options}
+    with pytest.raises(ValueError, match="adds no stream option 'schemaId'"):
+        stream_options(1, "x", schemaId="s")

@@ -1,10 +1,15 @@
-"""The same checks against the official SDK's pysam and kuiperlite's pysam.
+"""The same checks against the official SDK's plugins and kuiperlite's, as eKuiper 2.x and 1.x.
 
 Passing against the SDK's plugin shows the embedded host speaks eKuiper's
-protocol; passing against kuiperlite's shows the plugin side does.
+protocol; passing against kuiperlite's shows the plugin side does. Where
+the SDK is wrong (it never sees the top-level datasource, and its errors
+become empty rows), the check states what the SDK does, so that a fixed
+SDK shows up here.
 """
 
+import shutil
 import time
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -12,9 +17,10 @@ from kuiperlite.errors import HostError
 
 from conftest import EXAMPLES, FIXTURES, unique
 
+INTEROP = FIXTURES / "interop"
 PLUGINS = {
-    "official-sdk": FIXTURES / "sdk_pysam" / "pysam.py",
-    "kuiperlite": EXAMPLES / "pysam" / "pysam.py",
+    "official-sdk": {"pysam": INTEROP / "sdk_pysam.py", "probe": INTEROP / "sdk_probe.py"},
+    "kuiperlite": {"pysam": EXAMPLES / "pysam" / "pysam.py", "probe": INTEROP / "probe.py"},
 }
 
 # What eKuiper's plugin test server feeds a sink and a function.
@@ -22,59 +28,121 @@ MOCK_SINK_DATA = [{"name": "hello", "count": 5}, {"name": "world", "count": 10}]
 MOCK_FUNC_DATA = [["twelve"], ["eleven"]]
 
 
-@pytest.fixture(params=list(PLUGINS))
-def host(request, kuiperlite_host):
-    return kuiperlite_host(PLUGINS[request.param])
+class Peer(NamedTuple):
+    """A plugin under a host, and the names its symbols have there."""
+
+    system: str
+    ekuiper: int
+    host: Any
+    suffix: str
+
+    def name(self, symbol: str) -> str:
+        return symbol + self.suffix
+
+
+@pytest.fixture(params=[(system, generation) for generation in (2, 1) for system in PLUGINS],
+                ids=lambda p: f"{p[0]}-ekuiper{p[1]}")
+def launch(request, kuiperlite_host, tmp_path):
+    """Launch one of the system's plugins under a host of the given eKuiper generation.
+
+    kuiperlite's plugins run in a socket folder of the test's own; the SDK's
+    only knows /tmp, so its copy gets a plugin and symbol names of its own.
+    """
+    system, generation = request.param
+
+    def start(kind: str) -> Peer:
+        path = PLUGINS[system][kind]
+        if system == "kuiperlite":
+            return Peer(system, generation, kuiperlite_host(path, ekuiper=generation), "")
+        suffix = unique("_")
+        copy = tmp_path / f"{unique('sdk')}.py"
+        shutil.copy(path, copy)
+        host = kuiperlite_host(copy, ekuiper=generation, ipc_dir="/tmp",
+                               env={"SYMBOL_SUFFIX": suffix})
+        return Peer(system, generation, host, suffix)
+
+    return start
+
+
+@pytest.fixture
+def peer(launch):
+    return launch("pysam")
 
 
 def printed(host, text):
     return any(text in line for line in host.process.output)
 
 
-def test_source_emits_pyjson_records(host):
-    with host.start_source("pyjson", rule=unique("r")) as src:
+def test_source_emits_pyjson_records(peer):
+    with peer.host.start_source(peer.name("pyjson"), rule=unique("r")) as src:
         assert src.records(3) == [{"name": "pyjson", "value": 2021}] * 3
-        assert src.errors == []
+        assert src.errors == [] and src.mistakes == []
 
 
-def test_sink_acks_every_record_with_require_ack(host):
-    with host.start_sink("print", rule=unique("r"), config={"requireAck": True}) as snk:
+def test_sink_acks_every_record_with_require_ack(peer):
+    with peer.host.start_sink(peer.name("print"), rule=unique("r"),
+                              config={"requireAck": True}) as snk:
         for record in MOCK_SINK_DATA * 3:
             assert snk.send(record) is None
-    assert printed(host, "hello") and printed(host, "world")
+    assert printed(peer.host, "hello") and printed(peer.host, "world")
 
 
-def test_function_reverts_strings(host):
-    with host.function("revert") as fn:
+def test_function_reverts_strings(peer):
+    with peer.host.function(peer.name("revert")) as fn:
         assert fn.validate("col1") is None
         assert fn.is_aggregate() is False
         assert [fn.call(*args) for args in MOCK_FUNC_DATA] == ["evlewt", "nevele"]
 
 
-def test_concurrent_source_instances(host):
-    handles = [host.start_source("pyjson", rule=unique("r"), instance=i) for i in range(5)]
+def test_concurrent_source_instances(peer):
+    handles = [peer.host.start_source(peer.name("pyjson"), rule=unique("r"), instance=i)
+               for i in range(5)]
     for handle in handles:
         assert handle.recv()[0] == {"name": "pyjson", "value": 2021}
     for handle in handles:
         handle.stop()
 
 
-def test_stop_then_start_the_same_instance_again(host):
+def test_stop_then_start_the_same_instance_again(peer):
     rule = unique("r")
-    host.start_source("pyjson", rule=rule).stop()
-    with host.start_source("pyjson", rule=rule) as again:
+    peer.host.start_source(peer.name("pyjson"), rule=rule).stop()
+    with peer.host.start_source(peer.name("pyjson"), rule=rule) as again:
         assert again.recv()[0]["name"] == "pyjson"
 
 
-def test_unknown_symbol_fails_the_start_and_the_plugin_goes_on(host):
+def test_unknown_symbol_fails_the_start_and_the_plugin_goes_on(peer):
     with pytest.raises(HostError):
-        host.start_source("nosuch", rule=unique("r"))
-    with host.function("revert") as fn:
+        peer.host.start_source(peer.name("nosuch"), rule=unique("r"))
+    with peer.host.function(peer.name("revert")) as fn:
         assert fn.call("ab") == "ba"
 
 
-def test_a_call_after_a_keepalive_period_is_answered(host):
-    with host.function("revert") as fn:
+def test_a_call_after_a_keepalive_period_is_answered(peer):
+    with peer.host.function(peer.name("revert")) as fn:
         assert fn.call("abc") == "cba"
         time.sleep(6)  # longer than the SDKs' 5 s keepalive: the stale-handshake path
         assert fn.call("xyz") == "zyx"
+
+
+# The stream's datasource, as each system's source sees it: (argument, config).
+DATASOURCE_SEEN = {
+    ("kuiperlite", 2): ("building-7", "building-7"),
+    ("kuiperlite", 1): ("building-7", None),
+    ("official-sdk", 2): ("", "building-7"),  # it reads a top-level 'datasource' no one sends
+    ("official-sdk", 1): ("", None),
+}
+
+
+def test_the_datasource_arrives_and_errors_never_become_rows(launch):
+    probe = launch("probe")
+    with probe.host.start_source(probe.name("probe"), rule=unique("r"),
+                                 datasource="building-7") as src:
+        argument, config = DATASOURCE_SEEN[probe.system, probe.ekuiper]
+        assert src.recv()[0] == {"datasource": argument, "config_datasource": config}
+        if probe.system == "kuiperlite":
+            assert src.recv()[0] == {"after": "error"}  # no row in between
+            assert src.errors == ["sensor offline"] and src.mistakes == []
+        else:
+            assert src.recv()[0] == {}  # eKuiper's empty row: the text is lost
+            assert src.recv()[0] == {"after": "error"}
+            assert src.errors == [] and src.mistakes == ["sensor offline"]

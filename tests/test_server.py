@@ -26,6 +26,10 @@ def counter(ctx: Context, *, step: int = 1):
         yield {"i": i, "pid": os.getpid()}
         i += step
 
+@source
+def unplugged(ctx: Context):
+    raise OSError("sensor unplugged")
+
 @sink
 def keep(ctx: Context, data):
     if data == {"fail": True}:
@@ -139,7 +143,7 @@ def test_symbols_and_the_original_start_stop_api(serve, plugin):
     status, info = server.request("GET", "/symbols")
     assert status == 200
     assert info["plugin"] == plugin.stem and info["alive"] and pid_alive(info["pid"])
-    assert info["symbols"] == {"sources": ["counter"], "sinks": ["keep"],
+    assert info["symbols"] == {"sources": ["counter", "unplugged"], "sinks": ["keep"],
                                "functions": ["shout", "broken"]}
     # the body eKuiper's plugin test server documents
     body = {"symbolName": "counter", "meta": {"ruleId": "rule1", "opId": "op1",
@@ -164,7 +168,7 @@ def test_symbols_and_the_original_start_stop_api(serve, plugin):
     ("POST", "/symbol/start", b'{"symbolName": "counter", "pluginType": "widget"}', 400,
      "pluginType must be source, sink or func, got 'widget'."),
     ("POST", "/symbol/start", b'{"symbolName": "nope", "pluginType": "source"}', 404,
-     "has no source named 'nope'; its sources: counter."),
+     "has no source named 'nope'; its sources: counter, unplugged."),
     ("POST", "/symbol/start", b'{"symbolName": "counter", "pluginType": "source", '
                               b'"meta": {"ruleId": ""}}', 400, "must be non-empty strings"),
     ("POST", "/symbol/start", b'{"symbolName": "counter", "pluginType": "source", '
@@ -227,6 +231,15 @@ def test_function_calls_and_mock_calls(serve, tmp_path):
     results = at_least(server, 3, kind="result", symbolName="shout")
     assert [e["data"]["result"] for e in results] == ["KUIPER!", "HEY!", "HO!"]
     assert server.said('[function shout rule1] shout("hey") -> "HEY!"')
+
+
+def test_a_source_that_only_fails_shows_its_error(serve):
+    server = serve().ready()
+    assert server.request("POST", "/symbol/start", start_body("unplugged", "source"))[0] == 200
+    [error] = at_least(server, 1, kind="error")
+    assert error["data"] == "The source 'unplugged' failed: OSError: sensor unplugged"
+    wait_until(lambda: server.said("[source unplugged rule1] error: The source 'unplugged' "
+                                   "failed: OSError: sensor unplugged"), message="the error line")
 
 
 def test_output_stream(serve):

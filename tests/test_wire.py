@@ -27,6 +27,15 @@ def test_both_datasource_spellings_are_accepted():
     assert wire.decode_command(command(dataSource="y"))[1].datasource == "y"
 
 
+def test_the_datasource_comes_from_the_config_when_ekuiper_2_sends_it_there():
+    config = {"datasource": "building-7", "format": "json", "key": "", "retainSize": 0}
+    control = wire.decode_command(command(config=config))[1]
+    assert control.datasource == "building-7"
+    assert control.config == config  # the stream options stay visible
+    assert wire.decode_command(command(dataSource="1.x", config=config))[1].datasource == "1.x"
+    assert wire.decode_command(command(config={"format": "json"}))[1].datasource == ""
+
+
 def test_function_control_needs_no_meta():
     raw = orjson.dumps({"cmd": "start", "arg": '{"symbolName":"revert","pluginType":"func"}'})
     assert wire.decode_command(raw)[1] == Control("revert", "func")
@@ -128,11 +137,36 @@ def test_function_requests_and_meta():
 
 
 def test_source_messages_are_decoded_like_go():
-    assert wire.decode_source_message(b'{"Message":{"a":1},"META":{"m":2}}') == (
+    assert wire.decode_source_message(b'{"Message":{"a":1},"META":{"m":2},"x":3}') == (
         {"a": 1}, {"m": 2}, None)
+    assert wire.decode_source_message(b'{"message":{"a":1},"MESSAGE":{"b":2}}').message == {
+        "b": 2}  # the last key that matches wins
+    assert wire.decode_source_message(b"null") == (None, None, None)  # an empty row
+    # The SDKs' error message decodes to no message at all: an empty row in eKuiper.
     assert wire.decode_source_message(b'{"error":"boom"}') == (None, None, "boom")
-    with pytest.raises(ProtocolError, match="Invalid data format"):
-        wire.decode_source_message(b'{"message":[1]}')
+
+
+@pytest.mark.parametrize(("raw", "text"), [
+    (b'"sensor offline"', "sensor offline"),
+    (b'{"message":[1]}', '{"message":[1]}'),
+    (b'{"message":{"a":1},"meta":"m"}', '{"message":{"a":1},"meta":"m"}'),
+    (b"[{}]", "[{}]"),
+    (b"not json", "not json"),
+])
+def test_source_messages_go_fails_to_decode_are_errors(raw, text):
+    with pytest.raises(wire.SourceError) as info:
+        wire.decode_source_message(raw)
+    assert str(info.value).startswith(f"Invalid data format, cannot decode {raw.decode()} to "
+                                      "json format with error ")
+    assert info.value.text == text
+
+
+def test_a_source_error_is_a_message_ekuiper_fails_to_decode():
+    raw = wire.encode_source_error('The source "x" failed: ValueError: <bad>')
+    assert raw == b'"The source \\"x\\" failed: ValueError: <bad>"'
+    with pytest.raises(wire.SourceError) as info:
+        wire.decode_source_message(raw)
+    assert info.value.text == 'The source "x" failed: ValueError: <bad>'
 
 
 def test_portable_config_argument_is_optional_and_tolerant():
@@ -148,3 +182,4 @@ def test_addresses():
     assert wire.data_address(meta) == "ipc:///tmp/rule1_op1_3.ipc"
     assert wire.ack_address(meta) == "ipc:///tmp/rule1_op1_3_ack.ipc"
     assert wire.ipc_path(wire.ack_address(meta)) == "/tmp/rule1_op1_3_ack.ipc"
+    assert wire.data_address(meta, "/tmp/kl1") == "ipc:///tmp/kl1/rule1_op1_3.ipc"
