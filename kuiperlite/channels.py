@@ -213,6 +213,25 @@ class Requester:
             self.sock.reconnect_time_max = 500
             self.sock.dial(address, block=False)
 
+    def reconnect(self) -> None:
+        """Connect now if the channel has no peer, rather than at nng's next retry.
+
+        eKuiper listens on a function's channel just before it sends the
+        function's start command; without this, the first call waits for the
+        background redial, up to its 500 ms backoff. A second dialer connects
+        at once; the first, still between retries, is closed.
+        """
+        with self._pipe_lock:
+            if self._pipes:
+                return
+        dialers = list(self.sock.dialers)
+        try:
+            self.sock.dial(self.address, block=True)
+        except pynng.NNGException:
+            return  # nothing listens: the background redial goes on
+        for dialer in dialers:
+            dialer.close()
+
     def _connected(self, _pipe: Any) -> None:
         with self._pipe_lock:
             self._pipes += 1

@@ -12,7 +12,7 @@ from typing import Any, NoReturn, Optional, Union
 
 import pynng
 
-from . import wire
+from . import logs, wire
 from .adapters import FunctionAdapter, SinkAdapter, SourceAdapter, error_text
 from .channels import (
     KEEPALIVE,
@@ -217,7 +217,9 @@ class Runtime:
         """Start a symbol instance; raises with a sentence when it cannot."""
         symbol = self._symbol(control)
         if symbol.kind == FUNC:
-            self._function(symbol)
+            # eKuiper sends this right after listening on the function's
+            # channel, new or re-created: connect to it now.
+            self._function(symbol).channel.reconnect()
             return
         kwargs = symbol.bind_config(control.config)
         assert control.meta is not None
@@ -325,22 +327,9 @@ class Runtime:
             server.adapter.close()
 
 
-def configure_logging() -> None:
-    """Log to stdout, line-buffered, where eKuiper collects plugin output."""
-    reconfigure = getattr(sys.stdout, "reconfigure", None)
-    if reconfigure is not None:
-        reconfigure(line_buffering=True)
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        root.addHandler(handler)
-    root.setLevel(os.environ.get("KUIPERLITE_LOG_LEVEL", "INFO").upper())
-
-
 def serve_plugin(plugin: Plugin) -> NoReturn:
     """Serve a collected plugin in this process, then exit the process."""
-    configure_logging()
+    logs.configure(plugin.name)
     log.debug("eKuiper portable config: %s", wire.parse_portable_config(sys.argv))
     code = Runtime(plugin).serve()
     sys.stdout.flush()
