@@ -5,6 +5,11 @@ generator) and what its results mean, but nothing about sockets: the runtime
 hands them bytes and a ``deliver`` callable, and the test helpers hand them
 lists. One adapter serves one running instance (or, for a function, every
 rule that calls it).
+
+User code may raise anything, ``SystemExit``, ``KeyboardInterrupt`` and
+``GeneratorExit`` included: each is answered like any exception (an error
+reply, an error ack, a reported source error), so that no user code ends a
+channel. Only :class:`Stopped`, kuiperlite's own stop signal, ends one.
 """
 
 from __future__ import annotations
@@ -116,7 +121,7 @@ class SourceAdapter:
         self.ctx = Context(symbol.name, "source", rule_id=rule_id, op_id=op_id,
                            instance_id=instance_id, datasource=datasource, config=config,
                            emit=self.emit, emit_error=self.emit_error)
-        self.error: Optional[Exception] = None  # what the user code raised, if anything
+        self.error: Optional[BaseException] = None  # what the user code raised, if anything
         self._loop = _Loop()
 
     def run(self) -> None:
@@ -138,7 +143,7 @@ class SourceAdapter:
                 self._loop.run(symbol.func(*args, **self.kwargs))
         except Stopped:
             pass
-        except Exception as err:
+        except BaseException as err:
             self.error = err
             self.ctx.logger.exception("failed")
             self._report(f"The {symbol.label} failed: {error_text(err)}")
@@ -260,7 +265,7 @@ class SinkAdapter:
             return self._failed_open(error)
         except Stopped:
             return "The sink is stopping."
-        except Exception as err:
+        except BaseException as err:
             self.ctx.logger.exception("setup failed")
             return self._failed_open(f"The {self.symbol.label} failed to open: {error_text(err)}")
         self._gen = gen
@@ -290,7 +295,7 @@ class SinkAdapter:
                         func(*args, **kwargs)
                 except Stopped:
                     return "The sink is stopping."
-                except Exception as err:
+                except BaseException as err:
                     self.ctx.logger.exception("failed to collect a message")
                     return error_text(err)
                 return None
@@ -315,7 +320,7 @@ class SinkAdapter:
                 self._gen = None  # it returned after taking this message; the next reopens it
             except Stopped:
                 return "The sink is stopping."
-            except Exception as err:
+            except BaseException as err:
                 self._gen = None
                 self.ctx.logger.exception("failed to collect a message; it opens again on the next")
                 return error_text(err)
@@ -337,7 +342,7 @@ class SinkAdapter:
                 gen.close()
             elif gen is not None:
                 self._loop.run(gen.aclose(), final=True)
-        except Exception:
+        except BaseException:
             self.ctx.logger.exception("teardown failed")
         finally:
             self._loop.close()
@@ -379,7 +384,7 @@ class FunctionAdapter:
                 return wire.encode_reply(False, str(err))
             except Stopped:
                 return wire.encode_reply(False, f"The {self.symbol.label} is shutting down.")
-            except Exception as err:
+            except BaseException as err:
                 self._logger(meta).exception("failed")
                 return wire.encode_reply(False, f"{self.symbol.name}() raised {error_text(err)}")
         if name == "Validate":

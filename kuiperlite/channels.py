@@ -7,8 +7,10 @@ blocking call here has a short timeout and a stop flag to look at.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import stat
 import threading
 import time
 from typing import Any, Callable, Optional, TypeVar
@@ -51,29 +53,69 @@ def ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-def dial(sock: pynng.Socket, address: str, *, attempts: int = 50, interval: float = 0.1) -> None:
-    """Dial and wait until connected, retrying while the listener is not up yet.
+def dial(sock: pynng.Socket, address: str, *, timeout: float = 5.0) -> None:
+    """Dial and wait until connected, while the listener is not up yet.
+
+    The dial runs in nng's background, which retries until a listener is
+    there; a blocking nng dial would wait forever for a listener that takes
+    the connection but never answers (a peer out of file descriptors).
 
     Raises:
-        ConnectionError: still no listener after all attempts.
+        ConnectionError: no connection within ``timeout`` seconds.
     """
-    for attempt in range(attempts):
-        try:
-            sock.dial(address, block=True)
-            return
-        except pynng.NNGException as err:
-            if attempt == attempts - 1:
-                raise ConnectionError(f"nothing listens on {address} ({err})") from None
-            time.sleep(interval)
+    connected = threading.Event()
+    sock.add_post_pipe_connect_cb(lambda _pipe: connected.set())
+    sock.reconnect_time_min = 20
+    sock.reconnect_time_max = 200
+    dialer = sock.dial(address, block=False)
+    if not connected.wait(timeout) and not sock.pipes:
+        dialer.close()
+        raise ConnectionError(f"nothing answers on {address} within {timeout:g} s")
+
+
+def out_of_descriptors() -> str:
+    """Why a channel cannot open when the process ran out of file descriptors."""
+    import resource  # only on this rare path
+
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return (f"the plugin has no file descriptors to spare (its limit is {limit}); stop "
+            "some rules, or raise the limit (ulimit -n) eKuiper starts plugins with")
+
+
+def spare_descriptors(count: int) -> bool:
+    """Whether the process can still open ``count`` more file descriptors."""
+    opened: list[int] = []
+    try:
+        for _ in range(count):
+            opened.append(os.open(os.devnull, os.O_RDONLY))
+        return True
+    except OSError:
+        return False
+    finally:
+        for fd in opened:
+            os.close(fd)
 
 
 def listen(sock: pynng.Socket, address: str, *, attempts: int = 10,
            interval: float = 0.05) -> None:
     """Listen, retrying while an earlier listener still holds the address.
 
+    nng takes over a socket file nobody listens on any more; a file that is
+    not a socket (or a link) is refused, so that no path a host names can
+    make kuiperlite replace or delete someone's file.
+
     Raises:
-        ConnectionError: the address stayed taken.
+        ConnectionError: the address stayed taken, or holds another kind of file.
     """
+    path = wire.ipc_path(address)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISSOCK(mode):
+            raise ConnectionError(f"{path} exists and is not a socket; kuiperlite does not "
+                                  "replace it")
     for attempt in range(attempts):
         try:
             sock.listen(address)
@@ -82,6 +124,22 @@ def listen(sock: pynng.Socket, address: str, *, attempts: int = 10,
             if attempt == attempts - 1:
                 raise ConnectionError(f"cannot listen on {address} ({err})") from None
             time.sleep(interval)
+
+
+def socket_file_id(address: str) -> Optional[tuple[int, int]]:
+    """The identity (device, inode) of the socket file behind a listening address."""
+    try:
+        info = os.lstat(wire.ipc_path(address))
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISSOCK(info.st_mode) else None
+
+
+def remove_socket_file(address: str, file_id: Optional[tuple[int, int]]) -> None:
+    """Remove the socket file of a listener that cannot close, if it is still ours."""
+    if file_id is not None and socket_file_id(address) == file_id:
+        with contextlib.suppress(OSError):
+            os.unlink(wire.ipc_path(address))
 
 
 class Direct:
@@ -152,9 +210,9 @@ def wake(address: str) -> None:
     """
     sock = pynng.Push0(send_timeout=ms(TICK))
     try:
-        sock.dial(address, block=True)
+        dial(sock, address, timeout=TICK)
         sock.send(b"")
-    except pynng.NNGException:
+    except (ConnectionError, pynng.NNGException):
         pass  # nothing to wake, or it wakes at its next tick anyway
     finally:
         sock.close()
@@ -218,17 +276,17 @@ class Requester:
 
         eKuiper listens on a function's channel just before it sends the
         function's start command; without this, the first call waits for the
-        background redial, up to its 500 ms backoff. A second dialer connects
-        at once; the first, still between retries, is closed.
+        background redial, up to its 500 ms backoff. A new dialer tries at
+        once; the old one, between retries, is closed.
         """
         with self._pipe_lock:
             if self._pipes:
                 return
         dialers = list(self.sock.dialers)
         try:
-            self.sock.dial(self.address, block=True)
+            self.sock.dial(self.address, block=False)  # tries at once
         except pynng.NNGException:
-            return  # nothing listens: the background redial goes on
+            return
         for dialer in dialers:
             dialer.close()
 

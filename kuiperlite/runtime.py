@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -19,9 +20,13 @@ from .channels import (
     Direct,
     Requester,
     env_seconds,
+    out_of_descriptors,
     puller,
     pusher,
+    remove_socket_file,
     send_blocking,
+    socket_file_id,
+    spare_descriptors,
     wake,
 )
 from .errors import DefinitionError, KuiperliteError, PluginError, Stopped
@@ -38,13 +43,19 @@ ORPHAN_GRACE = env_seconds("KUIPERLITE_ORPHAN_GRACE", 3.0)
 
 
 class SourceInstance:
-    """One running source: its data socket, its thread and its user code."""
+    """One running source: its data socket, its thread and its user code.
+
+    User code may emit from threads of its own, so every send holds
+    ``lock``, and the socket is closed under it: never while in use.
+    """
 
     def __init__(self, symbol: Symbol, control: Control, kwargs: dict[str, Any]) -> None:
         meta = control.meta
         assert meta is not None
         self.label = f"{symbol.label} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
         self.sock = pusher(wire.data_address(meta))
+        self.lock = threading.Lock()
+        self.closed = False
         self.send = Direct(self.sock).send
         self.adapter = SourceAdapter(
             symbol, kwargs, self._deliver, self._report, rule_id=meta.rule_id,
@@ -64,21 +75,34 @@ class SourceInstance:
             # Closing at once could drop records still queued in the socket.
             self.stopping.wait()
         finally:
-            self.sock.close()
+            self.close()
+
+    def close(self) -> None:
+        """Close the socket once no thread sends on it (senders see the stop within a tick)."""
+        with self.lock:
+            if not self.closed:
+                self.closed = True
+                self.sock.close()
 
     def _deliver(self, data: Any, meta: Any) -> None:
         payload = wire.encode_record(data, meta)
-        try:
-            self.send(payload)
-        except pynng.Timeout:
-            if not send_blocking(self.sock, payload, self.stopping, f"eKuiper ({self.label})"):
+        with self.lock:
+            if self.closed:
+                raise Stopped()
+            try:
+                self.send(payload)
+            except pynng.Timeout:
+                if not send_blocking(self.sock, payload, self.stopping,
+                                     f"eKuiper ({self.label})"):
+                    raise Stopped() from None
+            except pynng.Closed:
                 raise Stopped() from None
 
     def _report(self, message: str) -> None:
-        try:
-            self.send(wire.encode_source_error(message))
-        except pynng.NNGException:
-            pass
+        with self.lock:
+            if not self.closed:
+                with contextlib.suppress(pynng.NNGException):
+                    self.send(wire.encode_source_error(message))
 
     def request_stop(self) -> None:
         self.adapter.stop()
@@ -87,9 +111,17 @@ class SourceInstance:
         self.thread.join(timeout)
         return not self.thread.is_alive()
 
+    def remove_files(self) -> None:
+        """A source listens on nothing: no file to remove."""
+
 
 class SinkInstance:
-    """One running sink: data and ack sockets, its thread and its user code."""
+    """One running sink: data and ack sockets, its thread and its user code.
+
+    Only the sink's thread uses and closes its sockets; it closes them before
+    the user's teardown runs, so that a slow teardown never holds the
+    address a restart of the same rule listens on.
+    """
 
     def __init__(self, symbol: Symbol, control: Control, kwargs: dict[str, Any]) -> None:
         meta = control.meta
@@ -98,11 +130,17 @@ class SinkInstance:
         self.require_ack = control.config.get("requireAck") in (True, "true")
         self.address = wire.data_address(meta)
         self.data = puller(self.address)
+        self.file_id = socket_file_id(self.address)
         try:
             self.ack = pusher(wire.ack_address(meta), send_timeout=1.0)
-        except ConnectionError:
+        except BaseException:
             self.data.close()
             raise
+        # eKuiper connects after the ok, and each connection takes a file
+        # descriptor: answer ok only if that one (and the stop's) can be had.
+        if not spare_descriptors(2):
+            self.close()
+            raise ConnectionError(out_of_descriptors())
         self.send_ack = Direct(self.ack).send
         self.adapter = SinkAdapter(symbol, kwargs, rule_id=meta.rule_id, op_id=meta.op_id,
                                    instance_id=meta.instance_id, config=control.config)
@@ -137,9 +175,13 @@ class SinkInstance:
         except pynng.Closed:
             pass
         finally:
+            self.close()
             adapter.close()
-            self.data.close()
-            self.ack.close()
+
+    def close(self) -> None:
+        """Close both sockets; only the sink's thread calls this, or a start that failed."""
+        self.data.close()
+        self.ack.close()
 
     def request_stop(self) -> None:
         self.adapter.stop()
@@ -148,6 +190,10 @@ class SinkInstance:
     def join(self, timeout: float) -> bool:
         self.thread.join(timeout)
         return not self.thread.is_alive()
+
+    def remove_files(self) -> None:
+        """Remove the data socket's file, for a sink whose thread is stuck in user code."""
+        remove_socket_file(self.address, self.file_id)
 
 
 Instance = Union[SourceInstance, SinkInstance]
@@ -228,14 +274,19 @@ class Runtime:
         if old is not None:
             log.info("%s is started again; stopping the running one first", old.label)
             self._stop_instance(old)
+        cls = SourceInstance if symbol.kind == SOURCE else SinkInstance
         try:
-            instance: Instance = (SourceInstance if symbol.kind == SOURCE else SinkInstance)(
-                symbol, control, kwargs)
-        except ConnectionError as err:
+            instance: Instance = cls(symbol, control, kwargs)
+        except (ConnectionError, pynng.NNGException) as err:
             raise KuiperliteError(f"The {symbol.label} cannot open its data channel: {err}.") \
                 from None
+        try:
+            instance.start()
+        except BaseException as err:  # no thread (RuntimeError), for instance
+            instance.close()
+            raise KuiperliteError(f"The {symbol.label} cannot start: {error_text(err)}.") \
+                from None
         self.instances[key] = instance
-        instance.start()
         log.info("started %s", instance.label)
 
     def stop(self, control: Control) -> None:
@@ -313,7 +364,11 @@ class Runtime:
         self.shutdown.set()
 
     def close(self) -> None:
-        """Stop every instance, giving user teardown a bounded time to run."""
+        """Stop every instance, giving user teardown a bounded time to run.
+
+        A sink still inside user code then keeps its socket, which goes with
+        the process; its socket file is removed here.
+        """
         self.shutdown.set()
         with self._lock:
             instances = list(self.instances.values())
@@ -322,7 +377,9 @@ class Runtime:
             instance.request_stop()
         deadline = time.monotonic() + 2.0
         for instance in instances:
-            instance.join(max(0.0, deadline - time.monotonic()))
+            if not instance.join(max(0.0, deadline - time.monotonic())):
+                log.warning("%s is still inside user code at exit", instance.label)
+                instance.remove_files()
         for server in self.functions.values():
             server.adapter.close()
 

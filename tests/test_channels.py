@@ -1,3 +1,4 @@
+import socket
 import threading
 import time
 
@@ -90,13 +91,30 @@ def test_disconnected_for_tracks_the_peer():
         host.close()
 
 
-def test_blocking_dial_gives_up_with_a_clear_error():
+def test_dial_gives_up_with_a_clear_error():
     sock = pynng.Req0()
     try:
-        with pytest.raises(ConnectionError, match="nothing listens on ipc:///tmp/"):
-            dial(sock, address(), attempts=2, interval=0.01)
+        with pytest.raises(ConnectionError, match="nothing answers on ipc:///tmp/.* within 0.2 s"):
+            dial(sock, address(), timeout=0.2)
     finally:
         sock.close()
+
+
+def test_dial_gives_up_on_a_listener_that_never_answers(tmp_path):
+    """A peer out of file descriptors takes the connection and never answers."""
+    path = tmp_path / "mute.ipc"
+    mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    mute.bind(str(path))
+    mute.listen(8)  # the kernel queues the connection; nobody accepts it
+    sock = pynng.Push0()
+    started = time.monotonic()
+    try:
+        with pytest.raises(ConnectionError, match="nothing answers"):
+            dial(sock, f"ipc://{path}", timeout=0.5)
+        assert time.monotonic() - started < 5
+    finally:
+        sock.close()
+        mute.close()
 
 
 def test_send_blocking_waits_for_a_slow_peer_and_loses_nothing():

@@ -264,7 +264,7 @@ def test_plugin_reports_a_missing_host(write_plugin):
     out = subprocess.run([sys.executable, "-u", str(path)], capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 1
-    assert f"cannot reach eKuiper: nothing listens on ipc:///tmp/plugin_{path.stem}.ipc" \
+    assert f"cannot reach eKuiper: nothing answers on ipc:///tmp/plugin_{path.stem}.ipc" \
         in out.stdout
 
 

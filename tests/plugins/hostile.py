@@ -1,0 +1,104 @@
+"""A plugin whose user code does what careless or hostile code does to a channel.
+
+Used by tests/test_hostile.py under the embedded host.
+"""
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Generator
+from typing import Any
+
+import kuiperlite
+from kuiperlite import Context, Stopped, function, sink, source
+
+ESCAPES: dict[str, type[BaseException]] = {
+    "exit": SystemExit, "interrupt": KeyboardInterrupt, "genexit": GeneratorExit}
+
+# Limits a starved machine imposes, set by the tests through the environment.
+if os.environ.get("HOSTILE_NOFILE"):
+    import resource
+
+    limit = int(os.environ["HOSTILE_NOFILE"])
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+if os.environ.get("HOSTILE_THREADS"):
+    _start = threading.Thread.start
+    _most = int(os.environ["HOSTILE_THREADS"])
+
+    def _limited_start(self: threading.Thread) -> None:
+        if threading.active_count() >= _most:
+            raise RuntimeError("can't start new thread")
+        _start(self)
+
+    threading.Thread.start = _limited_start  # type: ignore[method-assign]
+
+
+@source
+def callbacks(ctx: Context, *, threads: int = 4, size: int = 2000) -> None:
+    """Emit from threads of its own, as a callback library (MQTT, serial) does."""
+    def pump() -> None:
+        try:
+            while True:
+                ctx.emit({"pad": "x" * size})
+        except Stopped:
+            print("PUMP-STOPPED", ctx.rule_id, flush=True)
+        except BaseException as err:
+            print("PUMP-ERROR", ctx.rule_id, type(err).__name__, err, flush=True)
+
+    for _ in range(threads):
+        threading.Thread(target=pump, daemon=True).start()
+    ctx.sleep(3600)
+
+
+@source
+def escapes(ctx: Context, *, how: str = "exit") -> Generator[dict, None, None]:
+    """Yield one record, then raise what ``how`` names."""
+    yield {"before": how}
+    raise ESCAPES[how]("from the source")
+
+
+@sink
+def collect(ctx: Context, data: Any) -> None:
+    """Raise what a record's ``raise`` names; print the others."""
+    if isinstance(data, dict) and data.get("raise"):
+        raise ESCAPES[data["raise"]]("from the sink")
+    print("COLLECT", ctx.rule_id, data, flush=True)
+
+
+@sink
+def slow_teardown(ctx: Context) -> Generator[None, Any, None]:
+    """A sink whose teardown takes two seconds."""
+    try:
+        while True:
+            data = yield
+            print("SLOW-TEARDOWN", ctx.rule_id, data, flush=True)
+    finally:
+        time.sleep(2)
+        print("TORN-DOWN", ctx.rule_id, flush=True)
+
+
+@sink
+def stuck(ctx: Context, data: Any) -> None:
+    """A sink that never returns from user code."""
+    print("STUCK", ctx.rule_id, flush=True)
+    threading.Event().wait()
+
+
+@function
+def escape(how: str) -> str:
+    """Raise what ``how`` names, or return it."""
+    if how in ESCAPES:
+        raise ESCAPES[how]("from the function")
+    return how
+
+
+@function
+def hard_exit(code: int) -> int:
+    """End the process the way no exception handler sees."""
+    sys.stdout.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    kuiperlite.run()
