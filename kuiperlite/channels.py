@@ -53,26 +53,6 @@ def ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-def dial(sock: pynng.Socket, address: str, *, timeout: float = 5.0) -> None:
-    """Dial and wait until connected, while the listener is not up yet.
-
-    The dial runs in nng's background, which retries until a listener is
-    there; a blocking nng dial would wait forever for a listener that takes
-    the connection but never answers (a peer out of file descriptors).
-
-    Raises:
-        ConnectionError: no connection within ``timeout`` seconds.
-    """
-    connected = threading.Event()
-    sock.add_post_pipe_connect_cb(lambda _pipe: connected.set())
-    sock.reconnect_time_min = 20
-    sock.reconnect_time_max = 200
-    dialer = sock.dial(address, block=False)
-    if not connected.wait(timeout) and not sock.pipes:
-        dialer.close()
-        raise ConnectionError(f"nothing answers on {address} within {timeout:g} s")
-
-
 def out_of_descriptors() -> str:
     """Why a channel cannot open when the process ran out of file descriptors."""
     import resource  # only on this rare path
@@ -94,6 +74,29 @@ def spare_descriptors(count: int) -> bool:
     finally:
         for fd in opened:
             os.close(fd)
+
+
+def dial(sock: pynng.Socket, address: str, *, timeout: float = 5.0) -> None:
+    """Dial and wait until connected, while the listener is not up yet.
+
+    The dial runs in nng's background, which retries until a listener is
+    there; a blocking nng dial would wait forever for a listener that takes
+    the connection but never answers (a peer out of file descriptors).
+
+    Raises:
+        ConnectionError: no connection within ``timeout`` seconds, or none
+            can be had (the connection needs a file descriptor).
+    """
+    if not spare_descriptors(1):  # nng would retry in silence until the timeout
+        raise ConnectionError(out_of_descriptors())
+    connected = threading.Event()
+    sock.add_post_pipe_connect_cb(lambda _pipe: connected.set())
+    sock.reconnect_time_min = 20
+    sock.reconnect_time_max = 200
+    dialer = sock.dial(address, block=False)
+    if not connected.wait(timeout) and not sock.pipes:
+        dialer.close()
+        raise ConnectionError(f"nothing answers on {address} within {timeout:g} s")
 
 
 def listen(sock: pynng.Socket, address: str, *, attempts: int = 10,

@@ -213,6 +213,24 @@ class PluginProcess:
     def poll(self) -> Optional[int]:
         return self.popen.poll()
 
+    @property
+    def worker(self) -> Optional[int]:
+        """The pid of the process that runs the user code.
+
+        A kuiperlite plugin runs it in a child of the process eKuiper started
+        (which supervises it); a plugin without one runs it itself.
+        """
+        try:
+            with open(f"/proc/{self.pid}/task/{self.pid}/children") as f:
+                children = [int(pid) for pid in f.read().split()]
+        except (OSError, ValueError):
+            return None
+        return children[0] if children else (None if self.poll() is not None else self.pid)
+
+    def printed(self, text: str) -> bool:
+        """Whether a line the plugin printed so far holds ``text``."""
+        return any(text in line for line in list(self.output))
+
     def tail(self, lines: int = 15) -> str:
         return "\n".join(list(self.output)[-lines:])
 

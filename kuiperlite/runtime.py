@@ -9,11 +9,13 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, NoReturn, Optional, Union
+import zlib
+from collections.abc import Sequence
+from typing import Any, Callable, NoReturn, Optional, Union
 
 import pynng
 
-from . import logs, wire
+from . import logs, supervisor, wire
 from .adapters import FunctionAdapter, SinkAdapter, SourceAdapter, error_text
 from .channels import (
     KEEPALIVE,
@@ -31,6 +33,7 @@ from .channels import (
 )
 from .errors import DefinitionError, KuiperliteError, PluginError, Stopped
 from .plugin import Plugin, collect, summary
+from .supervisor import InFlight, Journal, Replay
 from .symbols import KIND_WORDS, Symbol
 from .wire import FUNC, SOURCE, START, Control
 
@@ -123,11 +126,14 @@ class SinkInstance:
     address a restart of the same rule listens on.
     """
 
-    def __init__(self, symbol: Symbol, control: Control, kwargs: dict[str, Any]) -> None:
+    def __init__(self, symbol: Symbol, control: Control, kwargs: dict[str, Any],
+                 inflight: InFlight, slot: int = -1) -> None:
         meta = control.meta
         assert meta is not None
         self.label = f"{symbol.label} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
         self.require_ack = control.config.get("requireAck") in (True, "true")
+        self.inflight = inflight
+        self.slot = inflight.take_slot(slot)
         self.address = wire.data_address(meta)
         self.data = puller(self.address)
         self.file_id = socket_file_id(self.address)
@@ -135,6 +141,7 @@ class SinkInstance:
             self.ack = pusher(wire.ack_address(meta), send_timeout=1.0)
         except BaseException:
             self.data.close()
+            inflight.release_slot(self.slot)
             raise
         # eKuiper connects after the ok, and each connection takes a file
         # descriptor: answer ok only if that one (and the stop's) can be had.
@@ -152,7 +159,14 @@ class SinkInstance:
 
     def _run(self) -> None:
         adapter, stopping, recv = self.adapter, self.stopping, Direct(self.data).recv
+        # With requireAck, eKuiper waits for each ack: while the user code has
+        # a message, its slot in the shared page says so, for a successor
+        # worker to ack it with an error if this process dies meanwhile.
+        page, slot = (self.inflight.page, self.slot) if self.slot >= 0 else (bytearray(1), 0)
         try:
+            if self.require_ack and page[slot]:
+                page[slot] = 0
+                self._ack_lost_message()
             adapter.open()
             collect, require_ack, send_ack = adapter.collect, self.require_ack, self.send_ack
             while True:
@@ -164,19 +178,31 @@ class SinkInstance:
                     continue
                 if stopping.is_set():
                     break  # the wake-up from request_stop, or data after the stop
+                if not require_ack:
+                    collect(payload)
+                    continue
+                page[slot] = 1
                 error = collect(payload)
+                page[slot] = 0
                 # eKuiper reads acks only with requireAck; unread acks would
                 # fill the socket until the sink stalls.
-                if require_ack:
-                    try:
-                        send_ack(wire.ACK_OK if error is None else wire.encode_ack(error))
-                    except pynng.Timeout:
-                        log.warning("%s: eKuiper did not take an ack within 1 s", self.label)
+                try:
+                    send_ack(wire.ACK_OK if error is None else wire.encode_ack(error))
+                except pynng.Timeout:
+                    log.warning("%s: eKuiper did not take an ack within 1 s", self.label)
         except pynng.Closed:
             pass
         finally:
             self.close()
+            self.inflight.release_slot(self.slot)
             adapter.close()
+
+    def _ack_lost_message(self) -> None:
+        error = (f"The plugin process died while the {self.adapter.symbol.label} collected "
+                 "this message; kuiperlite restarted it, and the message is not collected again.")
+        log.error("%s: %s", self.label, error)
+        with contextlib.suppress(pynng.NNGException):
+            self.send_ack(wire.encode_ack(error))
 
     def close(self) -> None:
         """Close both sockets; only the sink's thread calls this, or a start that failed."""
@@ -200,24 +226,58 @@ Instance = Union[SourceInstance, SinkInstance]
 
 
 class FunctionServer:
-    """The channel of one function symbol, shared by every rule that calls it."""
+    """The channel of one function symbol, shared by every rule that calls it.
 
-    def __init__(self, symbol: Symbol, stopping: threading.Event) -> None:
+    While a request is in hand its CRC is marked in the shared page; a
+    successor worker answers the same request, which eKuiper sends again
+    once it reconnects, with an error instead of running it again.
+    """
+
+    def __init__(self, symbol: Symbol, stopping: threading.Event, inflight: InFlight,
+                 index: int) -> None:
         self.adapter = FunctionAdapter(symbol)
+        self.inflight = inflight
+        self.index = index
+        self.lost = inflight.function_pending(index)
+        inflight.function_end(index)
         self.channel = Requester(wire.function_address(symbol.name), block=False)
         self.thread = threading.Thread(target=self.channel.serve, name=f"function {symbol.name}",
-                                       args=(self.adapter.handle, stopping), daemon=True)
+                                       args=(self.handle, stopping), daemon=True)
         self.thread.start()
+
+    def handle(self, raw: bytes) -> bytes:
+        if self.lost is not None:
+            lost, self.lost = self.lost, None
+            if zlib.crc32(raw) == lost:
+                text = (f"The plugin process died while running {self.adapter.symbol.name}() "
+                        "with these arguments; kuiperlite restarted it, and the call is not "
+                        "run again.")
+                log.error("%s", text)
+                return wire.encode_reply(False, text)
+        self.inflight.function_begin(self.index, raw)
+        try:
+            return self.adapter.handle(raw)
+        finally:
+            self.inflight.function_end(self.index)
 
 
 class Runtime:
     """Serves one plugin to eKuiper until the host goes away or a signal arrives."""
 
     def __init__(self, plugin: Plugin, *, keepalive: float = KEEPALIVE,
-                 orphan_grace: float = ORPHAN_GRACE) -> None:
+                 orphan_grace: float = ORPHAN_GRACE, journal: Optional[Journal] = None,
+                 inflight: Optional[InFlight] = None, replay: Sequence[Replay] = (),
+                 serving: Optional[Callable[[], None]] = None,
+                 host_pid: Optional[int] = None) -> None:
         self.plugin = plugin
         self.keepalive = keepalive
         self.orphan_grace = orphan_grace
+        self.function_index = {s.name: i for i, s in enumerate(plugin.of_kind(FUNC).values())}
+        self.journal = journal
+        self.inflight = inflight or InFlight(len(self.function_index), shared=False)
+        self.replay = list(replay)
+        self.serving = serving
+        self.host_pid = host_pid
         self.instances: dict[str, Instance] = {}
         self.functions: dict[str, FunctionServer] = {}
         self.shutdown = threading.Event()
@@ -239,13 +299,13 @@ class Runtime:
                 if self.shutdown.is_set():
                     return wire.answer("The plugin is shutting down.")
                 if name == START:
-                    self.start(control)
+                    self.start(control, raw)
                 else:
                     self.stop(control)
         except KuiperliteError as err:
             log.warning("cannot %s the %s: %s", name, control.label, err)
             return wire.answer(str(err))
-        except Exception as err:
+        except BaseException as err:
             log.exception("cannot %s the %s", name, control.label)
             return wire.answer(f"Cannot {name} the {control.label}: {error_text(err)}")
         return wire.OK
@@ -259,8 +319,14 @@ class Runtime:
                                   f"{control.symbol_name!r}; its {kind}s: {names}.")
         return symbol
 
-    def start(self, control: Control) -> None:
-        """Start a symbol instance; raises with a sentence when it cannot."""
+    def start(self, control: Control, command: bytes = b"", slot: int = -1) -> None:
+        """Start a symbol instance; raises with a sentence when it cannot.
+
+        Args:
+            control: the start command's control.
+            command: the command's bytes, journaled for a successor worker.
+            slot: the in-flight slot a replayed sink had.
+        """
         symbol = self._symbol(control)
         if symbol.kind == FUNC:
             # eKuiper sends this right after listening on the function's
@@ -274,9 +340,10 @@ class Runtime:
         if old is not None:
             log.info("%s is started again; stopping the running one first", old.label)
             self._stop_instance(old)
-        cls = SourceInstance if symbol.kind == SOURCE else SinkInstance
         try:
-            instance: Instance = cls(symbol, control, kwargs)
+            instance: Instance = (
+                SourceInstance(symbol, control, kwargs) if symbol.kind == SOURCE
+                else SinkInstance(symbol, control, kwargs, self.inflight, slot))
         except (ConnectionError, pynng.NNGException) as err:
             raise KuiperliteError(f"The {symbol.label} cannot open its data channel: {err}.") \
                 from None
@@ -287,6 +354,8 @@ class Runtime:
             raise KuiperliteError(f"The {symbol.label} cannot start: {error_text(err)}.") \
                 from None
         self.instances[key] = instance
+        if self.journal is not None:
+            self.journal.started(key, getattr(instance, "slot", -1), command)
         log.info("started %s", instance.label)
 
     def stop(self, control: Control) -> None:
@@ -294,7 +363,10 @@ class Runtime:
         if control.plugin_type == FUNC:
             return
         assert control.meta is not None
-        instance = self.instances.pop(control.meta.key(control.symbol_name), None)
+        key = control.meta.key(control.symbol_name)
+        instance = self.instances.pop(key, None)
+        if self.journal is not None:
+            self.journal.stopped(key)
         if instance is None:
             log.info("stop for %s: not running (already stopped, or started before a restart)",
                      control.label)
@@ -312,7 +384,8 @@ class Runtime:
     def _function(self, symbol: Symbol) -> FunctionServer:
         server = self.functions.get(symbol.name)
         if server is None:
-            server = self.functions[symbol.name] = FunctionServer(symbol, self.shutdown)
+            server = self.functions[symbol.name] = FunctionServer(
+                symbol, self.shutdown, self.inflight, self.function_index[symbol.name])
         return server
 
     # ------------------------------------------------------------- serving
@@ -328,6 +401,7 @@ class Runtime:
             log.error("cannot reach eKuiper: %s; is a host listening for plugin %r?",
                       err, plugin.name)
             return 1
+        self._replay()
         threading.Thread(target=control.serve, args=(self.handle, self.shutdown),
                          name="control", daemon=True).start()
         # eKuiper replays only the last function's start after a plugin
@@ -338,6 +412,8 @@ class Runtime:
             for symbol in plugin.symbols:
                 if symbol.kind == FUNC:
                     self._function(symbol)
+        if self.serving is not None:
+            self.serving()
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda num, _frame: self.request_shutdown(
@@ -346,11 +422,23 @@ class Runtime:
         self.close()
         return 0
 
+    def _replay(self) -> None:
+        """Start again what a worker that died had running, as eKuiper had started it."""
+        for replay in self.replay:
+            try:
+                _, control = wire.decode_command(replay.command)
+                with self._lock:
+                    self.start(control, replay.command, replay.slot)
+            except BaseException as err:
+                log.error("cannot start %s again: %s", replay.key, error_text(err))
+
     def _watch(self, control: Requester) -> None:
         parent = os.getppid()
+        host = self.host_pid or parent
         while not self.shutdown.wait(0.25):
-            if os.getppid() != parent:
-                self.reason = f"the host process {parent} is gone"
+            if os.getppid() != parent or not process_alive(host):
+                gone = host if not process_alive(host) else parent
+                self.reason = f"the host process {gone} is gone"
             elif control.disconnected_for() > self.orphan_grace:
                 self.reason = (f"the control channel has had no peer for "
                                f"{self.orphan_grace:g} s; eKuiper is gone")
@@ -384,11 +472,36 @@ class Runtime:
             server.adapter.close()
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie waiting to be reaped."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def serve_plugin(plugin: Plugin) -> NoReturn:
-    """Serve a collected plugin in this process, then exit the process."""
+    """Serve a collected plugin, supervised where it can be, then exit the process."""
     logs.configure(plugin.name)
     log.debug("eKuiper portable config: %s", wire.parse_portable_config(sys.argv))
-    code = Runtime(plugin).serve()
+    why_not = supervisor.can_fork()
+    if why_not is None:
+        host = os.getppid()
+        code = supervisor.supervise(
+            lambda journal, inflight, replay, serving: Runtime(
+                plugin, journal=journal, inflight=inflight, replay=replay,
+                serving=serving, host_pid=host).serve(),
+            len(plugin.of_kind(FUNC)))
+    else:
+        log.info("plugin %s runs unsupervised: %s", plugin.name, why_not)
+        code = Runtime(plugin).serve()
     sys.stdout.flush()
     sys.stderr.flush()
     # Threads still blocked in pynng calls (keepalive receives, user code

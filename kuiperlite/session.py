@@ -386,8 +386,10 @@ class Session:
 
     def symbols(self) -> dict[str, Any]:
         """``GET /symbols``: what the plugin offers and what runs."""
+        process = self.host.process
         return {"plugin": self.info["name"], "file": str(self.path),
-                "pid": self.pid, "alive": self.host.alive,
+                "pid": self.pid, "worker": process.worker if process else None,
+                "alive": self.host.alive,
                 "restarts": self.host.restarts,
                 "symbols": {k: self.info[k] for k in ("sources", "sinks", "functions")},
                 "running": [_describe(r) for r in self.running.values()]}

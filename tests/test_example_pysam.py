@@ -22,9 +22,6 @@ def test_symbols_in_process(capsys):
     assert call_function(pysam.revert, "abc") == "cba"
 
 
-def printed(host, text):
-    return any(text in line for line in host.process.output)
-
 
 def test_pyjson_config_and_datasource(kuiperlite_host):
     host = kuiperlite_host(PYSAM)
@@ -32,9 +29,9 @@ def test_pyjson_config_and_datasource(kuiperlite_host):
     with host.start_source("pyjson", rule=rule, datasource="demo/topic",
                            config={"interval": 0.01, "value": "7"}) as src:
         assert src.records(5) == [{"name": "pyjson", "value": 7}] * 5
-    wait_until(lambda: printed(host, f"[pyjson {rule}/op1/0] opening with datasource "
+    wait_until(lambda: host.process.printed(f"[pyjson {rule}/op1/0] opening with datasource "
                                      "'demo/topic'"), message="the prefixed log line")
-    wait_until(lambda: printed(host, f"[pyjson {rule}/op1/0] closed"), message="teardown")
+    wait_until(lambda: host.process.printed(f"[pyjson {rule}/op1/0] closed"), message="teardown")
 
 
 def test_pyjson_rejects_a_bad_interval(kuiperlite_host):
@@ -49,7 +46,7 @@ def test_print_sink_prefix(kuiperlite_host):
     with host.start_sink("print", rule=unique("r"),
                          config={"requireAck": True, "prefix": "OUT"}) as snk:
         assert snk.send([{"a": 1}, {"a": 2}]) is None
-    assert printed(host, "OUT [{'a': 1}, {'a': 2}]")
+    assert host.process.printed("OUT [{'a': 1}, {'a': 2}]")
 
 
 def test_revert_validates_its_argument_count(kuiperlite_host):

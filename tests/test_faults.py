@@ -17,7 +17,6 @@ import pytest
 
 from kuiperlite import packaging, wire
 from kuiperlite.errors import HostError
-from kuiperlite.host import Host
 from kuiperlite.plugin import load
 from kuiperlite.wire import Meta
 
@@ -138,9 +137,6 @@ def threads_of(pid: int) -> int:
         return int(next(line for line in f if line.startswith("Threads:")).split()[1])
 
 
-def said(host: Host, text: str) -> bool:
-    return any(text in line for line in host.process.output)
-
 
 # 1 ----------------------------------------------------------------- idle
 
@@ -223,15 +219,15 @@ def test_plugin_killed_in_use_is_restarted_and_data_flows_again(kuiperlite_host,
     src = host.start_source("tagged", rule=unique("r"), config={"interval": 0.01})
     snk = host.start_sink("record", rule=unique("k"), config={"requireAck": True})
     fn = host.function("echo")
-    old = host.process.pid
-    assert src.recv()[0]["pid"] == old and snk.send({"n": 1}) is None and fn.call(1) == 1
-    os.kill(old, signal.SIGKILL)
+    old, worker = host.process.pid, src.recv()[0]["pid"]
+    assert worker == host.process.worker and snk.send({"n": 1}) is None and fn.call(1) == 1
+    os.kill(old, signal.SIGKILL)  # as eKuiper kills a plugin: its worker dies with it
     wait_until(lambda: host.process.pid != old and host.alive, 15, message="the new plugin")
-    new = host.process.pid
-    wait_until(lambda: src.recv()[0]["pid"] == new, 15, message="records from the new plugin")
+    wait_until(lambda: src.recv()[0]["pid"] not in (old, worker), 15,
+               message="records from the new plugin")
     assert snk.send({"n": 2}) is None
     wait_until(lambda: fn.call(2) == 2, 15, message="the function channel")
-    wait_until(lambda: said(host, f"REC {snk.control.meta.rule_id} 2"))
+    wait_until(lambda: host.process.printed(f"REC {snk.control.meta.rule_id} 2"))
 
 
 # 4 ----------------------------------------------------------- stop storms
@@ -239,7 +235,7 @@ def test_plugin_killed_in_use_is_restarted_and_data_flows_again(kuiperlite_host,
 
 def test_stop_storm(kuiperlite_host, plugin):
     host = kuiperlite_host(plugin)
-    pid = host.process.pid
+    pid = host.process.worker
     with host.start_sink("record", rule=unique("k"), config={"requireAck": True}) as snk:
         snk.send({"n": 0})
         baseline = threads_of(pid)
@@ -253,7 +249,7 @@ def test_stop_storm(kuiperlite_host, plugin):
             slowest = max(slowest, time.monotonic() - started)
         assert slowest < 1.0
         wait_until(lambda: threads_of(pid) == baseline, 10, message="threads back to baseline")
-    assert not said(host, "still inside user code")
+    assert not host.process.printed("still inside user code")
 
 
 # 5 ------------------------------------------------------ slow user code
@@ -285,7 +281,7 @@ def test_a_call_longer_than_the_hosts_timeout_fails_without_wedging_the_channel(
     assert time.monotonic() - started < 2.0
     with host.start_source("tagged", rule=unique("r"), config={"count": 1}) as src:
         assert src.recv()[0]["i"] == 0  # the control channel answers meanwhile
-    wait_until(lambda: said(host, "SLEPT 2.5"))
+    wait_until(lambda: host.process.printed("SLEPT 2.5"))
     assert fn.call(0.01) == 0.01  # the late 2.5 is dropped, never taken for this answer
 
 
@@ -334,8 +330,9 @@ def test_odd_sink_payloads_are_acked(kuiperlite_host, plugin):
         big = b'{"n": "' + b"x" * (16 * 1024 * 1024) + b'"}'
         assert snk.send(big, timeout=60) is None  # over nng's old 1 MB cap
         assert snk.send(b"not json") is None
-        wait_until(lambda: said(host, f"REC {rule} 8"), message="the raw payload")
-        wait_until(lambda: said(host, f"REC {rule} {'x' * 20}"[:40]), message="the 16 MB one")
+        wait_until(lambda: host.process.printed(f"REC {rule} 8"), message="the raw payload")
+        wait_until(lambda: host.process.printed(f"REC {rule} {'x' * 20}"[:40]),
+                   message="the 16 MB one")
 
 
 def test_unencodable_records_are_errors_on_the_source_channel(kuiperlite_host, plugin):
@@ -373,7 +370,7 @@ def test_a_source_failing_in_teardown_still_stops(kuiperlite_host, plugin):
     started = time.monotonic()
     host.start_source("fails_teardown", rule=unique("r")).stop()
     assert time.monotonic() - started < 1.0
-    wait_until(lambda: said(host, "RuntimeError: cannot close"))
+    wait_until(lambda: host.process.printed("RuntimeError: cannot close"))
     assert host.function("echo").call(1) == 1
 
 
@@ -398,7 +395,7 @@ def test_a_sink_failing_in_teardown_still_stops(kuiperlite_host, plugin):
     started = time.monotonic()
     snk.stop()
     assert time.monotonic() - started < 1.0
-    wait_until(lambda: said(host, "RuntimeError: cannot flush"))
+    wait_until(lambda: host.process.printed("RuntimeError: cannot flush"))
 
 
 def test_a_failing_function_keeps_serving(kuiperlite_host, plugin):

@@ -4,6 +4,8 @@ The plugin is tests/plugins/hostile.py, launched under the embedded host.
 """
 
 import os
+import signal
+import time
 
 import pytest
 
@@ -14,9 +16,6 @@ from conftest import ROOT, unique, wait_until
 
 HOSTILE = ROOT / "tests" / "plugins" / "hostile.py"
 
-
-def said(host, text):
-    return any(text in line for line in host.process.output)
 
 
 @pytest.mark.parametrize(("how", "name"), [
@@ -47,7 +46,8 @@ def test_a_slow_teardown_does_not_hold_the_address_a_restart_needs(kuiperlite_ho
     first.stop()  # its teardown takes 2 s from now
     with host.start_sink("slow_teardown", rule=rule, config={"requireAck": True}) as again:
         assert again.send({"n": 2}) is None
-    wait_until(lambda: said(host, f"TORN-DOWN {rule}"), message="the first teardown to end")
+    wait_until(lambda: host.process.printed(f"TORN-DOWN {rule}"),
+               message="the first teardown to end")
 
 
 def test_a_start_without_file_descriptors_is_an_error_never_ok(kuiperlite_host):
@@ -70,8 +70,7 @@ def test_a_start_without_file_descriptors_is_an_error_never_ok(kuiperlite_host):
 
 
 def test_a_start_without_a_thread_is_an_error_and_leaves_no_socket(kuiperlite_host):
-    # Four threads: the main one, the control channel's and one per function.
-    host = kuiperlite_host(HOSTILE, env={"HOSTILE_THREADS": "4"})
+    host = kuiperlite_host(HOSTILE, env={"HOSTILE_NO_INSTANCE_THREADS": "1"})
     rule = unique("k")
     with pytest.raises(HostError, match="cannot start: RuntimeError: can't start new thread"):
         host.start_sink("collect", rule=rule)
@@ -84,9 +83,61 @@ def test_socket_files_go_at_exit_even_while_a_sink_is_stuck_in_user_code(kuiperl
     host = kuiperlite_host(HOSTILE)
     snk = host.start_sink("stuck", rule=unique("k"))
     snk.send({"n": 1})
-    wait_until(lambda: said(host, "STUCK"), message="the sink to get stuck")
+    wait_until(lambda: host.process.printed("STUCK"), message="the sink to get stuck")
     path = wire.ipc_path(snk.address)
     assert os.path.exists(path)
     host.process.stop()  # SIGTERM: the plugin exits, its sink still inside user code
     assert not os.path.exists(path)
-    assert said(host, "is still inside user code at exit")
+    assert host.process.printed("is still inside user code at exit")
+
+
+@pytest.mark.parametrize(("call", "died"), [
+    (("hard_exit", 3), "exited with code 3"), (("segfault", 0), "was killed by signal 11")])
+def test_a_worker_killed_by_user_code_is_back_at_once_and_the_call_gets_an_error(
+        kuiperlite_host, call, died):
+    host = kuiperlite_host(HOSTILE)
+    supervisor = host.process.pid
+    src = host.start_source("callbacks", rule=unique("r"), config={"threads": 1, "size": 10})
+    snk = host.start_sink("collect", rule=unique("k"), config={"requireAck": True})
+    with host.function("pid") as pid, host.function(call[0]) as fn:
+        worker = pid.call()
+        started = time.monotonic()
+        with pytest.raises(HostError, match="The plugin process died while running"):
+            fn.call(call[1])  # the call in flight: answered with an error, not run again
+        assert time.monotonic() - started < 5
+        assert pid.call() != worker  # a new worker answers
+    wait_until(lambda: host.process.printed(f"worker process {worker} {died}"))
+    assert host.process.pid == supervisor and host.alive  # eKuiper sees no death
+    assert src.recv()[0] == {"pad": "x" * 10}  # the running source and sink are back
+    assert snk.send({"after": "death"}) is None
+    src.stop()
+    snk.stop()
+
+
+def test_a_worker_killed_from_outside_is_back_within_a_second(kuiperlite_host):
+    host = kuiperlite_host(HOSTILE)
+    src = host.start_source("callbacks", rule=unique("r"), config={"threads": 1, "size": 10})
+    snk = host.start_sink("collect", rule=unique("k"), config={"requireAck": True})
+    assert snk.send({"n": 1}) is None
+    worker = host.process.worker
+    os.kill(worker, signal.SIGKILL)  # as the OOM killer does
+    killed = time.monotonic()
+    wait_until(lambda: host.process.worker not in (None, worker), message="a new worker")
+    with host.function("pid") as pid:
+        assert pid.call() == host.process.worker
+    assert snk.send({"n": 2}) is None
+    src.recv()
+    assert time.monotonic() - killed < 1.0 + 0.5  # back within a second (and one round trip)
+    src.stop()
+    snk.stop()
+
+
+def test_a_sink_message_in_flight_when_the_worker_died_is_acked_with_an_error(
+        kuiperlite_host):
+    host = kuiperlite_host(HOSTILE)
+    with host.start_sink("dies", rule=unique("k"), config={"requireAck": True}) as snk:
+        assert snk.send({"n": 1}) is None
+        ack = snk.send({"die": True})  # eKuiper would wait for this ack forever
+        assert ack.startswith("The plugin process died while the sink 'dies' collected")
+        assert snk.send({"n": 2}) is None
+    assert host.process.printed("DIES-GOT")

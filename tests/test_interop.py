@@ -69,9 +69,6 @@ def peer(launch):
     return launch("pysam")
 
 
-def printed(host, text):
-    return any(text in line for line in host.process.output)
-
 
 def test_source_emits_pyjson_records(peer):
     with peer.host.start_source(peer.name("pyjson"), rule=unique("r")) as src:
@@ -84,7 +81,7 @@ def test_sink_acks_every_record_with_require_ack(peer):
                               config={"requireAck": True}) as snk:
         for record in MOCK_SINK_DATA * 3:
             assert snk.send(record) is None
-    assert printed(peer.host, "hello") and printed(peer.host, "world")
+    assert peer.host.process.printed("hello") and peer.host.process.printed("world")
 
 
 def test_function_reverts_strings(peer):

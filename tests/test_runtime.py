@@ -82,9 +82,6 @@ def plugin(write_plugin):
     return write_plugin(PLUGIN)
 
 
-def output_has(host: Host, text: str) -> bool:
-    return any(text in line for line in host.process.output)
-
 
 def test_source_gets_datasource_and_converted_config(kuiperlite_host, plugin):
     host = kuiperlite_host(plugin)
@@ -130,7 +127,7 @@ def test_stop_while_sleeping_is_prompt_and_runs_finally(kuiperlite_host, plugin)
     started = time.monotonic()
     src.stop()
     assert time.monotonic() - started < 1.0
-    wait_until(lambda: output_has(host, "SLEEPER-CLOSED sleepy"), message="the finally block")
+    wait_until(lambda: host.process.printed("SLEEPER-CLOSED sleepy"), message="the finally block")
 
 
 def test_stop_of_an_instance_that_is_gone_is_ok(kuiperlite_host, plugin):
@@ -154,7 +151,7 @@ def test_many_instances_each_get_exactly_their_own_data(kuiperlite_host, plugin)
             assert snk.send({"n": n, "i": i}) is None
     for n, snk in enumerate(sinks):
         rule = snk.control.meta.rule_id
-        wait_until(lambda rule=rule, n=n: output_has(host, f"GOT {rule} {{'i': 4, 'n': {n}}}"),
+        wait_until(lambda rule=rule, n=n: host.process.printed(f"GOT {rule} {{'i': 4, 'n': {n}}}"),
                    message=f"sink {n}")
     sources[0].stop()  # one stops, the others are untouched
     for snk in sinks:
@@ -176,7 +173,7 @@ def test_user_code_errors_are_reported_on_their_channel(kuiperlite_host, plugin)
     with host.function("boom") as fn, pytest.raises(Exception, match=r"boom\(\) raised "
                                                                      "RuntimeError: nope"):
         fn.call(1)
-    assert output_has(host, "ValueError: sensor unplugged")  # logged with its traceback
+    assert host.process.printed("ValueError: sensor unplugged")  # logged with its traceback
     assert host.process.poll() is None
 
 
@@ -184,7 +181,7 @@ def test_sink_payloads_that_are_not_json_arrive_as_bytes(kuiperlite_host, plugin
     host = kuiperlite_host(plugin)
     with host.start_sink("collect", config={"requireAck": True}) as snk:
         assert snk.send(b"a,b\n1,2") is None
-        wait_until(lambda: output_has(host, "GOT rule1 b'a,b\\n1,2'"), message="raw bytes")
+        wait_until(lambda: host.process.printed("GOT rule1 b'a,b\\n1,2'"), message="raw bytes")
 
 
 def test_without_require_ack_no_acks_are_sent_and_the_sink_never_stalls(kuiperlite_host, plugin):
@@ -192,7 +189,7 @@ def test_without_require_ack_no_acks_are_sent_and_the_sink_never_stalls(kuiperli
     with host.start_sink("last", rule="noack") as snk:
         for i in range(3000):
             snk.send({"i": i})
-        wait_until(lambda: output_has(host, 'LAST noack 10 {"i":2999}'), 30, message="all 3000")
+        wait_until(lambda: host.process.printed('LAST noack 10 {"i":2999}'), 30, message="all 3000")
         assert snk.extra_ack() is None  # nothing was acked: the ack socket stays empty
 
 
@@ -202,7 +199,7 @@ def test_a_large_payload_reaches_the_sink(kuiperlite_host, plugin):
     with host.start_sink("last", config={"requireAck": True}) as snk:
         assert snk.send(big, timeout=30) is None
         size = len(wire.encode_payload(big))
-        wait_until(lambda: output_has(host, f"LAST rule1 {size}"), 30, message="16 MB payload")
+        wait_until(lambda: host.process.printed(f"LAST rule1 {size}"), 30, message="16 MB payload")
 
 
 def test_back_pressure_waits_and_loses_nothing(kuiperlite_host, plugin):
@@ -212,14 +209,14 @@ def test_back_pressure_waits_and_loses_nothing(kuiperlite_host, plugin):
         time.sleep(2.0)  # eKuiper stalls (a slow rule) for longer than the SDK's send timeout
         records = src.records(4000, timeout=60)
         assert [r["i"] for r in records] == list(range(4000))
-        wait_until(lambda: output_has(host, "FINALLY rule1"), message="the source to finish")
+        wait_until(lambda: host.process.printed("FINALLY rule1"), message="the source to finish")
 
 
 def test_same_key_started_again_replaces_the_instance(kuiperlite_host, plugin):
     host = kuiperlite_host(plugin)
     first = host.start_source("sleeper", rule="again")
     host.command("start", first.control)
-    wait_until(lambda: output_has(host, "SLEEPER-CLOSED again"), message="the first instance")
+    wait_until(lambda: host.process.printed("SLEEPER-CLOSED again"), message="the first instance")
     first.stop()
 
 
@@ -239,8 +236,8 @@ def test_sigterm_stops_instances_and_exits(kuiperlite_host, plugin):
     os.kill(host.process.pid, signal.SIGTERM)
     wait_until(lambda: host.process.poll() is not None, message="the plugin to exit")
     assert host.process.poll() == 0
-    assert output_has(host, "SLEEPER-CLOSED term")
-    assert output_has(host, "exits: received SIGTERM")
+    assert host.process.printed("SLEEPER-CLOSED term")
+    assert host.process.printed("exits: received SIGTERM")
 
 
 def test_plugin_exits_when_the_control_peer_vanishes(plugin):
@@ -310,8 +307,8 @@ def test_without_dash_u_output_still_arrives_line_by_line(write_plugin):
         host.spawn([sys.executable, str(path), "{}"], str(path.parent))  # no -u: buffered stdout
         host.wait_handshake(30)
         with host.start_source("printer", rule="live"):
-            wait_until(lambda: output_has(host, "PRINTED live 199"), message="prints, live")
-            printed = [line for line in host.process.output if "PRINTED" in line]
+            wait_until(lambda: host.process.printed("PRINTED live 199"), message="prints, live")
+            printed = [line for line in list(host.process.output) if "PRINTED" in line]
             assert printed == [f"PRINTED live {i}" for i in range(200)]  # whole lines
 
 
@@ -332,7 +329,7 @@ def test_under_conda_the_log_goes_live_to_a_file_in_ekuipers_log_folder(kuiperli
         wait_until(lambda: log_file.exists() and "sensor unplugged" in log_file.read_text(),
                    message="the source's failure in the log file, while the plugin runs")
     assert f"plugin {name} also logs to {log_file}" in log_file.read_text()
-    assert not output_has(host, "sensor unplugged")  # conda holds the output back meanwhile
+    assert not host.process.printed("sensor unplugged")  # conda holds the output back meanwhile
 
 
 def test_a_recreated_function_channel_answers_its_first_call_at_once(kuiperlite_host, plugin):

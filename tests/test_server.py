@@ -264,7 +264,7 @@ def test_a_dead_plugin_is_reported_and_restarted_on_the_next_start(serve):
     info = server.request("GET", "/symbols")[1]
     assert info["restarts"] == 1 and info["pid"] != old and len(info["running"]) == 2
     wait_until(lambda: [e for e in events(server, kind="record")
-                        if e["data"]["pid"] == info["pid"]], message="replayed source records")
+                        if e["data"]["pid"] == info["worker"]], message="replayed source records")
 
 
 def test_reload_restarts_the_plugin_and_survives_a_broken_file(serve, plugin):
@@ -280,8 +280,8 @@ def test_reload_restarts_the_plugin_and_survives_a_broken_file(serve, plugin):
     wait_until(lambda: server.said("1 running symbols replayed"), message="the reload")
     assert server.request("POST", "/function/call", {"symbolName": "shout", "args": ["a"]})[1] \
         == {"result": "A?"}
-    pid = server.request("GET", "/symbols")[1]["pid"]
-    wait_until(lambda: [e for e in events(server, kind="record") if e["data"]["pid"] == pid])
+    worker = server.request("GET", "/symbols")[1]["worker"]
+    wait_until(lambda: [e for e in events(server, kind="record") if e["data"]["pid"] == worker])
 
 
 def test_attach_waits_for_a_plugin_started_by_hand(serve, plugin):

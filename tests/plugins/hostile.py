@@ -22,12 +22,13 @@ if os.environ.get("HOSTILE_NOFILE"):
 
     limit = int(os.environ["HOSTILE_NOFILE"])
     resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
-if os.environ.get("HOSTILE_THREADS"):
+if os.environ.get("HOSTILE_NO_INSTANCE_THREADS"):
+    # The thread limit is reached once the plugin serves: the thread of each
+    # source or sink instance (named after it) cannot start.
     _start = threading.Thread.start
-    _most = int(os.environ["HOSTILE_THREADS"])
 
     def _limited_start(self: threading.Thread) -> None:
-        if threading.active_count() >= _most:
+        if self.name.startswith(("source '", "sink '")):
             raise RuntimeError("can't start new thread")
         _start(self)
 
@@ -93,11 +94,34 @@ def escape(how: str) -> str:
     return how
 
 
+@sink
+def dies(ctx: Context, data: Any) -> None:
+    """End the process, the way no exception handler sees, on a record that says so."""
+    if isinstance(data, dict) and data.get("die"):
+        sys.stdout.flush()
+        os._exit(5)
+    print("DIES-GOT", ctx.rule_id, data, flush=True)
+
+
 @function
 def hard_exit(code: int) -> int:
     """End the process the way no exception handler sees."""
     sys.stdout.flush()
     os._exit(code)
+
+
+@function
+def segfault(address: int) -> bytes:
+    """Crash in C code, as a faulty extension does."""
+    import ctypes
+
+    return ctypes.string_at(address)
+
+
+@function
+def pid() -> int:
+    """The process that runs the user code."""
+    return os.getpid()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,269 @@
+"""The plugin's first process keeps the process that runs user code alive.
+
+eKuiper restarts a dead plugin only when one of its sources or sinks
+starts, so a plugin whose rules use only its functions stays dead, and user
+code can kill a process in ways no exception handler sees: ``os._exit``, a
+crash in a C extension, the OOM killer. So the process eKuiper starts (and
+watches) forks a *worker* before it has opened any socket or started any
+thread, and only supervises it: the worker serves the plugin, and tells the
+supervisor over a pipe every start it accepted and every stop. When the
+worker dies without saying goodbye, the supervisor forks a new one at once,
+which replays those starts and reopens every function's channel.
+
+A page of memory shared by both (:class:`InFlight`) says which function
+call or sink message a worker had in hand when it died; the new worker
+answers that call, when eKuiper sends it again, and that message with an
+error instead of running them again: they may be what killed it.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import logging
+import mmap
+import os
+import signal
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from typing import Callable, NamedTuple, Optional
+
+log = logging.getLogger("kuiperlite")
+
+# Frames on the pipe from worker to supervisor: a kind byte, a length, data.
+_HEAD = struct.Struct("<cI")
+START, STOP, EXIT = b"S", b"T", b"X"
+_SLOT = struct.Struct("<i")
+_EXIT = struct.Struct("<i")
+
+# The shared page: per function 8 bytes (a flag and the CRC of the request
+# in hand), then one flag byte per sink instance slot.
+_FUNCTION = struct.Struct("<BxxxI")
+PAGE = 1 << 16
+
+
+class Replay(NamedTuple):
+    """A start the worker accepted, to replay in its successor."""
+
+    key: str
+    slot: int
+    command: bytes
+
+
+class InFlight:
+    """What a worker has in hand, in memory it shares with its successors.
+
+    Function ``i`` marks a request with :meth:`function_begin` and clears it
+    with :meth:`function_end`; a sink marks its slot (``page[slot] = 1``)
+    while it collects a message it owes an ack for.
+    """
+
+    def __init__(self, functions: int, shared: bool) -> None:
+        size = max(PAGE, functions * _FUNCTION.size + 1024)
+        self.page: bytearray | mmap.mmap = mmap.mmap(-1, size) if shared else bytearray(size)
+        self.functions = functions
+        self._free = list(range(size - 1, functions * _FUNCTION.size - 1, -1))
+        self._lock = threading.Lock()
+
+    def function_begin(self, index: int, request: bytes) -> None:
+        _FUNCTION.pack_into(self.page, index * _FUNCTION.size, 1, zlib.crc32(request))
+
+    def function_end(self, index: int) -> None:
+        self.page[index * _FUNCTION.size] = 0
+
+    def function_pending(self, index: int) -> Optional[int]:
+        """The CRC of the request function ``index`` had in hand when its worker died."""
+        flag, crc = _FUNCTION.unpack_from(self.page, index * _FUNCTION.size)
+        return crc if flag else None
+
+    def take_slot(self, slot: Optional[int] = None) -> int:
+        """A sink slot: the given one (a replayed start keeps its own), else a free one.
+
+        Returns -1 when none is left; that sink then goes unmarked.
+        """
+        with self._lock:
+            if slot is None or slot < 0:
+                return self._free.pop() if self._free else -1
+            if slot in self._free:
+                self._free.remove(slot)
+            return slot
+
+    def release_slot(self, slot: int) -> None:
+        if slot >= 0:
+            self.page[slot] = 0
+            with self._lock:
+                self._free.append(slot)
+
+
+class Journal:
+    """The worker's end of the pipe: what it started and stopped, and its goodbye."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._lock = threading.Lock()
+
+    def _write(self, kind: bytes, data: bytes) -> None:
+        frame = _HEAD.pack(kind, len(data)) + data
+        with self._lock:
+            try:
+                view = memoryview(frame)
+                while view:
+                    view = view[os.write(self.fd, view):]
+            except OSError:
+                pass  # the supervisor is gone; the orphan check ends this worker
+
+    def started(self, key: str, slot: int, command: bytes) -> None:
+        encoded = key.encode()
+        self._write(START, _SLOT.pack(slot) + _SLOT.pack(len(encoded)) + encoded + command)
+
+    def stopped(self, key: str) -> None:
+        self._write(STOP, key.encode())
+
+    def exiting(self, code: int) -> None:
+        self._write(EXIT, _EXIT.pack(code))
+
+
+def _frames(fd: int) -> Iterator[tuple[bytes, bytes]]:
+    """Frames from the pipe until the worker's end closes (it exited or died)."""
+    buffer = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return
+        buffer += chunk
+        while len(buffer) >= _HEAD.size:
+            kind, size = _HEAD.unpack_from(buffer)
+            if len(buffer) < _HEAD.size + size:
+                break
+            yield kind, buffer[_HEAD.size:_HEAD.size + size]
+            buffer = buffer[_HEAD.size + size:]
+
+
+def _record(kind: bytes, data: bytes, starts: dict[str, Replay]) -> Optional[int]:
+    """Apply one frame to the record of starts; the exit code for a goodbye."""
+    if kind == START:
+        slot = _SLOT.unpack_from(data)[0]
+        size = _SLOT.unpack_from(data, 4)[0]
+        key = data[8:8 + size].decode()
+        starts[key] = Replay(key, slot, data[8 + size:])
+    elif kind == STOP:
+        starts.pop(data.decode(), None)
+    elif kind == EXIT:
+        return int(_EXIT.unpack(data)[0])
+    return None
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel kill this worker the moment its supervisor dies (Linux).
+
+    eKuiper kills a plugin with SIGKILL when it deletes or updates it, and
+    then starts the new one on the same control channel: a worker living on
+    would take its commands.
+    """
+    try:
+        import ctypes  # only here: a few milliseconds, paid after the handshake
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return  # not Linux: the runtime's orphan check ends the worker
+    if os.getppid() != parent:
+        os._exit(1)  # the supervisor died before the kernel was told
+
+
+def can_fork() -> Optional[str]:
+    """None when the plugin can run supervised, else why not."""
+    if os.environ.get("KUIPERLITE_SUPERVISE", "1") == "0":
+        return "KUIPERLITE_SUPERVISE=0"
+    if not hasattr(os, "fork"):
+        return "this platform cannot fork"
+    if threading.active_count() > 1:
+        names = ", ".join(t.name for t in threading.enumerate()
+                          if t is not threading.current_thread())
+        return (f"threads were started before kuiperlite.run() ({names}), and a fork keeps "
+                "none of them; start them in a symbol instead")
+    return None
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = str(number)
+        return f"was killed by signal {number} ({name})"
+    return f"exited with code {os.WEXITSTATUS(status)} without stopping its rules"
+
+
+Work = Callable[[Journal, InFlight, list[Replay], Callable[[], None]], int]
+
+
+def supervise(work: Work, functions: int) -> int:
+    """Run ``work`` in a forked worker, and fork a new one whenever it dies.
+
+    Args:
+        work: serves the plugin in the worker and returns the exit code; it
+            calls its last argument once it is serving (the worker then dies
+            with its supervisor).
+        functions: the plugin's number of functions (their in-flight marks).
+
+    Returns:
+        The exit code of the worker that ended on purpose.
+    """
+    inflight = InFlight(functions, shared=True)
+    starts: dict[str, Replay] = {}
+    stopping: list[int] = []
+    worker = 0
+
+    def forward(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+        if worker:
+            try:
+                os.kill(worker, signum)
+            except ProcessLookupError:
+                pass
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
+    gc.freeze()  # objects stay put, so the pages the worker shares stay shared
+    deaths: list[float] = []
+    while True:
+        read_end, write_end = os.pipe()
+        worker = os.fork()
+        if worker == 0:
+            os.close(read_end)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, signal.SIG_DFL)
+            journal = Journal(write_end)
+            result = 1
+            supervisor = os.getppid()
+            try:
+                result = work(journal, inflight, list(starts.values()),
+                              functools.partial(die_with_parent, supervisor))
+            finally:
+                journal.exiting(result)
+                os._exit(result)
+        os.close(write_end)
+        started = time.monotonic()
+        code: Optional[int] = None
+        for kind, data in _frames(read_end):
+            said = _record(kind, data, starts)
+            if said is not None:
+                code = said
+        os.close(read_end)
+        _, status = os.waitpid(worker, 0)
+        if code is not None or stopping:
+            return code if code is not None else 0
+        deaths = [t for t in deaths if time.monotonic() - t < 10] + [time.monotonic()]
+        pause = 0.0 if len(deaths) == 1 else min(5.0, 0.1 * 2 ** (len(deaths) - 2))
+        log.error("the plugin's worker process %d %s after %.1f s; starting a new one%s, "
+                  "which replays %d starts", worker, _describe(status),
+                  time.monotonic() - started, f" in {pause:g} s" if pause else "", len(starts))
+        resume = time.monotonic() + pause
+        while time.monotonic() < resume and not stopping:
+            time.sleep(0.05)
+        if stopping:
+            return 0

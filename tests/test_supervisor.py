@@ -1,0 +1,73 @@
+"""The supervisor's parts: the journal over a real pipe, the in-flight page, fork conditions.
+
+The whole supervisor, killing and crashing real workers, is in test_hostile.py.
+"""
+
+import os
+import threading
+
+from kuiperlite import supervisor
+from kuiperlite.supervisor import InFlight, Journal, Replay
+
+
+def test_the_journal_carries_starts_stops_and_the_goodbye_over_a_pipe():
+    read_end, write_end = os.pipe()
+    starts: dict = {}
+    codes: list = []
+    reader = threading.Thread(target=lambda: codes.extend(
+        supervisor._record(kind, data, starts) for kind, data in supervisor._frames(read_end)))
+    reader.start()
+    journal = Journal(write_end)
+    journal.started("r1_op1_0_print", 70, b'{"cmd":"start","arg":"..."}')
+    journal.started("r2_op1_0_pyjson", -1, b"x" * 100_000)  # larger than a pipe's buffer
+    journal.stopped("r1_op1_0_print")
+    journal.exiting(0)
+    os.close(write_end)
+    reader.join(10)
+    os.close(read_end)
+    assert codes == [None, None, None, 0]
+    assert list(starts.values()) == [Replay("r2_op1_0_pyjson", -1, b"x" * 100_000)]
+
+
+def test_the_journal_survives_its_supervisor_going_away():
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    Journal(write_end).stopped("gone")  # EPIPE: the orphan check ends the worker instead
+    os.close(write_end)
+
+
+def test_in_flight_marks_functions_by_request_and_sinks_by_slot():
+    page = InFlight(functions=2, shared=True)
+    page.function_begin(1, b'{"func":"Exec","arg":[1]}')
+    assert page.function_pending(0) is None
+    crc = page.function_pending(1)
+    assert crc is not None and crc != 0
+    page.function_end(1)
+    assert page.function_pending(1) is None
+    first, second = page.take_slot(), page.take_slot()
+    assert first != second and min(first, second) >= 2 * 8  # past the functions' area
+    page.page[first] = 1
+    page.release_slot(first)
+    assert page.page[first] == 0 and page.take_slot() == first
+    assert page.take_slot(second) == second  # a replayed sink keeps its slot
+
+
+def test_the_page_is_shared_with_a_forked_child():
+    page = InFlight(functions=1, shared=True)
+    pid = os.fork()
+    if pid == 0:
+        page.function_begin(0, b"in hand")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert page.function_pending(0) is not None
+
+
+def test_threads_started_before_run_prevent_the_fork():
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, name="mqtt-loop")
+    thread.start()
+    try:
+        assert "mqtt-loop" in supervisor.can_fork()
+    finally:
+        stop.set()
+        thread.join()
