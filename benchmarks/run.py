@@ -18,9 +18,11 @@ import compileall
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -50,12 +52,12 @@ QUICK = {"repeats": 1, "source": 2_000, "source4k": 500, "sink": 1_000, "calls":
 # (figure, unit, higher is better, [(ratio, target)])
 FIGURES = [
     ("cold_start", "ms", False, [("kuiperlite/sdk", 1.2)]),
-    ("rss_idle", "MB", False, []),
+    ("memory_idle", "MB", False, []),
     ("source_100b", "records/s", True, [("kuiperlite/sdk", 0.95), ("kuiperlite/bare", 0.9)]),
     ("source_100b_cpu", "us/record", False, [("kuiperlite/sdk", 0.8)]),
     ("source_4k", "records/s", True, [("kuiperlite/sdk", 2.5)]),
     ("source_4k_cpu", "us/record", False, [("kuiperlite/sdk", 0.8)]),
-    ("rss_after_10k", "MB", False, []),
+    ("memory_after_10k", "MB", False, []),
     ("sink_ack", "records/s", True, [("kuiperlite/sdk", 0.95), ("kuiperlite/bare", 0.9)]),
     ("sink_ack_cpu", "us/record", False, [("kuiperlite/sdk", 1.0)]),
     ("sink_noack", "records/s", True, [("kuiperlite/sdk", 0.95), ("kuiperlite/bare", 0.9)]),
@@ -112,19 +114,46 @@ def socket_files_left(system: str) -> int:
     return left
 
 
+# This run's plugins are copies named for the run alone: socket files live in
+# /tmp, where eKuiper or another run may be hosting plugins of the same names.
+RUN = uuid.uuid4().hex[:8]
+COPIES = Path(tempfile.mkdtemp(prefix="kuiperlite-bench-"))
+
+
+def plugin_copy(system: str) -> tuple[Path, str]:
+    """The system's plugin file, copied under this run's names, and its function's name."""
+    name, function = SYSTEMS[system]
+    path = COPIES / f"{name}{RUN}.py"
+    if not path.exists():
+        for source in PLUGINS.glob("*.py"):
+            shutil.copy(source, COPIES / (path.name if source.stem == name else source.name))
+    return path, f"{function}{RUN}"
+
+
+def tree(pid: int) -> list[int]:
+    """A process and its descendants (a kuiperlite plugin runs user code in a child)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(child) for child in f.read().split()]
+    except OSError:
+        return [pid]
+    return [pid] + [p for child in children for p in tree(child)]
+
+
 class Plugin:
     """One benchmark plugin process under the embedded host."""
 
     def __init__(self, system: str) -> None:
         self.system = system
-        name, self.function = SYSTEMS[system]
+        path, self.function = plugin_copy(system)
         self.done: set[str] = set()
         self.done_changed = threading.Condition()
         if PIN:  # the plugin process inherits this affinity
             os.sched_setaffinity(0, PLUGIN_CPU)
         try:
-            self.host = Host.launch(str(PLUGINS / f"{name}.py"), timeout=60,
-                                    on_output=self._line)
+            self.host = Host.launch(str(path), timeout=60, on_output=self._line,
+                                    ipc_dir="/tmp", env=dict(os.environ,
+                                                             BENCH_FUNCTION=self.function))
         finally:
             pin_host()
         self.pid = self.host.process.pid  # type: ignore[union-attr]
@@ -141,13 +170,20 @@ class Plugin:
                 raise TimeoutError(f"sink of {rule_id} did not finish")
 
     def cpu(self) -> float:
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        """CPU seconds of the plugin's processes."""
+        total = 0
+        for pid in tree(self.pid):
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / CLK_TCK
 
-    def rss_mb(self) -> float:
-        with open(f"/proc/{self.pid}/status") as f:
-            kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    def memory_mb(self) -> float:
+        """The plugin's memory: the PSS of its processes, so pages they share count once."""
+        kb = 0
+        for pid in tree(self.pid):
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                kb += next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
         return kb / 1024
 
     def close(self) -> None:
@@ -285,7 +321,7 @@ def run(sizes: dict[str, int], systems: list[str], log: Callable[[str], None]) -
     try:
         time.sleep(1.0)
         for system, plugin in plugins.items():
-            add("rss_idle", system, plugin.rss_mb())
+            add("memory_idle", system, plugin.memory_mb())
         for repeat in range(sizes["repeats"]):
             log(f"repeat {repeat + 1} of {sizes['repeats']}")
             for system, plugin in plugins.items():
@@ -293,7 +329,7 @@ def run(sizes: dict[str, int], systems: list[str], log: Callable[[str], None]) -
                 add("source_100b", system, rate)
                 add("source_100b_cpu", system, cpu)
                 if repeat == 0:
-                    add("rss_after_10k", system, plugin.rss_mb())
+                    add("memory_after_10k", system, plugin.memory_mb())
                 rate, cpu = measure_source(plugin, sizes["source4k"], "4k")
                 add("source_4k", system, rate)
                 add("source_4k_cpu", system, cpu)
@@ -387,10 +423,15 @@ def main() -> int:
         sizes["repeats"] = args.repeats
     # Deployed plugins run from cached bytecode after their first start (the
     # SDK's was compiled by pip); compile ours too, whatever PYTHONDONTWRITEBYTECODE says.
-    for folder in (Path(kuiperlite.__file__).parent, PLUGINS):
+    for system in SYSTEMS:
+        plugin_copy(system)
+    for folder in (Path(kuiperlite.__file__).parent, COPIES):
         compileall.compile_dir(str(folder), quiet=1)
     started = time.time()
-    samples = run(sizes, list(SYSTEMS), lambda line: print(f"# {line}", flush=True))
+    try:
+        samples = run(sizes, list(SYSTEMS), lambda line: print(f"# {line}", flush=True))
+    finally:
+        shutil.rmtree(COPIES, ignore_errors=True)
     rows = summarise(samples)
     environment = {"python": platform.python_version(), "machine": platform.machine(),
                    "cpus": os.cpu_count(), "pinned": PIN, "pynng": pynng.__version__, "mode":

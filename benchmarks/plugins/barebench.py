@@ -5,8 +5,10 @@ handshake and keepalive, one thread per source or sink instance, one per
 function channel, orjson for the JSON.
 """
 
+import os
 import sys
 import threading
+from pathlib import Path
 
 import orjson
 import pynng
@@ -14,6 +16,8 @@ import pynng
 from records import make
 
 stops: dict[str, threading.Event] = {}
+NAME = Path(__file__).stem
+FUNCTION = os.environ.get("BENCH_FUNCTION", "barerevert")
 
 
 def dial(sock, url):
@@ -82,10 +86,10 @@ def command(msg):
     cmd = orjson.loads(msg)
     ctrl = orjson.loads(cmd["arg"])
     if ctrl["pluginType"] == "func":
-        if "barerevert" not in stops:
-            stops["barerevert"] = threading.Event()
+        if FUNCTION not in stops:
+            stops[FUNCTION] = threading.Event()
             threading.Thread(target=serve_requests, daemon=True,
-                             args=("ipc:///tmp/func_barerevert.ipc", revert)).start()
+                             args=(f"ipc:///tmp/func_{FUNCTION}.ipc", revert)).start()
         return b"ok"
     meta = ctrl["meta"]
     key = f"{meta['ruleId']}_{meta['opId']}_{meta['instanceId']}_{ctrl['symbolName']}"
@@ -103,5 +107,5 @@ def command(msg):
 
 
 if __name__ == "__main__":
-    print("barebench serving", sys.argv[1:], flush=True)
-    serve_requests("ipc:///tmp/plugin_barebench.ipc", command)
+    print(NAME, "serving", sys.argv[1:], flush=True)
+    serve_requests(f"ipc:///tmp/plugin_{NAME}.ipc", command)

@@ -1,6 +1,8 @@
 """The benchmark symbols, written with the official ekuiper SDK's classes."""
 
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from ekuiper import Context, Function, PluginConfig, Sink, Source, plugin
@@ -58,5 +60,6 @@ class Revert(Function):
 
 
 if __name__ == "__main__":
-    plugin.start(PluginConfig("sdkbench", {"emit": lambda: Emit()}, {"ack": lambda: Ack()},
-                              {"sdkrevert": lambda: Revert()}))
+    plugin.start(PluginConfig(Path(__file__).stem, {"emit": lambda: Emit()},
+                              {"ack": lambda: Ack()},
+                              {os.environ.get("BENCH_FUNCTION", "sdkrevert"): lambda: Revert()}))
