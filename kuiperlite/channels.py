@@ -72,7 +72,7 @@ def listen(sock: pynng.Socket, address: str, *, attempts: int = 10,
     """Listen, retrying while an earlier listener still holds the address.
 
     Raises:
-        ConnectionError: the address stayed taken.
+        ConnectionError: the address stayed taken (its cause is pynng's error).
     """
     for attempt in range(attempts):
         try:
@@ -80,7 +80,8 @@ def listen(sock: pynng.Socket, address: str, *, attempts: int = 10,
             return
         except pynng.NNGException as err:
             if attempt == attempts - 1:
-                raise ConnectionError(f"cannot listen on {address} ({err})") from None
+                # The cause tells a taken address from other failures.
+                raise ConnectionError(f"cannot listen on {address} ({err})") from err
             time.sleep(interval)
 
 
