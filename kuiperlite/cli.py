@@ -68,7 +68,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     return serve(args.target, host=args.host, port=args.port, attach=args.attach,
                  reload=args.reload, mock=mock, allow_remote=args.allow_remote,
-                 max_body=args.max_body, ekuiper=args.ekuiper,
+                 max_body=args.max_body, request_timeout=args.request_timeout,
+                 ekuiper=args.ekuiper,
                  log=lambda line: print(line, flush=True))
 
 
@@ -164,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds between mock sends and calls (0: none; default 1)")
     serve.add_argument("--max-body", type=int, default=1 << 20, metavar="BYTES",
                        help="largest request body accepted (default: 1 MiB)")
+    serve.add_argument("--request-timeout", type=float, default=10.0, metavar="SECONDS",
+                       help="seconds a request may take to arrive (default: 10)")
     _ekuiper_argument(serve)
     serve.set_defaults(func=cmd_serve)
     return parser
