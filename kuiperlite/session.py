@@ -28,6 +28,7 @@ from . import proc, wire
 from .errors import HostError, KuiperliteError, ProtocolError
 from .host import FunctionHandle, Host, SinkHandle, SourceHandle, launch_argv
 from .packaging import local_modules
+from .schema import describe_value
 from .wire import FuncMeta, Meta
 
 # What eKuiper's plugin test server feeds sinks and functions.
@@ -234,12 +235,12 @@ class Session:
         if config is None:
             config = {}
         elif not isinstance(config, dict):
-            raise ApiError(400, f"config must be an object, got {_kind(config)}.")
+            raise ApiError(400, f"config must be an object, got {describe_value(config)}.")
         datasource = body.get("dataSource", body.get("datasource"))
         if datasource is None:
             datasource = ""
         elif not isinstance(datasource, str):
-            raise ApiError(400, f"dataSource must be a string, got {_kind(datasource)}.")
+            raise ApiError(400, f"dataSource must be a string, got {describe_value(datasource)}.")
         if kind != "func":
             self._fits(meta)
         with self.lock:
@@ -461,11 +462,12 @@ def _meta(raw: Any, kind: str = "source") -> dict[str, Any]:
         return meta
     if not isinstance(raw, dict):
         raise ApiError(400, "meta must be an object with ruleId, opId and instanceId, "
-                            f"got {_kind(raw)}.")
+                            f"got {describe_value(raw)}.")
     meta.update({k: raw[k] for k in meta if k in raw})
     for key in ("ruleId", "opId"):
         if not isinstance(meta[key], str) or not meta[key]:
-            raise ApiError(400, f"meta.{key} must be a non-empty string, got {_kind(meta[key])}.")
+            raise ApiError(400, f"meta.{key} must be a non-empty string, "
+                                f"got {describe_value(meta[key])}.")
         try:
             wire.check_ipc_name(meta[key], key)
         except ProtocolError as err:
@@ -473,7 +475,8 @@ def _meta(raw: Any, kind: str = "source") -> dict[str, Any]:
     instance = meta["instanceId"]
     if not isinstance(instance, int) or isinstance(instance, bool) \
             or not -INT64 <= instance < INT64:
-        raise ApiError(400, f"meta.instanceId must be a 64-bit integer, got {_kind(instance)}.")
+        raise ApiError(400, "meta.instanceId must be a 64-bit integer, "
+                            f"got {describe_value(instance)}.")
     return meta
 
 
@@ -481,20 +484,11 @@ def _control(body: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     kind, symbol = body.get("pluginType"), body.get("symbolName")
     if not isinstance(symbol, str) or not symbol:
         raise ApiError(400, f"The body needs 'symbolName', a non-empty string, "
-                            f"got {_kind(symbol)}.")
+                            f"got {describe_value(symbol)}.")
     if not isinstance(kind, str) or kind not in TYPES:
-        raise ApiError(400, f"pluginType must be source, sink or func, got {_kind(kind)}.")
+        raise ApiError(400, f"pluginType must be source, sink or func, got {describe_value(kind)}.")
     return kind, symbol, _meta(body.get("meta"), kind)
 
-
-def _kind(value: Any) -> str:
-    """How a message shows a value from a body: a short repr of strings and numbers."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, (str, int, float)):
-        text = repr(value)
-        return text if len(text) <= 60 else f"{text[:57]}..."
-    return f"a JSON {'array' if isinstance(value, list) else 'object'}"
 
 
 def _describe(running: Running) -> dict[str, Any]:

@@ -221,12 +221,12 @@ def test_symbols_and_the_original_start_stop_api(serve, plugin):
     ("POST", "/symbol/start", b"[1]", 400, "Invalid body: expected a JSON object."),
     ("POST", "/symbol/start", b'{"pluginType": "source"}', 400, "needs 'symbolName'"),
     ("POST", "/symbol/start", b'{"symbolName": "counter", "pluginType": "widget"}', 400,
-     "pluginType must be source, sink or func, got 'widget'."),
+     "pluginType must be source, sink or func, got the string 'widget'."),
     ("POST", "/symbol/start", b'{"symbolName": "nope", "pluginType": "source"}', 404,
      "has no source named 'nope'; its sources: counter, unplugged."),
     ("POST", "/symbol/start", b'{"symbolName": "counter", "pluginType": "source", '
                               b'"meta": {"ruleId": ""}}', 400,
-     "meta.ruleId must be a non-empty string, got ''."),
+     "meta.ruleId must be a non-empty string, got the string ''."),
     ("POST", "/symbol/start", b'{"symbolName": "counter", "pluginType": "source", '
                               b'"config": {"step": "two"}}', 502,
      "Config 'step' of the source 'counter' must be an integer, got the string 'two'."),
@@ -545,27 +545,27 @@ def test_a_body_far_over_the_limit_gets_its_413_not_a_reset(serve):
 
 BAD_BODIES = [
     ({"symbolName": "counter", "pluginType": ["source"]}, 400,
-     "pluginType must be source, sink or func, got a JSON array."),
+     "pluginType must be source, sink or func, got a list."),
     ({"symbolName": "counter", "pluginType": {"source": 1}}, 400,
-     "pluginType must be source, sink or func, got a JSON object."),
+     "pluginType must be source, sink or func, got an object."),
     ({"symbolName": ["counter"], "pluginType": "source"}, 400,
-     "The body needs 'symbolName', a non-empty string, got a JSON array."),
+     "The body needs 'symbolName', a non-empty string, got a list."),
     ({"symbolName": 7, "pluginType": "source"}, 400,
-     "The body needs 'symbolName', a non-empty string, got 7."),
+     "The body needs 'symbolName', a non-empty string, got the number 7."),
     ({"symbolName": "counter", "pluginType": "source", "meta": [1]}, 400,
-     "meta must be an object with ruleId, opId and instanceId, got a JSON array."),
+     "meta must be an object with ruleId, opId and instanceId, got a list."),
     ({"symbolName": "counter", "pluginType": "source", "meta": {"ruleId": 5}}, 400,
-     "meta.ruleId must be a non-empty string, got 5."),
+     "meta.ruleId must be a non-empty string, got the number 5."),
     ({"symbolName": "counter", "pluginType": "source", "meta": {"opId": {}}}, 400,
-     "meta.opId must be a non-empty string, got a JSON object."),
+     "meta.opId must be a non-empty string, got an object."),
     ({"symbolName": "counter", "pluginType": "source", "meta": {"instanceId": "1"}}, 400,
-     "meta.instanceId must be a 64-bit integer, got '1'."),
+     "meta.instanceId must be a 64-bit integer, got the string '1'."),
     ({"symbolName": "counter", "pluginType": "source", "meta": {"instanceId": True}}, 400,
-     "meta.instanceId must be a 64-bit integer, got True."),
+     "meta.instanceId must be a 64-bit integer, got true."),
     ({"symbolName": "counter", "pluginType": "source", "meta": {"instanceId": 1.5}}, 400,
-     "meta.instanceId must be a 64-bit integer, got 1.5."),
+     "meta.instanceId must be a 64-bit integer, got the number 1.5."),
     ({"symbolName": "counter", "pluginType": "source", "meta": {"instanceId": 1 << 63}}, 400,
-     f"meta.instanceId must be a 64-bit integer, got {1 << 63}."),
+     f"meta.instanceId must be a 64-bit integer, got the number {1 << 63}."),
     *[({"symbolName": "counter", "pluginType": kind, "meta": {key: value}}, 400,
        f"The {key} {value!r} cannot be part of a socket file name: it must not hold '/', '..', "
        "NUL or control characters.")
@@ -575,11 +575,11 @@ BAD_BODIES = [
     ({"symbolName": "counter", "pluginType": "source", "meta": {"ruleId": "r" * 100}}, 400,
      "bytes long; a socket path holds at most 107 bytes. Use a shorter ruleId or opId."),
     ({"symbolName": "counter", "pluginType": "source", "config": []}, 400,
-     "config must be an object, got a JSON array."),
+     "config must be an object, got a list."),
     ({"symbolName": "counter", "pluginType": "source", "config": "step=2"}, 400,
-     "config must be an object, got 'step=2'."),
+     "config must be an object, got the string 'step=2'."),
     ({"symbolName": "counter", "pluginType": "source", "dataSource": ["t"]}, 400,
-     "dataSource must be a string, got a JSON array."),
+     "dataSource must be a string, got a list."),
 ]
 
 
@@ -597,13 +597,13 @@ def test_every_bad_body_gets_its_json_error(serve):
             ("/function/call", {"symbolName": {"a": 1}, "args": []},
              "call needs 'symbolName' (a string) and 'args' (a list)."),
             ("/function/call", {"symbolName": "shout", "args": ["a"], "meta": "m"},
-             "meta must be an object with ruleId, opId and instanceId, got 'm'."),
+             "meta must be an object with ruleId, opId and instanceId, got the string 'm'."),
             ("/function/call", {"symbolName": "shout", "args": ["a"],
                                 "meta": {"ruleId": "a/b"}}, "The ruleId 'a/b' cannot be part"),
             ("/symbol/send", {"symbolName": "keep", "data": 1, "meta": {"ruleId": ".."}},
              "The ruleId '..' cannot be part"),
             ("/symbol/send", {"symbolName": None, "data": 1},
-             "The body needs 'symbolName', a non-empty string, got nothing.")):
+             "The body needs 'symbolName', a non-empty string, got null.")):
         got_status, got = server.request("POST", path, body)
         assert got_status == 400 and message in got["error"], (path, body, got)
     # what http.server itself refuses is JSON too
