@@ -55,7 +55,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .check import check
 
     return 0 if check(args.zip, python=args.python, install=not args.no_install,
-                      ekuiper=args.ekuiper) else 1
+                      ekuiper=args.ekuiper, install_timeout=args.install_timeout) else 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--python", help="the interpreter eKuiper runs (default: this one)")
     check.add_argument("--no-install", action="store_true",
                        help="skip install.sh (for machines without network)")
+    check.add_argument("--install-timeout", type=float, default=600.0, metavar="SECONDS",
+                       help="seconds install.sh may run before it is stopped (default: 600)")
     _ekuiper_argument(check)
     check.set_defaults(func=cmd_check)
 
