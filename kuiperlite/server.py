@@ -6,10 +6,10 @@ It serves eKuiper's plugin test server API (``POST /symbol/start`` and
 Errors are JSON ``{"error": "..."}`` with the status that says why: 400 bad
 body, 403 a request from another site or for another host name, 404 unknown
 symbol, 405 wrong method, 408 a body that did not arrive, 409 already
-running, 413 body too large, 415 a body that is not sent as JSON, 502 plugin
-error. It listens on loopback unless told otherwise, and answers only
-requests addressed to loopback: a web page cannot reach it, not even
-through DNS rebinding.
+running, 413 body too large, 415 a body that is not sent as JSON, 501 an
+unknown method, 502 plugin error (500: a bug in serve). It listens on
+loopback unless told otherwise, and answers only requests addressed to
+loopback: a web page cannot reach it, not even through DNS rebinding.
 """
 
 from __future__ import annotations
