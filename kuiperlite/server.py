@@ -21,6 +21,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
@@ -133,15 +134,30 @@ class Handler(BaseHTTPRequestHandler):
         try:
             self._reply(status, {"error": message})
             left, self.unread = self.unread, 0
-            if left > DRAIN_MAX:
-                return
-            while left > 0:
-                chunk = self.rfile.read(min(left, 1 << 16))
-                if not chunk:
-                    return
-                left -= len(chunk)
+            if left <= DRAIN_MAX:
+                self._read(left, keep=False)
         except OSError:
             return
+
+    def _read(self, length: int, keep: bool = True) -> bytes:
+        """Up to ``length`` bytes of the body (fewer if the client stopped sending),
+        read within the request timeout in all, so that a trickle ends too.
+
+        Raises:
+            TimeoutError: the bytes did not come in time.
+        """
+        deadline = time.monotonic() + self.server.request_timeout
+        chunks: list[bytes] = []
+        while length > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the body took too long")
+            chunk = self.rfile.read1(min(length, 1 << 16))
+            if not chunk:
+                break
+            length -= len(chunk)
+            if keep:
+                chunks.append(chunk)
+        return b"".join(chunks)
 
     def _check_caller(self) -> None:
         """403 unless the request is for this server's name and not from another site."""
@@ -181,7 +197,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(415, f"The body must be JSON sent as application/json (or with no "
                                 f"Content-Type), not as {media}.")
         try:
-            raw = self.rfile.read(length) if length else b""
+            raw = self._read(length)
         except OSError:
             self.unread = 0
             raise ApiError(408, f"The body did not arrive within {self.server.request_timeout:g}"

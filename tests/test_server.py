@@ -515,6 +515,22 @@ def test_slow_and_half_sent_requests_time_out(serve):
     assert status == 408
     assert answer == {"error": "The body did not arrive within 1 s: Content-Length announced "
                                "100 bytes."}
+    with socket.create_connection(("127.0.0.1", server.port), timeout=0.3) as trickle:
+        # a byte at a time, each well within the timeout: the body as a whole is late
+        trickle.sendall(http_request("POST", "/function/call", server.port,
+                                     Content_Length="100"))
+        answer, started = b"", time.monotonic()
+        while not answer.endswith(b"}\n") and time.monotonic() - started < 15:
+            try:
+                chunk = trickle.recv(65536)
+            except socket.timeout:
+                trickle.sendall(b" ")
+                continue
+            if not chunk:
+                break
+            answer += chunk
+        assert parse_answer(answer)[0] == 408
+        assert time.monotonic() - started < 10
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as short:
         short.sendall(http_request("POST", "/function/call", server.port, b'{"symbolName": ',
                                    Content_Length="100"))
