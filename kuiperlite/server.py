@@ -161,11 +161,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _check_caller(self) -> None:
         """403 unless the request is for this server's name and not from another site."""
-        host = self.headers.get("Host")
-        name = _host_name(host or "")
+        hosts = self.headers.get_all("Host") or []
+        name = _host_name(hosts[0]) if len(hosts) == 1 else None
         if name is None or not self.server.accepts(name):
+            shown = ", ".join(repr(h) for h in hosts) or "none"
             raise ApiError(403, f"serve answers requests for {self.server.names()} only, not for "
-                                f"Host {host!r}: a web page may reach it by DNS rebinding.")
+                                f"Host {shown}: a web page may reach it by DNS rebinding.")
         origin = self.headers.get("Origin")
         if origin is not None:
             match = _ORIGIN.fullmatch(origin.strip())

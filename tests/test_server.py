@@ -425,6 +425,7 @@ def no_traceback(server):
     {"Host": "127.0.0.1.evil.example"},
     {"Host": "user@127.0.0.1"},
     {"Host": None},
+    {"Host": "127.0.0.1\r\nHost: evil.example"},
     {"Origin": "http://evil.example"},
     {"Origin": "http://localhost.evil.example:33333"},
     {"Origin": "null"},
