@@ -113,18 +113,22 @@ class Serve:
             return parse_answer(read_all(sock))
 
     def stop(self, signum=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signum)
         try:
-            self.proc.wait(20)
-        finally:
             if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-        if os.path.isdir(self.ipc_dir):
-            wait_until(lambda: not os.listdir(self.ipc_dir), 5,
-                       message=f"serve's socket files to go: {os.listdir(self.ipc_dir)}")
-            os.rmdir(self.ipc_dir)
+                self.proc.send_signal(signum)
+            try:
+                self.proc.wait(20)
+            finally:
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                    self.proc.wait()
+            if os.path.isdir(self.ipc_dir):
+                tail = "\n".join(self.lines[-15:])
+                wait_until(lambda: not os.listdir(self.ipc_dir), 5, message=(
+                    f"serve (exit code {self.proc.returncode}) to remove its socket files "
+                    f"{os.listdir(self.ipc_dir)}; its last output:\n{tail}"))
+        finally:
+            shutil.rmtree(self.ipc_dir, ignore_errors=True)
 
 
 def read_all(sock) -> bytes:
