@@ -108,7 +108,8 @@ def listen(sock: pynng.Socket, address: str, *, attempts: int = 10,
     make kuiperlite replace or delete someone's file.
 
     Raises:
-        ConnectionError: the address stayed taken, or holds another kind of file.
+        ConnectionError: the address stayed taken (its cause is pynng's error),
+            or holds another kind of file.
     """
     path = wire.ipc_path(address)
     try:
@@ -125,7 +126,8 @@ def listen(sock: pynng.Socket, address: str, *, attempts: int = 10,
             return
         except pynng.NNGException as err:
             if attempt == attempts - 1:
-                raise ConnectionError(f"cannot listen on {address} ({err})") from None
+                # The cause tells a taken address from other failures.
+                raise ConnectionError(f"cannot listen on {address} ({err})") from err
             time.sleep(interval)
 
 

@@ -5,6 +5,11 @@ zip the way the installer does, runs ``install.sh``, starts the plugin with
 the interpreter, working folder and argv eKuiper uses, handshakes with the
 embedded host, and starts and stops every symbol. Each step is reported in
 plain words.
+
+A malformed zip is a FAIL line, never a traceback. Nothing in the zip is
+read whole into memory but the metadata files, up to ``MAX_METADATA``
+bytes each; files are unpacked as streams, up to ``MAX_UNPACKED`` bytes in
+all; install.sh runs for at most ``INSTALL_TIMEOUT`` seconds.
 """
 
 from __future__ import annotations
@@ -19,18 +24,29 @@ import sys
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import orjson
 
+from . import proc
 from .errors import KuiperliteError
 from .host import Host, launch_argv
 from .plugin import PLUGIN_NAME_PATTERN
+from .schema import describe_value
 
 META_FOLDERS = ("sources/", "sinks/", "functions/")
 KINDS = (("sources", "source"), ("sinks", "sink"), ("functions", "function"))
+MAX_METADATA = 64 << 20  # bytes of one json or yaml file read into memory
+MAX_UNPACKED = 1 << 30  # bytes unpacked in all
+INSTALL_TIMEOUT = 600.0
+# What a zip entry's data may fail with: corrupt, encrypted, or an unknown method.
+READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError,
+               ValueError)
+# A symbol name becomes a file name in the zip and in eKuiper's folders.
+_BAD_SYMBOL = re.compile(r"[/\\\x00-\x1f\x7f]|\.\.")
 
 
 class CheckFailed(KuiperliteError):
@@ -57,18 +73,48 @@ def read_profile(text: str) -> dict[str, Any]:
     return profile
 
 
+class Entries:
+    """A zip's files by name, and the folders it holds or implies."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, zipfile.ZipInfo] = {}
+        self.folders: set[str] = set()
+
+    def file(self, name: str, what: str = "") -> zipfile.ZipInfo:
+        """The entry of a file eKuiper needs.
+
+        Raises:
+            CheckFailed: there is none, or only a folder of that name.
+        """
+        if name in self.files:
+            return self.files[name]
+        if name in self.folders:
+            raise CheckFailed(f"{name} is a folder in the zip; eKuiper needs a file{what}")
+        raise CheckFailed(f"missing {name}{what}")
+
+
 class Checker:
-    """Runs the steps, reporting each with ``report`` and counting failures."""
+    """Runs the steps, reporting each with ``report`` and counting failures.
+
+    Args:
+        max_metadata: bytes of one metadata file read into memory.
+        max_unpacked: bytes unpacked in all.
+        install_timeout: seconds install.sh may run.
+    """
 
     def __init__(self, zip_path: str, *, python: str = sys.executable, install: bool = True,
                  report: Callable[[str], None] = print, init_timeout: float = 60.0,
-                 ekuiper: int = 2) -> None:
+                 ekuiper: int = 2, install_timeout: float = INSTALL_TIMEOUT,
+                 max_metadata: int = MAX_METADATA, max_unpacked: int = MAX_UNPACKED) -> None:
         self.zip_path = Path(zip_path)
         self.python = python
         self.install = install
         self.report = report
         self.init_timeout = init_timeout
         self.ekuiper = ekuiper
+        self.install_timeout = install_timeout
+        self.max_metadata = max_metadata
+        self.max_unpacked = max_unpacked
         self.failures = 0
         self.passed = 0
 
@@ -101,52 +147,76 @@ class Checker:
             raise CheckFailed(f"{self.zip_path} does not exist")
         try:
             archive = zipfile.ZipFile(self.zip_path)
-        except zipfile.BadZipFile as err:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
             raise CheckFailed(f"{self.zip_path.name} is not a zip file ({err})") from None
         with archive:
-            names = self._entries(archive)
-            info = self._plugin_json(archive, name)
-            self._required(names, info)
-            self._symbol_metadata(archive, info)
-            root = self._unpack(archive, tmp, name)
+            entries = self._entries(archive)
+            info = self._plugin_json(archive, entries, name)
+            self._required(entries, info)
+            self._symbol_metadata(archive, entries, info)
+            root = self._unpack(archive, entries, tmp, name)
         plugin_dir = root / "plugins" / "portable" / name
         self._install(plugin_dir)
         self._start(name, info, plugin_dir, root)
 
-    def _entries(self, archive: zipfile.ZipFile) -> set[str]:
-        names: set[str] = set()
+    def _entries(self, archive: zipfile.ZipFile) -> Entries:
+        entries = Entries()
+        size = 0
         for entry in archive.infolist():
-            name = entry.filename
-            parts = name.replace("\\", "/").split("/")
-            if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-                raise CheckFailed(f"the zip holds an absolute path {name!r}")
-            if ".." in parts:
-                raise CheckFailed(f"the zip holds a path that leaves its folder: {name!r}")
-            if stat.S_ISLNK(entry.external_attr >> 16):
-                raise CheckFailed(f"the zip holds a symbolic link {name!r}")
-            names.add(name)
-        self.ok(f"zip: {len(names)} entries, no absolute paths, no '..', no links")
-        return names
+            name = _entry_name(entry)
+            parts = name.split("/")
+            mode = entry.external_attr >> 16
+            if entry.is_dir() or stat.S_ISDIR(mode):
+                entries.folders.add(name.rstrip("/"))
+                continue
+            if name in entries.files:
+                raise CheckFailed(f"the zip holds {name!r} twice")
+            entries.files[name] = entry
+            entries.folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
+            size += entry.file_size * (2 if name.startswith(META_FOLDERS) else 1)
+        both = sorted(set(entries.files) & entries.folders)
+        if both:
+            raise CheckFailed(f"the zip holds {both[0]!r} both as a file and as a folder")
+        if size > self.max_unpacked:
+            raise CheckFailed(f"the zip unpacks to {size} bytes; check unpacks at most "
+                              f"{self.max_unpacked}")
+        self.ok(f"zip: {len(entries.files)} files, no absolute paths, no '..', no links, "
+                "no name twice")
+        return entries
 
-    def _plugin_json(self, archive: zipfile.ZipFile, name: str) -> dict[str, Any]:
+    def _read(self, archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> bytes:
+        """A metadata file's bytes, when its size is within the bound."""
+        if entry.file_size > self.max_metadata:
+            raise CheckFailed(f"{entry.filename} has {entry.file_size} bytes; check reads "
+                              f"metadata files of at most {self.max_metadata}")
         try:
-            info = orjson.loads(archive.read(f"{name}.json"))
-        except KeyError:
-            raise CheckFailed(f"missing {name}.json at the zip's root") from None
+            with archive.open(entry) as data:
+                return data.read(self.max_metadata + 1)
+        except READ_ERRORS as err:
+            raise CheckFailed(f"{entry.filename} cannot be read from the zip ({err})") from None
+
+    def _plugin_json(self, archive: zipfile.ZipFile, entries: Entries,
+                     name: str) -> dict[str, Any]:
+        entry = entries.file(f"{name}.json", " at the zip's root")
+        try:
+            info = orjson.loads(self._read(archive, entry))
         except orjson.JSONDecodeError as err:
             raise CheckFailed(f"{name}.json is not valid JSON ({err})") from None
         if not isinstance(info, dict):
-            raise CheckFailed(f"{name}.json must hold an object")
+            raise CheckFailed(f"{name}.json must hold an object, not {describe_value(info)}")
         if info.get("name", name) != name:
             raise CheckFailed(f"{name}.json names the plugin {info.get('name')!r}, "
                               f"but the zip is {name}.zip")
         for key in ("language", "executable"):
             if not info.get(key):
                 raise CheckFailed(f"{name}.json is missing {key!r}")
+            if not isinstance(info[key], str):
+                raise CheckFailed(f"{name}.json: {key!r} must be a string, "
+                                  f"not {describe_value(info[key])}")
         if info["language"] != "python":
             raise CheckFailed(f"{name}.json has language {info['language']!r}; "
                               "check runs python plugins")
-        counts = {kind: info.get(kind) or [] for kind, _ in KINDS}
+        counts = {kind: _symbols(info, kind, f"{name}.json") for kind, _ in KINDS}
         if not any(counts.values()):
             raise CheckFailed(f"{name}.json lists no sources, sinks or functions")
         listed = ", ".join(f"{len(v)} {k}" for k, v in counts.items() if v)
@@ -154,21 +224,27 @@ class Checker:
                 f"{info['executable']}, {listed}")
         return info
 
-    def _required(self, names: set[str], info: dict[str, Any]) -> None:
+    def _required(self, entries: Entries, info: dict[str, Any]) -> None:
         required = [info["executable"]] + [f"sources/{s}.yaml" for s in info.get("sources") or []]
-        missing = [r for r in required if r not in names]
+        missing = [r for r in required if r not in entries.files and r not in entries.folders]
         if missing:
             raise CheckFailed(f"missing required files: {', '.join(missing)}")
+        for path in required:
+            entries.file(path)
         self.ok(f"required files present: {', '.join(required)}")
 
-    def _symbol_metadata(self, archive: zipfile.ZipFile, info: dict[str, Any]) -> None:
+    def _symbol_metadata(self, archive: zipfile.ZipFile, entries: Entries,
+                         info: dict[str, Any]) -> None:
         for folder, word in KINDS:
             for symbol in info.get(folder) or []:
                 path = f"{folder}/{symbol}.json"
                 try:
-                    meta = orjson.loads(archive.read(path))
-                except KeyError:
-                    self.fail(f"{word} {symbol}: no {path} to describe it in eKuiper's UI")
+                    meta = orjson.loads(self._read(archive, entries.file(path)))
+                except CheckFailed as err:
+                    if path in entries.files or path in entries.folders:
+                        self.fail(str(err))
+                    else:
+                        self.fail(f"{word} {symbol}: no {path} to describe it in eKuiper's UI")
                     continue
                 except orjson.JSONDecodeError as err:
                     self.fail(f"{path} is not valid JSON ({err})")
@@ -178,18 +254,25 @@ class Checker:
                     continue
                 self.ok(f"{path} describes {word} {symbol}")
 
-    def _unpack(self, archive: zipfile.ZipFile, tmp: Path, name: str) -> Path:
+    def _unpack(self, archive: zipfile.ZipFile, entries: Entries, tmp: Path, name: str) -> Path:
         plugin_dir = tmp / "plugins" / "portable" / name
-        for entry in archive.infolist():
-            if entry.is_dir():
-                continue
+        for entry in entries.files.values():
             if entry.filename.startswith(META_FOLDERS):
                 targets = [tmp / "etc" / entry.filename, tmp / "data" / entry.filename]
             else:
                 targets = [plugin_dir / entry.filename]
             for target in targets:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(archive.read(entry))
+                # zipfile never yields more than an entry's declared size, and
+                # _entries refused a zip whose sizes add up to more than the bound.
+                try:
+                    with archive.open(entry) as data, open(target, "wb") as out:
+                        shutil.copyfileobj(data, out, 1 << 20)
+                except READ_ERRORS as err:
+                    raise CheckFailed(f"{entry.filename} cannot be read from the zip "
+                                      f"({err})") from None
+                except OSError as err:
+                    raise CheckFailed(f"cannot unpack {entry.filename}: {err}") from None
                 mode = (entry.external_attr >> 16) & 0o777
                 if mode:
                     target.chmod(mode)
@@ -206,11 +289,15 @@ class Checker:
             self.ok("install.sh skipped (--no-install)")
             return
         started = time.monotonic()
-        result = subprocess.run(["/bin/sh", str(script), self.python], cwd=plugin_dir,
-                                capture_output=True, text=True)
-        if result.returncode != 0:
+        try:
+            result = proc.run(["/bin/sh", str(script), self.python], cwd=str(plugin_dir),
+                              timeout=self.install_timeout)
+        except subprocess.TimeoutExpired:
+            raise CheckFailed(f"install.sh did not finish within {self.install_timeout:g} s; "
+                              "it was stopped (--install-timeout sets the bound)") from None
+        if result.code != 0:
             tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-8:])
-            raise CheckFailed(f"install.sh failed with exit code {result.returncode}:\n{tail}")
+            raise CheckFailed(f"install.sh failed with exit code {result.code}:\n{tail}")
         self.ok(f"install.sh finished in {time.monotonic() - started:.1f} s")
 
     def _start(self, name: str, info: dict[str, Any], plugin_dir: Path, root: Path) -> None:
@@ -223,7 +310,10 @@ class Checker:
                                   "but conda is not on this machine")
         argv = launch_argv(str(executable), self.python, conda_env)
         started = time.monotonic()
-        host = Host(name, ekuiper=self.ekuiper)
+        try:
+            host = Host(name, ekuiper=self.ekuiper)
+        except (KuiperliteError, ValueError) as err:
+            raise CheckFailed(f"the plugin did not start: {err}") from None
         try:
             try:
                 host.spawn(argv, str(plugin_dir), _clean_env())
@@ -238,15 +328,15 @@ class Checker:
 
     def _symbols(self, host: Host, info: dict[str, Any], root: Path) -> None:
         for i, symbol in enumerate(info.get("sources") or []):
-            config = _field_defaults(root / "etc" / "sources" / f"{symbol}.json")
-            yaml = root / "etc" / "sources" / f"{symbol}.yaml"
-            config.update(read_profile(yaml.read_text(encoding="utf-8")))
             with self.step(f"source {symbol}", "started and stopped with its default profile"):
+                config = _field_defaults(root / "etc" / "sources" / f"{symbol}.json")
+                yaml = root / "etc" / "sources" / f"{symbol}.yaml"
+                config.update(read_profile(_text(yaml, self.max_metadata)))
                 host.start_source(symbol, rule="kuiperlite_check", op="source", instance=i,
                                   config=config).stop()
         for i, symbol in enumerate(info.get("sinks") or []):
-            config = _field_defaults(root / "etc" / "sinks" / f"{symbol}.json")
             with self.step(f"sink {symbol}", "started and stopped"):
+                config = _field_defaults(root / "etc" / "sinks" / f"{symbol}.json")
                 host.start_sink(symbol, rule="kuiperlite_check", op="sink", instance=i,
                                 config=config).stop()
         for symbol in info.get("functions") or []:
@@ -259,10 +349,69 @@ class Checker:
         """Report ``subject: success``, or the error that interrupted the block."""
         try:
             yield
-        except KuiperliteError as err:
+        except (KuiperliteError, ValueError) as err:
             self.fail(f"{subject}: {err}")
         else:
             self.ok(f"{subject}: {success}")
+
+
+def _entry_name(entry: zipfile.ZipInfo) -> str:
+    """The entry's name, once it is a plain relative path eKuiper can unpack.
+
+    Raises:
+        CheckFailed: the name is absolute, leaves the folder, holds a NUL or a
+            backslash, or the entry is a link or a special file.
+    """
+    raw = entry.orig_filename  # zipfile cuts filename at a NUL
+    name = entry.filename
+    if "\x00" in raw:
+        raise CheckFailed(f"the zip holds a name with a NUL character: {raw!r}")
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        raise CheckFailed(f"the zip holds an absolute path {name!r}")
+    if ".." in name.replace("\\", "/").split("/"):
+        raise CheckFailed(f"the zip holds a path that leaves its folder: {name!r}")
+    if "\\" in name:
+        raise CheckFailed(f"the zip holds a name with a backslash: {name!r}; use '/' "
+                          "between folders")
+    kind = stat.S_IFMT(entry.external_attr >> 16)
+    if kind == stat.S_IFLNK:
+        raise CheckFailed(f"the zip holds a symbolic link {name!r}")
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        raise CheckFailed(f"the zip holds {name!r}, which is not a regular file or folder")
+    return name
+
+
+def _symbols(info: dict[str, Any], kind: str, where: str) -> list[str]:
+    """The plugin json's list of sources, sinks or functions, when it is one of names."""
+    names = info.get(kind)
+    if names is None:
+        return []
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise CheckFailed(f"{where}: {kind!r} must be a list of names, not "
+                          f"{describe_value(names)}")
+    for symbol in names:
+        if _BAD_SYMBOL.search(symbol):
+            raise CheckFailed(f"{where} lists {kind} {symbol!r}; a symbol name must not hold "
+                              "'/', '\\', '..', NUL or control characters")
+    return names
+
+
+def _text(path: Path, limit: int) -> str:
+    """A file's text, when it is within ``limit`` bytes of UTF-8.
+
+    Raises:
+        CheckFailed: it is larger or not UTF-8.
+    """
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise CheckFailed(f"{path.name} has {size} bytes; check reads at most {limit}")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise CheckFailed(f"{path.name} is not UTF-8 text ({err.reason} at byte "
+                          f"{err.start})") from None
+    except OSError as err:
+        raise CheckFailed(f"cannot read {path.name}: {err.strerror or err}") from None
 
 
 def _field_defaults(path: Path) -> dict[str, Any]:
@@ -270,6 +419,8 @@ def _field_defaults(path: Path) -> dict[str, Any]:
     try:
         meta = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError):
+        return {}
+    if not isinstance(meta, dict):
         return {}
     fields = meta.get("properties")
     if isinstance(fields, dict):
@@ -288,7 +439,8 @@ def _clean_env() -> dict[str, str]:
 
 
 def check(zip_path: str, *, python: Optional[str] = None, install: bool = True,
-          report: Callable[[str], None] = print, ekuiper: int = 2) -> bool:
+          report: Callable[[str], None] = print, ekuiper: int = 2,
+          install_timeout: float = INSTALL_TIMEOUT) -> bool:
     """Check a plugin zip; True when every step passed.
 
     Args:
@@ -297,6 +449,7 @@ def check(zip_path: str, *, python: Optional[str] = None, install: bool = True,
         install: run the zip's install.sh (off for offline machines).
         report: called with each line of the report.
         ekuiper: the eKuiper generation whose host to behave like, 2 or 1.
+        install_timeout: seconds install.sh may run before it is stopped.
     """
     return Checker(zip_path, python=python or sys.executable, install=install,
-                   report=report, ekuiper=ekuiper).run()
+                   report=report, ekuiper=ekuiper, install_timeout=install_timeout).run()

@@ -55,7 +55,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .check import check
 
     return 0 if check(args.zip, python=args.python, install=not args.no_install,
-                      ekuiper=args.ekuiper) else 1
+                      ekuiper=args.ekuiper, install_timeout=args.install_timeout) else 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -68,7 +68,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     return serve(args.target, host=args.host, port=args.port, attach=args.attach,
                  reload=args.reload, mock=mock, allow_remote=args.allow_remote,
-                 max_body=args.max_body, ekuiper=args.ekuiper,
+                 max_body=args.max_body, request_timeout=args.request_timeout,
+                 ekuiper=args.ekuiper,
                  log=lambda line: print(line, flush=True))
 
 
@@ -136,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--python", help="the interpreter eKuiper runs (default: this one)")
     check.add_argument("--no-install", action="store_true",
                        help="skip install.sh (for machines without network)")
+    check.add_argument("--install-timeout", type=float, default=600.0, metavar="SECONDS",
+                       help="seconds install.sh may run before it is stopped (default: 600)")
     _ekuiper_argument(check)
     check.set_defaults(func=cmd_check)
 
@@ -164,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds between mock sends and calls (0: none; default 1)")
     serve.add_argument("--max-body", type=int, default=1 << 20, metavar="BYTES",
                        help="largest request body accepted (default: 1 MiB)")
+    serve.add_argument("--request-timeout", type=float, default=10.0, metavar="SECONDS",
+                       help="seconds a request may take to arrive (default: 10)")
     _ekuiper_argument(serve)
     serve.set_defaults(func=cmd_serve)
     return parser

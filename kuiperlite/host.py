@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import pynng
 
@@ -33,6 +33,7 @@ from .errors import HostError, ProtocolError
 from .wire import FUNC, SINK, SOURCE, START, STOP, Control, FuncMeta, Meta
 
 log = logging.getLogger("kuiperlite.host")
+T = TypeVar("T")
 
 PORTABLE_CONFIG = '{"sendTimeout":1000}'
 
@@ -82,6 +83,45 @@ def launch_argv(executable: str, python: str = sys.executable,
     return [python, "-u", executable, PORTABLE_CONFIG]
 
 
+def checked_address(address: str, *names: tuple[str, str]) -> str:
+    """``address``, once its names fit in a socket file name and its path in a socket.
+
+    Args:
+        address: the ``ipc://`` address to listen on or dial.
+        names: ``(what, value)`` pairs that are part of it, e.g. ``("ruleId", "rule1")``.
+
+    Raises:
+        ValueError: a name holds ``/``, ``..``, NUL or control characters, or the
+            path is longer than 107 bytes; the message says which.
+    """
+    try:
+        for what, value in names:
+            wire.check_ipc_name(value, what)
+        wire.check_ipc_path(address)
+    except ProtocolError as err:
+        raise ValueError(str(err)) from None
+    return address
+
+
+def listening(address: str, holder: Optional[str], make: Callable[[], T]) -> T:
+    """``make()``, which listens on ``address``; its failure becomes a HostError.
+
+    Args:
+        holder: what else may hold the address (``"rule 'rule1'"``), for the message.
+
+    Raises:
+        HostError: the address is taken, or cannot be listened on.
+    """
+    try:
+        return make()
+    except ConnectionError as err:
+        path = wire.ipc_path(address)
+        if isinstance(err.__cause__, pynng.AddressInUse) and holder:
+            raise HostError(f"Cannot listen on {path}: is eKuiper, a serve or a test run "
+                            f"already hosting {holder}?") from None
+        raise HostError(f"Cannot listen on {path}: {err.__cause__ or err}.") from None
+
+
 class Channel:
     """A host socket used by one thread at a time and never closed while in use.
 
@@ -112,24 +152,41 @@ class Channel:
 
 
 class Responder(Channel):
-    """The host's end of an inverted channel: commands go out as replies."""
+    """The host's end of an inverted channel: commands go out as replies.
 
-    def __init__(self, address: str, alive: Callable[[], None]) -> None:
-        sock = pynng.Rep0(recv_timeout=ms(TICK), send_timeout=ms(TICK))
-        sock.recv_max_size = 0
-        listen(sock, address)
-        super().__init__(sock)
+    Args:
+        holder: what else may hold the address when it is taken, for the error.
+
+    Raises:
+        HostError: the address is taken or cannot be listened on.
+    """
+
+    def __init__(self, address: str, alive: Callable[[], None],
+                 holder: Optional[str] = None) -> None:
         self.address = address
         self.alive = alive
+        self.holder = holder
+        super().__init__(self._listen())
+
+    def _listen(self) -> pynng.Rep0:
+        def make() -> pynng.Rep0:
+            sock = pynng.Rep0(recv_timeout=ms(TICK), send_timeout=ms(TICK))
+            sock.recv_max_size = 0
+            try:
+                listen(sock, self.address)
+            except ConnectionError:
+                sock.close()
+                raise
+            return sock
+
+        return listening(self.address, self.holder, make)
 
     def reopen(self) -> None:
         """Close the socket and listen again on the same address."""
         with self.lock:
             if self.sock is not None:
                 self.sock.close()
-            sock = pynng.Rep0(recv_timeout=ms(TICK), send_timeout=ms(TICK))
-            sock.recv_max_size = 0
-            listen(sock, self.address)
+            sock = self._listen()
             self.sock, self.direct = sock, Direct(sock)
 
     def _recv(self, deadline: float, what: str) -> bytes:
@@ -264,6 +321,15 @@ class Host:
         ipc_dir: the folder of the socket files (default: eKuiper's ``/tmp``,
             or ``KUIPERLITE_IPC_DIR``); a launched plugin is told to use it.
         on_output: called with each line the plugin process prints.
+
+    Raises:
+        ValueError: the name cannot be part of a socket file name, or a socket
+            path is too long; so do ``start_source``, ``start_sink`` and
+            ``function`` for their rule, op and symbol names, before they listen.
+            A bad argument is a ValueError; HostError is kept for what the
+            plugin or the machine did.
+        HostError: the control channel's address is taken (another host, or
+            eKuiper, hosts the plugin); so do the handles for theirs.
     """
 
     def __init__(self, name: str, *, ekuiper: int = 2, timeout: float = 10.0,
@@ -288,8 +354,14 @@ class Host:
         self.handles: list[Any] = []
         self.functions: dict[str, FunctionChannel] = {}
         self._restart_lock = threading.Lock()
+        self._functions_lock = threading.Lock()
         self._closed = threading.Event()
-        self.control = Responder(wire.control_address(name, self.ipc_dir), self._check_alive)
+        self.control = self._control_channel()
+
+    def _control_channel(self) -> Responder:
+        address = checked_address(wire.control_address(self.name, self.ipc_dir),
+                                  ("plugin name", self.name))
+        return Responder(address, self._check_alive, f"plugin {self.name!r}")
 
     @classmethod
     def launch(cls, executable: str, *, name: Optional[str] = None, python: str = sys.executable,
@@ -423,8 +495,7 @@ class Host:
         """Close and listen again on the control and function channels, as an
         eKuiper restart does, without sending any command."""
         self.control.close()
-        self.control = Responder(wire.control_address(self.name, self.ipc_dir),
-                                 self._check_alive)
+        self.control = self._control_channel()
         for channel in self.functions.values():
             if not channel.closed:
                 channel.reopen()
@@ -454,6 +525,10 @@ class Host:
             datasource: the stream's DATASOURCE.
             config: the properties of the source's yaml conf key.
             options: other stream options (``format``, ``key``, ...).
+
+        Raises:
+            ValueError: the rule or op cannot be part of a socket file name.
+            HostError: the data channel is taken, or the plugin refused the start.
         """
         control = self.source_control(symbol, Meta(rule, op, instance), datasource, config,
                                       **options)
@@ -465,6 +540,11 @@ class Host:
 
         Args:
             config: the action's properties in the rule (``requireAck``, ...).
+
+        Raises:
+            ValueError: the rule or op cannot be part of a socket file name.
+            HostError: the ack channel is taken, the plugin refused the start,
+                or it does not listen on the data channel.
         """
         return SinkHandle(self, Control(symbol, SINK, Meta(rule, op, instance), "", config or {}))
 
@@ -473,12 +553,18 @@ class Host:
 
         Like eKuiper, the host keeps one channel per function symbol, shared
         by every caller, one call at a time; it closes with its last handle.
+        Threads may ask for one function at once: the first opens its channel.
+
+        Raises:
+            ValueError: the symbol cannot be part of a socket file name.
+            HostError: the channel is taken, or the plugin refused the start.
         """
-        channel = self.functions.get(symbol)
-        if channel is None or channel.closed:
-            channel = FunctionChannel(self, symbol)
-            self.functions[symbol] = channel
-        return FunctionHandle(self, channel)
+        with self._functions_lock:
+            channel = self.functions.get(symbol)
+            if channel is None or channel.closed:
+                channel = FunctionChannel(self, symbol)
+                self.functions[symbol] = channel
+            return FunctionHandle(self, channel)
 
     def close(self) -> None:
         """Close every channel and stop the plugin process (SIGTERM, then SIGKILL)."""
@@ -489,6 +575,18 @@ class Host:
             if self.process is not None:
                 self.process.stop()
         self.control.close()
+
+
+def _data_address(control: Control, directory: str) -> str:
+    meta = control.meta
+    assert meta is not None
+    return checked_address(wire.data_address(meta, directory), ("ruleId", meta.rule_id),
+                           ("opId", meta.op_id))
+
+
+def _holder(control: Control) -> str:
+    assert control.meta is not None
+    return f"rule {control.meta.rule_id!r}"
 
 
 class SourceHandle:
@@ -505,8 +603,9 @@ class SourceHandle:
         assert control.meta is not None
         self.host = host
         self.control = control
-        self.address = wire.data_address(control.meta, host.ipc_dir)
-        self.channel = Channel(puller(self.address))
+        self.address = _data_address(control, host.ipc_dir)
+        self.channel = Channel(listening(self.address, _holder(control),
+                                         lambda: puller(self.address)))
         try:
             host.command(START, control)
         except BaseException:
@@ -593,13 +692,18 @@ class SinkHandle:
         self.host = host
         self.control = control
         self.require_ack = control.config.get("requireAck") is True
-        self.address = wire.data_address(control.meta, host.ipc_dir)
-        self.ack = Channel(puller(wire.ack_address(control.meta, host.ipc_dir)))
+        self.address = _data_address(control, host.ipc_dir)
+        ack = checked_address(wire.ack_address(control.meta, host.ipc_dir))
+        self.ack = Channel(listening(ack, _holder(control), lambda: puller(ack)))
         data: Optional[pynng.Push0] = None
         try:
             host.command(START, control)
             data = pynng.Push0(send_timeout=ms(TICK))
-            dial(data, self.address)
+            try:
+                dial(data, self.address)
+            except ConnectionError:
+                raise HostError(f"The {control.label} started, but nothing listens on its "
+                                f"data channel {wire.ipc_path(self.address)}.") from None
         except BaseException:
             self.ack.close()
             if data is not None:
@@ -693,7 +797,9 @@ class FunctionChannel(Responder):
     """A function symbol's channel, shared by its handles, one call at a time."""
 
     def __init__(self, host: Host, symbol: str) -> None:
-        super().__init__(wire.function_address(symbol, host.ipc_dir), host._check_alive)
+        address = checked_address(wire.function_address(symbol, host.ipc_dir),
+                                  ("function name", symbol))
+        super().__init__(address, host._check_alive, f"function {symbol!r}")
         self.symbol = symbol
         self.users = 0
         try:
@@ -762,10 +868,11 @@ class FunctionHandle:
     def close(self) -> bool:
         """Let go of the channel; the last handle closes it (no stop command:
         functions are never stopped)."""
-        if self not in self.host.handles:
-            return False
-        self.host.handles.remove(self)
-        self.channel.users -= 1
-        if self.channel.users <= 0:
-            self.channel.close()
+        with self.host._functions_lock:
+            if self not in self.host.handles:
+                return False
+            self.host.handles.remove(self)
+            self.channel.users -= 1
+            if self.channel.users <= 0:
+                self.channel.close()
         return True

@@ -7,6 +7,12 @@ chosen with include globs, a copy of kuiperlite (pure Python, so the plugin
 runs with a python that has only pynng, orjson and attrs), the
 requirements, optionally their wheels, and an ``install.sh`` that installs
 them for the python eKuiper runs.
+
+Nothing outside the plugin's folder goes in: a file to ship that is, or
+lies in, a symbolic link leading out of the folder is refused with a
+PluginError (a link to a file inside the folder is shipped under its own
+name). Refusing, rather than skipping, keeps a plugin from being shipped
+without a file it needs; ``--exclude`` leaves such a file out on purpose.
 """
 
 from __future__ import annotations
@@ -65,7 +71,11 @@ fi
 
 
 def local_modules(entry: Path) -> list[Path]:
-    """The modules and packages under ``entry``'s folder that it imports, transitively."""
+    """The modules and packages under ``entry``'s folder that it imports, transitively.
+
+    The paths are in the folder; one may be a link leading out of it, which
+    :func:`contents` refuses to ship.
+    """
     root = entry.parent
     found: list[Path] = []
     pending = [entry]
@@ -111,6 +121,15 @@ def _globbed(root: Path, patterns: Iterable[str]) -> list[Path]:
             raise PluginError(f"--include {pattern!r} matches no file under {root}.")
         out.update(matches)
     return sorted(out)
+
+
+def _inside(path: Path, name: str, root: Path) -> None:
+    """Refuse a file whose real path is not in the plugin's folder ``root`` (resolved)."""
+    target = path.resolve()
+    if not target.is_relative_to(root):
+        raise PluginError(f"{name} leads outside the plugin's folder {root}, to {target}; "
+                          "package follows no link out of the folder: copy the file in, or "
+                          "leave it out with --exclude.")
 
 
 def _requirements(plugin_file: Path, requirements: Optional[str]) -> list[str]:
@@ -191,7 +210,8 @@ def contents(plugin: Plugin, *, include: Iterable[str] = (), exclude: Iterable[s
     """Every file of the zip by its name in the zip, in a fixed order.
 
     Raises:
-        PluginError: a requirements file or include glob points at nothing.
+        PluginError: a requirements file or include glob points at nothing, or a
+            file to ship leads outside the plugin's folder.
         DefinitionError: the metadata cannot express a symbol.
     """
     if plugin.path is None:
@@ -204,6 +224,7 @@ def contents(plugin: Plugin, *, include: Iterable[str] = (), exclude: Iterable[s
     for path in code:
         name = path.relative_to(root).as_posix()
         if not any(fnmatch.fnmatch(name, pattern) for pattern in exclude):
+            _inside(path, name, root)
             files.setdefault(name, path.read_bytes())
     if entry.name not in files:
         raise PluginError(f"--exclude removed the plugin file {entry.name} itself.")

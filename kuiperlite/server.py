@@ -4,26 +4,45 @@ It serves eKuiper's plugin test server API (``POST /symbol/start`` and
 ``POST /symbol/stop``, same body) and more: ``GET /symbols``,
 ``GET /symbol/output``, ``POST /symbol/send`` and ``POST /function/call``.
 Errors are JSON ``{"error": "..."}`` with the status that says why: 400 bad
-body, 404 unknown symbol, 409 already running, 413 body too large, 502
-plugin error. It listens on loopback unless told otherwise.
+body, 403 a request from another site or for another host name, 404 unknown
+symbol, 405 wrong method, 408 a body that did not arrive, 409 already
+running, 413 body too large, 415 a body that is not sent as JSON, 501 an
+unknown method, 502 plugin error (500: a bug in serve). It listens on
+loopback unless told otherwise, and answers only requests addressed to
+loopback: a web page cannot reach it, not even through DNS rebinding.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import math
+import re
 import signal
+import sys
 import threading
+import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from .errors import HostError
+from .errors import HostError, KuiperliteError
 from .session import ApiError, Mock, Session
 
 MAX_BODY = 1 << 20
+REQUEST_TIMEOUT = 10.0
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+WILDCARD = ("0.0.0.0", "::", "")
+# Browsers send text/plain and multipart/form-data across sites without
+# asking first; curl -d sends the form type, so that one stays accepted.
+BODY_TYPES = ("", "application/json", "application/x-www-form-urlencoded")
+DRAIN_MAX = 64 << 20  # read and drop at most this much of a refused body
+_HOST = re.compile(r"\[([0-9A-Fa-f:.]+)\]|[^\s:/@\[\]]+")
+_PORT = re.compile(r"(?::[0-9]{1,5})?")
+_ORIGIN = re.compile(r"https?://(.+)", re.IGNORECASE)
 ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/symbol/start"): "start",
     ("POST", "/symbol/stop"): "stop",
@@ -35,9 +54,20 @@ ROUTES: dict[tuple[str, str], str] = {
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Routes requests to the :class:`Session`; every answer is JSON."""
+    """Routes requests to the :class:`Session`; every answer is JSON.
+
+    A request must be addressed to loopback (its ``Host``) and may not come
+    from a web page of another site (``Origin``, ``Sec-Fetch-Site``). Reads
+    time out after the server's ``request_timeout``, so a slow or half-sent
+    request ends; the ``follow=1`` stream only writes, and lives on.
+    """
 
     server: DebugServer
+    unread = 0  # body bytes announced and not read yet
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.request_timeout)
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         self._dispatch("GET")
@@ -45,13 +75,35 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         self._dispatch("POST")
 
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._dispatch("PATCH")
+
+    def do_OPTIONS(self) -> None:  # noqa: N802 - a browser's preflight gets no CORS grant
+        self._dispatch("OPTIONS")
+
     def log_message(self, format: str, *args: Any) -> None:
         """The live log already tells what happened; no access log."""
+
+    def send_error(self, code: int, message: Optional[str] = None,
+                   explain: Optional[str] = None) -> None:
+        """http.server's own refusals (a bad request line or header) as JSON too."""
+        text = message or self.responses.get(code, ("Error",))[0]
+        self.close_connection = True
+        self.request_version = "HTTP/1.0"  # also when the request line did not say: a status
+        self._reply(code, {"error": text if text.endswith(".") else f"{text}."})
 
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         session = self.server.session
+        self.unread = _announced(self.headers.get("Content-Length"))
         try:
+            self._check_caller()
             route = ROUTES.get((method, url.path))
             if route is None:
                 known = [m for (m, path) in ROUTES if path == url.path]
@@ -65,20 +117,96 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 self._reply(200, getattr(session, route)(self._body()))
         except ApiError as err:
-            self._reply(err.status, {"error": str(err)})
-        except HostError as err:
-            self._reply(502, {"error": str(err)})
+            self._refuse(err.status, str(err))
+        except KuiperliteError as err:  # HostError, or an answer the host cannot decode
+            self._refuse(502, str(err))
+        except OSError:
+            self.close_connection = True  # the client went away or stalled
+        except Exception as err:
+            session.print(f"serve: {method} {url.path} failed; this is a bug in serve:\n"
+                          f"{traceback.format_exc()}")
+            self._refuse(500, f"serve failed on this request: {type(err).__name__}: {err}")
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer with the error, then read and drop the body no one read (so the
+        client, still sending it, sees the answer rather than a reset)."""
+        self.close_connection = True
+        try:
+            self._reply(status, {"error": message})
+            left, self.unread = self.unread, 0
+            if left <= DRAIN_MAX:
+                self._read(left, keep=False)
+        except OSError:
+            return
+
+    def _read(self, length: int, keep: bool = True) -> bytes:
+        """Up to ``length`` bytes of the body (fewer if the client stopped sending),
+        read within the request timeout in all, so that a trickle ends too.
+
+        Raises:
+            TimeoutError: the bytes did not come in time.
+        """
+        deadline = time.monotonic() + self.server.request_timeout
+        chunks: list[bytes] = []
+        while length > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the body took too long")
+            chunk = self.rfile.read1(min(length, 1 << 16))
+            if not chunk:
+                break
+            length -= len(chunk)
+            if keep:
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _check_caller(self) -> None:
+        """403 unless the request is for this server's name and not from another site."""
+        hosts = self.headers.get_all("Host") or []
+        name = _host_name(hosts[0]) if len(hosts) == 1 else None
+        if name is None or not self.server.accepts(name):
+            shown = ", ".join(repr(h) for h in hosts) or "none"
+            raise ApiError(403, f"serve answers requests for {self.server.names()} only, not for "
+                                f"Host {shown}: a web page may reach it by DNS rebinding.")
+        origin = self.headers.get("Origin")
+        if origin is not None:
+            match = _ORIGIN.fullmatch(origin.strip())
+            name = _host_name(match.group(1)) if match else None
+            if name is None or not self.server.accepts(name, origin=True):
+                raise ApiError(403, f"serve refuses requests from web pages of other sites; "
+                                    f"this one came from Origin {origin!r}.")
+        site = (self.headers.get("Sec-Fetch-Site") or "").strip().lower()
+        if site in ("cross-site", "same-site"):
+            raise ApiError(403, f"serve refuses requests a browser sends for another site "
+                                f"(Sec-Fetch-Site: {site}).")
 
     def _body(self) -> dict[str, Any]:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            raise ApiError(400, "Content-Length is not a number.") from None
+        lengths = self.headers.get_all("Content-Length") or []
+        if len(lengths) > 1:
+            raise ApiError(400, f"The request has {len(lengths)} Content-Length headers; "
+                                "send one.")
+        if self.headers.get("Transfer-Encoding"):
+            raise ApiError(400, "serve reads a body by its Content-Length; send it without "
+                                f"Transfer-Encoding {self.headers['Transfer-Encoding']!r}.")
+        length = _announced(lengths[0] if lengths else "0")
+        if length < 0:
+            raise ApiError(400, f"Content-Length must be a number of bytes, got {lengths[0]!r}.")
         if length > self.server.max_body:
-            self.close_connection = True
             raise ApiError(413, f"The body has {length} bytes; the limit is "
                                 f"{self.server.max_body}.")
-        raw = self.rfile.read(length) if length else b""
+        media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if media not in BODY_TYPES:
+            raise ApiError(415, f"The body must be JSON sent as application/json (or with no "
+                                f"Content-Type), not as {media}.")
+        try:
+            raw = self._read(length)
+        except OSError:
+            self.unread = 0
+            raise ApiError(408, f"The body did not arrive within {self.server.request_timeout:g}"
+                                f" s: Content-Length announced {length} bytes.") from None
+        self.unread = 0
+        if len(raw) < length:
+            raise ApiError(400, f"The body ended after {len(raw)} of the {length} bytes "
+                                "Content-Length announced.")
         try:
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError as err:
@@ -93,6 +221,8 @@ class Handler(BaseHTTPRequestHandler):
             wait = min(float(query.pop("wait", 0)), 60.0)
         except ValueError:
             raise ApiError(400, "since must be an integer and wait a number.") from None
+        if not math.isfinite(wait):
+            raise ApiError(400, f"wait must be a finite number of seconds, got {wait}.")
         follow = query.pop("follow", "") in ("1", "true", "yes")
         session = self.server.session
         if not follow:
@@ -123,14 +253,71 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class DebugServer(ThreadingHTTPServer):
-    """The HTTP server, holding the session its handlers use."""
+    """The HTTP server, holding the session its handlers use.
+
+    Args:
+        address: the host and port to listen on.
+        session: the session requests go to.
+        max_body: the largest body accepted, in bytes.
+        allow_remote: also answer requests for ``address``'s host (for any IP
+            address when it is a wildcard such as 0.0.0.0), not only loopback;
+            web pages must still come from loopback or that host.
+        request_timeout: seconds a request may take to arrive.
+    """
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], session: Session, max_body: int) -> None:
+    def __init__(self, address: tuple[str, int], session: Session, max_body: int, *,
+                 allow_remote: bool = False, request_timeout: float = REQUEST_TIMEOUT) -> None:
         self.session = session
         self.max_body = max_body
+        self.request_timeout = request_timeout
+        self.remote = address[0].strip("[]").lower() if allow_remote else None
         super().__init__(address, Handler)
+
+    def accepts(self, name: str, origin: bool = False) -> bool:
+        """Whether a request for the host ``name`` is answered, or from a page of
+        the host ``name`` when ``origin`` (no page of another IP address is)."""
+        if name in LOOPBACK or (self.remote is not None and name == self.remote):
+            return True
+        if self.remote in WILDCARD and not origin:
+            try:
+                ipaddress.ip_address(name)
+            except ValueError:
+                return False
+            return True
+        return False
+
+    def names(self) -> str:
+        """The host names requests may be for, as a message shows them."""
+        names = ["127.0.0.1", "localhost", "[::1]"]
+        if self.remote in WILDCARD:
+            names.append("an IP address of this machine")
+        elif self.remote is not None and self.remote not in LOOPBACK:
+            names.append(f"[{self.remote}]" if ":" in self.remote else self.remote)
+        return ", ".join(names[:-1]) + " or " + names[-1]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is no error; anything else is shown, once."""
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        self.session.print(f"serve: a request from {client_address[0]} failed:\n"
+                           f"{traceback.format_exc()}")
+
+
+def _host_name(value: str) -> Optional[str]:
+    """The host of a ``Host`` header or an origin's authority, without its port;
+    None when it is not a plain host name or address."""
+    match = _HOST.match(value.strip())
+    if match is None or not _PORT.fullmatch(value.strip()[match.end():]):
+        return None
+    return (match.group(1) or match.group(0)).lower()
+
+
+def _announced(value: Optional[str]) -> int:
+    """A Content-Length as a number; -1 when it is not a plain number of bytes."""
+    text = (value or "0").strip()
+    return int(text) if re.fullmatch(r"[0-9]{1,18}", text) else -1
 
 
 def load_mock(path: Optional[str], sink_data: Optional[str],
@@ -174,7 +361,8 @@ def _interrupt(signum: int, _frame: Any) -> None:
 
 def serve(target: str, *, host: str = "127.0.0.1", port: int = 33333, attach: bool = False,
           reload: bool = False, mock: Optional[Mock] = None, allow_remote: bool = False,
-          max_body: int = MAX_BODY, ekuiper: int = 2, log: Callable[[str], None] = print) -> int:
+          max_body: int = MAX_BODY, request_timeout: float = REQUEST_TIMEOUT, ekuiper: int = 2,
+          log: Callable[[str], None] = print) -> int:
     """Run the test server until Ctrl-C or SIGTERM; returns the exit code."""
     if host not in LOOPBACK and not allow_remote:
         log(f"kuiperlite: refusing to listen on {host}: the test server starts and stops "
@@ -188,9 +376,14 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 33333, attach: bo
     except ApiError as err:
         log(f"kuiperlite: {target} does not load:\n{err}")
         return 2
+    except (HostError, ValueError) as err:
+        log(f"kuiperlite: cannot host {target}: {err}")
+        return 2
     try:
-        httpd = DebugServer((host, port), session, max_body)
+        httpd = DebugServer((host, port), session, max_body, allow_remote=allow_remote,
+                            request_timeout=request_timeout)
     except OSError as err:
+        session.close()
         log(f"kuiperlite: cannot listen on {host}:{port}: {err.strerror or err}.")
         return 2
     if threading.current_thread() is threading.main_thread():

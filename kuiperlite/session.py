@@ -24,15 +24,19 @@ from typing import Any, Callable, Optional
 import attrs
 import orjson
 
-from .errors import HostError
+from . import proc, wire
+from .errors import HostError, KuiperliteError, ProtocolError
 from .host import FunctionHandle, Host, SinkHandle, SourceHandle, launch_argv
 from .packaging import local_modules
-from .wire import FuncMeta
+from .schema import describe_value
+from .wire import FuncMeta, Meta
 
 # What eKuiper's plugin test server feeds sinks and functions.
 MOCK_SINK_DATA: list[Any] = [{"name": "hello", "count": 5}, {"name": "world", "count": 10}]
 MOCK_FUNCTION_ARGS: list[list[Any]] = [["twelve"], ["eleven"]]
 TYPES = {"source": "sources", "sink": "sinks", "func": "functions"}
+DESCRIBE_TIMEOUT = 60.0  # seconds the plugin file may take to import
+INT64 = 1 << 63  # eKuiper's instanceId is a Go int
 
 _DESCRIBE = """\
 import json, sys
@@ -93,17 +97,29 @@ class Running:
                f"{self.meta['ruleId']}]"
 
 
-def describe(path: Path, python: str = sys.executable) -> dict[str, Any]:
+def describe(path: Path, python: str = sys.executable,
+             timeout: float = DESCRIBE_TIMEOUT) -> dict[str, Any]:
     """The plugin's name and symbols, read in a separate process (user code stays out).
 
     Raises:
-        ApiError: the file does not load; the message holds its error output.
+        ApiError: the file does not load, or not within ``timeout`` seconds;
+            the message holds its error output.
     """
-    result = subprocess.run([python, "-c", _DESCRIBE, str(path)], cwd=path.parent,
-                            capture_output=True, text=True)
-    if result.returncode != 0:
+    try:
+        result = proc.run([python, "-c", _DESCRIBE, str(path)], cwd=str(path.parent),
+                          timeout=timeout, keep=1 << 20)
+    except subprocess.TimeoutExpired:
+        raise ApiError(502, f"{path.name} did not load within {timeout:g} s; does it wait "
+                            "for something when it is imported?") from None
+    except OSError as err:
+        raise ApiError(502, f"Cannot run {python} to load {path.name}: {err}.") from None
+    if result.code != 0:
         raise ApiError(502, (result.stderr or result.stdout).strip() or "the plugin did not load")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    try:
+        return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+    except (IndexError, ValueError, TypeError):
+        raise ApiError(502, f"{path.name} loaded, but its symbols could not be read from the "
+                            f"output:\n{result.stdout.strip()[-2000:]}") from None
 
 
 class Session:
@@ -124,6 +140,7 @@ class Session:
         self.changed = threading.Condition()
         self.seq = itertools.count(1)
         self.lock = threading.RLock()
+        self.functions_lock = threading.Lock()
         self.closing = threading.Event()
         self.host = Host(self.info["name"], ekuiper=ekuiper,
                          on_output=lambda line: log(f"  plugin | {line}"))
@@ -205,8 +222,6 @@ class Session:
     # ------------------------------------------------------------- symbols
 
     def _known(self, kind: str, symbol: str) -> None:
-        if kind not in TYPES:
-            raise ApiError(400, f"pluginType must be source, sink or func, got {kind!r}.")
         if symbol not in self.info[TYPES[kind]]:
             names = ", ".join(self.info[TYPES[kind]]) or "none"
             raise ApiError(404, f"Plugin {self.info['name']!r} has no {kind} named {symbol!r}; "
@@ -216,9 +231,18 @@ class Session:
         """``POST /symbol/start``: start an instance and its reader or feeder."""
         kind, symbol, meta = _control(body)
         self._known(kind, symbol)
-        config = body.get("config") or {}
-        if not isinstance(config, dict):
-            raise ApiError(400, "config must be an object.")
+        config = body.get("config")
+        if config is None:
+            config = {}
+        elif not isinstance(config, dict):
+            raise ApiError(400, f"config must be an object, got {describe_value(config)}.")
+        datasource = body.get("dataSource", body.get("datasource"))
+        if datasource is None:
+            datasource = ""
+        elif not isinstance(datasource, str):
+            raise ApiError(400, f"dataSource must be a string, got {describe_value(datasource)}.")
+        if kind != "func":
+            self._fits(meta)
         with self.lock:
             running = Running(kind, symbol, meta, None)
             if running.key in self.running:
@@ -232,8 +256,7 @@ class Session:
                 if kind == "source":
                     running.handle = self.host.start_source(
                         symbol, rule=meta["ruleId"], op=meta["opId"],
-                        instance=meta["instanceId"], config=config,
-                        datasource=body.get("dataSource") or body.get("datasource") or "")
+                        instance=meta["instanceId"], config=config, datasource=datasource)
                     work: Callable[[], None] = functools.partial(self._read_source, running)
                 elif kind == "sink":
                     running.handle = self.host.start_sink(
@@ -245,7 +268,9 @@ class Session:
                     running.handle = self._function(symbol)
                     work = functools.partial(self._mock, running, functools.partial(
                         self._call, running, running.handle))
-            except HostError as err:
+            except ValueError as err:
+                raise ApiError(400, str(err)) from None
+            except KuiperliteError as err:
                 raise ApiError(502, str(err)) from None
             self.running[running.key] = running
             running.thread = threading.Thread(target=work, daemon=True,
@@ -264,7 +289,7 @@ class Session:
                                     f"{meta['ruleId']}/{meta['opId']}/{meta['instanceId']}.")
             try:
                 self._stop(running)
-            except HostError as err:
+            except KuiperliteError as err:
                 raise ApiError(502, str(err)) from None
         return {"stopped": _describe(running)}
 
@@ -278,10 +303,20 @@ class Session:
         self.print(f"{running.tag} stopped")
 
     def _function(self, symbol: str) -> FunctionHandle:
-        handle = self.functions.get(symbol)
-        if handle is None:
-            handle = self.functions[symbol] = self.host.function(symbol)
-        return handle
+        # Two first calls at once must not both open the function's channel.
+        with self.functions_lock:
+            handle = self.functions.get(symbol)
+            if handle is None:
+                handle = self.functions[symbol] = self.host.function(symbol)
+            return handle
+
+    def _fits(self, meta: dict[str, Any]) -> None:
+        """A source's or sink's socket paths fit in a socket (the ack's is the longest)."""
+        try:
+            wire.check_ipc_path(wire.ack_address(
+                Meta(meta["ruleId"], meta["opId"], meta["instanceId"]), self.host.ipc_dir))
+        except ProtocolError as err:
+            raise ApiError(400, f"{err} Use a shorter ruleId or opId.") from None
 
     def send(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /symbol/send``: push one payload into a running sink; its ack."""
@@ -306,10 +341,12 @@ class Session:
         try:
             handle = self._function(symbol)
             error = handle.validate(*args)
-            if error is not None:
-                raise ApiError(400, error)
-        except HostError as err:
+        except ValueError as err:
+            raise ApiError(400, str(err)) from None
+        except KuiperliteError as err:
             raise ApiError(502, str(err)) from None
+        if error is not None:
+            raise ApiError(400, error)
         return {"result": self._call(running, handle, args)}
 
     # --------------------------------------------------- readers, feeders
@@ -328,7 +365,7 @@ class Session:
         while not running.stopping.is_set():
             try:
                 message, meta = handle.recv(timeout=0.5)
-            except HostError:
+            except KuiperliteError:
                 message = None
             # What the source reported comes before its next row, or with none.
             while handle.errors:
@@ -359,7 +396,7 @@ class Session:
         try:
             with running.lock:
                 ack = handle.send(payload)
-        except HostError as err:
+        except KuiperliteError as err:
             self._record(running, "error", str(err), f"could not send: {err}")
             raise ApiError(502, str(err)) from None
         shown = "ok" if ack is None else ack
@@ -375,7 +412,7 @@ class Session:
         try:
             result = handle.call(*args, meta=FuncMeta(meta["ruleId"], meta["opId"],
                                                       meta["instanceId"], 0))
-        except HostError as err:
+        except KuiperliteError as err:
             self._record(running, "error", str(err), f"{shown} failed: {err}")
             raise ApiError(502, str(err)) from None
         self._record(running, "result", {"args": args, "result": result},
@@ -421,27 +458,39 @@ def _matches(event: dict[str, Any], query: dict[str, str]) -> bool:
 def _meta(raw: Any, kind: str = "source") -> dict[str, Any]:
     # A source and a sink of one meta would share a data address, so a sink
     # started without meta takes another op than a source started without.
-    meta = {"ruleId": "rule1", "opId": "op2" if kind == "sink" else "op1", "instanceId": 1}
+    meta: dict[str, Any] = {"ruleId": "rule1", "opId": "op2" if kind == "sink" else "op1",
+                            "instanceId": 1}
     if raw is None:
         return meta
     if not isinstance(raw, dict):
-        raise ApiError(400, "meta must be an object with ruleId, opId and instanceId.")
+        raise ApiError(400, "meta must be an object with ruleId, opId and instanceId, "
+                            f"got {describe_value(raw)}.")
     meta.update({k: raw[k] for k in meta if k in raw})
-    if not isinstance(meta["ruleId"], str) or not isinstance(meta["opId"], str) \
-            or not meta["ruleId"] or not meta["opId"]:
-        raise ApiError(400, "meta.ruleId and meta.opId must be non-empty strings.")
-    if not isinstance(meta["instanceId"], int) or isinstance(meta["instanceId"], bool):
-        raise ApiError(400, "meta.instanceId must be an integer.")
+    for key in ("ruleId", "opId"):
+        if not isinstance(meta[key], str) or not meta[key]:
+            raise ApiError(400, f"meta.{key} must be a non-empty string, "
+                                f"got {describe_value(meta[key])}.")
+        try:
+            wire.check_ipc_name(meta[key], key)
+        except ProtocolError as err:
+            raise ApiError(400, str(err)) from None
+    instance = meta["instanceId"]
+    if not isinstance(instance, int) or isinstance(instance, bool) \
+            or not -INT64 <= instance < INT64:
+        raise ApiError(400, "meta.instanceId must be a 64-bit integer, "
+                            f"got {describe_value(instance)}.")
     return meta
 
 
 def _control(body: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     kind, symbol = body.get("pluginType"), body.get("symbolName")
     if not isinstance(symbol, str) or not symbol:
-        raise ApiError(400, "The body needs 'symbolName', a non-empty string.")
-    if kind not in TYPES:
-        raise ApiError(400, f"pluginType must be source, sink or func, got {kind!r}.")
+        raise ApiError(400, f"The body needs 'symbolName', a non-empty string, "
+                            f"got {describe_value(symbol)}.")
+    if not isinstance(kind, str) or kind not in TYPES:
+        raise ApiError(400, f"pluginType must be source, sink or func, got {describe_value(kind)}.")
     return kind, symbol, _meta(body.get("meta"), kind)
+
 
 
 def _describe(running: Running) -> dict[str, Any]:

@@ -106,6 +106,49 @@ def ipc_path(address: str) -> str:
     return address[len("ipc://") :]
 
 
+# sockaddr_un holds 108 bytes for the path, NUL included.
+IPC_PATH_MAX = 107
+
+
+def check_ipc_name(value: str, what: str) -> None:
+    """Refuse a name that cannot be part of a socket file name.
+
+    Rule, op, symbol and plugin names become file names in the socket
+    folder; one holding a ``/`` or ``..`` would reach other folders, and NUL
+    or control characters no file name should hold.
+
+    Args:
+        value: the name, e.g. a ruleId.
+        what: what the name is, for the message (``"ruleId"``).
+
+    Raises:
+        ProtocolError: with one sentence naming the value and the rule.
+    """
+    if "/" in value or ".." in value or any(c < " " or "\x7f" <= c <= "\x9f" for c in value):
+        raise ProtocolError(
+            f"The {what} {value!r} cannot be part of a socket file name: it must not hold "
+            "'/', '..', NUL or control characters."
+        )
+
+
+def check_ipc_path(address: str) -> None:
+    """Refuse a socket address whose file path is longer than a socket allows.
+
+    Args:
+        address: an ``ipc://`` address, or the bare path.
+
+    Raises:
+        ProtocolError: naming the path, its length in bytes and the limit.
+    """
+    path = ipc_path(address) if address.startswith("ipc://") else address
+    size = len(path.encode("utf-8", "surrogatepass"))
+    if size > IPC_PATH_MAX:
+        raise ProtocolError(
+            f"The socket path {path} is {size} bytes long; a socket path holds at most "
+            f"{IPC_PATH_MAX} bytes."
+        )
+
+
 # ------------------------------------------------------------- plugin side
 
 

@@ -3,20 +3,23 @@
 import json
 import os
 import stat
+import struct
 import subprocess
 import sys
+import time
 import venv
+import warnings
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from kuiperlite import packaging
-from kuiperlite.check import check, read_profile
+from kuiperlite.check import Checker, check, read_profile
 from kuiperlite.host import PORTABLE_CONFIG, Host
 from kuiperlite.plugin import load
 
-from conftest import EXAMPLES, unique, wait_until
+from conftest import EXAMPLES, pid_alive, unique, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -105,21 +108,58 @@ def test_the_installed_zip_runs_with_a_python_that_has_only_the_dependencies(tmp
         host.close()
 
 
-def rezip(src: Path, dst: Path, drop=(), add=None, rename=None, links=()) -> Path:
-    """A copy of a zip with entries dropped, replaced, renamed, or added as symlinks."""
-    with zipfile.ZipFile(src) as old, zipfile.ZipFile(dst, "w") as new:
+def rezip(src: Path, dst: Path, drop=(), add=None, rename=None, links=(), infos=(),
+          patch=None) -> Path:
+    """A copy of a zip with entries dropped, replaced, renamed, or added as symlinks
+    or as given ZipInfos, then with bytes of the zip file replaced."""
+    add = dict(add or {})
+    with zipfile.ZipFile(src) as old, zipfile.ZipFile(dst, "w") as new, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of a duplicate name, and writes it
         for entry in old.infolist():
             if entry.filename in drop:
                 continue
             name = (rename or {}).get(entry.filename, entry.filename)
-            new.writestr(name, (add or {}).pop(entry.filename, old.read(entry)))
-        for name, data in (add or {}).items():
+            new.writestr(name, add.pop(entry.filename, old.read(entry)))
+        for name, data in add.items():
             new.writestr(name, data)
         for name in links:
             info = zipfile.ZipInfo(name)
             info.external_attr = (stat.S_IFLNK | 0o777) << 16
             new.writestr(info, "/etc/passwd")
+        for info, data in infos:
+            new.writestr(info, data)
+    if patch:
+        data = dst.read_bytes()
+        for old_bytes, new_bytes in patch.items():
+            assert data.count(old_bytes) >= 1 and len(old_bytes) == len(new_bytes)
+            data = data.replace(old_bytes, new_bytes)
+        dst.write_bytes(data)
     return dst
+
+
+def entry(name, data=b"", mode=stat.S_IFREG | 0o644, compress=zipfile.ZIP_STORED):
+    info = zipfile.ZipInfo(name)
+    info.external_attr = mode << 16
+    info.compress_type = compress
+    return info, data
+
+
+def plugin_json(**changes) -> bytes:
+    info = {"version": "v1.0.0", "language": "python", "executable": "pysam.py",
+            "sources": ["pyjson"], "sinks": ["print"], "functions": ["revert"]}
+    return json.dumps({**info, **changes}).encode()
+
+
+def declare_size(data: bytes, name: bytes, size: int) -> bytes:
+    """The zip with its central directory declaring ``size`` bytes for ``name``."""
+    at = 0
+    while True:
+        at = data.index(b"PK\x01\x02", at)
+        length = struct.unpack("<H", data[at + 28:at + 30])[0]
+        if data[at + 46:at + 46 + length] == name:
+            return data[:at + 24] + struct.pack("<I", size) + data[at + 28:]
+        at += 46
 
 
 @pytest.mark.parametrize(("change", "failure"), [
@@ -155,6 +195,99 @@ def test_check_reports_each_failure(pysam_zip, tmp_path, change, failure):
     assert not (tmp_path.parent / "evil.py").exists()
 
 
+@pytest.mark.parametrize(("change", "failure"), [
+    (dict(add={"pysam.json": plugin_json(executable=["pysam.py"])}),
+     "pysam.json: 'executable' must be a string, not a list"),
+    (dict(add={"pysam.json": plugin_json(executable={"file": "pysam.py"})}),
+     "pysam.json: 'executable' must be a string, not an object"),
+    (dict(add={"pysam.json": plugin_json(language=7)}),
+     "pysam.json: 'language' must be a string, not the number 7"),
+    (dict(add={"pysam.json": plugin_json(sources="pyjson")}),
+     "pysam.json: 'sources' must be a list of names, not the string 'pyjson'"),
+    (dict(add={"pysam.json": plugin_json(functions=[1])}),
+     "pysam.json: 'functions' must be a list of names, not a list"),
+    (dict(add={"pysam.json": plugin_json(sinks={"print": True})}),
+     "pysam.json: 'sinks' must be a list of names, not an object"),
+    (dict(add={"pysam.json": plugin_json(sources=["../../../etc/passwd"])}),
+     "pysam.json lists sources '../../../etc/passwd'; a symbol name must not hold '/', '\\', "
+     "'..', NUL or control characters"),
+    (dict(add={"pysam.json": plugin_json(functions=["a\nb"])}),
+     "pysam.json lists functions 'a\\nb'; a symbol name must not hold"),
+    (dict(add={"pysam.json": b"[1, 2]"}), "pysam.json must hold an object, not a list"),
+    (dict(add={"pysam.json": b'"pysam"'}),
+     "pysam.json must hold an object, not the string 'pysam'"),
+    (dict(add={"pysam.py/helper.py": b""}),
+     "the zip holds 'pysam.py' both as a file and as a folder"),
+    (dict(infos=[entry("sources/pyjson.yaml/x", b"")]),
+     "the zip holds 'sources/pyjson.yaml' both as a file and as a folder"),
+    (dict(infos=[entry("pysam.py", b"print('the other one')")]),
+     "the zip holds 'pysam.py' twice"),
+    (dict(add={"lib\\evil.py": b""}),
+     "the zip holds a name with a backslash: 'lib\\\\evil.py'; use '/' between folders"),
+    (dict(add={"nul#name.py": b""}, patch={b"nul#name": b"nul\x00name"}),
+     "the zip holds a name with a NUL character: 'nul\\x00name.py'"),
+    (dict(infos=[entry("fifo", mode=stat.S_IFIFO | 0o644)]),
+     "the zip holds 'fifo', which is not a regular file or folder"),
+    (dict(drop=["pysam.py"], infos=[entry("pysam.py/", mode=stat.S_IFDIR | 0o755)]),
+     "pysam.py is a folder in the zip; eKuiper needs a file"),
+    (dict(drop=["pysam.json"], infos=[entry("pysam.json/", mode=stat.S_IFDIR | 0o755)]),
+     "pysam.json is a folder in the zip; eKuiper needs a file at the zip's root"),
+    (dict(drop=["sources/pyjson.yaml"], infos=[entry("sources/pyjson.yaml",
+                                                     mode=stat.S_IFDIR | 0o755)]),
+     "sources/pyjson.yaml is a folder in the zip; eKuiper needs a file"),
+    (dict(drop=["sources/pyjson.json"], infos=[entry("sources/pyjson.json/")]),
+     "sources/pyjson.json is a folder in the zip; eKuiper needs a file"),
+    (dict(add={"pysam.json": plugin_json(version="v-crc-marker")},
+          patch={b"v-crc-marker": b"v-crc-markes"}),
+     "pysam.json cannot be read from the zip (Bad CRC-32 for file 'pysam.json')"),
+    (dict(add={"sources/pyjson.json": b"[]"}),
+     "sources/pyjson.json has no 'about' object; eKuiper rejects it"),
+    (dict(add={"sources/pyjson.yaml": b"default:\n  interval: \xff\n"}),
+     "source pyjson: pyjson.yaml is not UTF-8 text (invalid start byte at byte 21)"),
+    (dict(drop=["pysam.json"], infos=[entry("pysam.json", b"{" + b" " * (64 << 20) + b"}",
+                                            compress=zipfile.ZIP_DEFLATED)]),
+     f"pysam.json has {(64 << 20) + 2} bytes; check reads metadata files of at most "
+     f"{64 << 20}"),
+])
+def test_check_reports_a_malformed_zip_as_a_failure(pysam_zip, tmp_path, change, failure):
+    bad = rezip(pysam_zip, tmp_path / "pysam.zip", **change)
+    lines = []
+    assert check(str(bad), install=False, report=lines.append) is False
+    fails = [line for line in lines if line.startswith("  FAIL  ")]
+    assert fails and fails[0].startswith(f"  FAIL  {failure}"), lines
+    assert "FAILED" in lines[-1]
+
+
+def test_check_stops_before_unpacking_more_than_its_bound(pysam_zip, tmp_path):
+    bad = rezip(pysam_zip, tmp_path / "pysam.zip", add={"model.bin": b"\0" * (3 << 20)})
+    lines = []
+    assert Checker(str(bad), install=False, report=lines.append, max_unpacked=2 << 20).run() \
+        is False
+    assert any(line.startswith("  FAIL  the zip unpacks to ") and line.endswith(
+        "bytes; check unpacks at most 2097152") for line in lines), lines
+    # a central directory claiming 2 GiB for one file: the default bound, nothing unpacked
+    bad.write_bytes(declare_size(bad.read_bytes(), b"model.bin", 2 << 30))
+    lines = []
+    assert check(str(bad), install=False, report=lines.append) is False
+    fails = [line for line in lines if line.startswith("  FAIL  ")]
+    assert fails[0].startswith("  FAIL  the zip unpacks to ")
+    assert fails[0].endswith(f" bytes; check unpacks at most {1 << 30}"), lines
+
+
+def test_an_install_sh_that_never_ends_is_stopped_with_what_it_started(pysam_zip, tmp_path):
+    pid_file = tmp_path / "sleeper.pid"
+    bad = rezip(pysam_zip, tmp_path / "pysam.zip", add={
+        "install.sh": f"sleep 300 &\necho $! > {pid_file}\nwait\n".encode()})
+    lines = []
+    started = time.monotonic()
+    assert check(str(bad), report=lines.append, install_timeout=1) is False
+    assert time.monotonic() - started < 30
+    assert "  FAIL  install.sh did not finish within 1 s; it was stopped (--install-timeout " \
+           "sets the bound)" in lines
+    sleeper = int(pid_file.read_text())
+    wait_until(lambda: not pid_alive(sleeper), 5, message="the process install.sh started to end")
+
+
 def test_check_command_exit_codes(pysam_zip, tmp_path):
     bad = rezip(pysam_zip, tmp_path / "pysam.zip", drop=["pysam.py"])
     assert run_check(bad, "--no-install").returncode == 1
@@ -165,6 +298,10 @@ def test_check_command_exit_codes(pysam_zip, tmp_path):
     not_zip = tmp_path / "notzip.zip"
     not_zip.write_text("hello")
     assert "notzip.zip is not a zip file" in run_check(not_zip).stdout
+    clash = rezip(pysam_zip, tmp_path / "pysam.zip", add={"pysam.py/x": b""})
+    out = run_check(clash, "--no-install")
+    assert out.returncode == 1 and out.stderr == ""
+    assert "  FAIL  the zip holds 'pysam.py' both as a file and as a folder" in out.stdout
 
 
 def test_read_profile():

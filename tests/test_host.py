@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 
 import pynng
@@ -173,3 +174,50 @@ def test_source_controls_are_built_as_each_ekuiper_builds_them(ekuiper, tmp_path
     assert control.config == {"interval": 1, **options}
     with pytest.raises(ValueError, match="adds no stream option 'schemaId'"):
         stream_options(1, "x", schemaId="s")
+
+
+@pytest.fixture
+def ipc_dir():
+    """A short socket folder of the test's own, empty again at its end."""
+    folder = tempfile.mkdtemp(prefix="kl", dir="/tmp")
+    yield folder
+    wait_until(lambda: not os.listdir(folder), 5, message=f"{folder} to be empty")
+    os.rmdir(folder)
+
+
+def test_a_taken_address_is_a_sentence_saying_who_may_hold_it(ipc_dir):
+    name = unique("p")
+    with Host(name, ipc_dir=ipc_dir) as host:
+        with pytest.raises(HostError) as info:
+            Host(name, ipc_dir=ipc_dir)
+        assert str(info.value) == (f"Cannot listen on {ipc_dir}/plugin_{name}.ipc: is eKuiper, "
+                                   f"a serve or a test run already hosting plugin {name!r}?")
+        with pynng.Pull0(listen=f"ipc://{ipc_dir}/r_o_0.ipc"), \
+                pynng.Rep0(listen=f"ipc://{ipc_dir}/func_twice.ipc"):
+            with pytest.raises(HostError) as info:
+                host.start_source("counter", rule="r", op="o")
+            assert str(info.value) == (f"Cannot listen on {ipc_dir}/r_o_0.ipc: is eKuiper, a "
+                                       "serve or a test run already hosting rule 'r'?")
+            with pytest.raises(HostError, match="already hosting function 'twice'"):
+                host.function("twice")
+    assert not os.listdir(ipc_dir)
+
+
+def test_names_that_cannot_be_socket_files_are_refused_before_listening(ipc_dir):
+    with pytest.raises(ValueError, match="The plugin name 'a/b' cannot be part of a socket"):
+        Host("a/b", ipc_dir=ipc_dir)
+    path = f"{ipc_dir}/plugin_{'p' * 100}.ipc"
+    with pytest.raises(ValueError) as info:
+        Host("p" * 100, ipc_dir=ipc_dir)
+    assert str(info.value) == (f"The socket path {path} is {len(path)} bytes long; a socket "
+                               "path holds at most 107 bytes.")
+    with Host(unique("p"), ipc_dir=ipc_dir) as host:
+        with pytest.raises(ValueError, match="The ruleId 'a/b' cannot be part of a socket"):
+            host.start_source("counter", rule="a/b")
+        with pytest.raises(ValueError, match=r"The opId '\.\.' cannot"):
+            host.start_sink("keep", op="..")
+        with pytest.raises(ValueError, match=r"bytes long; a socket path holds at most 107"):
+            host.start_sink("keep", rule="r" * 90)
+        with pytest.raises(ValueError, match="The function name 'x\\\\x00' cannot"):
+            host.function("x\x00")
+        assert os.listdir(ipc_dir) == [f"plugin_{host.name}.ipc"]

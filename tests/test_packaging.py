@@ -11,7 +11,7 @@ import pytest
 from kuiperlite import PluginError, packaging
 from kuiperlite.plugin import load
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, unique
 
 SENSORS = EXAMPLES / "sensors" / "sensors.py"
 KUIPERLITE = sorted(f"kuiperlite/{p.name}" for p in (Path(packaging.__file__).parent).glob("*.py"))
@@ -157,3 +157,53 @@ def test_package_command(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.startswith("kuiperlite: --include '*.nothing' matches no file")
     assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.fixture
+def linked(tmp_path):
+    """A plugin folder with links out of it, and one link within it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("private key")
+    helper = unique("helper")
+    (outside / f"{helper}.py").write_text("X = 1\n")
+    folder = tmp_path / "plugin"
+    folder.mkdir()
+    path = folder / f"{unique('p')}.py"
+    path.write_text(f"from kuiperlite import function\nimport {helper}\n\n@function\n"
+                    "def f(x):\n    return x\n")
+    (folder / f"{helper}.py").symlink_to(outside / f"{helper}.py")
+    (folder / "secret.txt").symlink_to(outside / "secret.txt")
+    (folder / "shared").symlink_to(outside, target_is_directory=True)
+    (folder / "data").mkdir()
+    (folder / "data" / "real.txt").write_text("ok")
+    (folder / "data" / "alias.txt").symlink_to(folder / "data" / "real.txt")
+    return path, helper, folder
+
+
+def test_package_never_follows_a_link_out_of_the_plugins_folder(linked, tmp_path):
+    path, helper, folder = linked
+    plugin = load(str(path))
+    module = [f"{helper}.py"]
+    for include, exclude, name in ((["*.txt"], module, "secret.txt"),
+                                   (["shared/*.txt"], module, "shared/secret.txt"),
+                                   ([], [], f"{helper}.py")):  # a module the plugin imports
+        with pytest.raises(PluginError) as info:
+            packaging.contents(plugin, include=include, exclude=exclude)
+        assert str(info.value) == (
+            f"{name} leads outside the plugin's folder {folder}, to "
+            f"{tmp_path / 'outside' / Path(name).name}; package follows no link out of the "
+            "folder: copy the file in, or leave it out with --exclude.")
+    # a link within the folder is shipped under its own name; an excluded link is no matter
+    files = packaging.contents(plugin, include=["data/*.txt", "*.txt"],
+                               exclude=["secret.txt", f"{helper}.py"])
+    assert files["data/alias.txt"] == files["data/real.txt"] == b"ok"
+    assert "secret.txt" not in files and f"{helper}.py" not in files
+    out = subprocess.run([sys.executable, "-m", "kuiperlite", "package", str(path), "-o",
+                          str(tmp_path / "dist"), "--include", "shared/*.txt", "--exclude",
+                          f"{helper}.py"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.startswith("kuiperlite: shared/secret.txt leads outside the plugin's "
+                                 "folder") and "Traceback" not in out.stderr
+    assert not (tmp_path / "dist").exists() or not list((tmp_path / "dist").iterdir())

@@ -2,16 +2,22 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 
+import pynng
 import pytest
+
+from kuiperlite.host import Host
+from kuiperlite.session import ApiError, describe
 
 from conftest import pid_alive, wait_until
 
@@ -52,16 +58,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def ipc_folder() -> str:
+    """A short socket folder of one's own (socket paths hold at most 107 bytes)."""
+    return tempfile.mkdtemp(prefix="kl", dir="/tmp")
+
+
 class Serve:
-    """A serve subprocess with its output collected line by line."""
+    """A serve subprocess with its output collected line by line.
+
+    Its sockets live in a folder of its own, so that it never meets another
+    test run or a running eKuiper hosting symbols of the same names; the
+    folder must be empty once serve stopped.
+    """
 
     def __init__(self, *args, cwd=None):
         self.port = free_port()
         self.lines: list[str] = []
+        self.ipc_dir = ipc_folder()
+        self.env = dict(os.environ, KUIPERLITE_IPC_DIR=self.ipc_dir)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kuiperlite", "serve", *map(str, args),
              "--port", str(self.port)], cwd=cwd, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
+            stderr=subprocess.STDOUT, text=True, env=self.env)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -88,15 +106,56 @@ class Serve:
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read())
 
+    def raw(self, data: bytes, timeout=30):
+        """Send bytes as they are; the status and JSON body of the answer."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as sock:
+            sock.sendall(data)
+            return parse_answer(read_all(sock))
+
     def stop(self, signum=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signum)
         try:
-            self.proc.wait(20)
-        finally:
             if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
+                self.proc.send_signal(signum)
+            try:
+                self.proc.wait(20)
+            finally:
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                    self.proc.wait()
+            if os.path.isdir(self.ipc_dir):
+                tail = "\n".join(self.lines[-15:])
+                wait_until(lambda: not os.listdir(self.ipc_dir), 5, message=(
+                    f"serve (exit code {self.proc.returncode}) to remove its socket files "
+                    f"{os.listdir(self.ipc_dir)}; its last output:\n{tail}"))
+        finally:
+            shutil.rmtree(self.ipc_dir, ignore_errors=True)
+
+
+def read_all(sock) -> bytes:
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def parse_answer(data: bytes):
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1."), data[:200]
+    assert b"Content-Type: application/json" in head, head
+    return int(head.split()[1]), json.loads(body)
+
+
+def http_request(method, path, port, body=b"", **headers) -> bytes:
+    """An HTTP/1.1 request with the given headers (Host: 127.0.0.1 unless given)."""
+    headers = {"Host": f"127.0.0.1:{port}", **{k.replace("_", "-"): v
+                                                for k, v in headers.items()}}
+    if body and "Content-Length" not in headers:
+        headers["Content-Length"] = str(len(body))
+    lines = [f"{method} {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers.items()
+                                            if v is not None]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 @pytest.fixture
@@ -166,11 +225,12 @@ def test_symbols_and_the_original_start_stop_api(serve, plugin):
     ("POST", "/symbol/start", b"[1]", 400, "Invalid body: expected a JSON object."),
     ("POST", "/symbol/start", b'{"pluginType": "source"}', 400, "needs 'symbolName'"),
     ("POST", "/symbol/start", b'{"symbolName": "counter", "pluginType": "widget"}', 400,
-     "pluginType must be source, sink or func, got 'widget'."),
+     "pluginType must be source, sink or func, got the string 'widget'."),
     ("POST", "/symbol/start", b'{"symbolName": "nope", "pluginType": "source"}', 404,
      "has no source named 'nope'; its sources: counter, unplugged."),
     ("POST", "/symbol/start", b'{"symbolName": "counter", "pluginType": "source", '
-                              b'"meta": {"ruleId": ""}}', 400, "must be non-empty strings"),
+                              b'"meta": {"ruleId": ""}}', 400,
+     "meta.ruleId must be a non-empty string, got the string ''."),
     ("POST", "/symbol/start", b'{"symbolName": "counter", "pluginType": "source", '
                               b'"config": {"step": "two"}}', 502,
      "Config 'step' of the source 'counter' must be an integer, got the string 'two'."),
@@ -288,7 +348,7 @@ def test_attach_waits_for_a_plugin_started_by_hand(serve, plugin):
     server = serve("--attach")
     wait_until(lambda: server.said(f"waiting for plugin {plugin.stem}: start it with"))
     proc = subprocess.Popen([sys.executable, "-m", "kuiperlite", "run", str(plugin)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=server.env)
     try:
         server.ready()
         assert server.request("POST", "/function/call", {"symbolName": "shout",
@@ -324,6 +384,14 @@ def test_non_loopback_needs_an_explicit_flag(plugin):
     try:
         wait_until(lambda: server.said("REST API on http://0.0.0.0:"))
         assert server.request("GET", "/symbols")[0] == 200
+        # on all addresses, a request for any IP address is answered, but not for a name
+        # (DNS rebinding), nor from a page of another site
+        assert server.raw(http_request("GET", "/symbols", server.port,
+                                       Host=f"192.0.2.7:{server.port}"))[0] == 200
+        assert server.raw(http_request("GET", "/symbols", server.port,
+                                       Host="evil.example"))[0] == 403
+        assert server.raw(http_request("GET", "/symbols", server.port,
+                                       Origin="http://192.0.2.66"))[0] == 403
     finally:
         server.stop()
 
@@ -346,3 +414,298 @@ def test_a_plugin_file_that_does_not_load(write_plugin):
     assert out.returncode == 2
     assert "does not load" in out.stdout and "No module named 'no_such_module_anywhere'" \
         in out.stdout
+
+
+# ------------------------------------------------------------- hostile input
+
+def no_traceback(server):
+    assert not server.said("Traceback"), "\n".join(server.lines)
+    assert server.proc.poll() is None
+
+
+@pytest.mark.parametrize("headers", [
+    {"Host": "evil.example"},
+    {"Host": "evil.example:33333"},
+    {"Host": "127.0.0.1.evil.example"},
+    {"Host": "user@127.0.0.1"},
+    {"Host": None},
+    {"Host": "127.0.0.1\r\nHost: evil.example"},
+    {"Origin": "http://evil.example"},
+    {"Origin": "http://localhost.evil.example:33333"},
+    {"Origin": "null"},
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},
+])
+def test_requests_for_other_hosts_or_from_other_sites_are_refused(serve, headers):
+    server = serve().ready()
+    for method, path, body in (("GET", "/symbols", b""),
+                               ("POST", "/symbol/start",
+                                json.dumps(start_body("counter", "source")).encode())):
+        status, answer = server.raw(http_request(method, path, server.port, body,
+                                                 **{k.replace("-", "_"): v
+                                                    for k, v in headers.items()}))
+        assert status == 403
+        assert answer["error"].startswith("serve ")
+    assert server.request("GET", "/symbols")[1]["running"] == []
+    no_traceback(server)
+
+
+def test_loopback_hosts_and_origins_are_answered(serve):
+    server = serve().ready()
+    port = server.port
+    for headers in ({"Host": "127.0.0.1"}, {"Host": f"localhost:{port}"},
+                    {"Host": "LOCALHOST"}, {"Host": f"[::1]:{port}"},
+                    {"Origin": "http://localhost:3000"}, {"Origin": f"http://127.0.0.1:{port}"},
+                    {"Origin": "https://[::1]"}, {"Sec-Fetch-Site": "same-origin"},
+                    {"Sec-Fetch-Site": "none"}):
+        status, answer = server.raw(http_request("GET", "/symbols", port, **{
+            k.replace("-", "_"): v for k, v in headers.items()}))
+        assert status == 200 and answer["alive"], headers
+
+
+def test_bodies_a_browser_sends_across_sites_are_refused(serve):
+    server = serve().ready()
+    call = json.dumps({"symbolName": "shout", "args": ["a"]}).encode()
+    for content_type in ("text/plain", "text/plain;charset=UTF-8",
+                         "multipart/form-data; boundary=x"):
+        status, answer = server.raw(http_request("POST", "/function/call", server.port, call,
+                                                 Content_Type=content_type))
+        assert status == 415, content_type
+        assert answer["error"] == ("The body must be JSON sent as application/json (or with no "
+                                   f"Content-Type), not as {content_type.split(';')[0]}.")
+    for content_type in (None, "application/json", "application/json; charset=utf-8",
+                         "application/x-www-form-urlencoded"):
+        assert server.raw(http_request("POST", "/function/call", server.port, call,
+                                       Content_Type=content_type)) == (200, {"result": "A!"})
+    curl = shutil.which("curl")
+    if curl:  # the README's way: curl -d sends the form type
+        out = subprocess.run([curl, "-s", "-X", "POST", f"http://127.0.0.1:{server.port}"
+                              "/function/call", "-d", '{"symbolName": "shout", "args": ["b"]}'],
+                             capture_output=True, text=True, timeout=30)
+        assert json.loads(out.stdout) == {"result": "B!"}
+
+
+@pytest.mark.parametrize("length", ["-1", "abc", "1e3", "+5", "0x10", " 5 5"])
+def test_a_bad_content_length_is_refused_at_once(serve, length):
+    server = serve().ready()
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        # the connection stays open: the body's end is never seen
+        sock.sendall(http_request("POST", "/symbol/start", server.port, b"{",
+                                  Content_Length=length))
+        status, answer = parse_answer(read_all(sock))
+    assert status == 400
+    assert answer["error"] == f"Content-Length must be a number of bytes, got {length.strip()!r}."
+    assert time.monotonic() - started < 5  # well before the 10 s request timeout
+    two = http_request("POST", "/symbol/start", server.port, b"{}", Content_Length="2")
+    two = two.replace(b"Content-Length: 2\r\n", b"Content-Length: 2\r\nContent-Length: 9\r\n")
+    assert server.raw(two) == (400, {"error": "The request has 2 Content-Length headers; "
+                                              "send one."})
+    no_traceback(server)
+
+
+def test_slow_and_half_sent_requests_time_out(serve):
+    server = serve("--request-timeout", "1").ready()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as headers_only, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=30) as half_body:
+        headers_only.sendall(b"POST /symbol/start HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        half_body.sendall(http_request("POST", "/function/call", server.port,
+                                       b'{"symbolName": ', Content_Length="100"))
+        # both wait for the rest while others are answered
+        assert server.request("GET", "/symbols")[0] == 200
+        started = time.monotonic()
+        assert read_all(headers_only) == b""  # closed once the headers did not come
+        status, answer = parse_answer(read_all(half_body))
+        assert time.monotonic() - started < 10
+    assert status == 408
+    assert answer == {"error": "The body did not arrive within 1 s: Content-Length announced "
+                               "100 bytes."}
+    with socket.create_connection(("127.0.0.1", server.port), timeout=0.3) as trickle:
+        # a byte at a time, each well within the timeout: the body as a whole is late
+        trickle.sendall(http_request("POST", "/function/call", server.port,
+                                     Content_Length="100"))
+        answer, started = b"", time.monotonic()
+        while not answer.endswith(b"}\n") and time.monotonic() - started < 15:
+            try:
+                chunk = trickle.recv(65536)
+            except socket.timeout:
+                trickle.sendall(b" ")
+                continue
+            if not chunk:
+                break
+            answer += chunk
+        assert parse_answer(answer)[0] == 408
+        assert time.monotonic() - started < 10
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as short:
+        short.sendall(http_request("POST", "/function/call", server.port, b'{"symbolName": ',
+                                   Content_Length="100"))
+        short.shutdown(socket.SHUT_WR)  # the client gives up sending
+        assert parse_answer(read_all(short)) == (400, {
+            "error": "The body ended after 15 of the 100 bytes Content-Length announced."})
+    no_traceback(server)
+
+
+def test_the_output_stream_lives_longer_than_the_request_timeout(serve):
+    server = serve("--request-timeout", "1").ready()
+    url = f"http://127.0.0.1:{server.port}/symbol/output?follow=1&kind=result"
+    with urllib.request.urlopen(url, timeout=30) as stream:
+        time.sleep(2.5)  # the stream stays idle past the request timeout: that is the test
+        assert server.request("POST", "/function/call",
+                              {"symbolName": "shout", "args": ["late"]}) == (200,
+                                                                             {"result": "LATE!"})
+        assert json.loads(stream.readline())["data"] == {"args": ["late"], "result": "LATE!"}
+
+
+def test_a_body_far_over_the_limit_gets_its_413_not_a_reset(serve):
+    server = serve("--max-body", "200").ready()
+    status, answer = server.request("POST", "/symbol/start", raw=b" " * (4 << 20))
+    assert status == 413
+    assert answer == {"error": f"The body has {4 << 20} bytes; the limit is 200."}
+    no_traceback(server)
+
+
+BAD_BODIES = [
+    ({"symbolName": "counter", "pluginType": ["source"]}, 400,
+     "pluginType must be source, sink or func, got a list."),
+    ({"symbolName": "counter", "pluginType": {"source": 1}}, 400,
+     "pluginType must be source, sink or func, got an object."),
+    ({"symbolName": ["counter"], "pluginType": "source"}, 400,
+     "The body needs 'symbolName', a non-empty string, got a list."),
+    ({"symbolName": 7, "pluginType": "source"}, 400,
+     "The body needs 'symbolName', a non-empty string, got the number 7."),
+    ({"symbolName": "counter", "pluginType": "source", "meta": [1]}, 400,
+     "meta must be an object with ruleId, opId and instanceId, got a list."),
+    ({"symbolName": "counter", "pluginType": "source", "meta": {"ruleId": 5}}, 400,
+     "meta.ruleId must be a non-empty string, got the number 5."),
+    ({"symbolName": "counter", "pluginType": "source", "meta": {"opId": {}}}, 400,
+     "meta.opId must be a non-empty string, got an object."),
+    ({"symbolName": "counter", "pluginType": "source", "meta": {"instanceId": "1"}}, 400,
+     "meta.instanceId must be a 64-bit integer, got the string '1'."),
+    ({"symbolName": "counter", "pluginType": "source", "meta": {"instanceId": True}}, 400,
+     "meta.instanceId must be a 64-bit integer, got true."),
+    ({"symbolName": "counter", "pluginType": "source", "meta": {"instanceId": 1.5}}, 400,
+     "meta.instanceId must be a 64-bit integer, got the number 1.5."),
+    ({"symbolName": "counter", "pluginType": "source", "meta": {"instanceId": 1 << 63}}, 400,
+     f"meta.instanceId must be a 64-bit integer, got the number {1 << 63}."),
+    *[({"symbolName": "counter", "pluginType": kind, "meta": {key: value}}, 400,
+       f"The {key} {value!r} cannot be part of a socket file name: it must not hold '/', '..', "
+       "NUL or control characters.")
+      for kind, key, value in (("source", "ruleId", "a/b"), ("source", "ruleId", ".."),
+                               ("sink", "opId", "../../etc"), ("source", "ruleId", "a\x00b"),
+                               ("source", "opId", "line\nbreak"), ("func", "ruleId", "x/y"))],
+    ({"symbolName": "counter", "pluginType": "source", "meta": {"ruleId": "r" * 100}}, 400,
+     "bytes long; a socket path holds at most 107 bytes. Use a shorter ruleId or opId."),
+    ({"symbolName": "counter", "pluginType": "source", "config": []}, 400,
+     "config must be an object, got a list."),
+    ({"symbolName": "counter", "pluginType": "source", "config": "step=2"}, 400,
+     "config must be an object, got the string 'step=2'."),
+    ({"symbolName": "counter", "pluginType": "source", "dataSource": ["t"]}, 400,
+     "dataSource must be a string, got a list."),
+]
+
+
+def test_every_bad_body_gets_its_json_error(serve):
+    server = serve().ready()
+    for body, status, message in BAD_BODIES:
+        got_status, got = server.request("POST", "/symbol/start", body)
+        assert got_status == status and message in got["error"], (body, got)
+        if "meta" in body and "bytes long" not in message:  # stop listens on nothing
+            got_status, got = server.request("POST", "/symbol/stop", body)
+            assert got_status == status and message in got["error"], (body, got)
+    for path, body, message in (
+            ("/function/call", {"symbolName": "shout", "args": {"a": 1}},
+             "call needs 'symbolName' (a string) and 'args' (a list)."),
+            ("/function/call", {"symbolName": {"a": 1}, "args": []},
+             "call needs 'symbolName' (a string) and 'args' (a list)."),
+            ("/function/call", {"symbolName": "shout", "args": ["a"], "meta": "m"},
+             "meta must be an object with ruleId, opId and instanceId, got the string 'm'."),
+            ("/function/call", {"symbolName": "shout", "args": ["a"],
+                                "meta": {"ruleId": "a/b"}}, "The ruleId 'a/b' cannot be part"),
+            ("/symbol/send", {"symbolName": "keep", "data": 1, "meta": {"ruleId": ".."}},
+             "The ruleId '..' cannot be part"),
+            ("/symbol/send", {"symbolName": None, "data": 1},
+             "The body needs 'symbolName', a non-empty string, got null.")):
+        got_status, got = server.request("POST", path, body)
+        assert got_status == 400 and message in got["error"], (path, body, got)
+    # what http.server itself refuses is JSON too
+    assert server.raw(b"nonsense\r\n\r\n") == (400, {"error": "Bad request syntax ('nonsense')."})
+    assert server.raw(b"BREW /pot HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n") == (
+        501, {"error": "Unsupported method ('BREW')."})
+    assert server.raw(http_request("PUT", "/symbol/start", server.port, b"{}")) == (
+        405, {"error": "/symbol/start takes POST, not PUT."})
+    info = server.request("GET", "/symbols")[1]
+    assert info["running"] == []
+    assert os.listdir(server.ipc_dir) == [f"plugin_{info['plugin']}.ipc"]  # nothing else made
+    no_traceback(server)
+
+
+def test_concurrent_first_calls_of_one_function_share_its_channel(serve):
+    server = serve().ready()
+    barrier = threading.Barrier(8)
+    answers = {}
+
+    def call(i):
+        barrier.wait()
+        answers[i] = server.request("POST", "/function/call",
+                                    {"symbolName": "shout", "args": [f"x{i}"]})
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert answers == {i: (200, {"result": f"X{i}!"}) for i in range(8)}
+    no_traceback(server)
+
+
+def test_a_taken_socket_is_a_sentence_not_a_traceback(serve):
+    server = serve().ready()
+    body = start_body("counter", "source", rule="taken")
+    with pynng.Pull0(listen=f"ipc://{server.ipc_dir}/taken_op1_1.ipc"), \
+            pynng.Rep0(listen=f"ipc://{server.ipc_dir}/func_shout.ipc"):
+        assert server.request("POST", "/symbol/start", body) == (502, {
+            "error": f"Cannot listen on {server.ipc_dir}/taken_op1_1.ipc: is eKuiper, a serve "
+                     "or a test run already hosting rule 'taken'?"})
+        assert server.request("POST", "/function/call", {"symbolName": "shout", "args": ["a"]}) \
+            == (502, {"error": f"Cannot listen on {server.ipc_dir}/func_shout.ipc: is eKuiper, a "
+                               "serve or a test run already hosting function 'shout'?"})
+    assert server.request("POST", "/symbol/start", body)[0] == 200
+    assert server.request("POST", "/function/call", {"symbolName": "shout", "args": ["a"]}) == (
+        200, {"result": "A!"})
+    no_traceback(server)
+
+
+def test_a_taken_control_channel_stops_serve_with_a_sentence(plugin):
+    folder = ipc_folder()
+    try:
+        with Host(plugin.stem, ipc_dir=folder):
+            out = subprocess.run([sys.executable, "-m", "kuiperlite", "serve", str(plugin),
+                                  "--port", str(free_port())], capture_output=True, text=True,
+                                 timeout=60, env=dict(os.environ, KUIPERLITE_IPC_DIR=folder))
+        assert out.returncode == 2
+        assert out.stdout.strip().endswith(
+            f"Cannot listen on {folder}/plugin_{plugin.stem}.ipc: is eKuiper, a serve or a "
+            f"test run already hosting plugin {plugin.stem!r}?")
+        assert "Traceback" not in out.stdout + out.stderr
+    finally:
+        wait_until(lambda: not os.listdir(folder), 5, message="the socket files to go")
+        os.rmdir(folder)
+
+
+def test_a_plugin_that_hangs_while_loading_is_a_clear_error(write_plugin, tmp_path):
+    marker = tmp_path / "child.pid"
+    hangs = write_plugin(f'''
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        open({str(marker)!r}, "w").write(str(child.pid))
+        time.sleep(120)
+    ''')
+    started = time.monotonic()
+    with pytest.raises(ApiError) as info:
+        describe(hangs, timeout=2)
+    assert time.monotonic() - started < 20
+    assert info.value.status == 502
+    assert str(info.value) == (f"{hangs.name} did not load within 2 s; does it wait for "
+                               "something when it is imported?")
+    child = int(marker.read_text())
+    wait_until(lambda: not pid_alive(child), 5, message="the child it started to be killed")

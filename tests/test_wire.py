@@ -183,3 +183,29 @@ def test_addresses():
     assert wire.ack_address(meta) == "ipc:///tmp/rule1_op1_3_ack.ipc"
     assert wire.ipc_path(wire.ack_address(meta)) == "/tmp/rule1_op1_3_ack.ipc"
     assert wire.data_address(meta, "/tmp/kl1") == "ipc:///tmp/kl1/rule1_op1_3.ipc"
+
+
+@pytest.mark.parametrize("name", ["rule1", "r-1.x", "règle_7", "a.b"])
+def test_names_that_fit_a_socket_file_name(name):
+    wire.check_ipc_name(name, "ruleId")
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", "x..y", "a\x00b", "a\nb", "tab\t", "del\x7f",
+                                  "c1\x85"])
+def test_names_that_do_not_fit_a_socket_file_name(name):
+    with pytest.raises(ProtocolError) as info:
+        wire.check_ipc_name(name, "ruleId")
+    assert str(info.value) == (f"The ruleId {name!r} cannot be part of a socket file name: it "
+                               "must not hold '/', '..', NUL or control characters.")
+
+
+def test_socket_paths_longer_than_a_socket_holds():
+    fits = "/tmp/" + "a" * (wire.IPC_PATH_MAX - 5)
+    wire.check_ipc_path(f"ipc://{fits}")
+    wire.check_ipc_path(fits)
+    with pytest.raises(ProtocolError) as info:
+        wire.check_ipc_path(f"ipc://{fits}b")
+    assert str(info.value) == (f"The socket path {fits}b is 108 bytes long; a socket path "
+                               "holds at most 107 bytes.")
+    with pytest.raises(ProtocolError, match="is 108 bytes long"):
+        wire.check_ipc_path("/tmp/" + "é" * 51 + "x")  # bytes, not characters
