@@ -15,7 +15,7 @@ from .errors import DefinitionError, PluginError
 from .symbols import KIND_WORDS, Symbol, marks_of
 from .wire import FUNC, SINK, SOURCE
 
-PLUGIN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_\-]+$")
+PLUGIN_NAME_PATTERN = re.compile(r"[A-Za-z0-9_\-]+\Z")  # \Z: no trailing newline
 
 
 class About(NamedTuple):

@@ -23,7 +23,7 @@ from .wire import FUNC, SINK, SOURCE
 F = TypeVar("F", bound=Callable[..., Any])
 
 MARK_ATTR = "__kuiperlite__"
-NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # \Z: no trailing newline
 EMPTY = inspect.Parameter.empty
 
 PLAIN = "plain"

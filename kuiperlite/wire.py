@@ -215,7 +215,14 @@ def _control(ctrl: dict) -> Control:
         raise ProtocolError(
             f"The dataSource of {symbol!r} must be a string, got {describe_value(datasource)}."
         )
-    meta = None if ptype == FUNC else _meta(ctrl.get("meta"), f"{ptype} {symbol!r}")
+    check_ipc_name(symbol, "symbolName")
+    if ptype == FUNC:
+        return Control(symbol, ptype, None, datasource, config)
+    meta = _meta(ctrl.get("meta"), f"{ptype} {symbol!r}")
+    # The rule's names become socket file names: never a path elsewhere.
+    check_ipc_name(meta.rule_id, "ruleId")
+    check_ipc_name(meta.op_id, "opId")
+    check_ipc_path(ack_address(meta) if ptype == SINK else data_address(meta))
     return Control(symbol, ptype, meta, datasource, config)
 
 

@@ -141,3 +141,27 @@ def test_a_sink_message_in_flight_when_the_worker_died_is_acked_with_an_error(
         assert ack.startswith("The plugin process died while the sink 'dies' collected")
         assert snk.send({"n": 2}) is None
     assert host.process.printed("DIES-GOT")
+
+
+def test_host_supplied_names_never_reach_the_filesystem(kuiperlite_host, tmp_path):
+    host = kuiperlite_host(HOSTILE)
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    escape = os.path.relpath(tmp_path / "precious", host.ipc_dir)  # ../..: out of the folder
+    for rule in (escape, "a/b", "nul\x00", "r" * 200):
+        control = wire.Control("collect", "sink", wire.Meta(rule, "op1", 0), "", {})
+        answer = host.send_raw(wire.encode_command("start", control)).decode()
+        assert "cannot be part of a socket file name" in answer or "bytes long" in answer
+    assert victim.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.txt"]
+    # A file where a sink's socket would go is never replaced, nor removed.
+    rule = unique("k")
+    squatter = wire.ipc_path(wire.data_address(wire.Meta(rule, "op1", 0), host.ipc_dir))
+    with open(squatter, "w") as f:
+        f.write("not a socket")
+    with pytest.raises(HostError, match="exists and is not a socket"):
+        host.start_sink("collect", rule=rule)
+    with open(squatter) as f:
+        assert f.read() == "not a socket"
+    os.unlink(squatter)
+    assert host.alive

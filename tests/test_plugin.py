@@ -123,6 +123,8 @@ def test_same_name_in_different_kinds_is_fine(write_plugin):
      "declares About 2 times"),
     ("import kuiperlite\nA = kuiperlite.About(name='bad name')\n"
      "@kuiperlite.function\ndef f(x):\n    return x\n", "may hold only letters"),
+    ("import kuiperlite\nA = kuiperlite.About(name='trailing\\n')\n"
+     "@kuiperlite.function\ndef f(x):\n    return x\n", "may hold only letters"),
     ("raise RuntimeError('boom')\n", "failed to import: RuntimeError: boom"),
     ("def broken(:\n", "failed to import: SyntaxError"),
 ])

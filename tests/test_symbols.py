@@ -233,6 +233,11 @@ def test_bad_names_are_rejected():
 
     with pytest.raises(DefinitionError, match="must start with a letter"):
         spec(source(name="my-source")(f))
+    def g(x):
+        return x
+
+    with pytest.raises(DefinitionError, match="must start with a letter"):
+        spec(function(name="rev\n")(g))  # it would become the file functions/rev\n.json
 
 
 def test_unresolvable_hints_are_reported():

@@ -1,4 +1,5 @@
 import math
+import re
 
 import orjson
 import pytest
@@ -209,3 +210,24 @@ def test_socket_paths_longer_than_a_socket_holds():
                                "holds at most 107 bytes.")
     with pytest.raises(ProtocolError, match="is 108 bytes long"):
         wire.check_ipc_path("/tmp/" + "é" * 51 + "x")  # bytes, not characters
+
+
+@pytest.mark.parametrize(("meta", "phrase"), [
+    ({"ruleId": "../../home/x", "opId": "o", "instanceId": 0}, "The ruleId '../../home/x'"),
+    ({"ruleId": "a/b", "opId": "o", "instanceId": 0}, "The ruleId 'a/b'"),
+    ({"ruleId": "r", "opId": "o\x00", "instanceId": 0}, "The opId 'o\\x00'"),
+    ({"ruleId": "r\n", "opId": "o", "instanceId": 0}, "The ruleId 'r\\n'"),
+    ({"ruleId": "r" * 120, "opId": "o", "instanceId": 0}, "bytes long; a socket path holds"),
+])
+def test_names_that_would_reach_the_filesystem_are_refused(meta, phrase):
+    for kind in ("source", "sink"):
+        with pytest.raises(ProtocolError, match=re.escape(phrase)):
+            wire.decode_command(command(pluginType=kind, meta=meta))
+
+
+def test_a_sinks_longer_ack_path_is_checked_too():
+    room = 107 - len(wire.IPC_DIR) - len("/_o_0.ipc")  # the data path fills it exactly
+    meta = {"ruleId": "r" * room, "opId": "o", "instanceId": 0}
+    assert wire.decode_command(command(pluginType="source", meta=meta))[1].meta is not None
+    with pytest.raises(ProtocolError, match="bytes long"):
+        wire.decode_command(command(pluginType="sink", meta=meta))
