@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
+import shutil
 import sys
+import tempfile
 import textwrap
 import time
 import uuid
@@ -14,14 +17,22 @@ from typing import Any, Callable, Optional
 
 import pytest
 
+from kuiperlite import wire
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+# Names unique() gave out during the running test: what the leak check looks for.
+MADE: list[str] = []
+
+
 def unique(prefix: str = "t") -> str:
     """A name no other test uses (plugins, rules and functions share /tmp)."""
-    return f"{prefix}{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
+    MADE.append(name)
+    return name
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0,
@@ -66,8 +77,20 @@ def write_plugin(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+# kuiperlite's own sockets go to this session's folder, never /tmp, where a
+# running eKuiper or another test run may host plugins with the same names.
+# The official SDK only knows /tmp: its tests give their plugins unique names.
+SESSION_IPC = tempfile.mkdtemp(prefix="klt", dir="/tmp")
+os.environ["KUIPERLITE_IPC_DIR"] = SESSION_IPC
+wire.IPC_DIR = SESSION_IPC
+atexit.register(shutil.rmtree, SESSION_IPC, ignore_errors=True)
+
+
 def _ipc_files() -> set[str]:
-    return set(glob.glob("/tmp/*.ipc"))
+    """The socket files this session made: all in its folder, and those in
+    /tmp whose names hold a name unique() gave out."""
+    made = set(glob.glob(os.path.join(SESSION_IPC, "*.ipc")))
+    return made | {path for path in glob.glob("/tmp/*.ipc") if any(n in path for n in MADE)}
 
 
 def _children() -> set[int]:
@@ -81,6 +104,7 @@ def _children() -> set[int]:
 @pytest.fixture(autouse=True)
 def no_leaks() -> Iterator[None]:
     """Every test leaves no new ipc socket files and no child processes."""
+    MADE.clear()
     files, children = _ipc_files(), _children()
     yield
     wait_until(lambda: not (_ipc_files() - files), 5,

@@ -261,8 +261,8 @@ def test_plugin_reports_a_missing_host(write_plugin):
     out = subprocess.run([sys.executable, "-u", str(path)], capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 1
-    assert f"cannot reach eKuiper: nothing answers on ipc:///tmp/plugin_{path.stem}.ipc" \
-        in out.stdout
+    assert (f"cannot reach eKuiper: nothing answers on "
+            f"{wire.control_address(path.stem)}") in out.stdout
 
 
 def test_definition_errors_stop_the_plugin_with_one_line(write_plugin):

@@ -1,5 +1,8 @@
 import math
+import os
 import re
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -178,12 +181,23 @@ def test_portable_config_argument_is_optional_and_tolerant():
 
 def test_addresses():
     meta = Meta("rule1", "op1", 3)
-    assert wire.control_address("pysam") == "ipc:///tmp/plugin_pysam.ipc"
-    assert wire.function_address("revert") == "ipc:///tmp/func_revert.ipc"
-    assert wire.data_address(meta) == "ipc:///tmp/rule1_op1_3.ipc"
-    assert wire.ack_address(meta) == "ipc:///tmp/rule1_op1_3_ack.ipc"
-    assert wire.ipc_path(wire.ack_address(meta)) == "/tmp/rule1_op1_3_ack.ipc"
-    assert wire.data_address(meta, "/tmp/kl1") == "ipc:///tmp/kl1/rule1_op1_3.ipc"
+    assert wire.control_address("pysam", "/tmp") == "ipc:///tmp/plugin_pysam.ipc"
+    assert wire.function_address("revert", "/tmp") == "ipc:///tmp/func_revert.ipc"
+    assert wire.data_address(meta, "/tmp") == "ipc:///tmp/rule1_op1_3.ipc"
+    assert wire.ack_address(meta, "/tmp") == "ipc:///tmp/rule1_op1_3_ack.ipc"
+    assert wire.ipc_path(wire.ack_address(meta, "/tmp")) == "/tmp/rule1_op1_3_ack.ipc"
+    assert wire.data_address(meta) == f"ipc://{wire.IPC_DIR}/rule1_op1_3.ipc"
+
+
+def test_sockets_live_in_ekuipers_folder_unless_told_otherwise():
+    env = {k: v for k, v in os.environ.items() if k != "KUIPERLITE_IPC_DIR"}
+    code = "from kuiperlite import wire; print(wire.IPC_DIR)"
+    default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True)
+    assert default.stdout.strip() == "/tmp"
+    moved = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env=dict(env, KUIPERLITE_IPC_DIR="/run/kl"), check=True)
+    assert moved.stdout.strip() == "/run/kl"
 
 
 @pytest.mark.parametrize("name", ["rule1", "r-1.x", "règle_7", "a.b"])
