@@ -236,6 +236,7 @@ def test_sigterm_stops_instances_and_exits(kuiperlite_host, plugin):
     os.kill(host.process.pid, signal.SIGTERM)
     wait_until(lambda: host.process.poll() is not None, message="the plugin to exit")
     assert host.process.poll() == 0
+    host.process.reader.join(5)  # the last lines may still be in the pipe
     assert host.process.printed("SLEEPER-CLOSED term")
     assert host.process.printed("exits: received SIGTERM")
 
