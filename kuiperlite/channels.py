@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import stat
 import threading
 import time
@@ -47,6 +48,32 @@ TICK = 0.2
 # write it, which halves the CPU per record; when the queue is full, sends
 # wait as before (back-pressure). 128 is the queue length of eKuiper's side.
 QUEUE = 128
+
+
+# nng before 1.9 (pynng 0.8.1 bundles 1.6.0) can hang a close for good while
+# a peer sends: a pipe's receive that just completed is never finished, and
+# nng's one reaper thread then waits for it, taking every later close with it.
+NNG_VERSION = tuple(int(part) for part in
+                    _ffi.string(_lib.nng_version()).decode().split(".")[:2])
+QUIET_CLOSE = NNG_VERSION < (1, 9)
+
+
+def close(sock: pynng.Socket) -> None:
+    """Close a socket no thread uses any more, without nng 1.6's close hang.
+
+    Before nng 1.9, a receiving socket is first let to settle: with nobody
+    receiving, its pipes stop reading once a message waits in the socket
+    (or at once when the peer is quiet), so none is mid-receive at close.
+    """
+    if QUIET_CLOSE:
+        try:
+            fd: Optional[int] = sock.recv_fd
+        except pynng.NNGException:  # a socket that cannot receive (PUSH)
+            fd = None
+        if fd is not None:
+            select.select([fd], [], [], 0.05)
+            time.sleep(0.01)
+    sock.close()
 
 
 def ms(seconds: float) -> int:
@@ -186,7 +213,7 @@ def _connected(sock: S, connect: Callable[[pynng.Socket, str], None], address: s
     try:
         connect(sock, address)
     except ConnectionError:
-        sock.close()
+        close(sock)
         raise
     return sock
 
@@ -342,4 +369,4 @@ class Requester:
         except pynng.Closed:
             return
         finally:
-            self.sock.close()
+            close(self.sock)

@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional, TypeVar
 import pynng
 
 from . import wire
-from .channels import TICK, Direct, dial, listen, ms, puller
+from .channels import TICK, Direct, close, dial, listen, ms, puller
 from .errors import HostError, ProtocolError
 from .wire import FUNC, SINK, SOURCE, START, STOP, Control, FuncMeta, Meta
 
@@ -146,7 +146,7 @@ class Channel:
         with self.lock:
             if self.sock is None:
                 return False
-            self.sock.close()
+            close(self.sock)
             self.sock = None
             return True
 
@@ -185,7 +185,7 @@ class Responder(Channel):
         """Close the socket and listen again on the same address."""
         with self.lock:
             if self.sock is not None:
-                self.sock.close()
+                close(self.sock)
             sock = self._listen()
             self.sock, self.direct = sock, Direct(sock)
 

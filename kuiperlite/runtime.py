@@ -21,6 +21,7 @@ from .channels import (
     KEEPALIVE,
     Direct,
     Requester,
+    close,
     env_seconds,
     out_of_descriptors,
     puller,
@@ -85,12 +86,12 @@ class SourceInstance:
         with self.lock:
             if not self.closed:
                 self.closed = True
-                self.sock.close()
+                close(self.sock)
 
     def _deliver(self, data: Any, meta: Any) -> None:
         payload = wire.encode_record(data, meta)
         with self.lock:
-            if self.closed:
+            if self.closed or self.stopping.is_set():  # a sender that waited for the lock
                 raise Stopped()
             try:
                 self.send(payload)
@@ -140,7 +141,7 @@ class SinkInstance:
         try:
             self.ack = pusher(wire.ack_address(meta), send_timeout=1.0)
         except BaseException:
-            self.data.close()
+            close(self.data)
             inflight.release_slot(self.slot)
             raise
         # eKuiper connects after the ok, and each connection takes a file
@@ -206,8 +207,8 @@ class SinkInstance:
 
     def close(self) -> None:
         """Close both sockets; only the sink's thread calls this, or a start that failed."""
-        self.data.close()
-        self.ack.close()
+        close(self.data)
+        close(self.ack)
 
     def request_stop(self) -> None:
         self.adapter.stop()

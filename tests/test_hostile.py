@@ -5,6 +5,7 @@ The plugin is tests/plugins/hostile.py, launched under the embedded host.
 
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -164,4 +165,48 @@ def test_host_supplied_names_never_reach_the_filesystem(kuiperlite_host, tmp_pat
     with open(squatter) as f:
         assert f.read() == "not a socket"
     os.unlink(squatter)
+    assert host.alive
+
+
+def test_a_source_emitting_from_its_own_threads_stops_without_an_abort(kuiperlite_host):
+    host = kuiperlite_host(HOSTILE)
+    worker = host.process.worker
+    for _ in range(30):
+        rule = unique("r")
+        src = host.start_source("callbacks", rule=rule, config={"threads": 4, "size": 2000})
+        src.recv()
+        src.stop()  # eKuiper's order: the data channel goes, then the stop, under 4 senders
+        wait_until(lambda: sum(f"PUMP-STOPPED {rule}" in line  # noqa: B023
+                               for line in list(host.process.output)) == 4,
+                   message="every emitting thread to see Stopped")
+    assert host.process.worker == worker  # the same worker: no abort, no restart
+    assert not host.process.printed("PUMP-ERROR")
+
+
+def test_host_side_sends_and_receives_racing_a_stop_end_cleanly(kuiperlite_host):
+    host = kuiperlite_host(HOSTILE)
+    for _ in range(10):
+        snk = host.start_sink("collect", rule=unique("k"), config={"requireAck": True})
+        src = host.start_source("callbacks", rule=unique("r"), config={"threads": 2})
+        outcomes: list = []
+        exchanges = [0]
+
+        def hammer(snk=snk, src=src, outcomes=outcomes, exchanges=exchanges):
+            try:
+                while True:
+                    snk.send({"n": 1})
+                    src.recv()
+                    exchanges[0] += 1
+            except HostError as err:
+                outcomes.append(str(err))
+
+        thread = threading.Thread(target=hammer)
+        thread.start()
+        wait_until(lambda: exchanges[0] >= 5, message="traffic")  # noqa: B023
+        src.stop()  # while the other thread sends and receives
+        snk.stop()
+        thread.join(15)
+        assert not thread.is_alive()
+        assert len(outcomes) == 1 and ("is stopped" in outcomes[0]
+                                       or "was stopped" in outcomes[0]), outcomes
     assert host.alive
