@@ -71,8 +71,8 @@ def close(sock: pynng.Socket) -> None:
         except pynng.NNGException:  # a socket that cannot receive (PUSH)
             fd = None
         if fd is not None:
-            select.select([fd], [], [], 0.05)
-            time.sleep(0.01)
+            select.select([fd], [], [], 0.02)  # a message comes at once from a busy peer
+            time.sleep(0.005)  # and the socket's other pipes stop reading too
     sock.close()
 
 

@@ -766,17 +766,15 @@ class SinkHandle:
             self.host._check_alive()
 
     def extra_ack(self, wait: float = 0.05) -> Optional[bytes]:
-        """An ack beyond one per payload, if one comes within ``wait`` seconds."""
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            with self.ack.lock:
-                if self.ack.sock is None:
-                    return None
-                try:
-                    return self.ack.direct.recv()
-                except pynng.Timeout:
-                    pass
-        return None
+        """An ack beyond one per payload, if one came within ``wait`` seconds."""
+        time.sleep(wait)
+        with self.ack.lock:
+            if self.ack.sock is None:
+                return None
+            try:
+                return self.ack.sock.recv(block=False)
+            except pynng.TryAgain:
+                return None
 
     def stop(self) -> None:
         """Close data and ack channels, then send stop (eKuiper's order)."""

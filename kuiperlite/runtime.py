@@ -394,6 +394,10 @@ class Runtime:
     def serve(self) -> int:
         """Handshake and answer commands until the host is gone; the exit code."""
         plugin = self.plugin
+        if threading.current_thread() is threading.main_thread():  # before any command
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda num, _frame: self.request_shutdown(
+                    f"received {signal.Signals(num).name}"))
         log.info("plugin %s (pid %d) serving %s", plugin.name, os.getpid(), summary(plugin))
         address = wire.control_address(plugin.name)
         try:
@@ -415,10 +419,6 @@ class Runtime:
                     self._function(symbol)
         if self.serving is not None:
             self.serving()
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda num, _frame: self.request_shutdown(
-                    f"received {signal.Signals(num).name}"))
         self._watch(control)
         self.close()
         return 0

@@ -237,7 +237,7 @@ def test_sigterm_stops_instances_and_exits(kuiperlite_host, plugin):
     wait_until(lambda: host.process.poll() is not None, message="the plugin to exit")
     assert host.process.poll() == 0
     host.process.reader.join(5)  # the last lines may still be in the pipe
-    assert host.process.printed("SLEEPER-CLOSED term")
+    assert host.process.printed("SLEEPER-CLOSED term"), list(host.process.output)
     assert host.process.printed("exits: received SIGTERM")
 
 
