@@ -25,7 +25,7 @@ import orjson
 from . import wire
 from .context import Context, Record
 from .errors import ArgumentError, EncodeError, ProtocolError, Stopped
-from .schema import Mismatch, describe_value
+from .hints import Mismatch, describe_value
 from .symbols import ASYNC, ASYNC_GENERATOR, GENERATOR, PLAIN, Symbol
 
 log = logging.getLogger("kuiperlite")

@@ -33,9 +33,9 @@ import orjson
 
 from . import proc
 from .errors import KuiperliteError
+from .hints import describe_value
 from .host import Host, launch_argv
 from .plugin import PLUGIN_NAME_PATTERN
-from .schema import describe_value
 
 META_FOLDERS = ("sources/", "sinks/", "functions/")
 KINDS = (("sources", "source"), ("sinks", "sink"), ("functions", "function"))

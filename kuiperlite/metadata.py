@@ -19,8 +19,8 @@ import orjson
 
 from . import docstrings
 from .errors import DefinitionError
+from .hints import unwrap_optional
 from .plugin import Plugin
-from .schema import unwrap_optional
 from .symbols import Param, Symbol
 from .wire import FUNC, SINK, SOURCE
 

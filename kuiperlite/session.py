@@ -26,9 +26,9 @@ import orjson
 
 from . import proc, wire
 from .errors import HostError, KuiperliteError, ProtocolError
+from .hints import describe_value
 from .host import FunctionHandle, Host, SinkHandle, SourceHandle, launch_argv
 from .packaging import local_modules
-from .schema import describe_value
 from .wire import FuncMeta, Meta
 
 # What eKuiper's plugin test server feeds sinks and functions.

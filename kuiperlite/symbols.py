@@ -15,7 +15,7 @@ import re
 import typing
 from typing import Any, Callable, NamedTuple, Optional, TypeVar, overload
 
-from . import schema
+from . import hints
 from .context import Context
 from .errors import ConfigError, DefinitionError
 from .wire import FUNC, SINK, SOURCE
@@ -143,7 +143,7 @@ class Param(NamedTuple):
     name: str
     hint: Any
     default: Any = EMPTY
-    convert: Optional[schema.Converter] = None
+    convert: Optional[hints.Converter] = None
 
     @property
     def required(self) -> bool:
@@ -211,14 +211,14 @@ class Symbol(NamedTuple):
                 if param.required:
                     raise ConfigError(
                         f"The {self.label} needs config {param.name!r} "
-                        f"({schema.describe(param.hint)}), but the rule did not set it."
+                        f"({hints.describe(param.hint)}), but the rule did not set it."
                     )
                 continue
             value = raw[param.name]
             if param.convert is not None:
                 try:
                     value = param.convert(value)
-                except schema.Mismatch as err:
+                except hints.Mismatch as err:
                     raise ConfigError(f"Config {param.name!r} of the {self.label} {err}.") from None
             kwargs[param.name] = value
         if self.extra_config:
@@ -347,8 +347,8 @@ def _param(param: inspect.Parameter, hint: Any, fail: Callable[[str], Definition
         inferable = default is not EMPTY and default is not None
         hint = type(default) if inferable and type(default) in _INFERABLE else Any
     try:
-        conv = schema.converter(hint)
-    except schema.UnsupportedHint as err:
+        conv = hints.converter(hint)
+    except hints.UnsupportedHint as err:
         raise fail(
             f"{role} {param.name!r} has type {err}; use str, int, float, bool, dict, "
             "list[...], Literal[...], an Enum or Optional[...] of those"
@@ -399,7 +399,7 @@ def _send_type(returns: Any) -> Any:
 
 
 def _data_mode(hint: Any) -> str:
-    hint = schema.unwrap_optional(hint)
+    hint = hints.unwrap_optional(hint)
     if hint is bytes:
         return "bytes"
     if hint is str:

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, NoReturn, Optional
 import orjson
 
 from .errors import EncodeError, ProtocolError
-from .schema import describe_value
+from .hints import describe_value
 
 HANDSHAKE = b"handshake"
 OK = b"ok"

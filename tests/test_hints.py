@@ -3,8 +3,8 @@ from typing import Any, Literal, Optional, Union
 
 import pytest
 
-from kuiperlite import schema
-from kuiperlite.schema import Mismatch, UnsupportedHint
+from kuiperlite import hints
+from kuiperlite.hints import Mismatch, UnsupportedHint
 
 
 class Color(enum.Enum):
@@ -36,7 +36,7 @@ class Color(enum.Enum):
     (Any, {"x": [1]}, {"x": [1]}),
 ])
 def test_lossless_conversions(hint, value, expected):
-    result = schema.convert(hint, value)
+    result = hints.convert(hint, value)
     assert result == expected
     assert type(result) is type(expected)
 
@@ -57,23 +57,23 @@ def test_lossless_conversions(hint, value, expected):
 ])
 def test_mismatches_say_what_was_expected(hint, value, phrase):
     with pytest.raises(Mismatch) as info:
-        schema.convert(hint, value)
+        hints.convert(hint, value)
     assert phrase in str(info.value)
 
 
 def test_literal_does_not_confuse_true_with_one():
     with pytest.raises(Mismatch):
-        schema.convert(Literal[1], True)
+        hints.convert(Literal[1], True)
 
 
 @pytest.mark.parametrize("hint", [set, complex, dict[int, str], Union[tuple[int, str], int]])
 def test_hints_without_json_counterpart_are_rejected(hint):
     with pytest.raises(UnsupportedHint):
-        schema.converter(hint)
+        hints.converter(hint)
 
 
 def test_plain_values_need_no_converter():
-    assert schema.converter(Any) is None
-    assert schema.converter(Optional[Any]) is None
-    assert schema.describe(list[float]) == "a list of numbers"
-    assert schema.describe(Optional[str]) == "a string or null"
+    assert hints.converter(Any) is None
+    assert hints.converter(Optional[Any]) is None
+    assert hints.describe(list[float]) == "a list of numbers"
+    assert hints.describe(Optional[str]) == "a string or null"
