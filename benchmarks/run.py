@@ -34,6 +34,7 @@ import pynng
 
 import kuiperlite
 from kuiperlite import wire
+from kuiperlite.dev import gowire
 from kuiperlite.host import Host
 
 HERE = Path(__file__).resolve().parent
@@ -232,8 +233,8 @@ def measure_sink(plugin: Plugin, count: int, require_ack: bool) -> tuple[float, 
 
 def measure_function(plugin: Plugin, calls: int) -> dict[str, float]:
     handle = plugin.host.function(plugin.function)
-    meta = wire.encode_func_meta(wire.FuncMeta("bench", "op1", 0, 0))
-    request = wire.encode_function_call("Exec", ["a string to revert", meta])
+    meta = gowire.encode_func_meta(wire.FuncMeta("bench", "op1", 0, 0))
+    request = gowire.encode_function_call("Exec", ["a string to revert", meta])
     call = handle.channel.request
     for _ in range(200):  # warm up, and past the first call's stale-handshake round trip
         call(request, 10)

@@ -29,6 +29,7 @@ import pynng
 
 from . import wire
 from .channels import TICK, Direct, close, dial, listen, ms, puller
+from .dev import gowire
 from .errors import HostError, ProtocolError
 from .wire import FUNC, SINK, SOURCE, START, STOP, Control, FuncMeta, Meta
 
@@ -481,7 +482,7 @@ class Host:
         to a dead plugin only forgets the command, as its instance is gone.
         """
         key = control.meta or Meta("", "", 0)
-        payload = wire.encode_command(name, control)
+        payload = gowire.encode_command(name, control)
         if name == START:
             self._ensure_running()
             self._send(payload)
@@ -650,8 +651,8 @@ class SourceHandle:
         while True:
             raw = self._receive(deadline, timeout)
             try:
-                decoded = wire.decode_source_message(raw)
-            except wire.SourceError as err:
+                decoded = gowire.decode_source_message(raw)
+            except gowire.SourceError as err:
                 log.info("%s: %s", self.control.label, err)
                 self.errors.append(err.text)
                 continue
@@ -732,7 +733,7 @@ class SinkHandle:
             HostError: the plugin did not take the payload within eKuiper's
                 send timeout, or did not ack in time (eKuiper would wait on).
         """
-        encoded = wire.encode_payload(payload)
+        encoded = gowire.encode_payload(payload)
         label = self.control.label
         send_timeout = self.host.send_timeout
         deadline = time.monotonic() + send_timeout
@@ -757,7 +758,7 @@ class SinkHandle:
                 if self.ack.sock is None:
                     raise HostError(f"The {label} was stopped while waiting for its ack.")
                 try:
-                    return wire.decode_ack(self.ack.direct.recv())
+                    return gowire.decode_ack(self.ack.direct.recv())
                 except pynng.Timeout:
                     pass
             if time.monotonic() > deadline:
@@ -831,7 +832,7 @@ class FunctionHandle:
         """
         host = self.host
         try:
-            raw = self.channel.request(wire.encode_function_call(func, args),
+            raw = self.channel.request(gowire.encode_function_call(func, args),
                                        host.send_timeout + host.recv_timeout)
         except HostError as err:
             if "in time" not in str(err):
@@ -839,7 +840,7 @@ class FunctionHandle:
             raise HostError(f"No answer from function {self.symbol!r} within "
                             f"{host.recv_timeout:g} s (eKuiper's recvTimeout); eKuiper fails "
                             f"the call: time out, plugin {host.name} status running.") from None
-        return wire.decode_reply(raw)
+        return gowire.decode_reply(raw)
 
     def validate(self, *args: Any) -> Optional[str]:
         """None when the plugin accepts these arguments, else its error text."""
@@ -858,7 +859,7 @@ class FunctionHandle:
             meta: the calling function instance (default rule1/op1/0, func 0).
         """
         meta = meta or FuncMeta("rule1", "op1", 0, 0)
-        state, result = self.request("Exec", [*args, wire.encode_func_meta(meta)])
+        state, result = self.request("Exec", [*args, gowire.encode_func_meta(meta)])
         if not state:
             raise HostError(str(result))
         return result

@@ -18,6 +18,7 @@ import orjson
 from . import wire
 from .adapters import FunctionAdapter, SinkAdapter, SourceAdapter
 from .context import Context, Record
+from .dev import gowire
 from .errors import ArgumentError, EncodeError
 from .symbols import KIND_WORDS, Symbol, marks_of
 from .wire import FUNC, SINK, SOURCE
@@ -119,7 +120,7 @@ def run_sink(func: Callable[..., Any], payloads: list[Any], *, config: Optional[
     adapter.open()
     collect = adapter.collect
     try:
-        return [collect(wire.encode_payload(payload)) for payload in payloads]
+        return [collect(gowire.encode_payload(payload)) for payload in payloads]
     finally:
         adapter.stop()
         adapter.close()
@@ -148,9 +149,9 @@ def call_function(func: Callable[..., Any], *args: Any, rule_id: str = "test",
     error = adapter.validate(list(args))
     if error is not None:
         raise ArgumentError(error)
-    values = orjson.loads(wire.go_json(list(args)))
+    values = orjson.loads(gowire.go_json(list(args)))
     ctx = Context(symbol.name, FUNC, rule_id=rule_id, op_id="test", func_id=func_id)
-    state, result = wire.decode_reply(wire.encode_reply(True, adapter.call(values, ctx)))
+    state, result = gowire.decode_reply(wire.encode_reply(True, adapter.call(values, ctx)))
     if not state:
         raise EncodeError(str(result))
     return result

@@ -1,16 +1,18 @@
-"""The wire format: every byte kuiperlite puts on a socket or takes off one.
+"""The wire format: every byte a plugin puts on a socket or takes off one.
 
-Both sides live here: the plugin side (decode commands, encode records, acks
-and function replies) and the host side that the embedded host uses (encode
-commands, records and calls the way eKuiper's Go runtime does). No other
-module builds or parses protocol bytes.
+Here live the shapes both sides share (the constants, :class:`Meta`,
+:class:`FuncMeta`, :class:`Control`, the socket addresses and the checks on
+the names that become socket files) and the plugin's half: decode commands
+and function calls, encode records, acks and function replies. eKuiper's
+half, which the embedded host uses, is :mod:`kuiperlite.dev.gowire`. No
+other module builds or parses protocol bytes.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from typing import Any, NamedTuple, NoReturn, Optional
+from typing import Any, NamedTuple, Optional
 
 import orjson
 
@@ -393,165 +395,3 @@ def _non_finite(value: Any, path: str) -> Optional[str]:
             if found is not None:
                 return found
     return None
-
-
-# --------------------------------------------------------------- host side
-#
-# eKuiper's Go encoder sorts map keys, keeps struct fields in declaration
-# order, writes integral floats as integers and escapes <, >, & and the two
-# JavaScript line separators. The host reproduces all of it so that plugins
-# are tested against the bytes eKuiper really sends.
-
-_GO_ESCAPES = (
-    (b"<", b"\\u003c"),
-    (b">", b"\\u003e"),
-    (b"&", b"\\u0026"),
-    ("\u2028".encode(), b"\\u2028"),
-    ("\u2029".encode(), b"\\u2029"),
-)
-
-
-def go_json(value: Any) -> bytes:
-    """Encode a value as Go's ``encoding/json`` would."""
-    out = orjson.dumps(_go_values(value), option=orjson.OPT_SORT_KEYS | _LENIENT)
-    for raw, escaped in _GO_ESCAPES:
-        if raw in out:
-            out = out.replace(raw, escaped)
-    return out
-
-
-def _go_values(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
-        return int(value)
-    if isinstance(value, dict):
-        return {str(k): _go_values(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_go_values(v) for v in value]
-    return value
-
-
-def _struct(*fields: tuple[str, Any]) -> bytes:
-    """A Go struct: fields in the given order, each value Go-encoded."""
-    return b"{" + b",".join(go_json(k) + b":" + go_json(v) for k, v in fields) + b"}"
-
-
-def encode_control(control: Control) -> bytes:
-    """The control JSON eKuiper puts in a command's ``arg``."""
-    meta = control.meta or Meta("", "", 0)
-    meta_json = _struct(("ruleId", meta.rule_id), ("opId", meta.op_id),
-                        ("instanceId", meta.instance_id))
-    parts = [
-        go_json("symbolName") + b":" + go_json(control.symbol_name),
-        b'"meta":' + meta_json,
-        go_json("pluginType") + b":" + go_json(control.plugin_type),
-    ]
-    if control.datasource:
-        parts.append(b'"dataSource":' + go_json(control.datasource))
-    if control.config:
-        parts.append(b'"config":' + go_json(control.config))
-    return b"{" + b",".join(parts) + b"}"
-
-
-def encode_command(name: str, control: Control) -> bytes:
-    """A start or stop command exactly as eKuiper sends it."""
-    return _struct(("cmd", name), ("arg", encode_control(control).decode()))
-
-
-def encode_func_meta(meta: FuncMeta) -> str:
-    """The FuncMeta JSON string eKuiper appends to Exec arguments."""
-    return _struct(
-        ("ruleId", meta.rule_id), ("opId", meta.op_id),
-        ("instanceId", meta.instance_id), ("funcId", meta.func_id),
-    ).decode()
-
-
-def encode_function_call(func: str, args: Optional[list]) -> bytes:
-    """A Validate, Exec or IsAggregate request as eKuiper sends it."""
-    return _struct(("func", func), ("arg", args if args else None))
-
-
-def encode_payload(data: Any) -> bytes:
-    """A sink payload as eKuiper's default JSON encoder produces it."""
-    if isinstance(data, (bytes, bytearray)):
-        return bytes(data)
-    return go_json(data)
-
-
-class SourceMessage(NamedTuple):
-    """Host side: a source message as eKuiper decodes it."""
-
-    message: Optional[dict]  # None: eKuiper ingests an empty row
-    meta: Optional[dict]
-    stray_error: Optional[str] = None  # the SDKs' {"error": ...}, which eKuiper ignores
-
-
-class SourceError(ProtocolError):
-    """Host side: a source message eKuiper fails to decode, so it is an error.
-
-    ``str(err)`` is the line eKuiper logs; ``text`` is what the plugin meant
-    to say (the string itself when the message is a JSON string).
-    """
-
-    def __init__(self, raw: bytes, why: str, text: Optional[str] = None) -> None:
-        shown = raw.decode("utf-8", "replace")
-        super().__init__(f"Invalid data format, cannot decode {shown} to json format "
-                         f"with error {why}")
-        self.text = shown if text is None else text
-
-
-def decode_source_message(raw: bytes) -> SourceMessage:
-    """Host side: decode one source message by the rules of Go's ``encoding/json``.
-
-    eKuiper unmarshals the bytes into a struct with the object fields
-    ``message`` and ``meta``: keys match case-insensitively (the last match
-    wins), other keys are ignored, and ``null`` or an object without
-    ``message`` decodes to an empty row.
-
-    Raises:
-        SourceError: the bytes are not JSON, not an object, or ``message`` or
-            ``meta`` is not an object; eKuiper logs it and counts an exception.
-    """
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as err:
-        try:  # Go replaces invalid UTF-8 instead of failing
-            body = orjson.loads(raw.decode("utf-8", "replace"))
-        except orjson.JSONDecodeError:
-            raise SourceError(raw, f"invalid JSON ({err})") from None
-    if body is None:
-        return SourceMessage(None, None)
-    if not isinstance(body, dict):
-        _undecodable(raw, body, "the message", body if isinstance(body, str) else None)
-    fields: dict[str, Any] = {}
-    for key, value in body.items():
-        if key.lower() in ("message", "meta"):
-            fields[key.lower()] = value
-    for name in ("message", "meta"):
-        value = fields.get(name)
-        if value is not None and not isinstance(value, dict):
-            _undecodable(raw, value, f"its field {name!r}")
-    message, meta = fields.get("message"), fields.get("meta")
-    stray = body.get("error") if message is None else None
-    return SourceMessage(message, meta, None if stray is None else str(stray))
-
-
-def _undecodable(raw: bytes, value: Any, what: str, text: Optional[str] = None) -> NoReturn:
-    raise SourceError(raw, f"cannot unmarshal {describe_value(value)} into {what}, "
-                           "which must be an object", text)
-
-
-def decode_ack(raw: bytes) -> Optional[str]:
-    """Host side: None for a success ack, the error text otherwise."""
-    body = _loads(raw, "The ack")
-    if not isinstance(body, dict):
-        raise ProtocolError(f"The ack must be an object, got {describe_value(body)}.")
-    error = body.get("error")
-    return str(error) if error else None
-
-
-def decode_reply(raw: bytes) -> tuple[bool, Any]:
-    """Host side: ``(state, result)`` from a function reply."""
-    body = _loads(raw, "The function reply")
-    if not isinstance(body, dict) or not isinstance(body.get("state"), bool):
-        raise ProtocolError("The function reply must be an object with a boolean 'state'.")
-    return body["state"], body.get("result")

@@ -9,6 +9,7 @@ import pytest
 
 from kuiperlite import Context, Record, function, sink, source, wire
 from kuiperlite.adapters import FunctionAdapter, SinkAdapter, SourceAdapter
+from kuiperlite.dev import gowire
 from kuiperlite.symbols import Symbol, marks_of
 
 
@@ -293,10 +294,10 @@ def test_async_sinks():
 
 
 def request(adapter, func, args):
-    return orjson.loads(adapter.handle(wire.encode_function_call(func, args)))
+    return orjson.loads(adapter.handle(gowire.encode_function_call(func, args)))
 
 
-META = wire.encode_func_meta(wire.FuncMeta("rule1", "op1", 0, 1))
+META = gowire.encode_func_meta(wire.FuncMeta("rule1", "op1", 0, 1))
 
 
 def test_function_requests():
@@ -340,7 +341,7 @@ def test_function_context_per_calling_instance():
         return f"{ctx.rule_id}/{ctx.op_id}/{ctx.instance_id}#{ctx.func_id}"
 
     adapter = FunctionAdapter(spec(who))
-    other = wire.encode_func_meta(wire.FuncMeta("rule2", "op1", 0, 1))
+    other = gowire.encode_func_meta(wire.FuncMeta("rule2", "op1", 0, 1))
     assert request(adapter, "Exec", [1, META])["result"] == "rule1/op1/0#1"
     assert request(adapter, "Exec", [1, META])["result"] == "rule1/op1/0#1"
     assert request(adapter, "Exec", [1, other])["result"] == "rule2/op1/0#1"

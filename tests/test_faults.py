@@ -16,6 +16,7 @@ import zipfile
 import pytest
 
 from kuiperlite import packaging, wire
+from kuiperlite.dev import gowire
 from kuiperlite.errors import HostError
 from kuiperlite.plugin import load
 from kuiperlite.wire import Meta
@@ -291,7 +292,7 @@ def test_a_call_longer_than_the_hosts_timeout_fails_without_wedging_the_channel(
 @pytest.mark.parametrize(("raw", "phrase"), [
     (b'{"cmd": "start", "arg": "{\\"symbolName\\": \\"tag', "is not valid JSON"),
     (b'{"cmd": "start"', "The command is not valid JSON"),
-    (wire.encode_command("start", wire.Control("tagged", "source", Meta("r", "o", 0), "",
+    (gowire.encode_command("start", wire.Control("tagged", "source", Meta("r", "o", 0), "",
                                                {"count": [1]})),
      "Config 'count' of the source 'tagged' must be an integer, got a list."),
     (b'{"cmd":"start","arg":"{\\"symbolName\\":\\"tagged\\",\\"pluginType\\":\\"source\\",'
@@ -317,7 +318,7 @@ def test_bad_commands(kuiperlite_host, plugin, raw, phrase):
 def test_bad_function_requests(kuiperlite_host, plugin, raw, phrase):
     host = kuiperlite_host(plugin)
     fn = host.function("echo")
-    state, result = wire.decode_reply(fn.channel.request(raw, 10))
+    state, result = gowire.decode_reply(fn.channel.request(raw, 10))
     assert state is False and phrase in result
     assert fn.call("ok") == "ok"
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from test_faults import PLUGIN
 
 from kuiperlite import wire
+from kuiperlite.dev import gowire
 from kuiperlite.host import Host
 
 from conftest import unique
@@ -92,5 +93,5 @@ def test_generated_sink_payloads_always_get_one_ack(shared_sink, payload):
     lambda func, arg: orjson.dumps({"func": func, "arg": arg}),
     st.sampled_from(["Validate", "Exec", "IsAggregate"]) | st.text(), json_values))
 def test_generated_function_requests_get_a_reply(shared_function, raw):
-    state, _ = wire.decode_reply(shared_function.channel.request(raw, 10))
+    state, _ = gowire.decode_reply(shared_function.channel.request(raw, 10))
     assert isinstance(state, bool)

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from kuiperlite import wire
+from kuiperlite.dev import gowire
 from kuiperlite.errors import HostError
 
 from conftest import ROOT, unique, wait_until
@@ -151,7 +152,7 @@ def test_host_supplied_names_never_reach_the_filesystem(kuiperlite_host, tmp_pat
     escape = os.path.relpath(tmp_path / "precious", host.ipc_dir)  # ../..: out of the folder
     for rule in (escape, "a/b", "nul\x00", "r" * 200):
         control = wire.Control("collect", "sink", wire.Meta(rule, "op1", 0), "", {})
-        answer = host.send_raw(wire.encode_command("start", control)).decode()
+        answer = host.send_raw(gowire.encode_command("start", control)).decode()
         assert "cannot be part of a socket file name" in answer or "bytes long" in answer
     assert victim.read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.txt"]

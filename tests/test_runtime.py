@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from kuiperlite import wire
+from kuiperlite.dev import gowire
 from kuiperlite.errors import HostError
 from kuiperlite.host import Host
 from kuiperlite.wire import Control, Meta
@@ -107,9 +108,9 @@ def test_config_errors_fail_the_start_and_the_plugin_goes_on(kuiperlite_host, pl
     (b'{"cmd":"pause","arg":"{}"}', "Unknown command 'pause'"),
     (b'{"cmd":"start","arg":"{\\"symbolName\\":\\"counter\\",\\"pluginType\\":\\"source\\"}"}',
      "needs 'meta'"),
-    (wire.encode_command("start", Control("nothing", "source", Meta("r", "o", 0))),
+    (gowire.encode_command("start", Control("nothing", "source", Meta("r", "o", 0))),
      "has no source named 'nothing'; its sources: counter, sleeper, broken."),
-    (wire.encode_command("start", Control("counter", "widget", Meta("r", "o", 0))),
+    (gowire.encode_command("start", Control("counter", "widget", Meta("r", "o", 0))),
      "Unknown plugin type 'widget'"),
 ])
 def test_bad_commands_get_a_sentence_and_the_loop_goes_on(kuiperlite_host, plugin, raw, phrase):
@@ -198,7 +199,7 @@ def test_a_large_payload_reaches_the_sink(kuiperlite_host, plugin):
     big = {"blob": "y" * (16 * 1024 * 1024)}
     with host.start_sink("last", config={"requireAck": True}) as snk:
         assert snk.send(big, timeout=30) is None
-        size = len(wire.encode_payload(big))
+        size = len(gowire.encode_payload(big))
         wait_until(lambda: host.process.printed(f"LAST rule1 {size}"), 30, message="16 MB payload")
 
 
