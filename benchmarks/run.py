@@ -34,8 +34,7 @@ import pynng
 
 import kuiperlite
 from kuiperlite import wire
-from kuiperlite.dev import gowire
-from kuiperlite.host import Host
+from kuiperlite.dev import Host, gowire
 
 HERE = Path(__file__).resolve().parent
 PLUGINS = HERE / "plugins"

@@ -32,9 +32,9 @@ from typing import Any, Callable, Optional
 import orjson
 
 from . import proc
+from .dev.host import Host, launch_argv
 from .errors import KuiperliteError
 from .hints import describe_value
-from .host import Host, launch_argv
 from .plugin import PLUGIN_NAME_PATTERN
 
 META_FOLDERS = ("sources/", "sinks/", "functions/")

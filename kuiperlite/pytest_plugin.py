@@ -17,14 +17,14 @@ def kuiperlite_host() -> Iterator[Callable[..., Any]]:
     """Launch plugins in real processes under the embedded host; closed after the test.
 
     ``host = kuiperlite_host("pysam.py")`` starts the plugin as eKuiper does and
-    returns the :class:`~kuiperlite.host.Host`. Its socket files go to a folder
+    returns the :class:`~kuiperlite.dev.host.Host`. Its socket files go to a folder
     of the test's own, so a running eKuiper or another test run hosting the
     same plugin is never disturbed; pass ``ipc_dir="/tmp"`` for a plugin that
     only knows eKuiper's folder (one written with the official SDK). ``env``
     adds environment variables; other keywords go to ``Host.launch``. The
     test fails when a socket file outlives the hosts.
     """
-    from kuiperlite.host import Host  # only tests that use the fixture pay for it
+    from kuiperlite.dev import Host  # only tests that use the fixture pay for it
 
     hosts: list[Any] = []
     folders: list[str] = []

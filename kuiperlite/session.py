@@ -25,9 +25,10 @@ import attrs
 import orjson
 
 from . import proc, wire
+from .dev.handles import FunctionHandle, SinkHandle, SourceHandle
+from .dev.host import Host, launch_argv
 from .errors import HostError, KuiperliteError, ProtocolError
 from .hints import describe_value
-from .host import FunctionHandle, Host, SinkHandle, SourceHandle, launch_argv
 from .packaging import local_modules
 from .wire import FuncMeta, Meta
 

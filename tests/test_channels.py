@@ -6,8 +6,7 @@ import pynng
 import pytest
 
 from kuiperlite.channels import Requester, dial, listen, puller, pusher, send_blocking
-from kuiperlite.errors import HostError
-from kuiperlite.host import Responder
+from kuiperlite.dev.ends import Responder
 
 from conftest import unique, wait_until
 
@@ -153,17 +152,3 @@ def test_send_blocking_gives_up_when_stopping():
     threading.Timer(0.1, stopping.set).start()
     assert send_blocking(sock, b"x", stopping) is False
     sock.close()
-
-
-def test_host_responder_notices_a_dead_peer():
-    addr = address()
-
-    def dead():
-        raise HostError("plugin gone")
-
-    host = Responder(addr, dead)
-    try:
-        with pytest.raises(HostError, match="plugin gone"):
-            host.wait_handshake(5)
-    finally:
-        host.close()

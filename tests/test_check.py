@@ -16,7 +16,7 @@ import pytest
 
 from kuiperlite import packaging
 from kuiperlite.check import Checker, check, read_profile
-from kuiperlite.host import PORTABLE_CONFIG, Host
+from kuiperlite.dev.host import PORTABLE_CONFIG, Host
 from kuiperlite.plugin import load
 
 from conftest import EXAMPLES, pid_alive, unique, wait_until

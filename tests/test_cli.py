@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from kuiperlite.host import Host
+from kuiperlite.dev import Host
 
 from conftest import EXAMPLES, ROOT, unique
 

@@ -166,7 +166,7 @@ def test_idle_then_a_call_answers_at_once_also_after_host_socket_restarts(kuiper
 
 HOST_SCRIPT = '''
 import subprocess, sys, threading
-from kuiperlite.host import Host
+from kuiperlite.dev import Host
 name, path, log = sys.argv[1:4]
 host = Host(name)
 plugin = subprocess.Popen([sys.executable, "-u", path], stdout=open(log, "w"),

@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 from test_faults import PLUGIN
 
 from kuiperlite import wire
-from kuiperlite.dev import gowire
-from kuiperlite.host import Host
+from kuiperlite.dev import Host, gowire
 
 from conftest import unique
 

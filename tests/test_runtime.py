@@ -11,9 +11,8 @@ import orjson
 import pytest
 
 from kuiperlite import wire
-from kuiperlite.dev import gowire
+from kuiperlite.dev import Host, gowire
 from kuiperlite.errors import HostError
-from kuiperlite.host import Host
 from kuiperlite.wire import Control, Meta
 
 from conftest import FIXTURES, unique, wait_until

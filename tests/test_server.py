@@ -16,7 +16,7 @@ import urllib.request
 import pynng
 import pytest
 
-from kuiperlite.host import Host
+from kuiperlite.dev import Host
 from kuiperlite.session import ApiError, describe
 
 from conftest import pid_alive, wait_until

@@ -8,7 +8,7 @@ what the source emits, pushes records into the sink and calls the function.
 import threading
 from pathlib import Path
 
-from kuiperlite.host import Host
+from kuiperlite.dev import Host
 
 PLUGIN = Path(__file__).with_name("pysam.py")
 _lock = threading.Lock()

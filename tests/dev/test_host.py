@@ -11,8 +11,8 @@ import pynng
 import pytest
 
 from kuiperlite import wire
+from kuiperlite.dev.host import Host, stream_options
 from kuiperlite.errors import HostError
-from kuiperlite.host import Host, stream_options
 from kuiperlite.wire import Control, Meta
 
 from conftest import pid_alive, unique, wait_until

@@ -1,0 +1,180 @@
+"""The host's ends of the channels: sockets eKuiper listens on, used one thread at a time.
+
+:class:`Channel` is a host socket that is never closed while a thread is
+inside it; :class:`Responder` is the host's end of an inverted channel (the
+control channel and each function's), where commands go out as replies.
+:func:`listening` turns a taken address into a sentence saying who may hold it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, Optional, TypeVar
+
+import pynng
+
+from .. import wire
+from ..channels import TICK, Direct, close, listen, ms
+from ..errors import HostError, ProtocolError
+
+T = TypeVar("T")
+
+
+def checked_address(address: str, *names: tuple[str, str]) -> str:
+    """``address``, once its names fit in a socket file name and its path in a socket.
+
+    Args:
+        address: the ``ipc://`` address to listen on or dial.
+        names: ``(what, value)`` pairs that are part of it, e.g. ``("ruleId", "rule1")``.
+
+    Raises:
+        ValueError: a name holds ``/``, ``..``, NUL or control characters, or the
+            path is longer than 107 bytes; the message says which.
+    """
+    try:
+        for what, value in names:
+            wire.check_ipc_name(value, what)
+        wire.check_ipc_path(address)
+    except ProtocolError as err:
+        raise ValueError(str(err)) from None
+    return address
+
+
+def listening(address: str, holder: Optional[str], make: Callable[[], T]) -> T:
+    """``make()``, which listens on ``address``; its failure becomes a HostError.
+
+    Args:
+        holder: what else may hold the address (``"rule 'rule1'"``), for the message.
+
+    Raises:
+        HostError: the address is taken, or cannot be listened on.
+    """
+    try:
+        return make()
+    except ConnectionError as err:
+        path = wire.ipc_path(address)
+        if isinstance(err.__cause__, pynng.AddressInUse) and holder:
+            raise HostError(f"Cannot listen on {path}: is eKuiper, a serve or a test run "
+                            f"already hosting {holder}?") from None
+        raise HostError(f"Cannot listen on {path}: {err.__cause__ or err}.") from None
+
+
+class Channel:
+    """A host socket used by one thread at a time and never closed while in use.
+
+    Every blocking call on it is sliced into short receives or sends that
+    look at ``closing`` in between, so :meth:`close` from another thread
+    waits at most one slice for the user to let go.
+    """
+
+    def __init__(self, sock: pynng.Socket) -> None:
+        self.sock: Optional[pynng.Socket] = sock
+        self.direct = Direct(sock)
+        self.lock = threading.Lock()
+        self.closing = False
+
+    @property
+    def closed(self) -> bool:
+        return self.sock is None
+
+    def close(self) -> bool:
+        """Close the socket once no thread is inside it; False if already closed."""
+        self.closing = True
+        with self.lock:
+            if self.sock is None:
+                return False
+            close(self.sock)
+            self.sock = None
+            return True
+
+
+class Responder(Channel):
+    """The host's end of an inverted channel: commands go out as replies.
+
+    Args:
+        holder: what else may hold the address when it is taken, for the error.
+
+    Raises:
+        HostError: the address is taken or cannot be listened on.
+    """
+
+    def __init__(self, address: str, alive: Callable[[], None],
+                 holder: Optional[str] = None) -> None:
+        self.address = address
+        self.alive = alive
+        self.holder = holder
+        super().__init__(self._listen())
+
+    def _listen(self) -> pynng.Rep0:
+        def make() -> pynng.Rep0:
+            sock = pynng.Rep0(recv_timeout=ms(TICK), send_timeout=ms(TICK))
+            sock.recv_max_size = 0
+            try:
+                listen(sock, self.address)
+            except ConnectionError:
+                sock.close()
+                raise
+            return sock
+
+        return listening(self.address, self.holder, make)
+
+    def reopen(self) -> None:
+        """Close the socket and listen again on the same address."""
+        with self.lock:
+            if self.sock is not None:
+                close(self.sock)
+            sock = self._listen()
+            self.sock, self.direct = sock, Direct(sock)
+
+    def _recv(self, deadline: float, what: str) -> bytes:
+        while True:
+            if self.closing:
+                raise HostError(f"The channel {self.address} was closed while waiting "
+                                f"for the {what}.")
+            try:
+                return self.direct.recv()
+            except pynng.Timeout:
+                self.alive()
+                if time.monotonic() > deadline:
+                    raise HostError(f"No {what} on {self.address} in time.") from None
+
+    def _send(self, payload: bytes, deadline: float) -> None:
+        while True:
+            try:
+                self.direct.send(payload)
+                return
+            except pynng.Timeout:
+                self.alive()
+                if self.closing or time.monotonic() > deadline:
+                    raise HostError(f"The plugin did not take a message on {self.address} "
+                                    "in time.") from None
+
+    def wait_handshake(self, timeout: float) -> None:
+        """Wait for the plugin's first request, which is not answered yet."""
+        with self.lock:
+            if self.sock is None:
+                raise HostError(f"The channel {self.address} is closed.")
+            self._recv(time.monotonic() + timeout, "handshake")
+
+    def request(self, payload: bytes, timeout: float) -> bytes:
+        """Send one command or call and return the plugin's answer.
+
+        As eKuiper does: with no request pending, take the plugin's next one
+        (a keepalive or a late answer) first; skip answers starting with ``h``,
+        which are keepalives that crossed a command, and send again.
+        """
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            if self.sock is None:
+                raise HostError(f"The channel {self.address} is closed.")
+            while True:
+                try:
+                    self._send(payload, deadline)
+                except pynng.BadState:
+                    self._recv(deadline, "request from the plugin")
+                    self._send(payload, deadline)
+                answer = self._recv(deadline, "answer")
+                if answer[:1] != b"h":
+                    return answer
+

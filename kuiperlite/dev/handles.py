@@ -1,0 +1,327 @@
+"""What a host holds for each started symbol: source, sink and function handles.
+
+:meth:`Host.start_source <kuiperlite.dev.host.Host.start_source>`,
+:meth:`~kuiperlite.dev.host.Host.start_sink` and
+:meth:`~kuiperlite.dev.host.Host.function` return these. Each opens its
+channels in eKuiper's order, moves bytes encoded and decoded as eKuiper does
+(:mod:`kuiperlite.dev.gowire`), and bounds every wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Optional
+
+import pynng
+
+from .. import wire
+from ..channels import TICK, dial, ms, puller
+from ..errors import HostError, ProtocolError
+from ..wire import FUNC, START, STOP, Control, FuncMeta
+from . import gowire
+from .ends import Channel, Responder, checked_address, listening
+
+if TYPE_CHECKING:
+    from .host import Host
+
+log = logging.getLogger("kuiperlite.dev.host")
+
+
+def _data_address(control: Control, directory: str) -> str:
+    meta = control.meta
+    assert meta is not None
+    return checked_address(wire.data_address(meta, directory), ("ruleId", meta.rule_id),
+                           ("opId", meta.op_id))
+
+
+def _holder(control: Control) -> str:
+    assert control.meta is not None
+    return f"rule {control.meta.rule_id!r}"
+
+
+class SourceHandle:
+    """A started source instance, seen from the host.
+
+    Attributes:
+        errors: what the plugin reported as errors: messages eKuiper fails to
+            decode, which it logs and (2.x) counts as the rule's exceptions.
+        mistakes: ``{"error": ...}`` messages, which eKuiper takes for empty
+            rows, losing the text: the SDKs' way to report an error.
+    """
+
+    def __init__(self, host: Host, control: Control) -> None:
+        assert control.meta is not None
+        self.host = host
+        self.control = control
+        self.address = _data_address(control, host.ipc_dir)
+        self.channel = Channel(listening(self.address, _holder(control),
+                                         lambda: puller(self.address)))
+        try:
+            host.command(START, control)
+        except BaseException:
+            self.channel.close()
+            raise
+        self.errors: list[str] = []
+        self.mistakes: list[str] = []
+        host.handles.append(self)
+
+    def __enter__(self) -> SourceHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def recv_raw(self, timeout: float = 10.0) -> bytes:
+        """The next message's bytes, undecoded."""
+        return self._receive(time.monotonic() + timeout, timeout)
+
+    def _receive(self, deadline: float, timeout: float) -> bytes:
+        channel = self.channel
+        while True:
+            with channel.lock:
+                if channel.sock is None:
+                    raise HostError(f"The {self.control.label} is stopped.")
+                try:
+                    return channel.direct.recv()
+                except pynng.Timeout:
+                    pass
+            if time.monotonic() > deadline:
+                raise HostError(f"No record from {self.control.label} within {timeout:g} s.")
+            self.host._check_alive()
+
+    def recv(self, timeout: float = 10.0) -> tuple[Any, Any]:
+        """The next row as eKuiper ingests it: ``(message, meta)``.
+
+        Errors go to ``errors``. A message eKuiper decodes to no message (the
+        SDKs' ``{"error": ...}``) is the empty row ``{}`` eKuiper would ingest,
+        logged as a warning.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            raw = self._receive(deadline, timeout)
+            try:
+                decoded = gowire.decode_source_message(raw)
+            except gowire.SourceError as err:
+                log.info("%s: %s", self.control.label, err)
+                self.errors.append(err.text)
+                continue
+            except ProtocolError as err:  # pragma: no cover - decode raises SourceError
+                self.errors.append(str(err))
+                continue
+            if decoded.stray_error is not None:
+                self.mistakes.append(decoded.stray_error)
+                log.warning("%s sent {\"error\": %r}: eKuiper takes it for an EMPTY ROW and "
+                            "loses the text; report errors so that eKuiper fails to decode "
+                            "them", self.control.label, decoded.stray_error)
+            return (decoded.message if decoded.message is not None else {}), decoded.meta
+
+    def records(self, count: int, timeout: float = 10.0) -> list[Any]:
+        """The next ``count`` records' messages."""
+        deadline = time.monotonic() + timeout
+        return [self.recv(max(0.0, deadline - time.monotonic()))[0] for _ in range(count)]
+
+    def stop(self) -> None:
+        """Close the data channel, then send stop (eKuiper's order)."""
+        if self.close():
+            self.host.command(STOP, self.control)
+
+    def close(self) -> bool:
+        """Close the data channel without a command; False if already closed."""
+        if not self.channel.close():
+            return False
+        if self in self.host.handles:
+            self.host.handles.remove(self)
+        return True
+
+
+class SinkHandle:
+    """A started sink instance, seen from the host."""
+
+    def __init__(self, host: Host, control: Control) -> None:
+        assert control.meta is not None
+        self.host = host
+        self.control = control
+        self.require_ack = control.config.get("requireAck") is True
+        self.address = _data_address(control, host.ipc_dir)
+        ack = checked_address(wire.ack_address(control.meta, host.ipc_dir))
+        self.ack = Channel(listening(ack, _holder(control), lambda: puller(ack)))
+        data: Optional[pynng.Push0] = None
+        try:
+            host.command(START, control)
+            data = pynng.Push0(send_timeout=ms(TICK))
+            try:
+                dial(data, self.address)
+            except ConnectionError:
+                raise HostError(f"The {control.label} started, but nothing listens on its "
+                                f"data channel {wire.ipc_path(self.address)}.") from None
+        except BaseException:
+            self.ack.close()
+            if data is not None:
+                data.close()
+            raise
+        self.data = Channel(data)
+        host.handles.append(self)
+
+    def __enter__(self) -> SinkHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def send(self, payload: Any, timeout: Optional[float] = None) -> Optional[str]:
+        """Push one payload (bytes, or a value encoded as eKuiper does).
+
+        Args:
+            timeout: how long to wait for the ack (default: the host's timeout).
+
+        Returns:
+            With requireAck, None for an ok ack or the ack's error text;
+            without it, None at once.
+
+        Raises:
+            HostError: the plugin did not take the payload within eKuiper's
+                send timeout, or did not ack in time (eKuiper would wait on).
+        """
+        encoded = gowire.encode_payload(payload)
+        label = self.control.label
+        send_timeout = self.host.send_timeout
+        deadline = time.monotonic() + send_timeout
+        with self.data.lock:
+            while True:
+                if self.data.sock is None or self.data.closing:
+                    raise HostError(f"The {label} is stopped.")
+                try:
+                    self.data.direct.send(encoded)
+                    break
+                except pynng.Timeout:
+                    if time.monotonic() > deadline:
+                        raise HostError(f"The {label} did not take a payload within "
+                                        f"{send_timeout:g} s (eKuiper's sendTimeout).") from None
+                    self.host._check_alive()
+        if not self.require_ack:
+            return None
+        wait = self.host.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        while True:
+            with self.ack.lock:
+                if self.ack.sock is None:
+                    raise HostError(f"The {label} was stopped while waiting for its ack.")
+                try:
+                    return gowire.decode_ack(self.ack.direct.recv())
+                except pynng.Timeout:
+                    pass
+            if time.monotonic() > deadline:
+                raise HostError(f"No ack from {label} within {wait:g} s; eKuiper would "
+                                "still be waiting, and the rule would hang.")
+            self.host._check_alive()
+
+    def extra_ack(self, wait: float = 0.05) -> Optional[bytes]:
+        """An ack beyond one per payload, if one came within ``wait`` seconds."""
+        time.sleep(wait)
+        with self.ack.lock:
+            if self.ack.sock is None:
+                return None
+            try:
+                return self.ack.sock.recv(block=False)
+            except pynng.TryAgain:
+                return None
+
+    def stop(self) -> None:
+        """Close data and ack channels, then send stop (eKuiper's order)."""
+        if self.close():
+            self.host.command(STOP, self.control)
+
+    def close(self) -> bool:
+        """Close both channels without a command; False if already closed."""
+        if not self.data.close():
+            return False
+        self.ack.close()
+        if self in self.host.handles:
+            self.host.handles.remove(self)
+        return True
+
+
+class FunctionChannel(Responder):
+    """A function symbol's channel, shared by its handles, one call at a time."""
+
+    def __init__(self, host: Host, symbol: str) -> None:
+        address = checked_address(wire.function_address(symbol, host.ipc_dir),
+                                  ("function name", symbol))
+        super().__init__(address, host._check_alive, f"function {symbol!r}")
+        self.symbol = symbol
+        self.users = 0
+        try:
+            host.command(START, Control(symbol, FUNC))
+        except BaseException:
+            self.close()
+            raise
+
+
+class FunctionHandle:
+    """A use of a function symbol's channel, seen from the host."""
+
+    def __init__(self, host: Host, channel: FunctionChannel) -> None:
+        self.host = host
+        self.channel = channel
+        self.symbol = channel.symbol
+        channel.users += 1
+        host.handles.append(self)
+
+    def __enter__(self) -> FunctionHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def request(self, func: str, args: Optional[list]) -> tuple[bool, Any]:
+        """Send one raw request; returns ``(state, result)``.
+
+        Raises:
+            HostError: no answer within eKuiper's send and receive timeouts.
+        """
+        host = self.host
+        try:
+            raw = self.channel.request(gowire.encode_function_call(func, args),
+                                       host.send_timeout + host.recv_timeout)
+        except HostError as err:
+            if "in time" not in str(err):
+                raise
+            raise HostError(f"No answer from function {self.symbol!r} within "
+                            f"{host.recv_timeout:g} s (eKuiper's recvTimeout); eKuiper fails "
+                            f"the call: time out, plugin {host.name} status running.") from None
+        return gowire.decode_reply(raw)
+
+    def validate(self, *args: Any) -> Optional[str]:
+        """None when the plugin accepts these arguments, else its error text."""
+        state, result = self.request("Validate", list(args))
+        return None if state else str(result)
+
+    def is_aggregate(self) -> bool:
+        state, result = self.request("IsAggregate", None)
+        return bool(state and result is True)
+
+    def call(self, *args: Any, meta: Optional[FuncMeta] = None) -> Any:
+        """Exec the function; raises HostError with the text of a failed call.
+
+        Args:
+            args: the SQL argument values.
+            meta: the calling function instance (default rule1/op1/0, func 0).
+        """
+        meta = meta or FuncMeta("rule1", "op1", 0, 0)
+        state, result = self.request("Exec", [*args, gowire.encode_func_meta(meta)])
+        if not state:
+            raise HostError(str(result))
+        return result
+
+    def close(self) -> bool:
+        """Let go of the channel; the last handle closes it (no stop command:
+        functions are never stopped)."""
+        with self.host._functions_lock:
+            if self not in self.host.handles:
+                return False
+            self.host.handles.remove(self)
+            self.channel.users -= 1
+            if self.channel.users <= 0:
+                self.channel.close()
+        return True
