@@ -52,14 +52,14 @@ def cmd_package(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .check import check
+    from .dev.check import check
 
     return 0 if check(args.zip, python=args.python, install=not args.no_install,
                       ekuiper=args.ekuiper, install_timeout=args.install_timeout) else 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server import load_mock, serve
+    from .dev.server import load_mock, serve
 
     try:
         mock = load_mock(args.mock, args.sink_data, args.function_args, args.mock_interval)

@@ -17,7 +17,7 @@ import pynng
 import pytest
 
 from kuiperlite.dev import Host
-from kuiperlite.session import ApiError, describe
+from kuiperlite.dev.session import ApiError, describe
 
 from conftest import pid_alive, wait_until
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kuiperlite import packaging
-from kuiperlite.check import Checker, check, read_profile
+from kuiperlite.dev.check import Checker, check, read_profile
 from kuiperlite.dev.host import PORTABLE_CONFIG, Host
 from kuiperlite.plugin import load
 

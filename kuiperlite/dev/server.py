@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from .errors import HostError, KuiperliteError
+from ..errors import HostError, KuiperliteError
 from .session import ApiError, Mock, Session
 
 MAX_BODY = 1 << 20

@@ -24,13 +24,14 @@ from typing import Any, Callable, Optional
 import attrs
 import orjson
 
-from . import proc, wire
-from .dev.handles import FunctionHandle, SinkHandle, SourceHandle
-from .dev.host import Host, launch_argv
-from .errors import HostError, KuiperliteError, ProtocolError
-from .hints import describe_value
-from .packaging import local_modules
-from .wire import FuncMeta, Meta
+from .. import wire
+from ..errors import HostError, KuiperliteError, ProtocolError
+from ..hints import describe_value
+from ..packaging import local_modules
+from ..wire import FuncMeta, Meta
+from . import proc
+from .handles import FunctionHandle, SinkHandle, SourceHandle
+from .host import Host, launch_argv
 
 # What eKuiper's plugin test server feeds sinks and functions.
 MOCK_SINK_DATA: list[Any] = [{"name": "hello", "count": 5}, {"name": "world", "count": 10}]
@@ -38,20 +39,6 @@ MOCK_FUNCTION_ARGS: list[list[Any]] = [["twelve"], ["eleven"]]
 TYPES = {"source": "sources", "sink": "sinks", "func": "functions"}
 DESCRIBE_TIMEOUT = 60.0  # seconds the plugin file may take to import
 INT64 = 1 << 63  # eKuiper's instanceId is a Go int
-
-_DESCRIBE = """\
-import json, sys
-from kuiperlite.cli import report
-from kuiperlite.errors import DefinitionError, PluginError
-from kuiperlite.plugin import load
-try:
-    plugin = load(sys.argv[1])
-except (DefinitionError, PluginError) as err:
-    sys.exit(report(err))
-print(json.dumps({"name": plugin.name, "sources": list(plugin.sources),
-                  "sinks": list(plugin.sinks), "functions": list(plugin.functions)}))
-"""
-
 
 class ApiError(Exception):
     """An error answer: the HTTP status and a one-sentence message."""
@@ -107,7 +94,8 @@ def describe(path: Path, python: str = sys.executable,
             the message holds its error output.
     """
     try:
-        result = proc.run([python, "-c", _DESCRIBE, str(path)], cwd=str(path.parent),
+        result = proc.run([python, "-m", "kuiperlite.dev.describe", str(path)],
+                          cwd=str(path.parent),
                           timeout=timeout, keep=1 << 20)
     except subprocess.TimeoutExpired:
         raise ApiError(502, f"{path.name} did not load within {timeout:g} s; does it wait "

@@ -31,11 +31,11 @@ from typing import Any, Callable, Optional
 
 import orjson
 
+from ..errors import KuiperliteError
+from ..hints import describe_value
+from ..plugin import PLUGIN_NAME_PATTERN
 from . import proc
-from .dev.host import Host, launch_argv
-from .errors import KuiperliteError
-from .hints import describe_value
-from .plugin import PLUGIN_NAME_PATTERN
+from .host import Host, launch_argv
 
 META_FOLDERS = ("sources/", "sinks/", "functions/")
 KINDS = (("sources", "source"), ("sinks", "sink"), ("functions", "function"))

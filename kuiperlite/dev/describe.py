@@ -1,0 +1,46 @@
+"""Print a plugin file's name and symbol names as one line of JSON.
+
+``python -m kuiperlite.dev.describe FILE`` is how ``serve`` reads a plugin:
+in a process of its own, so that user code that hangs or crashes when it is
+imported never runs inside serve. The line is
+``{"name": ..., "sources": [...], "sinks": [...], "functions": [...]}``; a
+file that does not load prints its error to stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Optional
+
+from ..cli import report
+from ..errors import DefinitionError, PluginError
+from ..plugin import load
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Load the plugin file and print its name and symbols.
+
+    Args:
+        argv: the arguments after the module name: the plugin's file
+            (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0 when the symbols were printed, 2 when the file does
+        not load or the arguments are wrong.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m kuiperlite.dev.describe FILE", file=sys.stderr)
+        return 2
+    try:
+        plugin = load(args[0])
+    except (DefinitionError, PluginError) as err:
+        return report(err)
+    print(json.dumps({"name": plugin.name, "sources": list(plugin.sources),
+                      "sinks": list(plugin.sinks), "functions": list(plugin.functions)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

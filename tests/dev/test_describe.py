@@ -1,0 +1,46 @@
+"""``python -m kuiperlite.dev.describe FILE``: how serve reads a plugin's symbols."""
+
+import json
+import subprocess
+import sys
+
+PLUGIN = '''
+from kuiperlite import Context, function, sink, source
+
+@source
+def counter(ctx: Context):
+    yield {"i": 1}
+
+@sink
+def keep(ctx: Context, data):
+    pass
+
+@function
+def shout(s: str) -> str:
+    return s.upper()
+'''
+
+
+def describe(path, *more):
+    return subprocess.run([sys.executable, "-m", "kuiperlite.dev.describe", str(path), *more],
+                          cwd=str(path.parent), capture_output=True, text=True, timeout=60)
+
+
+def test_it_prints_the_name_and_symbols_as_one_json_line(write_plugin):
+    path = write_plugin(PLUGIN)
+    out = describe(path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"name": path.stem, "sources": ["counter"],
+                                      "sinks": ["keep"], "functions": ["shout"]}
+
+
+def test_a_file_that_does_not_load_is_its_error_and_exit_code_2(write_plugin):
+    out = describe(write_plugin("import no_such_module_anywhere\n", main=False))
+    assert out.returncode == 2 and out.stdout == ""
+    assert "No module named 'no_such_module_anywhere'" in out.stderr
+
+
+def test_it_takes_exactly_one_file(write_plugin):
+    out = describe(write_plugin(PLUGIN), "extra")
+    assert out.returncode == 2
+    assert out.stderr.strip() == "usage: python -m kuiperlite.dev.describe FILE"
