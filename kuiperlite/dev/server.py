@@ -30,7 +30,16 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from ..errors import HostError, KuiperliteError
-from .session import ApiError, Mock, Session
+from .session import (
+    BadRequest,
+    Conflict,
+    LoadFailed,
+    Mock,
+    NotFound,
+    PluginFailed,
+    ServeError,
+    Session,
+)
 
 MAX_BODY = 1 << 20
 REQUEST_TIMEOUT = 10.0
@@ -43,6 +52,53 @@ DRAIN_MAX = 64 << 20  # read and drop at most this much of a refused body
 _HOST = re.compile(r"\[([0-9A-Fa-f:.]+)\]|[^\s:/@\[\]]+")
 _PORT = re.compile(r"(?::[0-9]{1,5})?")
 _ORIGIN = re.compile(r"https?://(.+)", re.IGNORECASE)
+
+
+class Forbidden(ServeError):
+    """A request for another host name, or from a web page of another site."""
+
+
+class WrongMethod(ServeError):
+    """The endpoint exists, but takes another method."""
+
+
+class BodyTimeout(ServeError):
+    """The body did not arrive within the request timeout."""
+
+
+class TooLarge(ServeError):
+    """The body is over the size limit."""
+
+
+class WrongMediaType(ServeError):
+    """A body sent as a type a browser sends across sites without asking."""
+
+
+# The one place where what went wrong becomes an HTTP status. A class not
+# here (by itself or a base) is a bug in serve: 500.
+STATUS: dict[type[Exception], int] = {
+    BadRequest: 400,
+    Forbidden: 403,
+    NotFound: 404,
+    WrongMethod: 405,
+    BodyTimeout: 408,
+    Conflict: 409,
+    TooLarge: 413,
+    WrongMediaType: 415,
+    PluginFailed: 502,
+    KuiperliteError: 502,  # HostError, or an answer the host cannot decode
+}
+
+
+def status_of(error: Exception) -> int:
+    """The HTTP status that answers ``error``: its class's, or its nearest base's in
+    :data:`STATUS`; 500 when it has none."""
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
 ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/symbol/start"): "start",
     ("POST", "/symbol/stop"): "stop",
@@ -108,18 +164,16 @@ class Handler(BaseHTTPRequestHandler):
             if route is None:
                 known = [m for (m, path) in ROUTES if path == url.path]
                 if known:
-                    raise ApiError(405, f"{url.path} takes {' or '.join(known)}, not {method}.")
-                raise ApiError(404, f"No endpoint {url.path}; see GET /symbols.")
+                    raise WrongMethod(f"{url.path} takes {' or '.join(known)}, not {method}.")
+                raise NotFound(f"No endpoint {url.path}; see GET /symbols.")
             if route == "symbols":
                 self._reply(200, session.symbols())
             elif route == "output":
                 self._output(dict(parse_qsl(url.query)))
             else:
                 self._reply(200, getattr(session, route)(self._body()))
-        except ApiError as err:
-            self._refuse(err.status, str(err))
-        except KuiperliteError as err:  # HostError, or an answer the host cannot decode
-            self._refuse(502, str(err))
+        except (ServeError, KuiperliteError) as err:
+            self._refuse(status_of(err), str(err))
         except OSError:
             self.close_connection = True  # the client went away or stalled
         except Exception as err:
@@ -165,54 +219,54 @@ class Handler(BaseHTTPRequestHandler):
         name = _host_name(hosts[0]) if len(hosts) == 1 else None
         if name is None or not self.server.accepts(name):
             shown = ", ".join(repr(h) for h in hosts) or "none"
-            raise ApiError(403, f"serve answers requests for {self.server.names()} only, not for "
-                                f"Host {shown}: a web page may reach it by DNS rebinding.")
+            raise Forbidden(f"serve answers requests for {self.server.names()} only, not for "
+                            f"Host {shown}: a web page may reach it by DNS rebinding.")
         origin = self.headers.get("Origin")
         if origin is not None:
             match = _ORIGIN.fullmatch(origin.strip())
             name = _host_name(match.group(1)) if match else None
             if name is None or not self.server.accepts(name, origin=True):
-                raise ApiError(403, f"serve refuses requests from web pages of other sites; "
-                                    f"this one came from Origin {origin!r}.")
+                raise Forbidden(f"serve refuses requests from web pages of other sites; "
+                                f"this one came from Origin {origin!r}.")
         site = (self.headers.get("Sec-Fetch-Site") or "").strip().lower()
         if site in ("cross-site", "same-site"):
-            raise ApiError(403, f"serve refuses requests a browser sends for another site "
-                                f"(Sec-Fetch-Site: {site}).")
+            raise Forbidden(f"serve refuses requests a browser sends for another site "
+                            f"(Sec-Fetch-Site: {site}).")
 
     def _body(self) -> dict[str, Any]:
         lengths = self.headers.get_all("Content-Length") or []
         if len(lengths) > 1:
-            raise ApiError(400, f"The request has {len(lengths)} Content-Length headers; "
-                                "send one.")
+            raise BadRequest(f"The request has {len(lengths)} Content-Length headers; "
+                             "send one.")
         if self.headers.get("Transfer-Encoding"):
-            raise ApiError(400, "serve reads a body by its Content-Length; send it without "
-                                f"Transfer-Encoding {self.headers['Transfer-Encoding']!r}.")
+            raise BadRequest("serve reads a body by its Content-Length; send it without "
+                             f"Transfer-Encoding {self.headers['Transfer-Encoding']!r}.")
         length = _announced(lengths[0] if lengths else "0")
         if length < 0:
-            raise ApiError(400, f"Content-Length must be a number of bytes, got {lengths[0]!r}.")
+            raise BadRequest(f"Content-Length must be a number of bytes, got {lengths[0]!r}.")
         if length > self.server.max_body:
-            raise ApiError(413, f"The body has {length} bytes; the limit is "
-                                f"{self.server.max_body}.")
+            raise TooLarge(f"The body has {length} bytes; the limit is "
+                           f"{self.server.max_body}.")
         media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if media not in BODY_TYPES:
-            raise ApiError(415, f"The body must be JSON sent as application/json (or with no "
-                                f"Content-Type), not as {media}.")
+            raise WrongMediaType(f"The body must be JSON sent as application/json (or with no "
+                                 f"Content-Type), not as {media}.")
         try:
             raw = self._read(length)
         except OSError:
             self.unread = 0
-            raise ApiError(408, f"The body did not arrive within {self.server.request_timeout:g}"
-                                f" s: Content-Length announced {length} bytes.") from None
+            raise BodyTimeout(f"The body did not arrive within {self.server.request_timeout:g}"
+                              f" s: Content-Length announced {length} bytes.") from None
         self.unread = 0
         if len(raw) < length:
-            raise ApiError(400, f"The body ended after {len(raw)} of the {length} bytes "
-                                "Content-Length announced.")
+            raise BadRequest(f"The body ended after {len(raw)} of the {length} bytes "
+                             "Content-Length announced.")
         try:
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError as err:
-            raise ApiError(400, f"Invalid body: not JSON ({err}).") from None
+            raise BadRequest(f"Invalid body: not JSON ({err}).") from None
         if not isinstance(body, dict):
-            raise ApiError(400, "Invalid body: expected a JSON object.")
+            raise BadRequest("Invalid body: expected a JSON object.")
         return body
 
     def _output(self, query: dict[str, str]) -> None:
@@ -220,9 +274,9 @@ class Handler(BaseHTTPRequestHandler):
             since = int(query.pop("since", 0))
             wait = min(float(query.pop("wait", 0)), 60.0)
         except ValueError:
-            raise ApiError(400, "since must be an integer and wait a number.") from None
+            raise BadRequest("since must be an integer and wait a number.") from None
         if not math.isfinite(wait):
-            raise ApiError(400, f"wait must be a finite number of seconds, got {wait}.")
+            raise BadRequest(f"wait must be a finite number of seconds, got {wait}.")
         follow = query.pop("follow", "") in ("1", "true", "yes")
         session = self.server.session
         if not follow:
@@ -373,7 +427,7 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 33333, attach: bo
         return 2
     try:
         session = Session(target, attach=attach, mock=mock, log=log, ekuiper=ekuiper)
-    except ApiError as err:
+    except LoadFailed as err:
         log(f"kuiperlite: {target} does not load:\n{err}")
         return 2
     except (HostError, ValueError) as err:

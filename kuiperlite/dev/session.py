@@ -40,12 +40,34 @@ TYPES = {"source": "sources", "sink": "sinks", "func": "functions"}
 DESCRIBE_TIMEOUT = 60.0  # seconds the plugin file may take to import
 INT64 = 1 << 63  # eKuiper's instanceId is a Go int
 
-class ApiError(Exception):
-    """An error answer: the HTTP status and a one-sentence message."""
+class ServeError(Exception):
+    """A request serve cannot honour; the message is one sentence for the caller.
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+    The session raises the subclasses below, which say what went wrong;
+    only the HTTP layer (:mod:`kuiperlite.dev.server`) turns them into status
+    codes.
+    """
+
+
+class BadRequest(ServeError):
+    """The request is not what serve takes: a field of the wrong type, a name
+    that cannot be part of a socket file name, arguments the function refuses."""
+
+
+class NotFound(ServeError):
+    """No such symbol, or no such instance running."""
+
+
+class Conflict(ServeError):
+    """The instance runs already, or another one uses its data channel."""
+
+
+class PluginFailed(ServeError):
+    """The plugin said no, failed or died, or a socket it needs is taken."""
+
+
+class LoadFailed(PluginFailed):
+    """The plugin file does not load, or not in time."""
 
 
 @attrs.define
@@ -90,25 +112,24 @@ def describe(path: Path, python: str = sys.executable,
     """The plugin's name and symbols, read in a separate process (user code stays out).
 
     Raises:
-        ApiError: the file does not load, or not within ``timeout`` seconds;
+        LoadFailed: the file does not load, or not within ``timeout`` seconds;
             the message holds its error output.
     """
     try:
         result = proc.run([python, "-m", "kuiperlite.dev.describe", str(path)],
-                          cwd=str(path.parent),
-                          timeout=timeout, keep=1 << 20)
+                          cwd=str(path.parent), timeout=timeout, keep=1 << 20)
     except subprocess.TimeoutExpired:
-        raise ApiError(502, f"{path.name} did not load within {timeout:g} s; does it wait "
-                            "for something when it is imported?") from None
+        raise LoadFailed(f"{path.name} did not load within {timeout:g} s; does it wait "
+                         "for something when it is imported?") from None
     except OSError as err:
-        raise ApiError(502, f"Cannot run {python} to load {path.name}: {err}.") from None
+        raise LoadFailed(f"Cannot run {python} to load {path.name}: {err}.") from None
     if result.code != 0:
-        raise ApiError(502, (result.stderr or result.stdout).strip() or "the plugin did not load")
+        raise LoadFailed((result.stderr or result.stdout).strip() or "the plugin did not load")
     try:
         return dict(json.loads(result.stdout.strip().splitlines()[-1]))
     except (IndexError, ValueError, TypeError):
-        raise ApiError(502, f"{path.name} loaded, but its symbols could not be read from the "
-                            f"output:\n{result.stdout.strip()[-2000:]}") from None
+        raise LoadFailed(f"{path.name} loaded, but its symbols could not be read from the "
+                         f"output:\n{result.stdout.strip()[-2000:]}") from None
 
 
 class Session:
@@ -202,7 +223,7 @@ class Session:
                 self.info = describe(self.path, self.python)
                 with self.lock:
                     self.host.restart()
-            except (ApiError, HostError) as err:
+            except (LoadFailed, HostError) as err:
                 self.print(f"the plugin does not start; fix it and save again:\n{err}")
             else:
                 self.print(f"plugin restarted (pid {self.pid}); "
@@ -213,8 +234,8 @@ class Session:
     def _known(self, kind: str, symbol: str) -> None:
         if symbol not in self.info[TYPES[kind]]:
             names = ", ".join(self.info[TYPES[kind]]) or "none"
-            raise ApiError(404, f"Plugin {self.info['name']!r} has no {kind} named {symbol!r}; "
-                                f"its {TYPES[kind]}: {names}.")
+            raise NotFound(f"Plugin {self.info['name']!r} has no {kind} named {symbol!r}; "
+                           f"its {TYPES[kind]}: {names}.")
 
     def start(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /symbol/start``: start an instance and its reader or feeder."""
@@ -224,23 +245,23 @@ class Session:
         if config is None:
             config = {}
         elif not isinstance(config, dict):
-            raise ApiError(400, f"config must be an object, got {describe_value(config)}.")
+            raise BadRequest(f"config must be an object, got {describe_value(config)}.")
         datasource = body.get("dataSource", body.get("datasource"))
         if datasource is None:
             datasource = ""
         elif not isinstance(datasource, str):
-            raise ApiError(400, f"dataSource must be a string, got {describe_value(datasource)}.")
+            raise BadRequest(f"dataSource must be a string, got {describe_value(datasource)}.")
         if kind != "func":
             self._fits(meta)
         with self.lock:
             running = Running(kind, symbol, meta, None)
             if running.key in self.running:
-                raise ApiError(409, f"{running.tag} is already running; stop it first.")
+                raise Conflict(f"{running.tag} is already running; stop it first.")
             for other in self.running.values():
                 if kind != "func" and other.kind != "func" and other.key[2:] == running.key[2:]:
-                    raise ApiError(409, f"{other.tag} already uses the data channel of rule "
-                                        f"{meta['ruleId']}/{meta['opId']}/{meta['instanceId']}; "
-                                        "give this one another opId or instanceId.")
+                    raise Conflict(f"{other.tag} already uses the data channel of rule "
+                                   f"{meta['ruleId']}/{meta['opId']}/{meta['instanceId']}; "
+                                   "give this one another opId or instanceId.")
             try:
                 if kind == "source":
                     running.handle = self.host.start_source(
@@ -258,9 +279,9 @@ class Session:
                     work = functools.partial(self._mock, running, functools.partial(
                         self._call, running, running.handle))
             except ValueError as err:
-                raise ApiError(400, str(err)) from None
+                raise BadRequest(str(err)) from None
             except KuiperliteError as err:
-                raise ApiError(502, str(err)) from None
+                raise PluginFailed(str(err)) from None
             self.running[running.key] = running
             running.thread = threading.Thread(target=work, daemon=True,
                                               name=f"serve {running.tag}")
@@ -274,12 +295,12 @@ class Session:
         with self.lock:
             running = self.running.get(Running(kind, symbol, meta, None).key)
             if running is None:
-                raise ApiError(404, f"{kind} {symbol!r} is not running for rule "
-                                    f"{meta['ruleId']}/{meta['opId']}/{meta['instanceId']}.")
+                raise NotFound(f"{kind} {symbol!r} is not running for rule "
+                               f"{meta['ruleId']}/{meta['opId']}/{meta['instanceId']}.")
             try:
                 self._stop(running)
             except KuiperliteError as err:
-                raise ApiError(502, str(err)) from None
+                raise PluginFailed(str(err)) from None
         return {"stopped": _describe(running)}
 
     def _stop(self, running: Running) -> None:
@@ -305,17 +326,17 @@ class Session:
             wire.check_ipc_path(wire.ack_address(
                 Meta(meta["ruleId"], meta["opId"], meta["instanceId"]), self.host.ipc_dir))
         except ProtocolError as err:
-            raise ApiError(400, f"{err} Use a shorter ruleId or opId.") from None
+            raise BadRequest(f"{err} Use a shorter ruleId or opId.") from None
 
     def send(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /symbol/send``: push one payload into a running sink; its ack."""
         kind, symbol, meta = _control(dict(body, pluginType="sink"))
         if "data" not in body:
-            raise ApiError(400, "send needs 'data', the payload to push into the sink.")
+            raise BadRequest("send needs 'data', the payload to push into the sink.")
         running = self.running.get(Running(kind, symbol, meta, None).key)
         if running is None:
-            raise ApiError(404, f"sink {symbol!r} is not running for rule {meta['ruleId']}; "
-                                "start it first.")
+            raise NotFound(f"sink {symbol!r} is not running for rule {meta['ruleId']}; "
+                           "start it first.")
         return {"ack": self._send(running, body["data"])}
 
     def call(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -323,7 +344,7 @@ class Session:
         symbol = body.get("symbolName")
         args = body.get("args", [])
         if not isinstance(symbol, str) or not isinstance(args, list):
-            raise ApiError(400, "call needs 'symbolName' (a string) and 'args' (a list).")
+            raise BadRequest("call needs 'symbolName' (a string) and 'args' (a list).")
         self._known("func", symbol)
         meta = _meta(body.get("meta"))
         running = Running("func", symbol, meta, None)
@@ -331,11 +352,11 @@ class Session:
             handle = self._function(symbol)
             error = handle.validate(*args)
         except ValueError as err:
-            raise ApiError(400, str(err)) from None
+            raise BadRequest(str(err)) from None
         except KuiperliteError as err:
-            raise ApiError(502, str(err)) from None
+            raise PluginFailed(str(err)) from None
         if error is not None:
-            raise ApiError(400, error)
+            raise BadRequest(error)
         return {"result": self._call(running, handle, args)}
 
     # --------------------------------------------------- readers, feeders
@@ -377,7 +398,7 @@ class Session:
                 return
             try:
                 action(item)
-            except ApiError:
+            except PluginFailed:
                 continue  # recorded and shown already; the next one may work
 
     def _send(self, running: Running, payload: Any) -> Optional[str]:
@@ -387,7 +408,7 @@ class Session:
                 ack = handle.send(payload)
         except KuiperliteError as err:
             self._record(running, "error", str(err), f"could not send: {err}")
-            raise ApiError(502, str(err)) from None
+            raise PluginFailed(str(err)) from None
         shown = "ok" if ack is None else ack
         text = f"sent {_json(payload)} -> ack {shown}" if handle.require_ack else \
             f"sent {_json(payload)} (no ack: requireAck is off)"
@@ -403,7 +424,7 @@ class Session:
                                                       meta["instanceId"], 0))
         except KuiperliteError as err:
             self._record(running, "error", str(err), f"{shown} failed: {err}")
-            raise ApiError(502, str(err)) from None
+            raise PluginFailed(str(err)) from None
         self._record(running, "result", {"args": args, "result": result},
                      f"{shown} -> {_json(result)}")
         return result
@@ -452,32 +473,32 @@ def _meta(raw: Any, kind: str = "source") -> dict[str, Any]:
     if raw is None:
         return meta
     if not isinstance(raw, dict):
-        raise ApiError(400, "meta must be an object with ruleId, opId and instanceId, "
-                            f"got {describe_value(raw)}.")
+        raise BadRequest("meta must be an object with ruleId, opId and instanceId, "
+                         f"got {describe_value(raw)}.")
     meta.update({k: raw[k] for k in meta if k in raw})
     for key in ("ruleId", "opId"):
         if not isinstance(meta[key], str) or not meta[key]:
-            raise ApiError(400, f"meta.{key} must be a non-empty string, "
-                                f"got {describe_value(meta[key])}.")
+            raise BadRequest(f"meta.{key} must be a non-empty string, "
+                             f"got {describe_value(meta[key])}.")
         try:
             wire.check_ipc_name(meta[key], key)
         except ProtocolError as err:
-            raise ApiError(400, str(err)) from None
+            raise BadRequest(str(err)) from None
     instance = meta["instanceId"]
     if not isinstance(instance, int) or isinstance(instance, bool) \
             or not -INT64 <= instance < INT64:
-        raise ApiError(400, "meta.instanceId must be a 64-bit integer, "
-                            f"got {describe_value(instance)}.")
+        raise BadRequest("meta.instanceId must be a 64-bit integer, "
+                         f"got {describe_value(instance)}.")
     return meta
 
 
 def _control(body: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     kind, symbol = body.get("pluginType"), body.get("symbolName")
     if not isinstance(symbol, str) or not symbol:
-        raise ApiError(400, f"The body needs 'symbolName', a non-empty string, "
-                            f"got {describe_value(symbol)}.")
+        raise BadRequest(f"The body needs 'symbolName', a non-empty string, "
+                         f"got {describe_value(symbol)}.")
     if not isinstance(kind, str) or kind not in TYPES:
-        raise ApiError(400, f"pluginType must be source, sink or func, got {describe_value(kind)}.")
+        raise BadRequest(f"pluginType must be source, sink or func, got {describe_value(kind)}.")
     return kind, symbol, _meta(body.get("meta"), kind)
 
 

@@ -17,7 +17,23 @@ import pynng
 import pytest
 
 from kuiperlite.dev import Host
-from kuiperlite.dev.session import ApiError, describe
+from kuiperlite.dev.server import (
+    BodyTimeout,
+    Forbidden,
+    TooLarge,
+    WrongMediaType,
+    WrongMethod,
+    status_of,
+)
+from kuiperlite.dev.session import (
+    BadRequest,
+    Conflict,
+    LoadFailed,
+    NotFound,
+    PluginFailed,
+    describe,
+)
+from kuiperlite.errors import HostError
 
 from conftest import pid_alive, wait_until
 
@@ -701,11 +717,19 @@ def test_a_plugin_that_hangs_while_loading_is_a_clear_error(write_plugin, tmp_pa
         time.sleep(120)
     ''')
     started = time.monotonic()
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(LoadFailed) as info:
         describe(hangs, timeout=2)
     assert time.monotonic() - started < 20
-    assert info.value.status == 502
+    assert status_of(info.value) == 502
     assert str(info.value) == (f"{hangs.name} did not load within 2 s; does it wait for "
                                "something when it is imported?")
     child = int(marker.read_text())
     wait_until(lambda: not pid_alive(child), 5, message="the child it started to be killed")
+
+
+def test_each_error_serve_raises_has_its_status():
+    errors = {BadRequest: 400, Forbidden: 403, NotFound: 404, WrongMethod: 405,
+              BodyTimeout: 408, Conflict: 409, TooLarge: 413, WrongMediaType: 415,
+              PluginFailed: 502, LoadFailed: 502, HostError: 502}
+    assert {cls: status_of(cls("why")) for cls in errors} == errors
+    assert status_of(RuntimeError("a bug in serve")) == 500
