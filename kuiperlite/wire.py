@@ -151,6 +151,32 @@ def check_ipc_path(address: str) -> None:
         )
 
 
+def check_meta(meta: Meta, plugin_type: str, directory: Optional[str] = None) -> None:
+    """Refuse a meta whose names or socket paths cannot be socket files.
+
+    A source's or sink's rule and op become the names of its socket files
+    (the data channel, and a sink's ack channel, the longer path of the two).
+    The plugin checks every start command with this, and a host checks the
+    same before it listens, so both refuse the same metas. A function's meta
+    names no file, but its names are checked all the same.
+
+    Args:
+        meta: the instance's ruleId, opId and instanceId.
+        plugin_type: ``source``, ``sink`` or ``func``.
+        directory: the socket folder (default: :data:`IPC_DIR`).
+
+    Raises:
+        ProtocolError: one sentence naming the field or the path, as
+            :func:`check_ipc_name` and :func:`check_ipc_path` say it.
+    """
+    check_ipc_name(meta.rule_id, "ruleId")
+    check_ipc_name(meta.op_id, "opId")
+    if plugin_type == SINK:
+        check_ipc_path(ack_address(meta, directory))
+    elif plugin_type == SOURCE:
+        check_ipc_path(data_address(meta, directory))
+
+
 # ------------------------------------------------------------- plugin side
 
 
@@ -222,9 +248,7 @@ def _control(ctrl: dict) -> Control:
         return Control(symbol, ptype, None, datasource, config)
     meta = _meta(ctrl.get("meta"), f"{ptype} {symbol!r}")
     # The rule's names become socket file names: never a path elsewhere.
-    check_ipc_name(meta.rule_id, "ruleId")
-    check_ipc_name(meta.op_id, "opId")
-    check_ipc_path(ack_address(meta) if ptype == SINK else data_address(meta))
+    check_meta(meta, ptype)
     return Control(symbol, ptype, meta, datasource, config)
 
 

@@ -195,3 +195,14 @@ def test_a_sinks_longer_ack_path_is_checked_too():
     assert wire.decode_command(command(pluginType="source", meta=meta))[1].meta is not None
     with pytest.raises(ProtocolError, match="bytes long"):
         wire.decode_command(command(pluginType="sink", meta=meta))
+
+
+def test_check_meta_is_the_one_rule_for_a_starts_socket_files():
+    room = 107 - len("/d") - len("/_o_0.ipc")  # the data path fills a socket path exactly
+    meta = Meta("r" * room, "o", 0)
+    wire.check_meta(meta, "source", "/d")
+    with pytest.raises(ProtocolError, match="is 111 bytes long"):
+        wire.check_meta(meta, "sink", "/d")  # the ack path is the longer
+    wire.check_meta(Meta("r" * 200, "o", 0), "func", "/d")  # a function's meta names no file
+    with pytest.raises(ProtocolError, match="The opId 'a/b' cannot be part"):
+        wire.check_meta(Meta("r", "a/b", 0), "func")

@@ -18,7 +18,7 @@ import pynng
 from .. import wire
 from ..channels import TICK, dial, ms, puller
 from ..errors import HostError, ProtocolError
-from ..wire import FUNC, START, STOP, Control, FuncMeta
+from ..wire import FUNC, START, STOP, Control, FuncMeta, Meta
 from . import gowire
 from .ends import Channel, Responder, checked_address, listening
 
@@ -28,11 +28,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("kuiperlite.dev.host")
 
 
-def _data_address(control: Control, directory: str) -> str:
+def _checked(control: Control, directory: str) -> Meta:
+    """The control's meta, once its sockets can be files in ``directory`` (by the
+    rule the plugin applies, :func:`kuiperlite.wire.check_meta`).
+
+    Raises:
+        ValueError: a name holds ``/``, ``..``, NUL or control characters, or a
+            socket path is too long; the message says which.
+    """
     meta = control.meta
     assert meta is not None
-    return checked_address(wire.data_address(meta, directory), ("ruleId", meta.rule_id),
-                           ("opId", meta.op_id))
+    try:
+        wire.check_meta(meta, control.plugin_type, directory)
+    except ProtocolError as err:
+        raise ValueError(str(err)) from None
+    return meta
 
 
 def _holder(control: Control) -> str:
@@ -54,7 +64,7 @@ class SourceHandle:
         assert control.meta is not None
         self.host = host
         self.control = control
-        self.address = _data_address(control, host.ipc_dir)
+        self.address = wire.data_address(_checked(control, host.ipc_dir), host.ipc_dir)
         self.channel = Channel(listening(self.address, _holder(control),
                                          lambda: puller(self.address)))
         try:
@@ -143,8 +153,9 @@ class SinkHandle:
         self.host = host
         self.control = control
         self.require_ack = control.config.get("requireAck") is True
-        self.address = _data_address(control, host.ipc_dir)
-        ack = checked_address(wire.ack_address(control.meta, host.ipc_dir))
+        meta = _checked(control, host.ipc_dir)
+        self.address = wire.data_address(meta, host.ipc_dir)
+        ack = wire.ack_address(meta, host.ipc_dir)
         self.ack = Channel(listening(ack, _holder(control), lambda: puller(ack)))
         data: Optional[pynng.Push0] = None
         try:

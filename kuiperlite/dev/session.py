@@ -28,7 +28,7 @@ from .. import wire
 from ..errors import HostError, KuiperliteError, ProtocolError
 from ..hints import describe_value
 from ..packaging import local_modules
-from ..wire import FuncMeta, Meta
+from ..wire import FUNC, SINK, SOURCE, Control, FuncMeta, Meta
 from . import proc
 from .handles import FunctionHandle, SinkHandle, SourceHandle
 from .host import Host, launch_argv
@@ -85,26 +85,51 @@ class Mock:
 
 @attrs.define(eq=False)
 class Running:
-    """A symbol instance serve started, with the thread that reads or feeds it."""
+    """A symbol instance serve started, with the thread that reads or feeds it.
 
-    kind: str
-    symbol: str
-    meta: dict[str, Any]
-    handle: Any
+    A function's control carries the meta of the rule serve calls it for.
+    """
+
+    control: Control
+    handle: Any = None
     stopping: threading.Event = attrs.field(factory=threading.Event)
     thread: Optional[threading.Thread] = None
     # A send and its ack, or a call and its result, are one exchange.
     lock: threading.Lock = attrs.field(factory=threading.Lock)
 
     @property
+    def kind(self) -> str:
+        return self.control.plugin_type
+
+    @property
+    def symbol(self) -> str:
+        return self.control.symbol_name
+
+    @property
+    def ids(self) -> Meta:
+        assert self.control.meta is not None
+        return self.control.meta
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The meta as the REST API shows it."""
+        ids = self.ids
+        return {"ruleId": ids.rule_id, "opId": ids.op_id, "instanceId": ids.instance_id}
+
+    @property
     def key(self) -> tuple[Any, ...]:
-        return (self.kind, self.symbol, self.meta["ruleId"], self.meta["opId"],
-                self.meta["instanceId"])
+        return (self.kind, self.symbol, *self.ids)
 
     @property
     def tag(self) -> str:
-        return f"[{'function' if self.kind == 'func' else self.kind} {self.symbol} " \
-               f"{self.meta['ruleId']}]"
+        """The prefix of its lines on the terminal: ``[source counter rule1]``."""
+        return f"[{'function' if self.kind == FUNC else self.kind} {self.symbol} " \
+               f"{self.ids.rule_id}]"
+
+    @property
+    def rule(self) -> str:
+        """``rule1/op1/1``: the instance, as messages name it."""
+        return "/".join(str(part) for part in self.ids)
 
 
 def describe(path: Path, python: str = sys.executable,
@@ -239,7 +264,9 @@ class Session:
 
     def start(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /symbol/start``: start an instance and its reader or feeder."""
-        kind, symbol, meta = _control(body)
+        control = _control(body)
+        kind, symbol, meta = control.plugin_type, control.symbol_name, control.meta
+        assert meta is not None
         self._known(kind, symbol)
         config = body.get("config")
         if config is None:
@@ -251,27 +278,26 @@ class Session:
             datasource = ""
         elif not isinstance(datasource, str):
             raise BadRequest(f"dataSource must be a string, got {describe_value(datasource)}.")
-        if kind != "func":
-            self._fits(meta)
+        if kind != FUNC:
+            self._fits(control)
         with self.lock:
-            running = Running(kind, symbol, meta, None)
+            running = Running(control._replace(datasource=datasource, config=config))
             if running.key in self.running:
                 raise Conflict(f"{running.tag} is already running; stop it first.")
             for other in self.running.values():
-                if kind != "func" and other.kind != "func" and other.key[2:] == running.key[2:]:
+                if kind != FUNC and other.kind != FUNC and other.ids == meta:
                     raise Conflict(f"{other.tag} already uses the data channel of rule "
-                                   f"{meta['ruleId']}/{meta['opId']}/{meta['instanceId']}; "
-                                   "give this one another opId or instanceId.")
+                                   f"{running.rule}; give this one another opId or instanceId.")
             try:
-                if kind == "source":
+                if kind == SOURCE:
                     running.handle = self.host.start_source(
-                        symbol, rule=meta["ruleId"], op=meta["opId"],
-                        instance=meta["instanceId"], config=config, datasource=datasource)
+                        symbol, rule=meta.rule_id, op=meta.op_id, instance=meta.instance_id,
+                        config=config, datasource=datasource)
                     work: Callable[[], None] = functools.partial(self._read_source, running)
-                elif kind == "sink":
+                elif kind == SINK:
                     running.handle = self.host.start_sink(
-                        symbol, rule=meta["ruleId"], op=meta["opId"],
-                        instance=meta["instanceId"], config=config)
+                        symbol, rule=meta.rule_id, op=meta.op_id, instance=meta.instance_id,
+                        config=config)
                     work = functools.partial(self._mock, running,
                                              functools.partial(self._send, running))
                 else:
@@ -287,28 +313,28 @@ class Session:
                                               name=f"serve {running.tag}")
             running.thread.start()
         self.print(f"{running.tag} started")
-        return {"started": _describe(running)}
+        return {"started": _as_json(running)}
 
     def stop(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /symbol/stop``: stop an instance serve started."""
-        kind, symbol, meta = _control(body)
+        wanted = Running(_control(body))
         with self.lock:
-            running = self.running.get(Running(kind, symbol, meta, None).key)
+            running = self.running.get(wanted.key)
             if running is None:
-                raise NotFound(f"{kind} {symbol!r} is not running for rule "
-                               f"{meta['ruleId']}/{meta['opId']}/{meta['instanceId']}.")
+                raise NotFound(f"{wanted.kind} {wanted.symbol!r} is not running for rule "
+                               f"{wanted.rule}.")
             try:
                 self._stop(running)
             except KuiperliteError as err:
                 raise PluginFailed(str(err)) from None
-        return {"stopped": _describe(running)}
+        return {"stopped": _as_json(running)}
 
     def _stop(self, running: Running) -> None:
         self.running.pop(running.key, None)
         running.stopping.set()
         if running.thread is not None:
             running.thread.join(5)
-        if running.kind != "func":
+        if running.kind != FUNC:
             running.handle.stop()
         self.print(f"{running.tag} stopped")
 
@@ -320,23 +346,24 @@ class Session:
                 handle = self.functions[symbol] = self.host.function(symbol)
             return handle
 
-    def _fits(self, meta: dict[str, Any]) -> None:
-        """A source's or sink's socket paths fit in a socket (the ack's is the longest)."""
+    def _fits(self, control: Control) -> None:
+        """A source's or sink's sockets can be files in the host's socket folder,
+        by the rule the plugin applies to a start (:func:`kuiperlite.wire.check_meta`)."""
+        assert control.meta is not None
         try:
-            wire.check_ipc_path(wire.ack_address(
-                Meta(meta["ruleId"], meta["opId"], meta["instanceId"]), self.host.ipc_dir))
+            wire.check_meta(control.meta, control.plugin_type, self.host.ipc_dir)
         except ProtocolError as err:
             raise BadRequest(f"{err} Use a shorter ruleId or opId.") from None
 
     def send(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /symbol/send``: push one payload into a running sink; its ack."""
-        kind, symbol, meta = _control(dict(body, pluginType="sink"))
+        wanted = Running(_control(dict(body, pluginType=SINK)))
         if "data" not in body:
             raise BadRequest("send needs 'data', the payload to push into the sink.")
-        running = self.running.get(Running(kind, symbol, meta, None).key)
+        running = self.running.get(wanted.key)
         if running is None:
-            raise NotFound(f"sink {symbol!r} is not running for rule {meta['ruleId']}; "
-                           "start it first.")
+            raise NotFound(f"sink {wanted.symbol!r} is not running for rule "
+                           f"{wanted.ids.rule_id}; start it first.")
         return {"ack": self._send(running, body["data"])}
 
     def call(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -345,9 +372,8 @@ class Session:
         args = body.get("args", [])
         if not isinstance(symbol, str) or not isinstance(args, list):
             raise BadRequest("call needs 'symbolName' (a string) and 'args' (a list).")
-        self._known("func", symbol)
-        meta = _meta(body.get("meta"))
-        running = Running("func", symbol, meta, None)
+        self._known(FUNC, symbol)
+        running = Running(Control(symbol, FUNC, _meta(body.get("meta"))))
         try:
             handle = self._function(symbol)
             error = handle.validate(*args)
@@ -417,11 +443,9 @@ class Session:
         return shown if handle.require_ack else None
 
     def _call(self, running: Running, handle: FunctionHandle, args: list[Any]) -> Any:
-        meta = running.meta
         shown = f"{running.symbol}({', '.join(_json(a) for a in args)})"
         try:
-            result = handle.call(*args, meta=FuncMeta(meta["ruleId"], meta["opId"],
-                                                      meta["instanceId"], 0))
+            result = handle.call(*args, meta=FuncMeta(*running.ids, 0))
         except KuiperliteError as err:
             self._record(running, "error", str(err), f"{shown} failed: {err}")
             raise PluginFailed(str(err)) from None
@@ -439,7 +463,7 @@ class Session:
                 "alive": self.host.alive,
                 "restarts": self.host.restarts,
                 "symbols": {k: self.info[k] for k in ("sources", "sinks", "functions")},
-                "running": [_describe(r) for r in self.running.values()]}
+                "running": [_as_json(r) for r in self.running.values()]}
 
     def output(self, query: dict[str, str], since: int, wait: float) -> list[dict[str, Any]]:
         """Events after ``since`` that match the query, waiting up to ``wait`` for one."""
@@ -465,13 +489,18 @@ def _matches(event: dict[str, Any], query: dict[str, str]) -> bool:
     return True
 
 
-def _meta(raw: Any, kind: str = "source") -> dict[str, Any]:
+def _meta(raw: Any, kind: str = SOURCE) -> Meta:
+    """The body's meta, with serve's defaults for what it leaves out.
+
+    Its fields' types are serve's own checks (serve's messages name the body's
+    fields); whether the names can be part of a socket file name is wire's.
+    """
     # A source and a sink of one meta would share a data address, so a sink
     # started without meta takes another op than a source started without.
-    meta: dict[str, Any] = {"ruleId": "rule1", "opId": "op2" if kind == "sink" else "op1",
+    meta: dict[str, Any] = {"ruleId": "rule1", "opId": "op2" if kind == SINK else "op1",
                             "instanceId": 1}
     if raw is None:
-        return meta
+        return Meta(meta["ruleId"], meta["opId"], meta["instanceId"])
     if not isinstance(raw, dict):
         raise BadRequest("meta must be an object with ruleId, opId and instanceId, "
                          f"got {describe_value(raw)}.")
@@ -489,21 +518,21 @@ def _meta(raw: Any, kind: str = "source") -> dict[str, Any]:
             or not -INT64 <= instance < INT64:
         raise BadRequest("meta.instanceId must be a 64-bit integer, "
                          f"got {describe_value(instance)}.")
-    return meta
+    return Meta(meta["ruleId"], meta["opId"], instance)
 
 
-def _control(body: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+def _control(body: dict[str, Any]) -> Control:
+    """The symbol, its kind and its meta, as a start or stop body names them."""
     kind, symbol = body.get("pluginType"), body.get("symbolName")
     if not isinstance(symbol, str) or not symbol:
         raise BadRequest(f"The body needs 'symbolName', a non-empty string, "
                          f"got {describe_value(symbol)}.")
     if not isinstance(kind, str) or kind not in TYPES:
         raise BadRequest(f"pluginType must be source, sink or func, got {describe_value(kind)}.")
-    return kind, symbol, _meta(body.get("meta"), kind)
+    return Control(symbol, kind, _meta(body.get("meta"), kind))
 
 
-
-def _describe(running: Running) -> dict[str, Any]:
+def _as_json(running: Running) -> dict[str, Any]:
     return {"pluginType": running.kind, "symbolName": running.symbol, "meta": running.meta}
 
 
