@@ -45,6 +45,19 @@ def _checked(control: Control, directory: str) -> Meta:
     return meta
 
 
+def what(control: Control) -> str:
+    """A started symbol's name in messages: ``source 'pyjson' of rule rule1/op1/0``.
+
+    Args:
+        control: the symbol's start control; a function's has no meta.
+    """
+    kind = "function" if control.plugin_type == FUNC else control.plugin_type
+    name = f"{kind} {control.symbol_name!r}"
+    meta = control.meta
+    return name if meta is None else \
+        f"{name} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
+
+
 def _holder(control: Control) -> str:
     assert control.meta is not None
     return f"rule {control.meta.rule_id!r}"
@@ -64,6 +77,7 @@ class SourceHandle:
         assert control.meta is not None
         self.host = host
         self.control = control
+        self.what = what(control)
         self.address = wire.data_address(_checked(control, host.ipc_dir), host.ipc_dir)
         self.channel = Channel(listening(self.address, _holder(control),
                                          lambda: puller(self.address)))
@@ -91,13 +105,13 @@ class SourceHandle:
         while True:
             with channel.lock:
                 if channel.sock is None:
-                    raise HostError(f"The {self.control.label} is stopped.")
+                    raise HostError(f"The {self.what} is stopped.")
                 try:
                     return channel.direct.recv()
                 except pynng.Timeout:
                     pass
             if time.monotonic() > deadline:
-                raise HostError(f"No record from {self.control.label} within {timeout:g} s.")
+                raise HostError(f"No record from {self.what} within {timeout:g} s.")
             self.host._check_alive()
 
     def recv(self, timeout: float = 10.0) -> tuple[Any, Any]:
@@ -113,7 +127,7 @@ class SourceHandle:
             try:
                 decoded = gowire.decode_source_message(raw)
             except gowire.SourceError as err:
-                log.info("%s: %s", self.control.label, err)
+                log.info("%s: %s", self.what, err)
                 self.errors.append(err.text)
                 continue
             except ProtocolError as err:  # pragma: no cover - decode raises SourceError
@@ -123,7 +137,7 @@ class SourceHandle:
                 self.mistakes.append(decoded.stray_error)
                 log.warning("%s sent {\"error\": %r}: eKuiper takes it for an EMPTY ROW and "
                             "loses the text; report errors so that eKuiper fails to decode "
-                            "them", self.control.label, decoded.stray_error)
+                            "them", self.what, decoded.stray_error)
             return (decoded.message if decoded.message is not None else {}), decoded.meta
 
     def records(self, count: int, timeout: float = 10.0) -> list[Any]:
@@ -152,6 +166,7 @@ class SinkHandle:
         assert control.meta is not None
         self.host = host
         self.control = control
+        self.what = what(control)
         self.require_ack = control.config.get("requireAck") is True
         meta = _checked(control, host.ipc_dir)
         self.address = wire.data_address(meta, host.ipc_dir)
@@ -164,7 +179,7 @@ class SinkHandle:
             try:
                 dial(data, self.address)
             except ConnectionError:
-                raise HostError(f"The {control.label} started, but nothing listens on its "
+                raise HostError(f"The {self.what} started, but nothing listens on its "
                                 f"data channel {wire.ipc_path(self.address)}.") from None
         except BaseException:
             self.ack.close()
@@ -195,19 +210,18 @@ class SinkHandle:
                 send timeout, or did not ack in time (eKuiper would wait on).
         """
         encoded = gowire.encode_payload(payload)
-        label = self.control.label
         send_timeout = self.host.send_timeout
         deadline = time.monotonic() + send_timeout
         with self.data.lock:
             while True:
                 if self.data.sock is None or self.data.closing:
-                    raise HostError(f"The {label} is stopped.")
+                    raise HostError(f"The {self.what} is stopped.")
                 try:
                     self.data.direct.send(encoded)
                     break
                 except pynng.Timeout:
                     if time.monotonic() > deadline:
-                        raise HostError(f"The {label} did not take a payload within "
+                        raise HostError(f"The {self.what} did not take a payload within "
                                         f"{send_timeout:g} s (eKuiper's sendTimeout).") from None
                     self.host._check_alive()
         if not self.require_ack:
@@ -217,13 +231,13 @@ class SinkHandle:
         while True:
             with self.ack.lock:
                 if self.ack.sock is None:
-                    raise HostError(f"The {label} was stopped while waiting for its ack.")
+                    raise HostError(f"The {self.what} was stopped while waiting for its ack.")
                 try:
                     return gowire.decode_ack(self.ack.direct.recv())
                 except pynng.Timeout:
                     pass
             if time.monotonic() > deadline:
-                raise HostError(f"No ack from {label} within {wait:g} s; eKuiper would "
+                raise HostError(f"No ack from {self.what} within {wait:g} s; eKuiper would "
                                 "still be waiting, and the rule would hang.")
             self.host._check_alive()
 

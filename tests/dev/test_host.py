@@ -221,3 +221,20 @@ def test_names_that_cannot_be_socket_files_are_refused_before_listening(ipc_dir)
         with pytest.raises(ValueError, match="The function name 'x\\\\x00' cannot"):
             host.function("x\x00")
         assert os.listdir(ipc_dir) == [f"plugin_{host.name}.ipc"]
+
+
+def test_messages_name_the_instance_they_are_about(kuiperlite_host, write_plugin):
+    host = kuiperlite_host(write_plugin(PLUGIN))
+    rule = unique("r")
+    src = host.start_source("pid", rule=rule, op="op7", instance=3)
+    snk = host.start_sink("show", rule=rule, op="op8")
+    assert (src.what, snk.what) == (f"source 'pid' of rule {rule}/op7/3",
+                                    f"sink 'show' of rule {rule}/op8/0")
+    src.stop()
+    snk.stop()
+    with pytest.raises(HostError) as info:
+        src.recv()
+    assert str(info.value) == f"The source 'pid' of rule {rule}/op7/3 is stopped."
+    with pytest.raises(HostError) as info:
+        snk.send({"a": 1})
+    assert str(info.value) == f"The sink 'show' of rule {rule}/op8/0 is stopped."
