@@ -417,13 +417,35 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 33333, attach: bo
           reload: bool = False, mock: Optional[Mock] = None, allow_remote: bool = False,
           max_body: int = MAX_BODY, request_timeout: float = REQUEST_TIMEOUT, ekuiper: int = 2,
           log: Callable[[str], None] = print) -> int:
-    """Run the test server until Ctrl-C or SIGTERM; returns the exit code."""
+    """Run the test server until Ctrl-C or SIGTERM.
+
+    Args:
+        target: the plugin's file.
+        host: the address to listen on; other than loopback only with ``allow_remote``.
+        port: the port to listen on.
+        attach: wait for a plugin started by hand instead of launching it.
+        reload: restart the plugin when its file or local modules change.
+        mock: what running sinks and functions are fed (default: eKuiper's mock data).
+        allow_remote: allow ``host`` to be other than loopback.
+        max_body: the largest request body accepted, in bytes.
+        request_timeout: seconds a request may take to arrive.
+        ekuiper: the eKuiper generation to behave like, 2 or 1.
+        log: called with each line for the terminal.
+
+    Returns:
+        The exit code: 0 after Ctrl-C or SIGTERM, 1 when the plugin did not
+        start, 2 when serve could not begin (a file that does not load, a
+        socket or port it cannot have); each failure is one sentence in the log.
+    """
     if host not in LOOPBACK and not allow_remote:
         log(f"kuiperlite: refusing to listen on {host}: the test server starts and stops "
             "plugin code for anyone who reaches it; add --allow-remote to mean it.")
         return 2
     if attach and reload:
         log("kuiperlite: --reload restarts a plugin serve launched; it cannot with --attach.")
+        return 2
+    if not 0 <= port <= 65535:
+        log(f"kuiperlite: cannot listen on {host}:{port}: a port is a number from 0 to 65535.")
         return 2
     try:
         session = Session(target, attach=attach, mock=mock, log=log, ekuiper=ekuiper)
@@ -436,9 +458,10 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 33333, attach: bo
     try:
         httpd = DebugServer((host, port), session, max_body, allow_remote=allow_remote,
                             request_timeout=request_timeout)
-    except OSError as err:
+    except (OSError, OverflowError) as err:  # OverflowError: a port socket refuses
         session.close()
-        log(f"kuiperlite: cannot listen on {host}:{port}: {err.strerror or err}.")
+        reason = (err.strerror if isinstance(err, OSError) else None) or str(err)
+        log(f"kuiperlite: cannot listen on {host}:{port}: {reason.rstrip('.')}.")
         return 2
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)

@@ -177,6 +177,7 @@ class Session:
         self.lock = threading.RLock()
         self.functions_lock = threading.Lock()
         self.closing = threading.Event()
+        self.reload_error: Optional[str] = None
         self.host = Host(self.info["name"], ekuiper=ekuiper,
                          on_output=lambda line: log(f"  plugin | {line}"))
 
@@ -249,8 +250,10 @@ class Session:
                 with self.lock:
                     self.host.restart()
             except (LoadFailed, HostError) as err:
+                self.reload_error = str(err)
                 self.print(f"the plugin does not start; fix it and save again:\n{err}")
             else:
+                self.reload_error = None
                 self.print(f"plugin restarted (pid {self.pid}); "
                            f"{len(self.running)} running symbols replayed")
 
@@ -462,6 +465,9 @@ class Session:
                 "pid": self.pid, "worker": process.worker if process else None,
                 "alive": self.host.alive,
                 "restarts": self.host.restarts,
+                # After a reload that failed, the plugin serving is the old code.
+                "stale": self.reload_error is not None,
+                "reload_error": self.reload_error,
                 "symbols": {k: self.info[k] for k in ("sources", "sinks", "functions")},
                 "running": [_as_json(r) for r in self.running.values()]}
 

@@ -350,10 +350,17 @@ def test_reload_restarts_the_plugin_and_survives_a_broken_file(serve, plugin):
         == {"result": "A!"}
     source = plugin.read_text()
     plugin.write_text(source + "\ndef broken(:\n")
+    assert server.request("GET", "/symbols")[1]["stale"] is False
     wait_until(lambda: server.said("the plugin does not start; fix it and save again"))
     assert server.said("SyntaxError")
+    info = server.request("GET", "/symbols")[1]
+    assert info["stale"] is True and "SyntaxError" in info["reload_error"]
+    assert server.request("POST", "/function/call", {"symbolName": "shout", "args": ["a"]})[1] \
+        == {"result": "A!"}, "the old code keeps serving"
     plugin.write_text(source.replace('s.upper() + "!"', 's.upper() + "?"'))
     wait_until(lambda: server.said("1 running symbols replayed"), message="the reload")
+    info = server.request("GET", "/symbols")[1]
+    assert info["stale"] is False and info["reload_error"] is None
     assert server.request("POST", "/function/call", {"symbolName": "shout", "args": ["a"]})[1] \
         == {"result": "A?"}
     worker = server.request("GET", "/symbols")[1]["worker"]
@@ -733,3 +740,19 @@ def test_each_error_serve_raises_has_its_status():
               PluginFailed: 502, LoadFailed: 502, HostError: 502}
     assert {cls: status_of(cls("why")) for cls in errors} == errors
     assert status_of(RuntimeError("a bug in serve")) == 500
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "taken"])
+def test_a_port_serve_cannot_listen_on_is_a_sentence(plugin, port):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        reason = "a port is a number from 0 to 65535"
+        if port == "taken":
+            port, reason = str(holder.getsockname()[1]), "Address already in use"
+        out = subprocess.run([sys.executable, "-m", "kuiperlite", "serve", str(plugin),
+                              "--port", port], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    lines = (out.stdout + out.stderr).strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in lines[0], lines
+    assert lines[0] == f"kuiperlite: cannot listen on 127.0.0.1:{port}: {reason}."
