@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kuiperlite import packaging
+from kuiperlite import packaging, wire
 from kuiperlite.dev.check import Checker, check, read_profile
 from kuiperlite.dev.host import PORTABLE_CONFIG, Host
 from kuiperlite.plugin import load
@@ -286,6 +286,16 @@ def test_an_install_sh_that_never_ends_is_stopped_with_what_it_started(pysam_zip
            "sets the bound)" in lines
     sleeper = int(pid_file.read_text())
     wait_until(lambda: not pid_alive(sleeper), 5, message="the process install.sh started to end")
+
+
+def test_a_plugin_another_host_holds_is_a_fail_line(pysam_zip):
+    with Host("pysam"):  # as eKuiper hosting its own pysam would
+        out = run_check(pysam_zip, "--no-install")
+    assert out.returncode == 1, out.stdout
+    assert "Traceback" not in out.stdout + out.stderr
+    address = wire.ipc_path(wire.control_address("pysam"))
+    assert (f"  FAIL  the plugin did not start: Cannot listen on {address}: is eKuiper, a serve "
+            "or a test run already hosting plugin 'pysam'?") in out.stdout.splitlines()
 
 
 def test_check_command_exit_codes(pysam_zip, tmp_path):
