@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
-from . import metadata
+from . import launcher, metadata
 from .errors import PluginError
 from .plugin import Plugin
 
@@ -38,16 +38,6 @@ SKIP_PARTS = {"__pycache__", ".git", ".hg", ".svn", ".venv", "venv", ".mypy_cach
               ".pytest_cache", ".ruff_cache", ".tox", "node_modules"}
 # Fixed timestamps and modes make the zip a function of its contents.
 _EPOCH = (1980, 1, 1, 0, 0, 0)
-
-LAUNCHER = '''\
-"""Launcher eKuiper runs for plugin {name}: serves the symbols of {module}."""
-import os
-
-from kuiperlite.plugin import load
-from kuiperlite.runtime import serve_plugin
-
-serve_plugin(load(os.path.join(os.path.dirname(os.path.abspath(__file__)), {module!r})))
-'''
 
 INSTALL_SH = '''\
 #!/bin/sh
@@ -228,8 +218,7 @@ def contents(plugin: Plugin, *, include: Iterable[str] = (), exclude: Iterable[s
             files.setdefault(name, path.read_bytes())
     if entry.name not in files:
         raise PluginError(f"--exclude removed the plugin file {entry.name} itself.")
-    if executable != entry.name:
-        files[executable] = LAUNCHER.format(name=plugin.name, module=entry.name).encode()
+    files[executable] = Path(launcher.__file__).read_bytes()
     for name, path in _kuiperlite_files():
         files[name] = path.read_bytes()
     files["requirements.txt"] = ("\n".join(_requirements(entry, requirements)) + "\n").encode()
