@@ -33,7 +33,17 @@ from . import launcher, metadata
 from .errors import PluginError
 from .plugin import Plugin
 
-RUNTIME_REQUIREMENTS = ("pynng>=0.8.1", "orjson>=3.9", "attrs>=22.2")
+
+def runtime_requirements() -> list[str]:
+    """kuiperlite's own dependencies, as its installed metadata (pyproject.toml) lists them."""
+    import importlib.metadata
+
+    try:
+        listed = importlib.metadata.requires("kuiperlite") or []
+    except importlib.metadata.PackageNotFoundError:
+        raise PluginError("kuiperlite is not installed, so its requirements are unknown; "
+                          "install it (pip install .) before packaging.") from None
+    return [r for r in listed if ";" not in r]
 SKIP_PARTS = {"__pycache__", ".git", ".hg", ".svn", ".venv", "venv", ".mypy_cache",
               ".pytest_cache", ".ruff_cache", ".tox", "node_modules"}
 # Fixed timestamps and modes make the zip a function of its contents.
@@ -133,7 +143,7 @@ def _requirements(plugin_file: Path, requirements: Optional[str]) -> list[str]:
             if line and line not in lines:
                 lines.append(line)
     taken = {_project(line) for line in lines}
-    return lines + [r for r in RUNTIME_REQUIREMENTS if _project(r) not in taken]
+    return lines + [r for r in runtime_requirements() if _project(r) not in taken]
 
 
 def _project(requirement: str) -> str:

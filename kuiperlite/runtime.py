@@ -44,7 +44,7 @@ log = logging.getLogger("kuiperlite")
 # A stop is answered within this long even when user code is slow to return.
 STOP_WAIT = 0.8
 # How long the control channel may have no peer before the plugin exits.
-ORPHAN_GRACE = env_seconds("KUIPERLITE_ORPHAN_GRACE", 3.0)
+ORPHAN_GRACE = 3.0
 
 
 class SourceInstance:
@@ -285,14 +285,15 @@ class FunctionServer:
 class Runtime:
     """Serves one plugin to eKuiper until the host goes away or a signal arrives."""
 
-    def __init__(self, plugin: Plugin, *, keepalive: float = KEEPALIVE,
-                 orphan_grace: float = ORPHAN_GRACE, journal: Optional[Journal] = None,
+    def __init__(self, plugin: Plugin, *, keepalive: Optional[float] = None,
+                 orphan_grace: Optional[float] = None, journal: Optional[Journal] = None,
                  inflight: Optional[InFlight] = None, replay: Sequence[Replay] = (),
                  serving: Optional[Callable[[], None]] = None,
                  host_pid: Optional[int] = None) -> None:
         self.plugin = plugin
-        self.keepalive = keepalive
-        self.orphan_grace = orphan_grace
+        # Read here, once the log is set up: a bad value is said there.
+        self.keepalive = keepalive or env_seconds("KUIPERLITE_KEEPALIVE", KEEPALIVE)
+        self.orphan_grace = orphan_grace or env_seconds("KUIPERLITE_ORPHAN_GRACE", ORPHAN_GRACE)
         self.function_index = {name: i for i, name in enumerate(plugin.functions)}
         self.journal = journal
         self.inflight = inflight or InFlight(len(self.function_index), shared=False)

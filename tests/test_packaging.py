@@ -34,7 +34,7 @@ def test_sensors_zip_contents(tmp_path):
         "functions/where.json", *KUIPERLITE])
     with zipfile.ZipFile(path) as archive:
         assert archive.read("requirements.txt") == (
-            b"python-dateutil>=2.8\npynng>=0.8.1\norjson>=3.9\nattrs>=22.2\n")
+            b"python-dateutil>=2.8\npynng<0.10,>=0.8.1\norjson>=3.9\nattrs>=22.2\n")
         modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in archive.infolist()}
         assert modes["install.sh"] == modes["sensors_main.py"] == 0o755
         assert modes["units.py"] == modes["sensors.py"] == 0o644
