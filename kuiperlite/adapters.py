@@ -14,7 +14,6 @@ channel. Only :class:`Stopped`, kuiperlite's own stop signal, ends one.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import threading
@@ -26,15 +25,12 @@ from . import wire
 from .context import Context, Record
 from .errors import ArgumentError, EncodeError, ProtocolError, Stopped
 from .hints import Mismatch, describe_value
-from .symbols import ASYNC, ASYNC_GENERATOR, GENERATOR, PLAIN, Symbol
+from .kinds import FUNCTION
+from .symbols import ASYNC, ASYNC_GENERATOR, GENERATOR, PLAIN, FunctionSpec, SinkSpec, SourceSpec
 
 log = logging.getLogger("kuiperlite")
 
 Deliver = Callable[[Any, Any], None]
-
-# Hints whose values need no conversion when they already have that exact type.
-_EXACT = {str: str, int: int, float: float, bool: bool, dict: dict, list: list}
-
 
 def error_text(err: BaseException) -> str:
     """An exception as one line for eKuiper: ``ValueError: bad input``."""
@@ -43,16 +39,22 @@ def error_text(err: BaseException) -> str:
 
 
 class _Loop:
-    """A private event loop for one adapter's async user code."""
+    """A private event loop for one adapter's async user code.
+
+    asyncio is imported on the first coroutine: plugins without async
+    symbols never load it (it is the largest import a plugin would have).
+    """
 
     def __init__(self) -> None:
-        self.loop: Optional[asyncio.AbstractEventLoop] = None
-        self.task: Optional[asyncio.Future] = None
+        self.loop: Any = None
+        self.task: Any = None
         self._lock = threading.Lock()
         self._cancelled = False
 
     def run(self, coro: Any, *, final: bool = False) -> Any:
         """Run a coroutine to its end; ``final`` runs it even after a cancel (teardown)."""
+        import asyncio
+
         with self._lock:
             if self.loop is None:
                 self.loop = asyncio.new_event_loop()
@@ -97,9 +99,15 @@ def _decoder(mode: str) -> Callable[[bytes], Any]:
     return json_or_bytes
 
 
-def _positional(symbol: Symbol, ctx: Context, value: Any) -> list[Any]:
-    """Positional arguments: the context and the one other value a source or sink takes."""
-    return [ctx if tag == "ctx" else value for tag in symbol.positional]
+def _arguments(context_index: Optional[int], ctx: Context, value_index: Optional[int],
+               value: Any) -> list[Any]:
+    """A source's or sink's positional arguments: the Context and the one other value."""
+    args: list[Any] = [None] * ((context_index is not None) + (value_index is not None))
+    if context_index is not None:
+        args[context_index] = ctx
+    if value_index is not None:
+        args[value_index] = value
+    return args
 
 
 class SourceAdapter:
@@ -110,17 +118,18 @@ class SourceAdapter:
     blocks run).
     """
 
-    def __init__(self, symbol: Symbol, kwargs: dict[str, Any], deliver: Deliver,
+    def __init__(self, spec: SourceSpec, kwargs: dict[str, Any], deliver: Deliver,
                  report: Optional[Callable[[str], None]] = None, *, rule_id: str = "",
                  op_id: str = "", instance_id: int = 0, datasource: str = "",
                  config: Optional[dict] = None) -> None:
-        self.symbol = symbol
+        self.spec = spec
         self.kwargs = kwargs
         self.deliver = deliver
         self.report = report
-        self.ctx = Context(symbol.name, "source", rule_id=rule_id, op_id=op_id,
+        self.stopping = threading.Event()
+        self.ctx = Context(spec.name, spec.kind, rule_id=rule_id, op_id=op_id,
                            instance_id=instance_id, datasource=datasource, config=config,
-                           emit=self.emit, emit_error=self.emit_error)
+                           stopping=self.stopping, emit=self.emit, emit_error=self.emit_error)
         self.error: Optional[BaseException] = None  # what the user code raised, if anything
         self._loop = _Loop()
 
@@ -130,34 +139,41 @@ class SourceAdapter:
         Errors are logged with their traceback and reported on the channel;
         they never propagate.
         """
-        symbol = self.symbol
-        args = _positional(symbol, self.ctx, self.ctx.datasource)
+        spec = self.spec
+        args = _arguments(spec.context_index, self.ctx, spec.datasource_index,
+                          self.ctx.datasource)
         try:
-            if symbol.style == GENERATOR:
-                self._drive(symbol.func(*args, **self.kwargs))
-            elif symbol.style == PLAIN:
-                symbol.func(*args, **self.kwargs)
-            elif symbol.style == ASYNC_GENERATOR:
-                self._loop.run(self._adrive(symbol.func(*args, **self.kwargs)))
+            if spec.style == GENERATOR:
+                self._drive(spec.func(*args, **self.kwargs))
+            elif spec.style == PLAIN:
+                self._returned(spec.func(*args, **self.kwargs))
+            elif spec.style == ASYNC_GENERATOR:
+                self._loop.run(self._adrive(spec.func(*args, **self.kwargs)))
             else:
-                self._loop.run(symbol.func(*args, **self.kwargs))
+                self._returned(self._loop.run(spec.func(*args, **self.kwargs)))
         except Stopped:
             pass
         except BaseException as err:
             self.error = err
             self.ctx.logger.exception("failed")
-            self._report(f"The {symbol.label} failed: {error_text(err)}")
+            self._report(f"The {spec.what} failed: {error_text(err)}")
         finally:
             self._loop.close()
 
+    def _returned(self, value: Any) -> None:
+        if value is not None:
+            self.ctx.logger.warning(
+                "returned %s, which is dropped: a source sends records by yielding them or "
+                "with ctx.emit", describe_value(value))
+
     def stop(self) -> None:
         """Ask the user code to end: ``ctx.sleep`` returns False, ``emit`` raises."""
-        self.ctx._request_stop()
-        if self.symbol.style in (ASYNC, ASYNC_GENERATOR):
+        self.stopping.set()
+        if self.spec.style in (ASYNC, ASYNC_GENERATOR):
             self._loop.cancel()
 
     def _drive(self, gen: Any) -> None:
-        stop = self.ctx._stop
+        stop = self.stopping
         deliver = self.deliver
         try:
             while True:
@@ -178,7 +194,7 @@ class SourceAdapter:
             gen.close()
 
     async def _adrive(self, agen: Any) -> None:
-        stop = self.ctx._stop
+        stop = self.stopping
         try:
             while True:
                 try:
@@ -218,7 +234,7 @@ class SourceAdapter:
         self._report(message)
 
     def _dropped(self, err: EncodeError) -> None:
-        message = f"The {self.symbol.label} dropped a record: {err}"
+        message = f"The {self.spec.what} dropped a record: {err}"
         self.ctx.logger.error("%s", message)
         self._report(message)
 
@@ -230,16 +246,17 @@ class SourceAdapter:
 class SinkAdapter:
     """Calls one sink instance's user code once per message."""
 
-    def __init__(self, symbol: Symbol, kwargs: dict[str, Any], *, rule_id: str = "",
+    def __init__(self, spec: SinkSpec, kwargs: dict[str, Any], *, rule_id: str = "",
                  op_id: str = "", instance_id: int = 0, config: Optional[dict] = None) -> None:
-        self.symbol = symbol
+        self.spec = spec
         self.kwargs = kwargs
-        self.ctx = Context(symbol.name, "sink", rule_id=rule_id, op_id=op_id,
-                           instance_id=instance_id, config=config)
+        self.stopping = threading.Event()
+        self.ctx = Context(spec.name, spec.kind, rule_id=rule_id, op_id=op_id,
+                           instance_id=instance_id, config=config, stopping=self.stopping)
         self._loop = _Loop()
         self._gen: Any = None
         self._open_error: Optional[str] = None
-        self.decode = _decoder(symbol.data_mode)
+        self.decode = _decoder(spec.data.data)
         # Hand one message to the user code: None on success, else the error to ack with.
         self.collect: Callable[[bytes], Optional[str]] = self._collector()
 
@@ -249,25 +266,25 @@ class SinkAdapter:
         Returns:
             None when ready, else the error text every message will be acked with.
         """
-        style = self.symbol.style
-        if style not in (GENERATOR, ASYNC_GENERATOR) or self._gen is not None:
+        spec = self.spec
+        if spec.style not in (GENERATOR, ASYNC_GENERATOR) or self._gen is not None:
             return None
-        args = _positional(self.symbol, self.ctx, None)
+        args = _arguments(spec.context_index, self.ctx, None, None)
         try:
-            gen = self.symbol.func(*args, **self.kwargs)
-            if style == GENERATOR:
+            gen = spec.func(*args, **self.kwargs)
+            if spec.style == GENERATOR:
                 next(gen)
             else:
                 self._loop.run(gen.__anext__())
         except (StopIteration, StopAsyncIteration):
-            error = (f"The {self.symbol.label} returned before its first yield; a generator "
+            error = (f"The {spec.what} returned before its first yield; a generator "
                      "sink must receive data with `data = yield`.")
             return self._failed_open(error)
         except Stopped:
             return "The sink is stopping."
         except BaseException as err:
             self.ctx.logger.exception("setup failed")
-            return self._failed_open(f"The {self.symbol.label} failed to open: {error_text(err)}")
+            return self._failed_open(f"The {spec.what} failed to open: {error_text(err)}")
         self._gen = gen
         self._open_error = None
         return None
@@ -280,16 +297,17 @@ class SinkAdapter:
 
     def _collector(self) -> Callable[[bytes], Optional[str]]:
         """The per-message call, specialised once for this sink's style and data."""
-        symbol, decode, func, kwargs = self.symbol, self.decode, self.symbol.func, self.kwargs
-        if symbol.style in (PLAIN, ASYNC):
-            before = tuple(self.ctx if tag == "ctx" else None for tag in symbol.positional)
-            index = next(i for i, tag in enumerate(symbol.positional) if tag != "ctx")
+        spec, decode, func, kwargs = self.spec, self.decode, self.spec.func, self.kwargs
+        if spec.style in (PLAIN, ASYNC):
+            before = tuple(_arguments(spec.context_index, self.ctx, spec.data_index, None))
+            index = spec.data_index
+            assert index is not None  # a plain sink always has its data parameter
 
             def call(payload: bytes) -> Optional[str]:
                 args = list(before)
                 args[index] = decode(payload)
                 try:
-                    if symbol.style == ASYNC:
+                    if spec.style == ASYNC:
                         self._loop.run(func(*args, **kwargs))
                     else:
                         func(*args, **kwargs)
@@ -302,7 +320,7 @@ class SinkAdapter:
 
             return call
 
-        asynchronous = symbol.style == ASYNC_GENERATOR
+        asynchronous = spec.style == ASYNC_GENERATOR
 
         def send(payload: bytes) -> Optional[str]:
             gen = self._gen
@@ -330,15 +348,15 @@ class SinkAdapter:
 
     def stop(self) -> None:
         """Signal a stop from any thread; :meth:`close` then runs the teardown."""
-        self.ctx._request_stop()
-        if self.symbol.style in (ASYNC, ASYNC_GENERATOR):
+        self.stopping.set()
+        if self.spec.style in (ASYNC, ASYNC_GENERATOR):
             self._loop.cancel()
 
     def close(self) -> None:
         """Close a generator sink, so that its ``finally`` (teardown) runs."""
         gen, self._gen = self._gen, None
         try:
-            if gen is not None and self.symbol.style == GENERATOR:
+            if gen is not None and self.spec.style == GENERATOR:
                 gen.close()
             elif gen is not None:
                 self._loop.run(gen.aclose(), final=True)
@@ -353,18 +371,18 @@ class FunctionAdapter:
 
     MAX_CONTEXTS = 4096
 
-    def __init__(self, symbol: Symbol) -> None:
-        self.symbol = symbol
+    def __init__(self, spec: FunctionSpec) -> None:
+        self.spec = spec
         self._contexts: dict[str, Context] = {}
         self._loop = _Loop()
-        self._least, self._most = symbol.arg_range
-        params = [*symbol.args, *([symbol.varargs] if symbol.varargs else [])]
+        self._least, self._most = spec.arg_range
+        params = [*spec.params, *([spec.varargs] if spec.varargs else [])]
         # Per position: the converter, and the type a value already has when it
         # needs none (a str for a str hint), so the converter is called only
         # for values that differ.
-        self._slots = [(p.convert, _EXACT.get(p.hint), p) for p in params]
-        self._convert_any = any(p.convert is not None for p in params)
-        self.log = Context(symbol.name, "func").logger
+        self._slots = [(p.type.convert, p.type.exact, p) for p in params]
+        self._convert_any = any(p.type.convert is not None for p in params)
+        self.log = Context(spec.name, FUNCTION).logger
 
     def handle(self, raw: bytes) -> bytes:
         """One request in, one reply out; never raises."""
@@ -383,15 +401,15 @@ class FunctionAdapter:
             except (ArgumentError, ProtocolError) as err:
                 return wire.encode_reply(False, str(err))
             except Stopped:
-                return wire.encode_reply(False, f"The {self.symbol.label} is shutting down.")
+                return wire.encode_reply(False, f"The {self.spec.what} is shutting down.")
             except BaseException as err:
                 self._logger(meta).exception("failed")
-                return wire.encode_reply(False, f"{self.symbol.name}() raised {error_text(err)}")
+                return wire.encode_reply(False, f"{self.spec.name}() raised {error_text(err)}")
         if name == "Validate":
             error = self.validate(args)
             return wire.encode_reply(error is None, error or "")
         if name == "IsAggregate":
-            return wire.encode_reply(True, self.symbol.aggregate)
+            return wire.encode_reply(True, self.spec.aggregate)
         return wire.encode_reply(
             False, f"Unknown function request {name!r}; expected Validate, Exec or IsAggregate.")
 
@@ -403,9 +421,9 @@ class FunctionAdapter:
         return None
 
     def _count_error(self, count: int) -> str:
-        names = [p.name for p in self.symbol.args]
-        if self.symbol.varargs is not None:
-            names.append("*" + self.symbol.varargs.name)
+        names = [p.name for p in self.spec.params]
+        if self.spec.varargs is not None:
+            names.append("*" + self.spec.varargs.name)
             expected = f"at least {self._least}"
         elif self._least == self._most:
             expected = f"exactly {self._least}"
@@ -413,7 +431,7 @@ class FunctionAdapter:
             expected = f"{self._least} to {self._most}"
         noun = "argument" if expected.endswith(" 1") else "arguments"
         listed = f" ({', '.join(names)})" if names else ""
-        return f"{self.symbol.name}() takes {expected} {noun}{listed} but got {count}."
+        return f"{self.spec.name}() takes {expected} {noun}{listed} but got {count}."
 
     def call(self, values: list, meta: Any = None) -> Any:
         """Run the function on SQL values as Exec does.
@@ -430,13 +448,13 @@ class FunctionAdapter:
             raise ArgumentError(error)
         if self._convert_any:
             values = self._convert(values)
-        symbol = self.symbol
-        if symbol.context_index is not None:
+        spec = self.spec
+        if spec.context_index is not None:
             values = list(values)
-            values.insert(symbol.context_index, self.context(meta))
-        if symbol.style == ASYNC:
-            return self._loop.run(symbol.func(*values))
-        return symbol.func(*values)
+            values.insert(spec.context_index, self.context(meta))
+        if spec.style == ASYNC:
+            return self._loop.run(spec.func(*values))
+        return spec.func(*values)
 
     def _convert(self, values: list) -> list:
         slots, last = self._slots, len(self._slots) - 1
@@ -449,7 +467,7 @@ class FunctionAdapter:
                 out[i] = convert(value)
             except Mismatch as err:
                 raise ArgumentError(
-                    f"Argument {i + 1} ({param.name}) of {self.symbol.name}() {err}.") from None
+                    f"Argument {i + 1} ({param.name}) of {self.spec.name}() {err}.") from None
         return out
 
     def context(self, meta: Any) -> Context:
@@ -459,7 +477,7 @@ class FunctionAdapter:
         ctx = self._contexts.get(meta)
         if ctx is None:
             fm = wire.decode_func_meta(meta)
-            ctx = Context(self.symbol.name, "func", rule_id=fm.rule_id, op_id=fm.op_id,
+            ctx = Context(self.spec.name, FUNCTION, rule_id=fm.rule_id, op_id=fm.op_id,
                           instance_id=fm.instance_id, func_id=fm.func_id)
             if len(self._contexts) >= self.MAX_CONTEXTS:
                 self._contexts.clear()

@@ -17,9 +17,13 @@ import time
 from typing import Any, Callable, Optional, TypeVar
 
 import pynng
-from pynng._nng import ffi as _ffi
-from pynng._nng import lib as _lib
-from pynng.exceptions import check_err as _check_err
+
+try:  # pynng's cffi handles: the hot path calls nng directly (see Direct)
+    from pynng._nng import ffi as _ffi
+    from pynng._nng import lib as _lib
+    from pynng.exceptions import check_err as _check_err
+except (ImportError, AttributeError):  # a pynng that keeps them private: its methods serve
+    _ffi = _lib = _check_err = None
 
 from . import wire
 
@@ -28,17 +32,26 @@ S = TypeVar("S", bound=pynng.Socket)
 
 
 def env_seconds(name: str, default: float) -> float:
-    """A positive number of seconds from an environment variable, else ``default``."""
-    try:
-        value = float(os.environ.get(name, default))
-    except ValueError:
+    """A positive number of seconds from an environment variable, else ``default``.
+
+    A value that is not one is a warning in the log, not a silent default.
+    """
+    raw = os.environ.get(name)
+    if raw is None:
         return default
-    return value if value > 0 else default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value > 0 and value != float("inf"):
+        return value
+    log.warning("%s=%r is not a positive number of seconds; using %g", name, raw, default)
+    return default
 
 
 # How long a control or function channel waits for a command before it sends
 # the handshake again. The official SDKs use 5 s; eKuiper relies on it.
-KEEPALIVE = env_seconds("KUIPERLITE_KEEPALIVE", 5.0)
+KEEPALIVE = 5.0
 
 # How often a blocked send or receive wakes to look at its stop flag.
 TICK = 0.2
@@ -53,8 +66,11 @@ QUEUE = 128
 # nng before 1.9 (pynng 0.8.1 bundles 1.6.0) can hang a close for good while
 # a peer sends: a pipe's receive that just completed is never finished, and
 # nng's one reaper thread then waits for it, taking every later close with it.
-NNG_VERSION = tuple(int(part) for part in
-                    _ffi.string(_lib.nng_version()).decode().split(".")[:2])
+if _lib is not None:
+    NNG_VERSION = tuple(int(part) for part in _ffi.string(_lib.nng_version()).decode()
+                        .split(".")[:2])
+else:  # pynng 0.8 bundles nng 1.6; later ones bundle nng 1.9 and newer
+    NNG_VERSION = (1, 6) if pynng.__version__.startswith(("0.7.", "0.8.")) else (1, 9)
 QUIET_CLOSE = NNG_VERSION < (1, 9)
 
 
@@ -174,7 +190,7 @@ def remove_socket_file(address: str, file_id: Optional[tuple[int, int]]) -> None
             os.unlink(wire.ipc_path(address))
 
 
-class Direct:
+class FastDirect:
     """A pynng socket's ``send`` and ``recv`` on the hot path, calling nng directly.
 
     pynng's ``recv`` allocates two cffi pointers per message; a Direct keeps
@@ -206,6 +222,29 @@ class Direct:
         err = _lib.nng_send(self._handle, data, len(data), 0)
         if err:
             _check_err(err)
+
+
+class PublicDirect:
+    """The same through pynng's public methods, for a pynng that hides nng's handles."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: pynng.Socket) -> None:
+        self.sock = sock
+
+    def recv(self) -> bytes:
+        try:
+            return self.sock.recv()
+        except pynng.NNGException:
+            raise
+        except Exception:  # pynng cannot unpack an empty message
+            return b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.send(data)
+
+
+Direct = FastDirect if _lib is not None else PublicDirect
 
 
 def _connected(sock: S, connect: Callable[[pynng.Socket, str], None], address: str) -> S:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from typing import Any, Callable, NamedTuple, Optional
 
 from .errors import Stopped
+from .kinds import SOURCE, Kind
 
 Emit = Callable[[Any, Any], None]
 
@@ -39,12 +39,12 @@ class Context:
     """
 
     __slots__ = ("symbol", "kind", "rule_id", "op_id", "instance_id", "func_id",
-                 "datasource", "config", "logger", "_stop", "_emit", "_emit_error")
+                 "datasource", "config", "logger", "_stopping", "_emit", "_emit_error")
 
-    def __init__(self, symbol: str, kind: str = "source", *, rule_id: str = "",
+    def __init__(self, symbol: str, kind: Kind = SOURCE, *, rule_id: str = "",
                  op_id: str = "", instance_id: int = 0, func_id: Optional[int] = None,
                  datasource: str = "", config: Optional[dict] = None,
-                 emit: Optional[Emit] = None,
+                 stopping: Optional[threading.Event] = None, emit: Optional[Emit] = None,
                  emit_error: Optional[Callable[[str], None]] = None) -> None:
         self.symbol = symbol
         self.kind = kind
@@ -54,7 +54,7 @@ class Context:
         self.func_id = func_id
         self.datasource = datasource
         self.config: dict = dict(config or {})
-        self._stop = threading.Event()
+        self._stopping = stopping if stopping is not None else threading.Event()
         self._emit = emit
         self._emit_error = emit_error
         prefix = symbol
@@ -63,16 +63,16 @@ class Context:
             if func_id is not None:
                 prefix += f"#{func_id}"
         self.logger: logging.LoggerAdapter = _SymbolLogger(
-            logging.getLogger(f"kuiperlite.{kind}.{symbol}"), {"prefix": prefix})
+            logging.getLogger(f"kuiperlite.{kind.word}.{symbol}"), {"prefix": prefix})
 
     def __repr__(self) -> str:
         rule = f" rule={self.rule_id!r} op={self.op_id!r} instance={self.instance_id}"
-        return f"<Context {self.kind} {self.symbol!r}{rule if self.rule_id else ''}>"
+        return f"<Context {self.kind.word} {self.symbol!r}{rule if self.rule_id else ''}>"
 
     @property
     def stopping(self) -> bool:
         """True once the rule asked this instance to stop."""
-        return self._stop.is_set()
+        return self._stopping.is_set()
 
     def sleep(self, seconds: float) -> bool:
         """Wait, waking at once when the instance stops.
@@ -81,17 +81,19 @@ class Context:
             True after a full sleep, False once the instance is stopping, so
             ``while ctx.sleep(interval):`` loops until the rule stops.
         """
-        return not self._stop.wait(seconds)
+        return not self._stopping.wait(seconds)
 
     async def asleep(self, seconds: float) -> bool:
         """The ``await``-able :meth:`sleep` for async symbols.
 
         A stop cancels the running task, so the wait ends at once.
         """
-        if self._stop.is_set():
+        import asyncio  # only async symbols pay for it
+
+        if self._stopping.is_set():
             return False
         await asyncio.sleep(seconds)
-        return not self._stop.is_set()
+        return not self._stopping.is_set()
 
     def emit(self, data: Any, meta: Optional[dict] = None) -> None:
         """Send a record (a dict), several (a list), or a :class:`Record` to eKuiper.
@@ -101,17 +103,14 @@ class Context:
         Raises:
             Stopped: the instance is stopping; let it propagate.
         """
-        if self._stop.is_set():
+        if self._stopping.is_set():
             raise Stopped()
         if self._emit is None:
-            raise RuntimeError(f"Only a source can emit; {self.kind} {self.symbol!r} cannot.")
+            raise RuntimeError(f"Only a source can emit; {self.kind.what(self.symbol)} cannot.")
         self._emit(data, meta)
 
     def emit_error(self, message: str) -> None:
         """Report an error on the source channel (and in the log)."""
         if self._emit_error is None:
-            raise RuntimeError(f"Only a source can emit; {self.kind} {self.symbol!r} cannot.")
+            raise RuntimeError(f"Only a source can emit; {self.kind.what(self.symbol)} cannot.")
         self._emit_error(str(message))
-
-    def _request_stop(self) -> None:
-        self._stop.set()

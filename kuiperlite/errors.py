@@ -24,6 +24,10 @@ class PluginError(KuiperliteError):
     """A plugin file cannot be loaded or holds no usable symbols."""
 
 
+class NoSymbols(PluginError):
+    """A module defines no symbols: nothing in it is marked @source, @sink or @function."""
+
+
 class ConfigError(KuiperliteError, ValueError):
     """A start command's config does not fit the symbol's keyword-only parameters."""
 

@@ -1,10 +1,12 @@
-"""Type hints as the schema: conversion of config values and SQL arguments.
+"""Type hints as the schema: the one place that says what a hint means.
 
-A hint is turned once, at collection time, into a converter: a function that
-takes a decoded JSON value and returns the value the user code expects, or
-raises :class:`Mismatch` with a phrase saying what was expected. Conversions
-are lossless only: ``"12"`` becomes ``12`` for an ``int``, ``3.0`` becomes
-``3``, but ``3.5`` never becomes ``3``.
+:func:`read` turns a hint, once, at collection time, into a :class:`Hint`:
+its converter (a function that takes a decoded JSON value and returns the
+value the user code expects, or raises :class:`Mismatch`), the phrase error
+messages use for it, the type and control eKuiper's UI shows for it, the type
+a function's metadata gives it, and how a sink receives its payload under it.
+Conversions are lossless only: ``"12"`` becomes ``12`` for an ``int``,
+``3.0`` becomes ``3``, but ``3.5`` never becomes ``3``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import enum
 import math
 import sys
 import typing
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 Converter = Callable[[Any], Any]
 
@@ -23,6 +25,40 @@ if sys.version_info >= (3, 10):
     _UNION_TYPES: tuple[Any, ...] = (Union, UnionType)
 else:  # pragma: no cover - Python 3.9
     _UNION_TYPES = (Union,)
+
+SUPPORTED = ("str, int, float, bool, dict, list[...], dict[str, ...], Literal[...], an Enum "
+             "or Optional[...] of those")
+
+
+class Hint(NamedTuple):
+    """Everything kuiperlite does with one type hint.
+
+    Attributes:
+        hint: the hint itself.
+        convert: the converter, or None when values pass through unchanged.
+        phrase: what the hint accepts, for messages: "a list of integers".
+        exact: a value of exactly this type needs no conversion.
+        ui_type: the type eKuiper's UI shows for a config field of this hint
+            ("int", "list_string", ...), or None when it cannot show one.
+        control: the UI control: "text", "radio", "select", "list", "textarea".
+        choices: the values a select offers.
+        value_type: the looser type a function's metadata gives an argument
+            or result: "string", "int", "float", "bool", "object", "array", "any".
+        data: how a sink receives a payload under this hint: "json" (decoded),
+            "text" or "bytes".
+        zero: the default eKuiper's UI shows for a required field.
+    """
+
+    hint: Any
+    convert: Optional[Converter]
+    phrase: str
+    exact: Optional[type] = None
+    ui_type: Optional[str] = None
+    control: str = "text"
+    choices: Optional[list] = None
+    value_type: str = "any"
+    data: str = "json"
+    zero: Any = ""
 
 
 class Mismatch(ValueError):
@@ -133,15 +169,22 @@ def _to_bytes(value: Any) -> bytes:
     raise Mismatch("bytes", value)
 
 
-_SIMPLE: dict[Any, tuple[Converter, str]] = {
-    str: (_to_str, "a string"),
-    int: (_to_int, "an integer"),
-    float: (_to_float, "a number"),
-    bool: (_to_bool, "true or false"),
-    dict: (_to_dict, "an object"),
-    list: (_to_list, "a list"),
-    bytes: (_to_bytes, "bytes"),
+_SIMPLE: dict[Any, Hint] = {
+    str: Hint(str, _to_str, "a string", str, "string", "text", None, "string", "text", ""),
+    int: Hint(int, _to_int, "an integer", int, "int", "text", None, "int", "json", 0),
+    float: Hint(float, _to_float, "a number", float, "float", "text", None, "float", "json", 0),
+    bool: Hint(bool, _to_bool, "true or false", bool, "bool", "radio", None, "bool", "json",
+               False),
+    dict: Hint(dict, _to_dict, "an object", dict, "object", "textarea", None, "object", "json",
+               {}),
+    list: Hint(list, _to_list, "a list", list, "list_string", "list", None, "array", "json", []),
+    bytes: Hint(bytes, _to_bytes, "bytes", bytes, None, "text", None, "any", "bytes", ""),
 }
+ANY = Hint(Any, None, "any value", ui_type="string")  # also what an untyped config shows
+
+# The UI's list types by item type; a list of anything else is a list of strings there.
+_LIST_UI = {"string": "list_string", "int": "list_int", "float": "list_float",
+            "bool": "list_bool", "object": "list_object"}
 
 _PLURALS = {
     "a string": "strings",
@@ -151,6 +194,45 @@ _PLURALS = {
     "an object": "objects",
     "a list": "lists",
 }
+
+
+def read(hint: Any) -> Hint:
+    """What kuiperlite does with a hint.
+
+    Raises:
+        UnsupportedHint: the hint has no JSON counterpart.
+    """
+    if hint is Any or hint is typing.Any or hint is object:
+        return ANY
+    if hint in _SIMPLE:
+        return _SIMPLE[hint]
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in _UNION_TYPES:
+        return _read_optional(hint, args)
+    if origin is typing.Literal:
+        return _read_choices(hint, list(args), _literal(args))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return _read_choices(hint, [m.value for m in hint], _enum(hint))
+    if origin in (list, tuple) and (len(args) == 1 or origin is tuple):
+        return _read_list(hint, args[0] if args else Any)
+    if origin is dict:
+        key, val = args if args else (str, Any)
+        if key is not str:
+            raise UnsupportedHint(f"{hint!r}: JSON objects only have string keys")
+        return _read_dict(hint, val)
+    raise UnsupportedHint(f"{name_of(hint)} has no JSON counterpart")
+
+
+def describe(hint: Any) -> str:
+    """A phrase for what a hint accepts, e.g. "a list of integers"."""
+    return read(hint).phrase
+
+
+def convert(hint: Any, value: Any) -> Any:
+    """Convert one value by a hint (a convenience over :func:`read`)."""
+    conv = read(hint).convert
+    return value if conv is None else conv(value)
 
 
 def unwrap_optional(hint: Any) -> Any:
@@ -163,72 +245,42 @@ def unwrap_optional(hint: Any) -> Any:
     return hint
 
 
-def describe(hint: Any) -> str:
-    """A phrase for what a hint accepts, e.g. "a list of integers"."""
-    return _build(hint)[1]
-
-
-def converter(hint: Any) -> Optional[Converter]:
-    """The converter for a hint, or None when values pass through unchanged.
-
-    Raises:
-        UnsupportedHint: the hint has no JSON counterpart.
-    """
-    return _build(hint)[0]
-
-
-def convert(hint: Any, value: Any) -> Any:
-    """Convert one value by a hint (a convenience over :func:`converter`)."""
-    conv = converter(hint)
-    return value if conv is None else conv(value)
-
-
-def _build(hint: Any) -> tuple[Optional[Converter], str]:
-    if hint is Any or hint is typing.Any or hint is object:
-        return None, "any value"
-    if hint in _SIMPLE:
-        return _SIMPLE[hint]
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in _UNION_TYPES:
-        return _build_union(hint, args)
-    if origin is typing.Literal:
-        return _build_literal(args)
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return _build_enum(hint)
-    if origin in (list, tuple) and (len(args) == 1 or origin is tuple):
-        return _build_list(args[0] if args else Any)
-    if origin is dict:
-        key, val = args if args else (str, Any)
-        if key is not str:
-            raise UnsupportedHint(f"{hint!r}: JSON objects only have string keys")
-        return _build_dict(val)
-    raise UnsupportedHint(f"{_hint_name(hint)} has no JSON counterpart")
-
-
-def _hint_name(hint: Any) -> str:
+def name_of(hint: Any) -> str:
+    """A hint as messages show it: ``float``, ``list[float]``."""
+    if typing.get_args(hint):
+        return repr(hint).replace("typing.", "")
     return getattr(hint, "__name__", None) or repr(hint)
 
 
-def _build_union(hint: Any, args: tuple[Any, ...]) -> tuple[Optional[Converter], str]:
+def _read_optional(hint: Any, args: tuple[Any, ...]) -> Hint:
     rest = [a for a in args if a is not type(None)]
     if len(rest) != 1:
         raise UnsupportedHint(f"{hint!r}: only Optional[X] unions are supported")
-    inner, phrase = _build(rest[0])
-    if inner is None:
-        return None, phrase
-    inner_conv = inner
+    inner = read(rest[0])
+    phrase = f"{inner.phrase} or null"
+    if inner.convert is None:
+        return inner._replace(hint=hint, phrase=phrase)
+    inner_conv = inner.convert
 
     def optional(value: Any) -> Any:
         return None if value is None else inner_conv(value)
 
-    return optional, f"{phrase} or null"
+    return inner._replace(hint=hint, convert=optional, phrase=phrase)
 
 
-def _build_literal(choices: tuple[Any, ...]) -> tuple[Converter, str]:
+def _read_choices(hint: Any, choices: list, conv: tuple[Converter, str]) -> Hint:
+    kinds = {type(c) for c in choices}
+    base = _SIMPLE.get(kinds.pop()) if len(kinds) == 1 else None
+    ui_type = base.ui_type if base is not None and base.ui_type else "string"
+    return Hint(hint, conv[0], conv[1], None, ui_type, "select", choices,
+                base.value_type if base is not None else "any", "json",
+                base.zero if base is not None else "")
+
+
+def _literal(choices: tuple[Any, ...]) -> tuple[Converter, str]:
     shown = ", ".join(repr(c) for c in choices)
     phrase = f"one of {shown}"
-    convs = [(c, _SIMPLE.get(type(c), (None,))[0]) for c in choices]
+    convs = [(c, _SIMPLE[type(c)].convert if type(c) in _SIMPLE else None) for c in choices]
 
     def literal(value: Any) -> Any:
         for choice, conv in convs:
@@ -245,7 +297,7 @@ def _build_literal(choices: tuple[Any, ...]) -> tuple[Converter, str]:
     return literal, phrase
 
 
-def _build_enum(cls: type[enum.Enum]) -> tuple[Converter, str]:
+def _enum(cls: type[enum.Enum]) -> tuple[Converter, str]:
     members = list(cls)
     shown = ", ".join(repr(m.value) for m in members)
     phrase = f"one of {shown}"
@@ -263,12 +315,13 @@ def _build_enum(cls: type[enum.Enum]) -> tuple[Converter, str]:
     return to_enum, phrase
 
 
-def _build_list(item_hint: Any) -> tuple[Converter, str]:
-    item, item_phrase = _build(item_hint)
-    phrase = "a list" if item is None else f"a list of {_PLURALS.get(item_phrase, item_phrase)}"
-    if item is None:
-        return _to_list, phrase
-    item_conv = item
+def _read_list(hint: Any, item_hint: Any) -> Hint:
+    item = read(item_hint)
+    ui_type = _LIST_UI.get(item.ui_type or "", "list_string")
+    if item.convert is None:
+        return _SIMPLE[list]._replace(hint=hint, ui_type=ui_type)
+    phrase = f"a list of {_PLURALS.get(item.phrase, item.phrase)}"
+    item_conv = item.convert
 
     def to_list(value: Any) -> list:
         if not isinstance(value, (list, tuple)):
@@ -281,15 +334,16 @@ def _build_list(item_hint: Any) -> tuple[Converter, str]:
                 raise Mismatch(phrase, value, where=f"item {i} {err}") from None
         return out
 
-    return to_list, phrase
+    return _SIMPLE[list]._replace(hint=hint, convert=to_list, phrase=phrase, exact=None,
+                                  ui_type=ui_type)
 
 
-def _build_dict(value_hint: Any) -> tuple[Converter, str]:
-    val, val_phrase = _build(value_hint)
-    if val is None:
-        return _to_dict, "an object"
-    phrase = f"an object of {_PLURALS.get(val_phrase, val_phrase)}"
-    val_conv = val
+def _read_dict(hint: Any, value_hint: Any) -> Hint:
+    val = read(value_hint)
+    if val.convert is None:
+        return _SIMPLE[dict]._replace(hint=hint)
+    phrase = f"an object of {_PLURALS.get(val.phrase, val.phrase)}"
+    val_conv = val.convert
 
     def to_dict(value: Any) -> dict:
         if not isinstance(value, dict):
@@ -302,4 +356,4 @@ def _build_dict(value_hint: Any) -> tuple[Converter, str]:
                 raise Mismatch(phrase, value, where=f"key {key!r} {err}") from None
         return out
 
-    return to_dict, phrase
+    return _SIMPLE[dict]._replace(hint=hint, convert=to_dict, phrase=phrase, exact=None)

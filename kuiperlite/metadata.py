@@ -8,33 +8,20 @@ loaders accept.
 
 from __future__ import annotations
 
-import ast
 import enum
 import os
 import re
 import typing
-from typing import Any, Optional
+from typing import Any
 
 import orjson
 
-from . import docstrings
-from .errors import DefinitionError
-from .hints import unwrap_optional
+from . import docstrings, hints
+from .hints import Hint
+from .kinds import KINDS
+from .launcher import SUFFIX as LAUNCHER_SUFFIX
 from .plugin import Plugin
-from .symbols import Param, Symbol
-from .wire import FUNC, SINK, SOURCE
-
-FOLDERS = {SOURCE: "sources", SINK: "sinks", FUNC: "functions"}
-
-_SCALARS: dict[Any, tuple[str, str]] = {
-    str: ("string", "text"),
-    int: ("int", "text"),
-    float: ("float", "text"),
-    bool: ("bool", "radio"),
-    dict: ("object", "textarea"),
-}
-_LIST_ITEMS = {str: "list_string", int: "list_int", dict: "list_object"}
-_ZERO = {"string": "", "int": 0, "float": 0, "bool": False, "object": {}}
+from .symbols import AnySpec, FunctionSpec, Param, SourceSpec
 
 
 def label(name: str) -> str:
@@ -49,44 +36,16 @@ def _text(value: str) -> dict[str, str]:
     return {"en_US": value, "zh_CN": value}
 
 
-def field_type(hint: Any) -> Optional[tuple[str, str, Optional[list]]]:
-    """``(type, control, values)`` of a config hint, or None when eKuiper has no such type."""
-    hint = unwrap_optional(hint)
-    if hint in _SCALARS:
-        return (*_SCALARS[hint], None)
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    choices: Optional[list] = None
-    if origin is typing.Literal:
-        choices = list(args)
-    elif isinstance(hint, type) and issubclass(hint, enum.Enum):
-        choices = [member.value for member in hint]
-    if choices is not None:
-        kinds = {type(c) for c in choices}
-        base = _SCALARS.get(kinds.pop()) if len(kinds) == 1 else None
-        return (base[0] if base else "string", "select", choices)
-    if origin is dict:
-        return ("object", "textarea", None)
-    if origin is list and len(args) == 1 and unwrap_optional(args[0]) in _LIST_ITEMS:
-        return (_LIST_ITEMS[unwrap_optional(args[0])], "list", None)
-    return None
-
-
-def _value_type(hint: Any) -> str:
-    """The looser type names eKuiper uses for function arguments and results."""
-    found = field_type(hint)
-    if found is not None:
-        return found[0]
-    hint = unwrap_optional(hint)
-    if hint is list or typing.get_origin(hint) is list:
-        return "array"
-    return "any"
-
-
-def _column_hint(hint: Any) -> Any:
+def _column(param: Param) -> Hint:
     """An aggregate receives a list per argument; the UI shows the column's type."""
-    hint = unwrap_optional(hint)
+    hint = hints.unwrap_optional(param.type.hint)
     args = typing.get_args(hint)
-    return args[0] if typing.get_origin(hint) is list and len(args) == 1 else Any
+    if typing.get_origin(hint) is list and len(args) == 1:
+        try:
+            return hints.read(args[0])
+        except hints.UnsupportedHint:
+            pass
+    return hints.ANY
 
 
 def _json_default(value: Any) -> Any:
@@ -97,18 +56,9 @@ def _json_default(value: Any) -> Any:
     return value
 
 
-def _field(symbol: Symbol, param: Param, doc: docstrings.Docstring) -> dict[str, Any]:
-    found = field_type(param.hint)
-    if found is None:
-        raise DefinitionError(symbol.where, (
-            f"config parameter {param.name!r} has a type eKuiper cannot show "
-            f"({getattr(param.hint, '__name__', param.hint)!r}); use str, int, float, bool, "
-            "dict, list[str], list[int], list[dict], Literal[...] or an Enum"))
-    kind, control, values = found
-    if param.required:
-        default: Any = [] if kind.startswith("list") else _ZERO.get(kind, "")
-    else:
-        default = _json_default(param.default)
+def _field(param: Param, doc: docstrings.Docstring) -> dict[str, Any]:
+    info = param.type
+    default: Any = info.zero if param.required else _json_default(param.default)
     if isinstance(default, list) and default:
         # eKuiper reads a non-empty list default as nested field descriptors
         # and rejects the file; the real default stays in the yaml profile.
@@ -117,13 +67,13 @@ def _field(symbol: Symbol, param: Param, doc: docstrings.Docstring) -> dict[str,
         "name": param.name,
         "default": default,
         "optional": not param.required,
-        "control": control,
-        "type": kind,
+        "control": info.control,
+        "type": info.ui_type,
         "hint": _text(doc.params.get(param.name, "")),
         "label": _text(label(param.name)),
     }
-    if values is not None:
-        field["values"] = values
+    if info.choices is not None:
+        field["values"] = info.choices
     return field
 
 
@@ -140,29 +90,29 @@ def _about(plugin: Plugin, description: str) -> dict[str, Any]:
     return out
 
 
-def _node(symbol: Symbol, category: str) -> dict[str, Any]:
-    return {"category": category, "icon": "iconPath",
-            "label": _text(symbol.ui_label or label(symbol.name))}
+def _node(symbol: AnySpec) -> dict[str, Any]:
+    return {"category": symbol.kind.word, "icon": "iconPath",
+            "label": _text(symbol.label or label(symbol.name))}
 
 
-def _doc(symbol: Symbol) -> docstrings.Docstring:
+def _doc(symbol: AnySpec) -> docstrings.Docstring:
     return docstrings.parse(getattr(symbol.func, "__doc__", None))
 
 
-def source_json(plugin: Plugin, symbol: Symbol) -> dict[str, Any]:
+def source_json(plugin: Plugin, symbol: SourceSpec) -> dict[str, Any]:
     """``sources/<name>.json``: about, the datasource, config fields and UI node."""
     doc = _doc(symbol)
     out: dict[str, Any] = {"about": _about(plugin, symbol.description), "libs": []}
-    datasource = [p for p in symbol.positional if p != "ctx"]
-    if datasource:
-        out["dataSource"] = {"default": "", "hint": _text(doc.params.get(datasource[0], "")),
-                             "label": _text(label(datasource[0]))}
-    out["properties"] = {"default": [_field(symbol, p, doc) for p in symbol.config]}
-    out["node"] = _node(symbol, "source")
+    name = symbol.datasource_name
+    if name is not None:
+        out["dataSource"] = {"default": "", "hint": _text(doc.params.get(name, "")),
+                             "label": _text(label(name))}
+    out["properties"] = {"default": [_field(p, doc) for p in symbol.config]}
+    out["node"] = _node(symbol)
     return out
 
 
-def source_yaml(symbol: Symbol) -> str:
+def source_yaml(symbol: AnySpec) -> str:
     """``sources/<name>.yaml``: the ``default`` profile with every default value."""
     defaults = [(p.name, _json_default(p.default)) for p in symbol.config if not p.required]
     if not defaults:
@@ -172,19 +122,19 @@ def source_yaml(symbol: Symbol) -> str:
     return "default:\n" + "\n".join(lines) + "\n"
 
 
-def sink_json(plugin: Plugin, symbol: Symbol) -> dict[str, Any]:
+def sink_json(plugin: Plugin, symbol: AnySpec) -> dict[str, Any]:
     """``sinks/<name>.json``: about, config fields and UI node."""
     doc = _doc(symbol)
     return {"about": _about(plugin, symbol.description), "libs": [],
-            "properties": [_field(symbol, p, doc) for p in symbol.config],
-            "node": _node(symbol, "sink")}
+            "properties": [_field(p, doc) for p in symbol.config],
+            "node": _node(symbol)}
 
 
-def function_json(plugin: Plugin, symbol: Symbol) -> dict[str, Any]:
+def function_json(plugin: Plugin, symbol: FunctionSpec) -> dict[str, Any]:
     """``functions/<name>.json``: about and one function entry."""
     doc = _doc(symbol)
-    params = list(symbol.args) + ([symbol.varargs] if symbol.varargs else [])
-    required = sum(1 for p in symbol.args if p.required)
+    params = list(symbol.params) + ([symbol.varargs] if symbol.varargs else [])
+    required = sum(1 for p in symbol.params if p.required)
     example = ", ".join(f"col{i + 1}" for i in range(required))
     entry: dict[str, Any] = {"name": symbol.name, "example": f"{symbol.name}({example})"}
     if symbol.aggregate:
@@ -194,39 +144,20 @@ def function_json(plugin: Plugin, symbol: Symbol) -> dict[str, Any]:
         "name": p.name,
         "optional": not p.required or p is symbol.varargs,
         "control": "field",
-        "type": _value_type(_column_hint(p.hint) if symbol.aggregate else p.hint),
+        "type": (_column(p) if symbol.aggregate else p.type).value_type,
         "hint": _text(doc.params.get(p.name, "")),
         "label": _text(label(p.name)),
     } for p in params]
-    entry["return"] = {"type": _value_type(symbol.returns), "hint": _text(doc.returns)}
-    entry["node"] = _node(symbol, "function")
+    entry["return"] = {"type": symbol.returns.value_type, "hint": _text(doc.returns)}
+    entry["node"] = _node(symbol)
     return {"about": _about(plugin, symbol.description), "functions": [entry]}
 
 
 def executable(plugin: Plugin) -> str:
-    """The file eKuiper runs: the plugin file when it calls ``kuiperlite.run()``
-    under ``if __name__ == "__main__":``, else a launcher written beside it."""
-    path = plugin.path
-    if path and calls_run(path):
-        return os.path.basename(path)
-    return f"{plugin.name}_main.py"
-
-
-def calls_run(path: str) -> bool:
-    """Whether a file calls ``run()`` (``kuiperlite.run`` or imported) in its main guard."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            tree = ast.parse(f.read(), path)
-    except (OSError, SyntaxError, ValueError):
-        return False
-    for node in tree.body:
-        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test) \
-                and "__name__" in ast.unparse(node.test):
-            for call in ast.walk(node):
-                if isinstance(call, ast.Call) and ast.unparse(call.func) in (
-                        "kuiperlite.run", "run"):
-                    return True
-    return False
+    """The file eKuiper runs: the launcher written beside the plugin's module
+    (``<module>_main.py``, a copy of :mod:`kuiperlite.launcher`)."""
+    stem = os.path.splitext(os.path.basename(plugin.path))[0] if plugin.path else plugin.name
+    return f"{stem}{LAUNCHER_SUFFIX}"
 
 
 def plugin_json(plugin: Plugin) -> dict[str, Any]:
@@ -235,9 +166,7 @@ def plugin_json(plugin: Plugin) -> dict[str, Any]:
         "version": plugin.about.version,
         "language": "python",
         "executable": executable(plugin),
-        "sources": list(plugin.sources),
-        "sinks": list(plugin.sinks),
-        "functions": list(plugin.functions),
+        **{kind.folder: list(plugin.of_kind(kind)) for kind in KINDS},
     }
     if plugin.about.conda_env:
         out["virtualEnvType"] = "conda"
@@ -258,14 +187,14 @@ def files(plugin: Plugin) -> dict[str, bytes]:
     """
     out = {f"{plugin.name}.json": dumps(plugin_json(plugin))}
     for symbol in plugin.symbols:
-        base = f"{FOLDERS[symbol.kind]}/{symbol.name}"
-        if symbol.kind == SOURCE:
+        base = f"{symbol.kind.folder}/{symbol.name}"
+        if isinstance(symbol, SourceSpec):
             out[f"{base}.json"] = dumps(source_json(plugin, symbol))
             out[f"{base}.yaml"] = source_yaml(symbol).encode()
-        elif symbol.kind == SINK:
-            out[f"{base}.json"] = dumps(sink_json(plugin, symbol))
-        else:
+        elif isinstance(symbol, FunctionSpec):
             out[f"{base}.json"] = dumps(function_json(plugin, symbol))
+        else:
+            out[f"{base}.json"] = dumps(sink_json(plugin, symbol))
     return out
 
 

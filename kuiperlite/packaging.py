@@ -29,25 +29,25 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
-from . import metadata
+from . import launcher, metadata
 from .errors import PluginError
 from .plugin import Plugin
 
-RUNTIME_REQUIREMENTS = ("pynng>=0.8.1", "orjson>=3.9", "attrs>=22.2")
+
+def runtime_requirements() -> list[str]:
+    """kuiperlite's own dependencies, as its installed metadata (pyproject.toml) lists them."""
+    import importlib.metadata
+
+    try:
+        listed = importlib.metadata.requires("kuiperlite") or []
+    except importlib.metadata.PackageNotFoundError:
+        raise PluginError("kuiperlite is not installed, so its requirements are unknown; "
+                          "install it (pip install .) before packaging.") from None
+    return [r for r in listed if ";" not in r]
 SKIP_PARTS = {"__pycache__", ".git", ".hg", ".svn", ".venv", "venv", ".mypy_cache",
               ".pytest_cache", ".ruff_cache", ".tox", "node_modules"}
 # Fixed timestamps and modes make the zip a function of its contents.
 _EPOCH = (1980, 1, 1, 0, 0, 0)
-
-LAUNCHER = '''\
-"""Launcher eKuiper runs for plugin {name}: serves the symbols of {module}."""
-import os
-
-from kuiperlite.plugin import load
-from kuiperlite.runtime import serve_plugin
-
-serve_plugin(load(os.path.join(os.path.dirname(os.path.abspath(__file__)), {module!r})))
-'''
 
 INSTALL_SH = '''\
 #!/bin/sh
@@ -143,7 +143,7 @@ def _requirements(plugin_file: Path, requirements: Optional[str]) -> list[str]:
             if line and line not in lines:
                 lines.append(line)
     taken = {_project(line) for line in lines}
-    return lines + [r for r in RUNTIME_REQUIREMENTS if _project(r) not in taken]
+    return lines + [r for r in runtime_requirements() if _project(r) not in taken]
 
 
 def _project(requirement: str) -> str:
@@ -228,8 +228,7 @@ def contents(plugin: Plugin, *, include: Iterable[str] = (), exclude: Iterable[s
             files.setdefault(name, path.read_bytes())
     if entry.name not in files:
         raise PluginError(f"--exclude removed the plugin file {entry.name} itself.")
-    if executable != entry.name:
-        files[executable] = LAUNCHER.format(name=plugin.name, module=entry.name).encode()
+    files[executable] = Path(launcher.__file__).read_bytes()
     for name, path in _kuiperlite_files():
         files[name] = path.read_bytes()
     files["requirements.txt"] = ("\n".join(_requirements(entry, requirements)) + "\n").encode()

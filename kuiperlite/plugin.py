@@ -11,9 +11,9 @@ import sys
 from types import ModuleType
 from typing import NamedTuple, Optional
 
-from .errors import DefinitionError, PluginError
-from .symbols import KIND_WORDS, Symbol, marks_of
-from .wire import FUNC, SINK, SOURCE
+from .errors import DefinitionError, NoSymbols, PluginError
+from .kinds import FUNCTION, KINDS, SINK, SOURCE, Kind
+from .symbols import AnySpec, marks_of, read
 
 PLUGIN_NAME_PATTERN = re.compile(r"[A-Za-z0-9_\-]+\Z")  # \Z: no trailing newline
 
@@ -52,27 +52,27 @@ class Plugin(NamedTuple):
 
     name: str
     about: About
-    symbols: tuple[Symbol, ...]
+    symbols: tuple[AnySpec, ...]
     module: Optional[ModuleType] = None
     path: Optional[str] = None
 
-    def of_kind(self, kind: str) -> dict[str, Symbol]:
-        """The symbols of one kind (``source``, ``sink`` or ``func``) by name."""
+    def of_kind(self, kind: Kind) -> dict[str, AnySpec]:
+        """The symbols of one kind by name, in the order the module defines them."""
         return {s.name: s for s in self.symbols if s.kind == kind}
 
     @property
-    def sources(self) -> dict[str, Symbol]:
+    def sources(self) -> dict[str, AnySpec]:
         return self.of_kind(SOURCE)
 
     @property
-    def sinks(self) -> dict[str, Symbol]:
+    def sinks(self) -> dict[str, AnySpec]:
         return self.of_kind(SINK)
 
     @property
-    def functions(self) -> dict[str, Symbol]:
-        return self.of_kind(FUNC)
+    def functions(self) -> dict[str, AnySpec]:
+        return self.of_kind(FUNCTION)
 
-    def get(self, kind: str, name: str) -> Optional[Symbol]:
+    def get(self, kind: Kind, name: str) -> Optional[AnySpec]:
         """The symbol of a kind and name, or None."""
         for symbol in self.symbols:
             if symbol.kind == kind and symbol.name == name:
@@ -104,7 +104,7 @@ def collect(module: ModuleType, name: Optional[str] = None) -> Plugin:
             f"The plugin name {plugin_name!r} ({where}) may hold only letters, digits, _ and -."
         )
 
-    symbols: list[Symbol] = []
+    symbols: list[AnySpec] = []
     seen: set[int] = set()
     for value in list(vars(module).values()):
         marks = marks_of(value)
@@ -112,14 +112,14 @@ def collect(module: ModuleType, name: Optional[str] = None) -> Plugin:
             continue
         seen.add(id(value))
         for mark in marks:
-            symbol = Symbol.from_function(value, mark)
+            symbol = read(value, mark)
             for other in symbols:
                 if other.kind == symbol.kind and other.name == symbol.name:
                     raise DefinitionError(symbol.where,
                                           f"the name is already used by {other.where}")
             symbols.append(symbol)
     if not symbols:
-        raise PluginError(
+        raise NoSymbols(
             f"{where} defines no symbols; mark functions with @source, @sink or @function."
         )
     return Plugin(plugin_name, about, tuple(symbols), module, getattr(module, "__file__", None))
@@ -190,8 +190,8 @@ def _module_where(module: ModuleType) -> str:
 def summary(plugin: Plugin) -> str:
     """One line per symbol kind, for logs: ``sources: pyjson; sinks: print``."""
     parts = []
-    for kind in (SOURCE, SINK, FUNC):
-        names = [s.name for s in plugin.symbols if s.kind == kind]
+    for kind in KINDS:
+        names = list(plugin.of_kind(kind))
         if names:
-            parts.append(f"{KIND_WORDS[kind]}s: {', '.join(names)}")
+            parts.append(f"{kind.folder}: {', '.join(names)}")
     return "; ".join(parts)

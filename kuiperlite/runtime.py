@@ -11,7 +11,7 @@ import threading
 import time
 import zlib
 from collections.abc import Sequence
-from typing import Any, Callable, NoReturn, Optional, Union
+from typing import Any, Callable, NoReturn, Optional, Protocol
 
 import pynng
 
@@ -32,18 +32,19 @@ from .channels import (
     spare_descriptors,
     wake,
 )
-from .errors import DefinitionError, KuiperliteError, PluginError, Stopped
+from .errors import DefinitionError, KuiperliteError, NoSymbols, PluginError, Stopped
+from .kinds import BY_WIRE, SINK, SOURCE, Kind
 from .plugin import Plugin, collect, summary
 from .supervisor import InFlight, Journal, Replay
-from .symbols import KIND_WORDS, Symbol
-from .wire import FUNC, SOURCE, START, Control
+from .symbols import AnySpec, FunctionSpec, SinkSpec, SourceSpec
+from .wire import START, Control
 
 log = logging.getLogger("kuiperlite")
 
 # A stop is answered within this long even when user code is slow to return.
 STOP_WAIT = 0.8
 # How long the control channel may have no peer before the plugin exits.
-ORPHAN_GRACE = env_seconds("KUIPERLITE_ORPHAN_GRACE", 3.0)
+ORPHAN_GRACE = 3.0
 
 
 class SourceInstance:
@@ -53,20 +54,21 @@ class SourceInstance:
     ``lock``, and the socket is closed under it: never while in use.
     """
 
-    def __init__(self, symbol: Symbol, control: Control, kwargs: dict[str, Any]) -> None:
+    def __init__(self, spec: SourceSpec, control: Control, kwargs: dict[str, Any],
+                 inflight: InFlight, slot: int = -1) -> None:
         meta = control.meta
         assert meta is not None
-        self.label = f"{symbol.label} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
+        self.what = f"{spec.what} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
         self.sock = pusher(wire.data_address(meta))
         self.lock = threading.Lock()
         self.closed = False
         self.send = Direct(self.sock).send
         self.adapter = SourceAdapter(
-            symbol, kwargs, self._deliver, self._report, rule_id=meta.rule_id,
+            spec, kwargs, self._deliver, self._report, rule_id=meta.rule_id,
             op_id=meta.op_id, instance_id=meta.instance_id, datasource=control.datasource,
             config=control.config)
-        self.stopping = self.adapter.ctx._stop
-        self.thread = threading.Thread(target=self._run, name=self.label, daemon=True)
+        self.stopping = self.adapter.stopping
+        self.thread = threading.Thread(target=self._run, name=self.what, daemon=True)
 
     def start(self) -> None:
         self.thread.start()
@@ -75,7 +77,7 @@ class SourceInstance:
         try:
             self.adapter.run()
             if not self.stopping.is_set():
-                log.info("%s finished; it stays open until its rule stops", self.label)
+                log.info("%s finished; it stays open until its rule stops", self.what)
             # Closing at once could drop records still queued in the socket.
             self.stopping.wait()
         finally:
@@ -97,7 +99,7 @@ class SourceInstance:
                 self.send(payload)
             except pynng.Timeout:
                 if not send_blocking(self.sock, payload, self.stopping,
-                                     f"eKuiper ({self.label})"):
+                                     f"eKuiper ({self.what})"):
                     raise Stopped() from None
             except pynng.Closed:
                 raise Stopped() from None
@@ -108,7 +110,7 @@ class SourceInstance:
                 with contextlib.suppress(pynng.NNGException):
                     self.send(wire.encode_source_error(message))
 
-    def request_stop(self) -> None:
+    def stop(self) -> None:
         self.adapter.stop()
 
     def join(self, timeout: float) -> bool:
@@ -127,11 +129,11 @@ class SinkInstance:
     address a restart of the same rule listens on.
     """
 
-    def __init__(self, symbol: Symbol, control: Control, kwargs: dict[str, Any],
+    def __init__(self, spec: SinkSpec, control: Control, kwargs: dict[str, Any],
                  inflight: InFlight, slot: int = -1) -> None:
         meta = control.meta
         assert meta is not None
-        self.label = f"{symbol.label} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
+        self.what = f"{spec.what} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
         self.require_ack = control.config.get("requireAck") in (True, "true")
         self.inflight = inflight
         self.slot = inflight.take_slot(slot)
@@ -150,10 +152,10 @@ class SinkInstance:
             self.close()
             raise ConnectionError(out_of_descriptors())
         self.send_ack = Direct(self.ack).send
-        self.adapter = SinkAdapter(symbol, kwargs, rule_id=meta.rule_id, op_id=meta.op_id,
+        self.adapter = SinkAdapter(spec, kwargs, rule_id=meta.rule_id, op_id=meta.op_id,
                                    instance_id=meta.instance_id, config=control.config)
-        self.stopping = self.adapter.ctx._stop
-        self.thread = threading.Thread(target=self._run, name=self.label, daemon=True)
+        self.stopping = self.adapter.stopping
+        self.thread = threading.Thread(target=self._run, name=self.what, daemon=True)
 
     def start(self) -> None:
         self.thread.start()
@@ -178,7 +180,7 @@ class SinkInstance:
                         break
                     continue
                 if stopping.is_set():
-                    break  # the wake-up from request_stop, or data after the stop
+                    break  # the wake-up from stop(), or data after the stop
                 if not require_ack:
                     collect(payload)
                     continue
@@ -190,7 +192,7 @@ class SinkInstance:
                 try:
                     send_ack(wire.ACK_OK if error is None else wire.encode_ack(error))
                 except pynng.Timeout:
-                    log.warning("%s: eKuiper did not take an ack within 1 s", self.label)
+                    log.warning("%s: eKuiper did not take an ack within 1 s", self.what)
         except pynng.Closed:
             pass
         finally:
@@ -199,9 +201,9 @@ class SinkInstance:
             adapter.close()
 
     def _ack_lost_message(self) -> None:
-        error = (f"The plugin process died while the {self.adapter.symbol.label} collected "
+        error = (f"The plugin process died while the {self.adapter.spec.what} collected "
                  "this message; kuiperlite restarted it, and the message is not collected again.")
-        log.error("%s: %s", self.label, error)
+        log.error("%s: %s", self.what, error)
         with contextlib.suppress(pynng.NNGException):
             self.send_ack(wire.encode_ack(error))
 
@@ -210,7 +212,7 @@ class SinkInstance:
         close(self.data)
         close(self.ack)
 
-    def request_stop(self) -> None:
+    def stop(self) -> None:
         self.adapter.stop()
         wake(self.address)
 
@@ -223,7 +225,25 @@ class SinkInstance:
         remove_socket_file(self.address, self.file_id)
 
 
-Instance = Union[SourceInstance, SinkInstance]
+class Instance(Protocol):
+    """What the runtime does with a running source or sink."""
+
+    what: str
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def join(self, timeout: float) -> bool: ...
+    def close(self) -> None: ...
+    def remove_files(self) -> None: ...
+
+
+INSTANCES: dict[Kind, Callable[..., Instance]] = {SOURCE: SourceInstance, SINK: SinkInstance}
+
+
+def _what(control: Control) -> str:
+    """How messages name the symbol a command is for: ``source 'pyjson'``."""
+    kind = BY_WIRE.get(control.plugin_type)
+    return kind.what(control.symbol_name) if kind else repr(control.symbol_name)
 
 
 class FunctionServer:
@@ -234,15 +254,15 @@ class FunctionServer:
     once it reconnects, with an error instead of running it again.
     """
 
-    def __init__(self, symbol: Symbol, stopping: threading.Event, inflight: InFlight,
+    def __init__(self, spec: FunctionSpec, stopping: threading.Event, inflight: InFlight,
                  index: int) -> None:
-        self.adapter = FunctionAdapter(symbol)
+        self.adapter = FunctionAdapter(spec)
         self.inflight = inflight
         self.index = index
         self.lost = inflight.function_pending(index)
         inflight.function_end(index)
-        self.channel = Requester(wire.function_address(symbol.name), block=False)
-        self.thread = threading.Thread(target=self.channel.serve, name=f"function {symbol.name}",
+        self.channel = Requester(wire.function_address(spec.name), block=False)
+        self.thread = threading.Thread(target=self.channel.serve, name=spec.what,
                                        args=(self.handle, stopping), daemon=True)
         self.thread.start()
 
@@ -250,7 +270,7 @@ class FunctionServer:
         if self.lost is not None:
             lost, self.lost = self.lost, None
             if zlib.crc32(raw) == lost:
-                text = (f"The plugin process died while running {self.adapter.symbol.name}() "
+                text = (f"The plugin process died while running {self.adapter.spec.name}() "
                         "with these arguments; kuiperlite restarted it, and the call is not "
                         "run again.")
                 log.error("%s", text)
@@ -265,15 +285,16 @@ class FunctionServer:
 class Runtime:
     """Serves one plugin to eKuiper until the host goes away or a signal arrives."""
 
-    def __init__(self, plugin: Plugin, *, keepalive: float = KEEPALIVE,
-                 orphan_grace: float = ORPHAN_GRACE, journal: Optional[Journal] = None,
+    def __init__(self, plugin: Plugin, *, keepalive: Optional[float] = None,
+                 orphan_grace: Optional[float] = None, journal: Optional[Journal] = None,
                  inflight: Optional[InFlight] = None, replay: Sequence[Replay] = (),
                  serving: Optional[Callable[[], None]] = None,
                  host_pid: Optional[int] = None) -> None:
         self.plugin = plugin
-        self.keepalive = keepalive
-        self.orphan_grace = orphan_grace
-        self.function_index = {s.name: i for i, s in enumerate(plugin.of_kind(FUNC).values())}
+        # Read here, once the log is set up: a bad value is said there.
+        self.keepalive = keepalive or env_seconds("KUIPERLITE_KEEPALIVE", KEEPALIVE)
+        self.orphan_grace = orphan_grace or env_seconds("KUIPERLITE_ORPHAN_GRACE", ORPHAN_GRACE)
+        self.function_index = {name: i for i, name in enumerate(plugin.functions)}
         self.journal = journal
         self.inflight = inflight or InFlight(len(self.function_index), shared=False)
         self.replay = list(replay)
@@ -304,20 +325,20 @@ class Runtime:
                 else:
                     self.stop(control)
         except KuiperliteError as err:
-            log.warning("cannot %s the %s: %s", name, control.label, err)
+            log.warning("cannot %s the %s: %s", name, _what(control), err)
             return wire.answer(str(err))
         except BaseException as err:
-            log.exception("cannot %s the %s", name, control.label)
-            return wire.answer(f"Cannot {name} the {control.label}: {error_text(err)}")
+            log.exception("cannot %s the %s", name, _what(control))
+            return wire.answer(f"Cannot {name} the {_what(control)}: {error_text(err)}")
         return wire.OK
 
-    def _symbol(self, control: Control) -> Symbol:
-        symbol = self.plugin.get(control.plugin_type, control.symbol_name)
+    def _symbol(self, control: Control) -> AnySpec:
+        kind = BY_WIRE[control.plugin_type]
+        symbol = self.plugin.get(kind, control.symbol_name)
         if symbol is None:
-            kind = KIND_WORDS[control.plugin_type]
-            names = ", ".join(self.plugin.of_kind(control.plugin_type)) or "none"
-            raise KuiperliteError(f"Plugin {self.plugin.name!r} has no {kind} named "
-                                  f"{control.symbol_name!r}; its {kind}s: {names}.")
+            names = ", ".join(self.plugin.of_kind(kind)) or "none"
+            raise KuiperliteError(f"Plugin {self.plugin.name!r} has no {kind.word} named "
+                                  f"{control.symbol_name!r}; its {kind.folder}: {names}.")
         return symbol
 
     def start(self, control: Control, command: bytes = b"", slot: int = -1) -> None:
@@ -329,7 +350,7 @@ class Runtime:
             slot: the in-flight slot a replayed sink had.
         """
         symbol = self._symbol(control)
-        if symbol.kind == FUNC:
+        if isinstance(symbol, FunctionSpec):
             # eKuiper sends this right after listening on the function's
             # channel, new or re-created: connect to it now.
             self._function(symbol).channel.reconnect()
@@ -339,29 +360,27 @@ class Runtime:
         key = control.meta.key(symbol.name)
         old = self.instances.pop(key, None)
         if old is not None:
-            log.info("%s is started again; stopping the running one first", old.label)
+            log.info("%s is started again; stopping the running one first", old.what)
             self._stop_instance(old)
         try:
-            instance: Instance = (
-                SourceInstance(symbol, control, kwargs) if symbol.kind == SOURCE
-                else SinkInstance(symbol, control, kwargs, self.inflight, slot))
+            instance = INSTANCES[symbol.kind](symbol, control, kwargs, self.inflight, slot)
         except (ConnectionError, pynng.NNGException) as err:
-            raise KuiperliteError(f"The {symbol.label} cannot open its data channel: {err}.") \
+            raise KuiperliteError(f"The {symbol.what} cannot open its data channel: {err}.") \
                 from None
         try:
             instance.start()
         except BaseException as err:  # no thread (RuntimeError), for instance
             instance.close()
-            raise KuiperliteError(f"The {symbol.label} cannot start: {error_text(err)}.") \
+            raise KuiperliteError(f"The {symbol.what} cannot start: {error_text(err)}.") \
                 from None
         self.instances[key] = instance
         if self.journal is not None:
             self.journal.started(key, getattr(instance, "slot", -1), command)
-        log.info("started %s", instance.label)
+        log.info("started %s", instance.what)
 
     def stop(self, control: Control) -> None:
         """Stop an instance; functions are never stopped by command."""
-        if control.plugin_type == FUNC:
+        if not BY_WIRE[control.plugin_type].per_rule:
             return
         assert control.meta is not None
         key = control.meta.key(control.symbol_name)
@@ -370,19 +389,19 @@ class Runtime:
             self.journal.stopped(key)
         if instance is None:
             log.info("stop for %s: not running (already stopped, or started before a restart)",
-                     control.label)
+                     _what(control))
             return
         self._stop_instance(instance)
 
     def _stop_instance(self, instance: Instance) -> None:
-        instance.request_stop()
+        instance.stop()
         if instance.join(STOP_WAIT):
-            log.info("stopped %s", instance.label)
+            log.info("stopped %s", instance.what)
         else:
             log.warning("%s is still inside user code; it ends when that code returns",
-                        instance.label)
+                        instance.what)
 
-    def _function(self, symbol: Symbol) -> FunctionServer:
+    def _function(self, symbol: FunctionSpec) -> FunctionServer:
         server = self.functions.get(symbol.name)
         if server is None:
             server = self.functions[symbol.name] = FunctionServer(
@@ -414,9 +433,9 @@ class Runtime:
         # handshake is on its way; the lock keeps a start command from
         # opening one twice meanwhile).
         with self._lock:
-            for symbol in plugin.symbols:
-                if symbol.kind == FUNC:
-                    self._function(symbol)
+            for spec in plugin.functions.values():
+                assert isinstance(spec, FunctionSpec)
+                self._function(spec)
         if self.serving is not None:
             self.serving()
         self._watch(control)
@@ -463,11 +482,11 @@ class Runtime:
             instances = list(self.instances.values())
             self.instances.clear()
         for instance in instances:
-            instance.request_stop()
+            instance.stop()
         deadline = time.monotonic() + 2.0
         for instance in instances:
             if not instance.join(max(0.0, deadline - time.monotonic())):
-                log.warning("%s is still inside user code at exit", instance.label)
+                log.warning("%s is still inside user code at exit", instance.what)
                 instance.remove_files()
         for server in self.functions.values():
             server.adapter.close()
@@ -499,7 +518,7 @@ def serve_plugin(plugin: Plugin) -> NoReturn:
             lambda journal, inflight, replay, serving: Runtime(
                 plugin, journal=journal, inflight=inflight, replay=replay,
                 serving=serving, host_pid=host).serve(),
-            len(plugin.of_kind(FUNC)))
+            len(plugin.functions))
     else:
         log.info("plugin %s runs unsupervised: %s", plugin.name, why_not)
         code = Runtime(plugin).serve()
@@ -512,19 +531,23 @@ def serve_plugin(plugin: Plugin) -> NoReturn:
 
 
 def run(plugin: Optional[Plugin] = None) -> NoReturn:
-    """Serve the symbols of the calling module, as eKuiper's executable.
+    """Serve the program's own symbols, as eKuiper's executable.
 
     Put ``if __name__ == "__main__": kuiperlite.run()`` at the end of the
     plugin file; eKuiper starts it with ``python -u file.py '<config>'``.
+    Like ``unittest.main()``, it serves the ``__main__`` module: the file run
+    as the program. A packaged plugin needs no such line (its launcher
+    serves the file), nor does ``python -m kuiperlite run FILE``.
 
     Args:
-        plugin: serve this plugin instead of the caller's module.
+        plugin: serve this plugin instead of the ``__main__`` module.
     """
     if plugin is None:
-        caller = sys._getframe(1).f_globals.get("__name__", "__main__")
         try:
-            plugin = collect(sys.modules[caller])
+            plugin = collect(sys.modules["__main__"])
         except (DefinitionError, PluginError) as err:
-            print(f"kuiperlite: {err}", file=sys.stderr, flush=True)
+            hint = (" (kuiperlite.run() serves the file run as the program: call it under "
+                    "`if __name__ == \"__main__\":`)") if isinstance(err, NoSymbols) else ""
+            print(f"kuiperlite: {err}{hint}", file=sys.stderr, flush=True)
             os._exit(2)
     serve_plugin(plugin)

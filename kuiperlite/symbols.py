@@ -1,9 +1,10 @@
-"""The ``@source``, ``@sink`` and ``@function`` decorators and the symbol specs.
+"""The ``@source``, ``@sink`` and ``@function`` decorators, and the specs read from them.
 
 A decorator only records a :class:`Mark` on the function and returns it
-unchanged. :meth:`Symbol.from_function`, called when a plugin is collected,
-reads the signature once and either builds the spec the runtime follows or
-raises :class:`DefinitionError` naming the function, its line and parameter.
+unchanged. :func:`read`, called when a plugin is collected, reads the
+signature once into the spec of the mark's kind (:class:`SourceSpec`,
+:class:`SinkSpec`, :class:`FunctionSpec`), or raises :class:`DefinitionError`
+naming the function, its file and line, and the parameter at fault.
 """
 
 from __future__ import annotations
@@ -13,18 +14,20 @@ import inspect
 import os
 import re
 import typing
-from typing import Any, Callable, NamedTuple, Optional, TypeVar, overload
+from typing import Any, Callable, ClassVar, NamedTuple, Optional, TypeVar, overload
 
-from . import hints
+from . import config, hints
 from .context import Context
-from .errors import ConfigError, DefinitionError
-from .wire import FUNC, SINK, SOURCE
+from .errors import DefinitionError
+from .hints import Hint
+from .kinds import FUNCTION, SINK, SOURCE, Kind
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 MARK_ATTR = "__kuiperlite__"
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # \Z: no trailing newline
 EMPTY = inspect.Parameter.empty
+CONTEXT_NAMES = ("ctx", "context")
 
 PLAIN = "plain"
 GENERATOR = "generator"
@@ -33,27 +36,25 @@ ASYNC_GENERATOR = "async generator"
 
 _INFERABLE = (str, int, float, bool, dict, list)
 
-KIND_WORDS = {SOURCE: "source", SINK: "sink", FUNC: "function"}
-
 
 class Mark(NamedTuple):
     """What a decorator recorded: the kind and the options given to it."""
 
-    kind: str
+    kind: Kind
     name: Optional[str] = None
     description: Optional[str] = None
     label: Optional[str] = None
     aggregate: bool = False
 
 
-def _marker(kind: str, target: Any, options: dict[str, Any]) -> Any:
+def _marker(kind: Kind, target: Any, options: dict[str, Any]) -> Any:
     if isinstance(target, str):  # @sink("print")
         options["name"] = target
         target = None
 
     def mark(func: F) -> F:
         if not callable(func):
-            raise TypeError(f"@{KIND_WORDS[kind]} decorates a function, got {func!r}")
+            raise TypeError(f"@{kind.word} decorates a function, got {func!r}")
         marks = getattr(func, MARK_ATTR, ())
         setattr(func, MARK_ATTR, (*marks, Mark(kind, **options)))
         return func
@@ -127,8 +128,8 @@ def function(target: Any = None, /, *, name: Optional[str] = None,
         label: the name eKuiper's UI shows; defaults to a readable form of the name.
         aggregate: each argument arrives as the list of a window's values.
     """
-    return _marker(FUNC, target, {"name": name, "description": description, "label": label,
-                                  "aggregate": aggregate})
+    return _marker(FUNCTION, target, {"name": name, "description": description, "label": label,
+                                      "aggregate": aggregate})
 
 
 def marks_of(obj: Any) -> tuple[Mark, ...]:
@@ -141,34 +142,43 @@ class Param(NamedTuple):
     """One parameter the runtime fills: a config property or an SQL argument."""
 
     name: str
-    hint: Any
+    type: Hint
     default: Any = EMPTY
-    convert: Optional[hints.Converter] = None
 
     @property
     def required(self) -> bool:
         return self.default is EMPTY
 
 
-class Symbol(NamedTuple):
-    """Everything the runtime needs to know about one decorated function."""
+class Spec:
+    """What every symbol has: its name, function, style, context and config.
 
-    kind: str
-    name: str
-    func: Callable[..., Any]
-    where: str
-    given_description: Optional[str] = None
-    ui_label: Optional[str] = None
-    style: str = PLAIN
-    context_index: Optional[int] = None
-    positional: tuple[str, ...] = ()
-    data_mode: str = "json"
-    args: tuple[Param, ...] = ()
-    varargs: Optional[Param] = None
-    config: tuple[Param, ...] = ()
-    extra_config: bool = False
-    aggregate: bool = False
-    returns: Any = Any
+    The subclass of each kind adds what only that kind has.
+    """
+
+    kind: ClassVar[Kind]
+
+    def __init__(self, name: str, func: Callable[..., Any], where: str, style: str, *,
+                 given_description: Optional[str] = None, label: Optional[str] = None,
+                 context_index: Optional[int] = None, config: tuple[Param, ...] = (),
+                 extra_config: bool = False) -> None:
+        self.name = name
+        self.func = func
+        self.where = where
+        self.style = style
+        self.given_description = given_description
+        self.label = label
+        self.context_index = context_index
+        self.config = config
+        self.extra_config = extra_config
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    @property
+    def what(self) -> str:
+        """``source 'pyjson'``: how messages name this symbol."""
+        return self.kind.what(self.name)
 
     @property
     def description(self) -> str:
@@ -182,69 +192,256 @@ class Symbol(NamedTuple):
 
         return docstrings.parse(getattr(self.func, "__doc__", None)).summary
 
-    @property
-    def label(self) -> str:
-        """``source 'pyjson'``: how messages name this symbol."""
-        return f"{KIND_WORDS[self.kind]} {self.name!r}"
-
-    @classmethod
-    def from_function(cls, func: Callable[..., Any], mark: Mark) -> Symbol:
-        """Build the spec of one marked function, checking its signature.
-
-        Raises:
-            DefinitionError: the signature cannot serve as this kind of symbol.
-        """
-        return _analyse(func, mark)
-
     def bind_config(self, raw: dict[str, Any]) -> dict[str, Any]:
         """Keyword arguments for the user function from a start command's config.
 
-        Declared keys are converted by their hints; undeclared keys go to a
-        ``**config`` parameter when there is one and are otherwise ignored.
+        See :func:`kuiperlite.config.bind`.
 
         Raises:
             ConfigError: a value does not fit its hint or a required key is missing.
         """
-        kwargs: dict[str, Any] = {}
-        for param in self.config:
-            if param.name not in raw:
-                if param.required:
-                    raise ConfigError(
-                        f"The {self.label} needs config {param.name!r} "
-                        f"({hints.describe(param.hint)}), but the rule did not set it."
-                    )
-                continue
-            value = raw[param.name]
-            if param.convert is not None:
-                try:
-                    value = param.convert(value)
-                except hints.Mismatch as err:
-                    raise ConfigError(f"Config {param.name!r} of the {self.label} {err}.") from None
-            kwargs[param.name] = value
-        if self.extra_config:
-            declared = {p.name for p in self.config}
-            for key, value in raw.items():
-                if key not in declared:
-                    kwargs[key] = value
-        return kwargs
+        return config.bind(self.what, self.config, self.extra_config, raw)
+
+
+class SourceSpec(Spec):
+    """A source: positionally, its Context and the stream's datasource."""
+
+    kind = SOURCE
+
+    def __init__(self, *args: Any, datasource_index: Optional[int] = None,
+                 datasource_name: Optional[str] = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.datasource_index = datasource_index
+        self.datasource_name = datasource_name
+
+
+class SinkSpec(Spec):
+    """A sink: positionally, its Context and the data (none for a generator sink)."""
+
+    kind = SINK
+
+    def __init__(self, *args: Any, data_index: Optional[int] = None, data: Hint = hints.ANY,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.data_index = data_index
+        self.data = data
+
+
+class FunctionSpec(Spec):
+    """A function: its SQL arguments, positionally, and where the Context goes among them."""
+
+    kind = FUNCTION
+
+    def __init__(self, *args: Any, params: tuple[Param, ...] = (),
+                 varargs: Optional[Param] = None, aggregate: bool = False,
+                 returns: Hint = hints.ANY, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params = params
+        self.varargs = varargs
+        self.aggregate = aggregate
+        self.returns = returns
 
     @property
     def arg_range(self) -> tuple[int, Optional[int]]:
         """Fewest and most SQL arguments (None: no upper bound)."""
-        least = sum(1 for p in self.args if p.required)
-        return least, None if self.varargs is not None else len(self.args)
+        least = sum(1 for p in self.params if p.required)
+        return least, None if self.varargs is not None else len(self.params)
 
 
-def _where(func: Callable[..., Any], name: str, kind: str) -> str:
+AnySpec = typing.Union[SourceSpec, SinkSpec, FunctionSpec]
+
+
+def read(func: Callable[..., Any], mark: Mark) -> AnySpec:
+    """Read one marked function into the spec of its kind, checking its signature.
+
+    Raises:
+        DefinitionError: the signature cannot serve as this kind of symbol.
+    """
+    return _Reader(func, mark).read()
+
+
+class _Reader:
+    """Reads one signature; ``fail`` turns a problem into a DefinitionError."""
+
+    def __init__(self, func: Callable[..., Any], mark: Mark) -> None:
+        self.func = func
+        self.mark = mark
+        self.name = str(mark.name or getattr(func, "__name__", ""))
+        self.where = _where(func, self.name, mark.kind)
+        self.style = _style(func)
+
+    def fail(self, problem: str) -> DefinitionError:
+        return DefinitionError(self.where, problem + self._wrapper_hint())
+
+    def _wrapper_hint(self) -> str:
+        target = inspect.unwrap(self.func)
+        if "<locals>" in getattr(target, "__qualname__", "") and \
+                not hasattr(self.func, "__wrapped__"):
+            return (f" (if this is another decorator's inner function, put "
+                    f"@{self.mark.kind.word} outermost or give that decorator functools.wraps)")
+        return ""
+
+    def read(self) -> AnySpec:
+        if not NAME_PATTERN.match(self.name):
+            raise self.fail("the name must start with a letter or _ and hold only letters, "
+                            "digits and _")
+        try:
+            signature = inspect.signature(self.func)
+        except (TypeError, ValueError) as err:
+            raise self.fail(f"its signature cannot be read ({err})") from None
+        try:
+            found = typing.get_type_hints(self.func)
+        except Exception as err:
+            raise self.fail(f"its type hints cannot be resolved ({err})") from None
+        positional: list[tuple[inspect.Parameter, Any]] = []
+        config: list[Param] = []
+        extra = False
+        varargs: Optional[inspect.Parameter] = None
+        for param in signature.parameters.values():
+            hint = found.get(param.name, EMPTY)
+            if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+                positional.append((param, hint))
+            elif param.kind == param.VAR_POSITIONAL:
+                varargs = param
+            elif param.kind == param.KEYWORD_ONLY:
+                config.append(self.config_param(param, hint))
+            else:
+                extra = True
+        if self.mark.kind == FUNCTION:
+            return self.function(positional, varargs, config, extra, found)
+        if varargs is not None:
+            raise self.fail(f"*{varargs.name} is not allowed; config goes in keyword-only "
+                            "parameters")
+        context_index, value_index = self.context(positional)
+        common: dict[str, Any] = {
+            "given_description": self.mark.description, "label": self.mark.label,
+            "context_index": context_index, "config": tuple(config), "extra_config": extra}
+        if self.mark.kind == SOURCE:
+            return SourceSpec(self.name, self.func, self.where, self.style,
+                              datasource_index=value_index, datasource_name=None if
+                              value_index is None else positional[value_index][0].name, **common)
+        return SinkSpec(self.name, self.func, self.where, self.style, data_index=value_index,
+                        data=self.sink_data(positional, value_index, found), **common)
+
+    def context(self, positional: list[tuple[inspect.Parameter, Any]]
+                ) -> tuple[Optional[int], Optional[int]]:
+        """The indexes of the Context and of the one other value (a source's
+        datasource, a sink's data) among a source's or sink's positional parameters."""
+        kind = self.mark.kind
+        word = "datasource" if kind == SOURCE else "data"
+        if len(positional) > 2:
+            raise self.fail(
+                f"parameter {positional[2][0].name!r} is one positional parameter too many; a "
+                f"{kind.word} takes the Context and the {word} positionally and its config "
+                "after a bare *")
+        for param, _hint in positional:
+            if param.default is not EMPTY:
+                raise self.fail(f"parameter {param.name!r} has a default, so it looks like "
+                                "config; put config parameters after a bare * to make them "
+                                "keyword-only")
+        roles = [_is_context(param, hint) for param, hint in positional]
+        if roles.count(True) > 1:
+            raise self.fail(f"parameter {positional[1][0].name!r} is a second Context parameter")
+        if len(positional) == 2 and True not in roles:
+            if roles[0] is False:
+                raise self.fail(
+                    f"parameter {positional[1][0].name!r} is one positional parameter too many; "
+                    f"a {kind.word} takes the Context and the {word} positionally")
+            roles[0] = True  # the first of two is the Context
+        if len(positional) == 1 and roles[0] is None:
+            param = positional[0][0]
+            if kind == SINK and self.style in (GENERATOR, ASYNC_GENERATOR):
+                roles[0] = True  # a generator sink takes its data by yield
+            elif kind == SOURCE and param.name != "datasource":
+                raise self.fail(
+                    f"parameter {param.name!r} could be the Context or the datasource: "
+                    "annotate it `Context` (or name it ctx) or `str` (or name it datasource)")
+        context_index = roles.index(True) if True in roles else None
+        others = [i for i in range(len(positional)) if i != context_index]
+        return context_index, (others[0] if others else None)
+
+    def sink_data(self, positional: list[tuple[inspect.Parameter, Any]],
+                  value_index: Optional[int], found: dict[str, Any]) -> Hint:
+        """How the sink's user code receives each payload, by its data hint."""
+        if self.style in (GENERATOR, ASYNC_GENERATOR):
+            if value_index is not None:
+                raise self.fail("a generator sink receives data with `data = yield`; remove "
+                                f"parameter {positional[value_index][0].name!r}")
+            data_hint = _send_type(found.get("return", Any))
+        else:
+            if value_index is None:
+                raise self.fail("a sink needs one positional parameter for the data (or must "
+                                "be a generator that receives it with `data = yield`)")
+            hint = positional[value_index][1]
+            data_hint = Any if hint is EMPTY else hint
+        try:
+            return hints.read(hints.unwrap_optional(data_hint))
+        except hints.UnsupportedHint:
+            return hints.ANY  # the payload arrives decoded, whatever the hint says
+
+    def function(self, positional: list[tuple[inspect.Parameter, Any]],
+                 varargs: Optional[inspect.Parameter], config: list[Param], extra: bool,
+                 found: dict[str, Any]) -> FunctionSpec:
+        if config:
+            raise self.fail(f"keyword-only parameter {config[0].name!r} is not allowed; a "
+                            "function receives only its SQL arguments, positionally")
+        if extra:
+            raise self.fail("**parameters are not allowed; a function has no config")
+        if self.style in (GENERATOR, ASYNC_GENERATOR):
+            raise self.fail("a function must return its result; it cannot be a generator")
+        if self.mark.aggregate is not True and self.mark.aggregate is not False:
+            raise self.fail("aggregate must be True or False")
+        context_index = None
+        params = []
+        for i, (param, hint) in enumerate(positional):
+            if _is_context(param, hint):
+                if context_index is not None:
+                    raise self.fail(f"parameter {param.name!r} is a second Context parameter")
+                context_index = i
+            else:
+                params.append(self.param(param, hint, "argument"))
+        star = None if varargs is None else self.param(varargs, found.get(varargs.name, EMPTY),
+                                                      "argument")
+        try:
+            returns = hints.read(found.get("return", Any))
+        except hints.UnsupportedHint:
+            returns = hints.ANY  # a result is sent as JSON, whatever its hint says
+        return FunctionSpec(self.name, self.func, self.where, self.style,
+                            given_description=self.mark.description, label=self.mark.label,
+                            context_index=context_index, params=tuple(params), varargs=star,
+                            aggregate=self.mark.aggregate, returns=returns)
+
+    def config_param(self, param: inspect.Parameter, hint: Any) -> Param:
+        read = self.param(param, hint, "config parameter")
+        if read.type.ui_type is None:
+            raise self.fail(f"config parameter {param.name!r} has type "
+                            f"{hints.name_of(read.type.hint)}, which a rule's config cannot "
+                            f"carry; use {hints.SUPPORTED}")
+        return read
+
+    def param(self, param: inspect.Parameter, hint: Any, role: str) -> Param:
+        if hint is EMPTY:
+            default = param.default
+            inferable = default is not EMPTY and default is not None
+            hint = type(default) if inferable and type(default) in _INFERABLE else Any
+        try:
+            info = hints.read(hint)
+        except hints.UnsupportedHint as err:
+            raise self.fail(f"{role} {param.name!r} has type {err}; use {hints.SUPPORTED}") \
+                from None
+        return Param(param.name, info, param.default)
+
+
+def _where(func: Callable[..., Any], name: str, kind: Kind) -> str:
     target = inspect.unwrap(func)
     code = getattr(target, "__code__", None)
     fname = getattr(target, "__qualname__", repr(target))
     if code is None:
-        return f"{KIND_WORDS[kind]} {name!r} ({fname})"
+        return f"{kind.what(name)} ({fname})"
     place = f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
     if fname == name:
-        return f"{KIND_WORDS[kind]} {name!r} ({place})"
-    return f"{KIND_WORDS[kind]} {name!r} ({fname} at {place})"
+        return f"{kind.what(name)} ({place})"
+    return f"{kind.what(name)} ({fname} at {place})"
 
 
 def _style(func: Callable[..., Any]) -> str:
@@ -258,135 +455,17 @@ def _style(func: Callable[..., Any]) -> str:
     return PLAIN
 
 
-def _is_context(param: inspect.Parameter, hint: Any) -> bool:
+def _is_context(param: inspect.Parameter, hint: Any) -> Optional[bool]:
+    """True for the Context, False for another annotated value, None when unsure.
+
+    The annotation decides (``Context``, or anything else); an unannotated
+    parameter named ``ctx`` or ``context`` is the Context.
+    """
     if hint is Context or hint == "Context":
         return True
-    return param.annotation is EMPTY and param.name in ("ctx", "context")
-
-
-def _analyse(func: Callable[..., Any], mark: Mark) -> Symbol:
-    name = str(mark.name or getattr(func, "__name__", ""))
-    where = _where(func, name, mark.kind)
-
-    def fail(problem: str) -> DefinitionError:
-        return DefinitionError(where, problem)
-
-    if not NAME_PATTERN.match(name):
-        raise fail("the name must start with a letter or _ and hold only letters, digits and _")
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError) as err:
-        raise fail(f"its signature cannot be read ({err})") from None
-    try:
-        hints = typing.get_type_hints(func)
-    except Exception as err:
-        raise fail(f"its type hints cannot be resolved ({err})") from None
-
-    style = _style(func)
-    context_index = None
-    positional: list[str] = []
-    args: list[Param] = []
-    varargs = None
-    config: list[Param] = []
-    extra = False
-    data_hint: Any = Any
-
-    for param in signature.parameters.values():
-        hint = hints.get(param.name, EMPTY)
-        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
-            if _is_context(param, hint):
-                if context_index is not None:
-                    raise fail(f"parameter {param.name!r} is a second Context parameter")
-                context_index = len(positional)
-                positional.append("ctx")
-                continue
-            positional.append(param.name)
-            if mark.kind == FUNC:
-                args.append(_param(param, hint, fail, "argument"))
-            elif mark.kind == SINK:
-                data_hint = Any if hint is EMPTY else hint
-        elif param.kind == param.VAR_POSITIONAL:
-            if mark.kind != FUNC:
-                raise fail(f"*{param.name} is not allowed; config goes in keyword-only parameters")
-            varargs = _param(param, hint, fail, "argument")
-        elif param.kind == param.KEYWORD_ONLY:
-            if mark.kind == FUNC:
-                raise fail(f"keyword-only parameter {param.name!r} is not allowed; "
-                           "a function receives only its SQL arguments, positionally")
-            config.append(_param(param, hint, fail, "config parameter"))
-        elif param.kind == param.VAR_KEYWORD:
-            if mark.kind == FUNC:
-                raise fail(f"**{param.name} is not allowed; a function has no config")
-            extra = True
-
-    data_mode = "json"
-    if mark.kind == SOURCE:
-        _check_source(positional, signature, fail)
-    elif mark.kind == SINK:
-        data_mode = _check_sink(positional, style, data_hint, hints.get("return", Any), fail)
-    else:
-        if style in (GENERATOR, ASYNC_GENERATOR):
-            raise fail("a function must return its result; it cannot be a generator")
-        if mark.aggregate is not True and mark.aggregate is not False:
-            raise fail("aggregate must be True or False")
-
-    return Symbol(
-        kind=mark.kind, name=name, func=func, where=where,
-        given_description=mark.description, ui_label=mark.label, style=style,
-        context_index=context_index,
-        positional=tuple(positional), data_mode=data_mode, args=tuple(args),
-        varargs=varargs, config=tuple(config), extra_config=extra,
-        aggregate=mark.aggregate, returns=hints.get("return", Any),
-    )
-
-
-def _param(param: inspect.Parameter, hint: Any, fail: Callable[[str], DefinitionError],
-           role: str) -> Param:
-    if hint is EMPTY:
-        default = param.default
-        inferable = default is not EMPTY and default is not None
-        hint = type(default) if inferable and type(default) in _INFERABLE else Any
-    try:
-        conv = hints.converter(hint)
-    except hints.UnsupportedHint as err:
-        raise fail(
-            f"{role} {param.name!r} has type {err}; use str, int, float, bool, dict, "
-            "list[...], Literal[...], an Enum or Optional[...] of those"
-        ) from None
-    return Param(param.name, hint, param.default, conv)
-
-
-def _check_source(positional: list[str], signature: inspect.Signature,
-                  fail: Callable[[str], DefinitionError]) -> None:
-    others = [p for p in positional if p != "ctx"]
-    if len(others) > 1:
-        raise fail(
-            f"parameter {others[1]!r} is one positional parameter too many; a source takes "
-            "the Context and the datasource positionally and its config after a bare *"
-        )
-    for name in others:
-        if signature.parameters[name].default is not EMPTY:
-            raise fail(
-                f"parameter {name!r} has a default, so it looks like config; "
-                "put config parameters after a bare * to make them keyword-only"
-            )
-
-
-def _check_sink(positional: list[str], style: str, data_hint: Any, returns: Any,
-                fail: Callable[[str], DefinitionError]) -> str:
-    data = [p for p in positional if p != "ctx"]
-    if style in (GENERATOR, ASYNC_GENERATOR):
-        if data:
-            raise fail(f"a generator sink receives data with `data = yield`; "
-                       f"remove parameter {data[0]!r}")
-        return _data_mode(_send_type(returns))
-    if not data:
-        raise fail("a sink needs one positional parameter for the data "
-                   "(or must be a generator that receives it with `data = yield`)")
-    if len(data) > 1:
-        raise fail(f"parameter {data[1]!r} is one positional parameter too many; a sink takes "
-                   "the Context and the data positionally and its config after a bare *")
-    return _data_mode(data_hint)
+    if hint is not EMPTY:
+        return False
+    return True if param.name in CONTEXT_NAMES else None
 
 
 def _send_type(returns: Any) -> Any:
@@ -396,13 +475,3 @@ def _send_type(returns: Any) -> Any:
         if len(args) >= 2:
             return args[1]
     return Any
-
-
-def _data_mode(hint: Any) -> str:
-    hint = hints.unwrap_optional(hint)
-    if hint is bytes:
-        return "bytes"
-    if hint is str:
-        return "text"
-    return "json"
-

@@ -20,8 +20,8 @@ from .adapters import FunctionAdapter, SinkAdapter, SourceAdapter
 from .context import Context, Record
 from .dev import gowire
 from .errors import ArgumentError, EncodeError
-from .symbols import KIND_WORDS, Symbol, marks_of
-from .wire import FUNC, SINK, SOURCE
+from .kinds import FUNCTION, SINK, SOURCE, Kind
+from .symbols import AnySpec, FunctionSpec, SinkSpec, SourceSpec, marks_of, read
 
 __all__ = ["Records", "call_function", "run_sink", "run_source"]
 
@@ -33,13 +33,12 @@ class Records(list):
     errors: list[str]
 
 
-def _symbol(func: Callable[..., Any], kind: str, helper: str) -> Symbol:
+def _spec(func: Callable[..., Any], kind: Kind, helper: str) -> AnySpec:
     for mark in marks_of(func):
         if mark.kind == kind:
-            return Symbol.from_function(func, mark)
+            return read(func, mark)
     name = getattr(func, "__name__", repr(func))
-    raise TypeError(f"{helper}() takes a function marked @{KIND_WORDS[kind]}; "
-                    f"{name} is not one.")
+    raise TypeError(f"{helper}() takes a function marked @{kind.word}; {name} is not one.")
 
 
 def run_source(func: Callable[..., Any], count: Optional[int] = 1, *,
@@ -65,7 +64,8 @@ def run_source(func: Callable[..., Any], count: Optional[int] = 1, *,
         TimeoutError: fewer than ``count`` records came within ``timeout``.
         Exception: whatever the source itself raised.
     """
-    symbol = _symbol(func, SOURCE, "run_source")
+    symbol = _spec(func, SOURCE, "run_source")
+    assert isinstance(symbol, SourceSpec)
     kwargs = symbol.bind_config(config or {})
     records = Records()
     records.errors = []
@@ -90,7 +90,7 @@ def run_source(func: Callable[..., Any], count: Optional[int] = 1, *,
         adapter.stop()
         thread.join(timeout)
         if count is not None:
-            raise TimeoutError(f"The {symbol.label} produced {len(records)} of {count} "
+            raise TimeoutError(f"The {symbol.what} produced {len(records)} of {count} "
                                f"records in {timeout:g} s.")
     if adapter.error is not None:
         raise adapter.error
@@ -114,7 +114,8 @@ def run_sink(func: Callable[..., Any], payloads: list[Any], *, config: Optional[
     Returns:
         One ack per payload: None for success, else the error text eKuiper gets.
     """
-    symbol = _symbol(func, SINK, "run_sink")
+    symbol = _spec(func, SINK, "run_sink")
+    assert isinstance(symbol, SinkSpec)
     adapter = SinkAdapter(symbol, symbol.bind_config(config or {}), rule_id=rule_id,
                           op_id="test", config=config)
     adapter.open()
@@ -144,13 +145,14 @@ def call_function(func: Callable[..., Any], *args: Any, rule_id: str = "test",
         EncodeError: the result cannot be carried as JSON.
         Exception: whatever the function itself raised.
     """
-    symbol = _symbol(func, FUNC, "call_function")
+    symbol = _spec(func, FUNCTION, "call_function")
+    assert isinstance(symbol, FunctionSpec)
     adapter = FunctionAdapter(symbol)
     error = adapter.validate(list(args))
     if error is not None:
         raise ArgumentError(error)
     values = orjson.loads(gowire.go_json(list(args)))
-    ctx = Context(symbol.name, FUNC, rule_id=rule_id, op_id="test", func_id=func_id)
+    ctx = Context(symbol.name, FUNCTION, rule_id=rule_id, op_id="test", func_id=func_id)
     state, result = gowire.decode_reply(wire.encode_reply(True, adapter.call(values, ctx)))
     if not state:
         raise EncodeError(str(result))

@@ -10,12 +10,12 @@ import pytest
 from kuiperlite import Context, Record, function, sink, source, wire
 from kuiperlite.adapters import FunctionAdapter, SinkAdapter, SourceAdapter
 from kuiperlite.dev import gowire
-from kuiperlite.symbols import Symbol, marks_of
+from kuiperlite.symbols import AnySpec, marks_of, read
 
 
-def spec(func) -> Symbol:
+def spec(func) -> AnySpec:
     (mark,) = marks_of(func)
-    return Symbol.from_function(func, mark)
+    return read(func, mark)
 
 
 class Collector:
@@ -381,3 +381,15 @@ def test_function_returning_unencodable_value():
 
     reply = request(FunctionAdapter(spec(bad)), "Exec", [1, META])
     assert reply["state"] is False and "cannot be encoded as JSON" in reply["result"]
+
+
+def test_a_plain_source_that_returns_a_value_says_it_is_dropped(caplog):
+    @source
+    def s(ctx):
+        return {"a": 1}  # meant: yield, or ctx.emit
+
+    with caplog.at_level("WARNING"):
+        out, _ = run_source(s)
+    assert out.records == []
+    assert "returned an object, which is dropped: a source sends records by yielding them " \
+           "or with ctx.emit" in caplog.text

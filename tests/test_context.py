@@ -6,12 +6,14 @@ import time
 import pytest
 
 from kuiperlite import Context, Stopped
+from kuiperlite.kinds import FUNCTION, SINK
 
 
 def test_sleep_is_interrupted_by_stop():
-    ctx = Context("s", rule_id="r", op_id="o")
+    stop = threading.Event()
+    ctx = Context("s", rule_id="r", op_id="o", stopping=stop)
     assert ctx.sleep(0.01) is True
-    threading.Timer(0.05, ctx._request_stop).start()
+    threading.Timer(0.05, stop.set).start()
     started = time.monotonic()
     assert ctx.sleep(30) is False
     assert time.monotonic() - started < 5
@@ -20,18 +22,20 @@ def test_sleep_is_interrupted_by_stop():
 
 
 def test_asleep_returns_false_once_stopping():
-    ctx = Context("s")
+    stop = threading.Event()
+    ctx = Context("s", stopping=stop)
     assert asyncio.run(ctx.asleep(0.01)) is True
-    ctx._request_stop()
+    stop.set()
     assert asyncio.run(ctx.asleep(10)) is False
 
 
 def test_emit_goes_to_the_emitter_and_raises_once_stopping():
     got = []
-    ctx = Context("s", emit=lambda data, meta: got.append((data, meta)))
+    stop = threading.Event()
+    ctx = Context("s", stopping=stop, emit=lambda data, meta: got.append((data, meta)))
     ctx.emit({"a": 1}, {"m": 1})
     assert got == [({"a": 1}, {"m": 1})]
-    ctx._request_stop()
+    stop.set()
     with pytest.raises(Stopped):
         ctx.emit({"a": 2})
     assert not isinstance(Stopped(), Exception)
@@ -39,14 +43,14 @@ def test_emit_goes_to_the_emitter_and_raises_once_stopping():
 
 def test_only_sources_emit():
     with pytest.raises(RuntimeError, match="Only a source can emit; sink 'k' cannot"):
-        Context("k", "sink").emit({})
+        Context("k", SINK).emit({})
     with pytest.raises(RuntimeError):
-        Context("k", "sink").emit_error("x")
+        Context("k", SINK).emit_error("x")
 
 
 def test_logger_prefixes_symbol_and_rule(caplog):
     ctx = Context("pyjson", rule_id="rule1", op_id="op1", instance_id=2)
-    fctx = Context("revert", "func", rule_id="rule1", op_id="op1", func_id=3)
+    fctx = Context("revert", FUNCTION, rule_id="rule1", op_id="op1", func_id=3)
     with caplog.at_level(logging.INFO):
         ctx.logger.info("hello %s", "world")
         fctx.logger.info("called")

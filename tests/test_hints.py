@@ -69,11 +69,43 @@ def test_literal_does_not_confuse_true_with_one():
 @pytest.mark.parametrize("hint", [set, complex, dict[int, str], Union[tuple[int, str], int]])
 def test_hints_without_json_counterpart_are_rejected(hint):
     with pytest.raises(UnsupportedHint):
-        hints.converter(hint)
+        hints.read(hint)
 
 
 def test_plain_values_need_no_converter():
-    assert hints.converter(Any) is None
-    assert hints.converter(Optional[Any]) is None
+    assert hints.read(Any).convert is None
+    assert hints.read(Optional[Any]).convert is None
     assert hints.describe(list[float]) == "a list of numbers"
     assert hints.describe(Optional[str]) == "a string or null"
+
+
+class Mode(enum.Enum):
+    FAST = 1
+    SLOW = 2
+
+
+@pytest.mark.parametrize(("hint", "expected"), [
+    (str, ("string", "text", None)),
+    (int, ("int", "text", None)),
+    (float, ("float", "text", None)),
+    (bool, ("bool", "radio", None)),
+    (dict, ("object", "textarea", None)),
+    (dict[str, int], ("object", "textarea", None)),
+    (list[str], ("list_string", "list", None)),
+    (list[int], ("list_int", "list", None)),
+    (list[dict], ("list_object", "list", None)),
+    (Optional[int], ("int", "text", None)),
+    (Literal["a", "b"], ("string", "select", ["a", "b"])),
+    (Literal[1, 2], ("int", "select", [1, 2])),
+    (Mode, ("int", "select", [1, 2])),
+    (list[float], ("list_float", "list", None)),
+    (list, ("list_string", "list", None)),
+    (Any, ("string", "text", None)),
+])
+def test_what_eKuiper_s_ui_shows_for_a_config_hint(hint, expected):
+    info = hints.read(hint)
+    assert (info.ui_type, info.control, info.choices) == expected
+
+
+def test_bytes_cannot_be_a_config_field():
+    assert hints.read(bytes).ui_type is None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kuiperlite import PluginError, packaging
+from kuiperlite import PluginError, launcher, packaging
 from kuiperlite.plugin import load
 
 from conftest import EXAMPLES, unique
@@ -26,17 +26,18 @@ def test_sensors_zip_contents(tmp_path):
     path = packaging.build(load(str(SENSORS)), str(tmp_path), include=["calibration.json"])
     assert path == tmp_path / "sensors.zip"
     assert names(path) == sorted([
-        "sensors.json", "sensors.py", "units.py", "calibration.json", "requirements.txt",
+        "sensors.json", "sensors.py", "sensors_main.py", "units.py", "calibration.json",
+        "requirements.txt",
         "install.sh", "sources/temperature.json", "sources/temperature.yaml",
         "sources/doors.json", "sources/doors.yaml", "sinks/alert.json", "sinks/jsonl.json",
         "functions/celsius.json", "functions/spread.json", "functions/epoch_ms.json",
         "functions/where.json", *KUIPERLITE])
     with zipfile.ZipFile(path) as archive:
         assert archive.read("requirements.txt") == (
-            b"python-dateutil>=2.8\npynng>=0.8.1\norjson>=3.9\nattrs>=22.2\n")
+            b"python-dateutil>=2.8\npynng<0.10,>=0.8.1\norjson>=3.9\nattrs>=22.2\n")
         modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in archive.infolist()}
-        assert modes["install.sh"] == modes["sensors.py"] == 0o755
-        assert modes["units.py"] == 0o644
+        assert modes["install.sh"] == modes["sensors_main.py"] == 0o755
+        assert modes["units.py"] == modes["sensors.py"] == 0o644
         assert archive.read("sensors.py") == SENSORS.read_bytes()
 
 
@@ -83,13 +84,14 @@ def test_include_and_exclude(tmp_path, write_plugin):
         packaging.contents(plugin, exclude=["*.py"])
 
 
-def test_a_launcher_serves_a_file_that_does_not_run_itself(write_plugin):
-    path = write_plugin("from kuiperlite import function\n\n@function\ndef f(x):\n"
-                        "    return x\n", main=False)
-    files = packaging.contents(load(str(path)))
-    launcher = files[f"{path.stem}_main.py"].decode()
-    assert f"load(os.path.join(os.path.dirname(os.path.abspath(__file__)), '{path.name}'))" \
-        in launcher
+def test_the_executable_is_kuiperlites_launcher_for_files_with_or_without_a_run_line(
+        write_plugin):
+    for main in (True, False):
+        path = write_plugin("from kuiperlite import function\n\n@function\ndef f(x):\n"
+                            "    return x\n", main=main)
+        files = packaging.contents(load(str(path)))
+        assert files[f"{path.stem}_main.py"] == Path(launcher.__file__).read_bytes()
+        assert files[path.name] == path.read_bytes()
 
 
 def test_user_requirements_win_over_kuiperlites(write_plugin, tmp_path):

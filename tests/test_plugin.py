@@ -1,9 +1,11 @@
+import subprocess
 import sys
 
 import pytest
 
 import kuiperlite
 from kuiperlite import About, DefinitionError, PluginError
+from kuiperlite.kinds import FUNCTION, SINK
 from kuiperlite.plugin import collect, load, summary
 
 
@@ -33,8 +35,8 @@ def test_load_collects_symbols_in_definition_order(write_plugin):
     assert plugin.name == path.stem
     assert [s.name for s in plugin.symbols] == ["b_source", "out", "f"]
     assert list(plugin.sources) == ["b_source"]
-    assert plugin.get("sink", "out").func.__name__ == "a_sink"
-    assert plugin.get("func", "missing") is None
+    assert plugin.get(SINK, "out").func.__name__ == "a_sink"
+    assert plugin.get(FUNCTION, "missing") is None
     assert plugin.about.description == "A test plugin."
     assert summary(plugin) == "sources: b_source; sinks: out; functions: f"
 
@@ -147,3 +149,14 @@ def test_collect_takes_a_module_object():
     module.f = kuiperlite.function(lambda x: x)  # lambdas are named "<lambda>"
     with pytest.raises(DefinitionError, match="must start with a letter"):
         collect(module)
+
+
+def test_importing_kuiperlite_loads_neither_sockets_nor_asyncio(tmp_path):
+    code = ("import sys, kuiperlite\n"
+            "from kuiperlite import source, sink, function, Context, Record, About\n"
+            "heavy = [m for m in ('pynng', 'asyncio', 'attrs', 'kuiperlite.runtime',\n"
+            "                     'kuiperlite.dev') if m in sys.modules]\n"
+            "print(heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

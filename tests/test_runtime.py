@@ -342,3 +342,14 @@ def test_a_recreated_function_channel_answers_its_first_call_at_once(kuiperlite_
             first = time.monotonic() - started
         time.sleep(1.5)  # the plugin redials in the background, backing off to 500 ms
         assert first < 0.1  # the start command made it connect at once
+
+
+def test_bad_settings_in_the_environment_are_warnings_and_the_plugin_serves(kuiperlite_host,
+                                                                           plugin):
+    host = kuiperlite_host(plugin, env={"KUIPERLITE_KEEPALIVE": "soon",
+                                        "KUIPERLITE_LOG_LEVEL": "LOUD"})
+    with host.function("revert") as fn:
+        assert fn.call("ab") == "ba"
+    assert host.process.printed("KUIPERLITE_KEEPALIVE='soon' is not a positive number of "
+                                "seconds; using 5")
+    assert host.process.printed("KUIPERLITE_LOG_LEVEL='LOUD' is not a log level")

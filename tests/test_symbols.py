@@ -6,19 +6,21 @@ import pytest
 
 from kuiperlite import Context, DefinitionError, function, sink, source
 from kuiperlite.errors import ConfigError
+from kuiperlite.kinds import FUNCTION, SINK, SOURCE
 from kuiperlite.symbols import (
     ASYNC,
     ASYNC_GENERATOR,
     GENERATOR,
     PLAIN,
-    Symbol,
+    AnySpec,
     marks_of,
+    read,
 )
 
 
-def spec(func) -> Symbol:
+def spec(func) -> AnySpec:
     (mark,) = marks_of(func)
-    return Symbol.from_function(func, mark)
+    return read(func, mark)
 
 
 def test_decorators_return_the_function_unchanged():
@@ -28,7 +30,7 @@ def test_decorators_return_the_function_unchanged():
     assert source(f) is f
     assert sink(name="x")(f) is f
     assert function("g")(f) is f
-    assert [m.kind for m in marks_of(f)] == ["source", "sink", "func"]
+    assert [m.kind for m in marks_of(f)] == [SOURCE, SINK, FUNCTION]
     assert [m.name for m in marks_of(f)] == [None, "x", "g"]
 
 
@@ -79,7 +81,7 @@ def test_source_signature_is_read_once():
 
     sym = spec(s)
     assert sym.style == ASYNC_GENERATOR
-    assert sym.positional == ("ctx", "ds")
+    assert (sym.context_index, sym.datasource_index, sym.datasource_name) == (0, 1, "ds")
     assert [p.name for p in sym.config] == ["interval", "mode"]
     assert sym.extra_config
 
@@ -98,7 +100,7 @@ def test_styles():
         yield
 
     assert (spec(plain).style, spec(coroutine).style, spec(gen).style) == (PLAIN, ASYNC, GENERATOR)
-    assert spec(gen).data_mode == "bytes"
+    assert spec(gen).data.data == "bytes"
 
 
 @pytest.mark.parametrize(("hint", "mode"), [(bytes, "bytes"), (str, "text"), (dict, "json"),
@@ -108,7 +110,7 @@ def test_sink_data_mode_follows_the_hint(hint, mode):
         pass
 
     k.__annotations__["data"] = hint
-    assert spec(sink(k)).data_mode == mode
+    assert spec(sink(k)).data.data == mode
 
 
 def test_context_is_found_by_hint_or_name():
@@ -121,7 +123,7 @@ def test_context_is_found_by_hint_or_name():
         return a
 
     assert spec(f).context_index == 1
-    assert [p.name for p in spec(f).args] == ["a", "b"]
+    assert [p.name for p in spec(f).params] == ["a", "b"]
     assert spec(g).context_index == 0
 
 
@@ -131,8 +133,8 @@ def test_config_type_is_inferred_from_a_default():
         yield {}
 
     count, name = spec(s).config
-    assert count.hint is int
-    assert name.hint is Any
+    assert count.type.hint is int
+    assert name.type.hint is Any
 
 
 def test_bind_config_converts_and_keeps_extra_keys():
@@ -251,3 +253,48 @@ def test_unresolvable_hints_are_reported():
 def test_decorating_a_non_callable_is_a_type_error():
     with pytest.raises(TypeError, match="decorates a function"):
         source(name="x")(42)
+
+
+def test_the_context_is_found_by_annotation_name_or_position():
+    @sink
+    def typed_data(ctx: dict):  # the annotation wins over the name: this is the data
+        pass
+
+    @source
+    def positional(c, building: str):  # the first of two is the Context
+        yield {}
+
+    @sink
+    def generator(c):  # a generator sink's only positional parameter is its Context
+        while True:
+            yield
+
+    assert (spec(typed_data).context_index, spec(typed_data).data_index) == (None, 0)
+    assert (spec(positional).context_index, spec(positional).datasource_index) == (0, 1)
+    assert spec(generator).context_index == 0
+
+
+def test_an_ambiguous_source_parameter_is_refused():
+    @source
+    def src(c):
+        while c.sleep(1):
+            yield {}
+
+    with pytest.raises(DefinitionError, match="parameter 'c' could be the Context or the "
+                                              "datasource: annotate it `Context`"):
+        spec(src)
+
+
+def test_a_wrapper_without_functools_wraps_gets_a_hint():
+    def logged(func):
+        def wrapper(*args, **kwargs):
+            return func(*args, **kwargs)
+        return wrapper
+
+    @source
+    @logged
+    def src(ctx):
+        yield {}
+
+    with pytest.raises(DefinitionError, match="give that decorator functools.wraps"):
+        spec(src)

@@ -38,7 +38,7 @@ def test_check_passes_the_pysam_zip(pysam_zip):
     assert out.returncode == 0, out.stdout
     lines = out.stdout.splitlines()
     assert lines[0] == f"checking {pysam_zip}"
-    assert "  ok    pysam.json: version v1.0.0, executable pysam.py, 1 sources, 1 sinks, " \
+    assert "  ok    pysam.json: version v1.0.0, executable pysam_main.py, 1 sources, 1 sinks, " \
            "1 functions" in lines
     assert "  ok    source pyjson: started and stopped with its default profile" in lines
     assert "  ok    sink print: started and stopped" in lines
@@ -173,7 +173,7 @@ def declare_size(data: bytes, name: bytes, size: int) -> bytes:
     (dict(add={"pysam.json": b'{"language": "python", "executable": "pysam.py"}'}),
      "pysam.json lists no sources, sinks or functions"),
     (dict(add={"pysam.json": b"{oops"}), "pysam.json is not valid JSON"),
-    (dict(drop=["pysam.py"]), "missing required files: pysam.py"),
+    (dict(drop=["pysam_main.py"]), "missing required files: pysam_main.py"),
     (dict(drop=["sources/pyjson.yaml"]), "missing required files: sources/pyjson.yaml"),
     (dict(add={"sources/pyjson.json": b'{"libs": []}'}),
      "sources/pyjson.json has no 'about' object; eKuiper rejects it"),
@@ -228,8 +228,8 @@ def test_check_reports_each_failure(pysam_zip, tmp_path, change, failure):
      "the zip holds a name with a NUL character: 'nul\\x00name.py'"),
     (dict(infos=[entry("fifo", mode=stat.S_IFIFO | 0o644)]),
      "the zip holds 'fifo', which is not a regular file or folder"),
-    (dict(drop=["pysam.py"], infos=[entry("pysam.py/", mode=stat.S_IFDIR | 0o755)]),
-     "pysam.py is a folder in the zip; eKuiper needs a file"),
+    (dict(drop=["pysam_main.py"], infos=[entry("pysam_main.py/", mode=stat.S_IFDIR | 0o755)]),
+     "pysam_main.py is a folder in the zip; eKuiper needs a file"),
     (dict(drop=["pysam.json"], infos=[entry("pysam.json/", mode=stat.S_IFDIR | 0o755)]),
      "pysam.json is a folder in the zip; eKuiper needs a file at the zip's root"),
     (dict(drop=["sources/pyjson.yaml"], infos=[entry("sources/pyjson.yaml",
@@ -299,7 +299,7 @@ def test_a_plugin_another_host_holds_is_a_fail_line(pysam_zip):
 
 
 def test_check_command_exit_codes(pysam_zip, tmp_path):
-    bad = rezip(pysam_zip, tmp_path / "pysam.zip", drop=["pysam.py"])
+    bad = rezip(pysam_zip, tmp_path / "pysam.zip", drop=["pysam_main.py"])
     assert run_check(bad, "--no-install").returncode == 1
     odd = tmp_path / "my plugin.zip"
     odd.write_bytes(pysam_zip.read_bytes())
