@@ -151,9 +151,10 @@ class Plugin:
         if PIN:  # the plugin process inherits this affinity
             os.sched_setaffinity(0, PLUGIN_CPU)
         try:
-            self.host = Host.launch(str(path), timeout=60, on_output=self._line,
-                                    ipc_dir="/tmp", env=dict(os.environ,
-                                                             BENCH_FUNCTION=self.function))
+            # kuiperlite's as its packaged launcher serves it; the others are programs.
+            self.host = Host.launch(str(path), executable=system != "kuiperlite", timeout=60,
+                                    on_output=self._line, ipc_dir="/tmp",
+                                    env=dict(os.environ, BENCH_FUNCTION=self.function))
         finally:
             pin_host()
         self.pid = self.host.process.pid  # type: ignore[union-attr]

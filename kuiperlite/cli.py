@@ -30,6 +30,8 @@ def _print_user_traceback(error: BaseException) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from .runtime import serve_plugin
 
+    # The plugin sees the argv eKuiper gives an executable: the file, then its config.
+    sys.argv = [args.target, *([args.portable_config] if args.portable_config else [])]
     serve_plugin(_load(args))
 
 

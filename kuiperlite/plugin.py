@@ -137,8 +137,24 @@ def load(target: str, name: Optional[str] = None) -> Plugin:
     return collect(import_target(target), name)
 
 
+_importing: list[str] = []
+
+
+def importing() -> bool:
+    """Whether a plugin is being imported by :func:`load`, to be served after."""
+    return bool(_importing)
+
+
 def import_target(target: str) -> ModuleType:
     """Import a ``.py`` file or a dotted module name, as ``load`` does."""
+    _importing.append(target)
+    try:
+        return _import_target(target)
+    finally:
+        _importing.pop()
+
+
+def _import_target(target: str) -> ModuleType:
     if target.endswith(".py") or os.sep in target:
         return _import_file(target)
     try:

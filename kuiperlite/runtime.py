@@ -34,7 +34,7 @@ from .channels import (
 )
 from .errors import DefinitionError, KuiperliteError, NoSymbols, PluginError, Stopped
 from .kinds import BY_WIRE, SINK, SOURCE, Kind
-from .plugin import Plugin, collect, summary
+from .plugin import Plugin, collect, importing, summary
 from .supervisor import InFlight, Journal, Replay
 from .symbols import AnySpec, FunctionSpec, SinkSpec, SourceSpec
 from .wire import START, Control
@@ -530,18 +530,22 @@ def serve_plugin(plugin: Plugin) -> NoReturn:
     os._exit(code)
 
 
-def run(plugin: Optional[Plugin] = None) -> NoReturn:
+def run(plugin: Optional[Plugin] = None) -> None:
     """Serve the program's own symbols, as eKuiper's executable.
 
     Put ``if __name__ == "__main__": kuiperlite.run()`` at the end of the
     plugin file; eKuiper starts it with ``python -u file.py '<config>'``.
     Like ``unittest.main()``, it serves the ``__main__`` module: the file run
     as the program. A packaged plugin needs no such line (its launcher
-    serves the file), nor does ``python -m kuiperlite run FILE``.
+    serves the file), nor does ``python -m kuiperlite run FILE``; there, a
+    ``run()`` line met while the file is imported returns at once, and the
+    file is served once imported. Otherwise it never returns.
 
     Args:
         plugin: serve this plugin instead of the ``__main__`` module.
     """
+    if plugin is None and importing():
+        return
     if plugin is None:
         try:
             plugin = collect(sys.modules["__main__"])

@@ -18,6 +18,7 @@ import orjson
 
 from .errors import EncodeError, ProtocolError
 from .hints import describe_value
+from .kinds import BY_WIRE, KINDS, SINK, Kind
 
 HANDSHAKE = b"handshake"
 OK = b"ok"
@@ -25,11 +26,6 @@ ACK_OK = b"{}"
 
 START = "start"
 STOP = "stop"
-
-SOURCE = "source"
-SINK = "sink"
-FUNC = "func"
-PLUGIN_TYPES = (SOURCE, SINK, FUNC)
 
 # eKuiper's folder for every socket file. KUIPERLITE_IPC_DIR moves a plugin
 # and kuiperlite's host elsewhere together, so that tests and debug sessions
@@ -73,10 +69,14 @@ class Control(NamedTuple):
     config: dict = {}
 
     @property
-    def label(self) -> str:
+    def kind(self) -> Kind:
+        """The kind its ``plugin_type`` names (a decoded Control's is always known)."""
+        return BY_WIRE[self.plugin_type]
+
+    @property
+    def what(self) -> str:
         """``source 'pyjson'``: how messages name the symbol."""
-        kind = "function" if self.plugin_type == FUNC else self.plugin_type
-        return f"{kind} {self.symbol_name!r}"
+        return self.kind.what(self.symbol_name)
 
 
 # --------------------------------------------------------------- addresses
@@ -151,7 +151,7 @@ def check_ipc_path(address: str) -> None:
         )
 
 
-def check_meta(meta: Meta, plugin_type: str, directory: Optional[str] = None) -> None:
+def check_meta(meta: Meta, kind: Kind, directory: Optional[str] = None) -> None:
     """Refuse a meta whose names or socket paths cannot be socket files.
 
     A source's or sink's rule and op become the names of its socket files
@@ -162,7 +162,7 @@ def check_meta(meta: Meta, plugin_type: str, directory: Optional[str] = None) ->
 
     Args:
         meta: the instance's ruleId, opId and instanceId.
-        plugin_type: ``source``, ``sink`` or ``func``.
+        kind: the instance's kind.
         directory: the socket folder (default: :data:`IPC_DIR`).
 
     Raises:
@@ -171,9 +171,9 @@ def check_meta(meta: Meta, plugin_type: str, directory: Optional[str] = None) ->
     """
     check_ipc_name(meta.rule_id, "ruleId")
     check_ipc_name(meta.op_id, "opId")
-    if plugin_type == SINK:
+    if kind is SINK:
         check_ipc_path(ack_address(meta, directory))
-    elif plugin_type == SOURCE:
+    elif kind.per_rule:
         check_ipc_path(data_address(meta, directory))
 
 
@@ -225,10 +225,11 @@ def _control(ctrl: dict) -> Control:
             f"The control needs 'symbolName', a non-empty string, got {describe_value(symbol)}."
         )
     ptype = ctrl.get("pluginType")
-    if ptype not in PLUGIN_TYPES:
+    kind = BY_WIRE.get(ptype) if isinstance(ptype, str) else None
+    if kind is None:
         raise ProtocolError(
             f"Unknown plugin type {ptype!r} for symbol {symbol!r}; "
-            "expected 'source', 'sink' or 'func'."
+            f"expected {', '.join(repr(k.wire) for k in KINDS[:-1])} or {KINDS[-1].wire!r}."
         )
     config = ctrl.get("config") or {}
     if not isinstance(config, dict):
@@ -244,12 +245,12 @@ def _control(ctrl: dict) -> Control:
             f"The dataSource of {symbol!r} must be a string, got {describe_value(datasource)}."
         )
     check_ipc_name(symbol, "symbolName")
-    if ptype == FUNC:
-        return Control(symbol, ptype, None, datasource, config)
-    meta = _meta(ctrl.get("meta"), f"{ptype} {symbol!r}")
+    if not kind.per_rule:
+        return Control(symbol, kind.wire, None, datasource, config)
+    meta = _meta(ctrl.get("meta"), kind.what(symbol))
     # The rule's names become socket file names: never a path elsewhere.
-    check_meta(meta, ptype)
-    return Control(symbol, ptype, meta, datasource, config)
+    check_meta(meta, kind)
+    return Control(symbol, kind.wire, meta, datasource, config)
 
 
 def _meta(raw: Any, label: str) -> Meta:

@@ -57,7 +57,7 @@ def launch(request, kuiperlite_host, tmp_path):
         suffix = unique("_")
         copy = tmp_path / f"{unique('sdk')}.py"
         shutil.copy(path, copy)
-        host = kuiperlite_host(copy, ekuiper=generation, ipc_dir="/tmp",
+        host = kuiperlite_host(copy, executable=True, ekuiper=generation, ipc_dir="/tmp",
                                env={"SYMBOL_SUFFIX": suffix})
         return Peer(system, generation, host, suffix)
 

@@ -9,6 +9,7 @@ import pytest
 
 from kuiperlite import wire
 from kuiperlite.errors import EncodeError, ProtocolError
+from kuiperlite.kinds import FUNCTION, SINK, SOURCE
 from kuiperlite.wire import Control, FuncMeta, Meta
 
 
@@ -200,9 +201,9 @@ def test_a_sinks_longer_ack_path_is_checked_too():
 def test_check_meta_is_the_one_rule_for_a_starts_socket_files():
     room = 107 - len("/d") - len("/_o_0.ipc")  # the data path fills a socket path exactly
     meta = Meta("r" * room, "o", 0)
-    wire.check_meta(meta, "source", "/d")
+    wire.check_meta(meta, SOURCE, "/d")
     with pytest.raises(ProtocolError, match="is 111 bytes long"):
-        wire.check_meta(meta, "sink", "/d")  # the ack path is the longer
-    wire.check_meta(Meta("r" * 200, "o", 0), "func", "/d")  # a function's meta names no file
+        wire.check_meta(meta, SINK, "/d")  # the ack path is the longer
+    wire.check_meta(Meta("r" * 200, "o", 0), FUNCTION, "/d")  # a function's meta names no file
     with pytest.raises(ProtocolError, match="The opId 'a/b' cannot be part"):
-        wire.check_meta(Meta("r", "a/b", 0), "func")
+        wire.check_meta(Meta("r", "a/b", 0), FUNCTION)

@@ -18,7 +18,8 @@ import pynng
 from .. import wire
 from ..channels import TICK, dial, ms, puller
 from ..errors import HostError, ProtocolError
-from ..wire import FUNC, START, STOP, Control, FuncMeta, Meta
+from ..kinds import FUNCTION
+from ..wire import START, STOP, Control, FuncMeta, Meta
 from . import gowire
 from .ends import Channel, Responder, checked_address, listening
 
@@ -39,7 +40,7 @@ def _checked(control: Control, directory: str) -> Meta:
     meta = control.meta
     assert meta is not None
     try:
-        wire.check_meta(meta, control.plugin_type, directory)
+        wire.check_meta(meta, control.kind, directory)
     except ProtocolError as err:
         raise ValueError(str(err)) from None
     return meta
@@ -51,8 +52,7 @@ def what(control: Control) -> str:
     Args:
         control: the symbol's start control; a function's has no meta.
     """
-    kind = "function" if control.plugin_type == FUNC else control.plugin_type
-    name = f"{kind} {control.symbol_name!r}"
+    name = control.what
     meta = control.meta
     return name if meta is None else \
         f"{name} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
@@ -277,7 +277,7 @@ class FunctionChannel(Responder):
         self.symbol = symbol
         self.users = 0
         try:
-            host.command(START, Control(symbol, FUNC))
+            host.command(START, Control(symbol, FUNCTION.wire))
         except BaseException:
             self.close()
             raise

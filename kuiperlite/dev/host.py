@@ -27,7 +27,8 @@ from typing import Any, Callable, Optional
 
 from .. import wire
 from ..errors import HostError
-from ..wire import SINK, SOURCE, START, Control, Meta
+from ..kinds import SINK, SOURCE
+from ..wire import START, Control, Meta
 from . import gowire
 from .ends import Responder, checked_address
 from .handles import FunctionChannel, FunctionHandle, SinkHandle, SourceHandle
@@ -69,15 +70,21 @@ def stream_options(ekuiper: int, datasource: str, **options: Any) -> dict[str, A
 
 
 def launch_argv(executable: str, python: str = sys.executable,
-                conda_env: Optional[str] = None) -> list[str]:
+                conda_env: Optional[str] = None, *, serve: bool = False) -> list[str]:
     """The command eKuiper runs for a python plugin.
 
     With a conda env it is ``conda run -n ENV python exe ARG``: no ``-u``,
     and conda holds the output back until the plugin exits.
+
+    Args:
+        serve: ``executable`` is a kuiperlite plugin file: serve it as its
+            packaged launcher does under eKuiper (``python -m kuiperlite run
+            FILE ARG``), so that a file without a ``run()`` line works too.
     """
+    program = ["-m", "kuiperlite", "run", executable] if serve else [executable]
     if conda_env:
-        return ["conda", "run", "-n", conda_env, python, executable, PORTABLE_CONFIG]
-    return [python, "-u", executable, PORTABLE_CONFIG]
+        return ["conda", "run", "-n", conda_env, python, *program, PORTABLE_CONFIG]
+    return [python, "-u", *program, PORTABLE_CONFIG]
 
 
 class PluginProcess:
@@ -203,7 +210,8 @@ class Host:
         return Responder(address, self._check_alive, f"plugin {self.name!r}")
 
     @classmethod
-    def launch(cls, executable: str, *, name: Optional[str] = None, python: str = sys.executable,
+    def launch(cls, path: str, *, executable: bool = False, name: Optional[str] = None,
+               python: str = sys.executable,
                conda_env: Optional[str] = None, env: Optional[dict[str, str]] = None,
                ekuiper: int = 2, timeout: float = 10.0, init_timeout: float = INIT_TIMEOUT,
                send_timeout: float = SEND_TIMEOUT, recv_timeout: float = RECV_TIMEOUT,
@@ -212,7 +220,14 @@ class Host:
         """Listen, start the plugin as eKuiper does (:func:`launch_argv`) and handshake.
 
         Args:
-            executable: the plugin's file; the process runs in its folder.
+            path: the plugin's file; the process runs in its folder. It is
+                served as its packaged launcher serves it under eKuiper
+                (``python -u -m kuiperlite run FILE '<config>'``), so it
+                needs no ``kuiperlite.run()`` line.
+            executable: run the file itself, as eKuiper runs a plugin's
+                executable (``python -u FILE '<config>'``): for a plugin
+                written with the official SDK, or a file that must be its own
+                program.
             name: the plugin name; defaults to the file's stem.
             python: the interpreter eKuiper would use (its ``portable.pythonBin``).
             conda_env: run it with ``conda run -n`` in this environment.
@@ -221,12 +236,13 @@ class Host:
             init_timeout: seconds to wait for the handshake (``portable.initTimeout``).
             send_timeout, recv_timeout, ipc_dir: as for :class:`Host`.
         """
-        path = os.path.abspath(executable)
+        path = os.path.abspath(path)
         host = cls(name or os.path.splitext(os.path.basename(path))[0], ekuiper=ekuiper,
                    timeout=timeout, send_timeout=send_timeout, recv_timeout=recv_timeout,
                    ipc_dir=ipc_dir, on_output=on_output)
         try:
-            host.spawn(launch_argv(path, python, conda_env), os.path.dirname(path), env)
+            host.spawn(launch_argv(path, python, conda_env, serve=not executable),
+                       os.path.dirname(path), env)
             host.wait_handshake(init_timeout)
         except BaseException:
             host.close()
@@ -353,7 +369,7 @@ class Host:
         """
         merged = {**(config or {}), **stream_options(self.ekuiper, datasource, **options)}
         top = datasource if self.ekuiper == 1 else ""
-        return Control(symbol, SOURCE, meta, top, merged)
+        return Control(symbol, SOURCE.wire, meta, top, merged)
 
     def start_source(self, symbol: str, *, rule: str = "rule1", op: str = "op1",
                      instance: int = 0, datasource: str = "", config: Optional[dict] = None,
@@ -385,7 +401,8 @@ class Host:
             HostError: the ack channel is taken, the plugin refused the start,
                 or it does not listen on the data channel.
         """
-        return SinkHandle(self, Control(symbol, SINK, Meta(rule, op, instance), "", config or {}))
+        control = Control(symbol, SINK.wire, Meta(rule, op, instance), "", config or {})
+        return SinkHandle(self, control)
 
     def function(self, symbol: str) -> FunctionHandle:
         """A function's channel: the first use listens and sends its start command.

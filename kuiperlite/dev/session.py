@@ -27,8 +27,9 @@ import orjson
 from .. import wire
 from ..errors import HostError, KuiperliteError, ProtocolError
 from ..hints import describe_value
+from ..kinds import BY_WIRE, FUNCTION, SINK, SOURCE, Kind
 from ..packaging import local_modules
-from ..wire import FUNC, SINK, SOURCE, Control, FuncMeta, Meta
+from ..wire import Control, FuncMeta, Meta
 from . import proc
 from .handles import FunctionHandle, SinkHandle, SourceHandle
 from .host import Host, launch_argv
@@ -36,7 +37,6 @@ from .host import Host, launch_argv
 # What eKuiper's plugin test server feeds sinks and functions.
 MOCK_SINK_DATA: list[Any] = [{"name": "hello", "count": 5}, {"name": "world", "count": 10}]
 MOCK_FUNCTION_ARGS: list[list[Any]] = [["twelve"], ["eleven"]]
-TYPES = {"source": "sources", "sink": "sinks", "func": "functions"}
 DESCRIBE_TIMEOUT = 60.0  # seconds the plugin file may take to import
 INT64 = 1 << 63  # eKuiper's instanceId is a Go int
 
@@ -78,8 +78,8 @@ class Mock:
     function: Any = attrs.field(factory=lambda: list(MOCK_FUNCTION_ARGS))
     interval: float = 1.0
 
-    def for_symbol(self, kind: str, symbol: str) -> list[Any]:
-        data = self.sink if kind == "sink" else self.function
+    def for_symbol(self, kind: Kind, symbol: str) -> list[Any]:
+        data = self.sink if kind is SINK else self.function
         return list(data.get(symbol, []) if isinstance(data, dict) else data)
 
 
@@ -98,8 +98,8 @@ class Running:
     lock: threading.Lock = attrs.field(factory=threading.Lock)
 
     @property
-    def kind(self) -> str:
-        return self.control.plugin_type
+    def kind(self) -> Kind:
+        return self.control.kind
 
     @property
     def symbol(self) -> str:
@@ -118,13 +118,12 @@ class Running:
 
     @property
     def key(self) -> tuple[Any, ...]:
-        return (self.kind, self.symbol, *self.ids)
+        return (self.kind.wire, self.symbol, *self.ids)
 
     @property
     def tag(self) -> str:
         """The prefix of its lines on the terminal: ``[source counter rule1]``."""
-        return f"[{'function' if self.kind == FUNC else self.kind} {self.symbol} " \
-               f"{self.ids.rule_id}]"
+        return f"[{self.kind.word} {self.symbol} {self.ids.rule_id}]"
 
     @property
     def rule(self) -> str:
@@ -191,7 +190,7 @@ class Session:
             self.host.wait_handshake(24 * 3600)
         else:
             started = time.monotonic()
-            self.host.spawn(launch_argv(str(self.path), self.python),
+            self.host.spawn(launch_argv(str(self.path), self.python, serve=True),
                             str(self.path.parent), dict(os.environ))
             self.host.wait_handshake(init_timeout)
             self.print(f"plugin {self.info['name']} is up (pid {self.pid}, "
@@ -259,16 +258,16 @@ class Session:
 
     # ------------------------------------------------------------- symbols
 
-    def _known(self, kind: str, symbol: str) -> None:
-        if symbol not in self.info[TYPES[kind]]:
-            names = ", ".join(self.info[TYPES[kind]]) or "none"
-            raise NotFound(f"Plugin {self.info['name']!r} has no {kind} named {symbol!r}; "
-                           f"its {TYPES[kind]}: {names}.")
+    def _known(self, kind: Kind, symbol: str) -> None:
+        if symbol not in self.info[kind.folder]:
+            names = ", ".join(self.info[kind.folder]) or "none"
+            raise NotFound(f"Plugin {self.info['name']!r} has no {kind.word} named {symbol!r}; "
+                           f"its {kind.folder}: {names}.")
 
     def start(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /symbol/start``: start an instance and its reader or feeder."""
         control = _control(body)
-        kind, symbol, meta = control.plugin_type, control.symbol_name, control.meta
+        kind, symbol, meta = control.kind, control.symbol_name, control.meta
         assert meta is not None
         self._known(kind, symbol)
         config = body.get("config")
@@ -281,23 +280,23 @@ class Session:
             datasource = ""
         elif not isinstance(datasource, str):
             raise BadRequest(f"dataSource must be a string, got {describe_value(datasource)}.")
-        if kind != FUNC:
+        if kind.per_rule:
             self._fits(control)
         with self.lock:
             running = Running(control._replace(datasource=datasource, config=config))
             if running.key in self.running:
                 raise Conflict(f"{running.tag} is already running; stop it first.")
             for other in self.running.values():
-                if kind != FUNC and other.kind != FUNC and other.ids == meta:
+                if kind.per_rule and other.kind.per_rule and other.ids == meta:
                     raise Conflict(f"{other.tag} already uses the data channel of rule "
                                    f"{running.rule}; give this one another opId or instanceId.")
             try:
-                if kind == SOURCE:
+                if kind is SOURCE:
                     running.handle = self.host.start_source(
                         symbol, rule=meta.rule_id, op=meta.op_id, instance=meta.instance_id,
                         config=config, datasource=datasource)
                     work: Callable[[], None] = functools.partial(self._read_source, running)
-                elif kind == SINK:
+                elif kind is SINK:
                     running.handle = self.host.start_sink(
                         symbol, rule=meta.rule_id, op=meta.op_id, instance=meta.instance_id,
                         config=config)
@@ -324,7 +323,7 @@ class Session:
         with self.lock:
             running = self.running.get(wanted.key)
             if running is None:
-                raise NotFound(f"{wanted.kind} {wanted.symbol!r} is not running for rule "
+                raise NotFound(f"{wanted.kind.word} {wanted.symbol!r} is not running for rule "
                                f"{wanted.rule}.")
             try:
                 self._stop(running)
@@ -337,7 +336,7 @@ class Session:
         running.stopping.set()
         if running.thread is not None:
             running.thread.join(5)
-        if running.kind != FUNC:
+        if running.kind.per_rule:
             running.handle.stop()
         self.print(f"{running.tag} stopped")
 
@@ -354,13 +353,13 @@ class Session:
         by the rule the plugin applies to a start (:func:`kuiperlite.wire.check_meta`)."""
         assert control.meta is not None
         try:
-            wire.check_meta(control.meta, control.plugin_type, self.host.ipc_dir)
+            wire.check_meta(control.meta, control.kind, self.host.ipc_dir)
         except ProtocolError as err:
             raise BadRequest(f"{err} Use a shorter ruleId or opId.") from None
 
     def send(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /symbol/send``: push one payload into a running sink; its ack."""
-        wanted = Running(_control(dict(body, pluginType=SINK)))
+        wanted = Running(_control(dict(body, pluginType=SINK.wire)))
         if "data" not in body:
             raise BadRequest("send needs 'data', the payload to push into the sink.")
         running = self.running.get(wanted.key)
@@ -375,8 +374,8 @@ class Session:
         args = body.get("args", [])
         if not isinstance(symbol, str) or not isinstance(args, list):
             raise BadRequest("call needs 'symbolName' (a string) and 'args' (a list).")
-        self._known(FUNC, symbol)
-        running = Running(Control(symbol, FUNC, _meta(body.get("meta"))))
+        self._known(FUNCTION, symbol)
+        running = Running(Control(symbol, FUNCTION.wire, _meta(body.get("meta"))))
         try:
             handle = self._function(symbol)
             error = handle.validate(*args)
@@ -392,7 +391,7 @@ class Session:
 
     def _record(self, running: Running, kind: str, data: Any, text: str) -> None:
         event = {"seq": next(self.seq), "time": time.time(), "kind": kind,
-                 "pluginType": running.kind, "symbolName": running.symbol,
+                 "pluginType": running.kind.wire, "symbolName": running.symbol,
                  "meta": running.meta, "data": data}
         with self.changed:
             self.events.append(event)
@@ -495,7 +494,7 @@ def _matches(event: dict[str, Any], query: dict[str, str]) -> bool:
     return True
 
 
-def _meta(raw: Any, kind: str = SOURCE) -> Meta:
+def _meta(raw: Any, kind: Kind = SOURCE) -> Meta:
     """The body's meta, with serve's defaults for what it leaves out.
 
     Its fields' types are serve's own checks (serve's messages name the body's
@@ -503,7 +502,7 @@ def _meta(raw: Any, kind: str = SOURCE) -> Meta:
     """
     # A source and a sink of one meta would share a data address, so a sink
     # started without meta takes another op than a source started without.
-    meta: dict[str, Any] = {"ruleId": "rule1", "opId": "op2" if kind == SINK else "op1",
+    meta: dict[str, Any] = {"ruleId": "rule1", "opId": "op2" if kind is SINK else "op1",
                             "instanceId": 1}
     if raw is None:
         return Meta(meta["ruleId"], meta["opId"], meta["instanceId"])
@@ -533,13 +532,14 @@ def _control(body: dict[str, Any]) -> Control:
     if not isinstance(symbol, str) or not symbol:
         raise BadRequest(f"The body needs 'symbolName', a non-empty string, "
                          f"got {describe_value(symbol)}.")
-    if not isinstance(kind, str) or kind not in TYPES:
+    known = BY_WIRE.get(kind) if isinstance(kind, str) else None
+    if known is None:
         raise BadRequest(f"pluginType must be source, sink or func, got {describe_value(kind)}.")
-    return Control(symbol, kind, _meta(body.get("meta"), kind))
+    return Control(symbol, known.wire, _meta(body.get("meta"), known))
 
 
 def _as_json(running: Running) -> dict[str, Any]:
-    return {"pluginType": running.kind, "symbolName": running.symbol, "meta": running.meta}
+    return {"pluginType": running.kind.wire, "symbolName": running.symbol, "meta": running.meta}
 
 
 def _json(value: Any) -> str:

@@ -42,12 +42,30 @@ print("ARGV", sys.argv[1:], "CWD", os.getcwd(), flush=True)
 '''
 
 
-def test_launch_runs_the_plugin_as_ekuiper_does(kuiperlite_host, write_plugin):
+@pytest.mark.parametrize("executable", [False, True])
+def test_launch_runs_the_plugin_as_ekuiper_does(kuiperlite_host, write_plugin, executable):
     path = write_plugin(PLUGIN)
-    host = kuiperlite_host(path)
-    assert host.process.argv == [sys.executable, "-u", str(path), '{"sendTimeout":1000}']
+    host = kuiperlite_host(path, executable=executable)
+    served = [] if executable else ["-m", "kuiperlite", "run"]
+    assert host.process.argv == [sys.executable, "-u", *served, str(path),
+                                 '{"sendTimeout":1000}']
     wait_until(lambda: any(f"ARGV ['{{\"sendTimeout\":1000}}'] CWD {path.parent}" in line
                            for line in host.process.output), message="argv and cwd")
+
+
+UNGUARDED = "import kuiperlite\nkuiperlite.run()\n"
+
+
+@pytest.mark.parametrize(("ending", "executable"), [
+    ("", False), ("guarded", False), (UNGUARDED, False),  # served, as packaged
+    ("guarded", True), (UNGUARDED, True)])                 # the file is the program
+def test_a_file_is_served_whatever_its_run_line(kuiperlite_host, write_plugin, ending,
+                                                 executable):
+    path = write_plugin(PLUGIN + ("" if ending == "guarded" else ending),
+                        main=ending == "guarded")
+    host = kuiperlite_host(path, executable=executable)
+    with host.function("first") as fn:
+        assert fn.call(1) == ["first", 1]
 
 
 def test_a_dead_plugin_is_restarted_on_a_start_and_its_starts_replayed(kuiperlite_host,

@@ -756,3 +756,9 @@ def test_a_port_serve_cannot_listen_on_is_a_sentence(plugin, port):
     lines = (out.stdout + out.stderr).strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in lines[0], lines
     assert lines[0] == f"kuiperlite: cannot listen on 127.0.0.1:{port}: {reason}."
+
+
+def test_a_file_without_a_run_line_is_served(serve, write_plugin):
+    server = serve(path=write_plugin(PLUGIN, main=False)).ready()
+    assert server.request("POST", "/function/call", {"symbolName": "shout", "args": ["a"]})[1] \
+        == {"result": "A!"}
