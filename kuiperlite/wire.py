@@ -253,10 +253,10 @@ def _control(ctrl: dict) -> Control:
     return Control(symbol, kind.wire, meta, datasource, config)
 
 
-def _meta(raw: Any, label: str) -> Meta:
+def _meta(raw: Any, what: str) -> Meta:
     if not isinstance(raw, dict):
         raise ProtocolError(
-            f"The control for {label} needs 'meta' with ruleId, opId and instanceId, "
+            f"The control for {what} needs 'meta' with ruleId, opId and instanceId, "
             f"got {describe_value(raw)}."
         )
     values = []
@@ -264,7 +264,7 @@ def _meta(raw: Any, label: str) -> Meta:
         value = raw.get(key)
         if not isinstance(value, str) or not value:
             raise ProtocolError(
-                f"The control for {label} needs meta.{key}, a non-empty string, "
+                f"The control for {what} needs meta.{key}, a non-empty string, "
                 f"got {describe_value(value)}."
             )
         values.append(value)
@@ -273,7 +273,7 @@ def _meta(raw: Any, label: str) -> Meta:
         instance = int(instance)
     if not isinstance(instance, int) or isinstance(instance, bool):
         raise ProtocolError(
-            f"The control for {label} needs meta.instanceId, an integer, "
+            f"The control for {what} needs meta.instanceId, an integer, "
             f"got {describe_value(instance)}."
         )
     return Meta(values[0], values[1], instance)
