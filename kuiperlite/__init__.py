@@ -16,7 +16,8 @@ _HOMES = {
     "About": "plugin", "Plugin": "plugin", "collect": "plugin", "load": "plugin",
     "Context": "context", "Record": "context",
     "ArgumentError": "errors", "ConfigError": "errors", "DefinitionError": "errors",
-    "KuiperliteError": "errors", "PluginError": "errors", "Stopped": "errors",
+    "KuiperliteError": "errors", "PluginError": "errors", "StateError": "errors",
+    "Stopped": "errors", "State": "state",
     "source": "symbols", "sink": "symbols", "function": "symbols",
     "run": "runtime",
 }
@@ -45,12 +46,14 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .errors import DefinitionError as DefinitionError
     from .errors import KuiperliteError as KuiperliteError
     from .errors import PluginError as PluginError
+    from .errors import StateError as StateError
     from .errors import Stopped as Stopped
     from .plugin import About as About
     from .plugin import Plugin as Plugin
     from .plugin import collect as collect
     from .plugin import load as load
     from .runtime import run as run
+    from .state import State as State
     from .symbols import function as function
     from .symbols import sink as sink
     from .symbols import source as source

@@ -26,6 +26,7 @@ from .context import Context, Record
 from .errors import ArgumentError, EncodeError, ProtocolError, Stopped
 from .hints import Mismatch, describe_value
 from .kinds import FUNCTION
+from .state import Scope, State, Stores
 from .symbols import ASYNC, ASYNC_GENERATOR, GENERATOR, PLAIN, FunctionSpec, SinkSpec, SourceSpec
 
 log = logging.getLogger("kuiperlite")
@@ -121,7 +122,7 @@ class SourceAdapter:
     def __init__(self, spec: SourceSpec, kwargs: dict[str, Any], deliver: Deliver,
                  report: Optional[Callable[[str], None]] = None, *, rule_id: str = "",
                  op_id: str = "", instance_id: int = 0, datasource: str = "",
-                 config: Optional[dict] = None) -> None:
+                 config: Optional[dict] = None, state: Optional[State] = None) -> None:
         self.spec = spec
         self.kwargs = kwargs
         self.deliver = deliver
@@ -129,7 +130,8 @@ class SourceAdapter:
         self.stopping = threading.Event()
         self.ctx = Context(spec.name, spec.kind, rule_id=rule_id, op_id=op_id,
                            instance_id=instance_id, datasource=datasource, config=config,
-                           stopping=self.stopping, emit=self.emit, emit_error=self.emit_error)
+                           stopping=self.stopping, emit=self.emit, emit_error=self.emit_error,
+                           state=state)
         self.error: Optional[BaseException] = None  # what the user code raised, if anything
         self._loop = _Loop()
 
@@ -247,12 +249,14 @@ class SinkAdapter:
     """Calls one sink instance's user code once per message."""
 
     def __init__(self, spec: SinkSpec, kwargs: dict[str, Any], *, rule_id: str = "",
-                 op_id: str = "", instance_id: int = 0, config: Optional[dict] = None) -> None:
+                 op_id: str = "", instance_id: int = 0, config: Optional[dict] = None,
+                 state: Optional[State] = None) -> None:
         self.spec = spec
         self.kwargs = kwargs
         self.stopping = threading.Event()
         self.ctx = Context(spec.name, spec.kind, rule_id=rule_id, op_id=op_id,
-                           instance_id=instance_id, config=config, stopping=self.stopping)
+                           instance_id=instance_id, config=config, stopping=self.stopping,
+                           state=state)
         self._loop = _Loop()
         self._gen: Any = None
         self._open_error: Optional[str] = None
@@ -371,8 +375,9 @@ class FunctionAdapter:
 
     MAX_CONTEXTS = 4096
 
-    def __init__(self, spec: FunctionSpec) -> None:
+    def __init__(self, spec: FunctionSpec, stores: Optional[Stores] = None) -> None:
         self.spec = spec
+        self.stores = stores
         self._contexts: dict[str, Context] = {}
         self._loop = _Loop()
         self._least, self._most = spec.arg_range
@@ -477,8 +482,10 @@ class FunctionAdapter:
         ctx = self._contexts.get(meta)
         if ctx is None:
             fm = wire.decode_func_meta(meta)
+            state = None if self.stores is None else State(
+                self.stores, Scope.of_call(self.spec.name, fm.rule_id, fm.func_id))
             ctx = Context(self.spec.name, FUNCTION, rule_id=fm.rule_id, op_id=fm.op_id,
-                          instance_id=fm.instance_id, func_id=fm.func_id)
+                          instance_id=fm.instance_id, func_id=fm.func_id, state=state)
             if len(self._contexts) >= self.MAX_CONTEXTS:
                 self._contexts.clear()
             self._contexts[meta] = ctx

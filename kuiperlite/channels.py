@@ -257,10 +257,10 @@ def _connected(sock: S, connect: Callable[[pynng.Socket, str], None], address: s
     return sock
 
 
-def pusher(address: str, *, send_timeout: float = TICK) -> pynng.Push0:
-    """A PUSH socket dialed to a listener (source data, sink acks)."""
+def pusher(address: str, *, send_timeout: float = TICK, queue: int = QUEUE) -> pynng.Push0:
+    """A PUSH socket dialed to a listener (source data, sink acks), queueing ``queue``."""
     sock = pynng.Push0(send_timeout=ms(send_timeout))
-    sock.send_buffer_size = QUEUE
+    sock.send_buffer_size = queue
     return _connected(sock, dial, address)
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from .errors import Stopped
-from .kinds import SOURCE, Kind
+from .kinds import FUNCTION, SOURCE, Kind
+
+if TYPE_CHECKING:
+    from .state import State
 
 Emit = Callable[[Any, Any], None]
 
@@ -39,13 +42,15 @@ class Context:
     """
 
     __slots__ = ("symbol", "kind", "rule_id", "op_id", "instance_id", "func_id",
-                 "datasource", "config", "logger", "_stopping", "_emit", "_emit_error")
+                 "datasource", "config", "logger", "_stopping", "_emit", "_emit_error",
+                 "_state")
 
     def __init__(self, symbol: str, kind: Kind = SOURCE, *, rule_id: str = "",
                  op_id: str = "", instance_id: int = 0, func_id: Optional[int] = None,
                  datasource: str = "", config: Optional[dict] = None,
                  stopping: Optional[threading.Event] = None, emit: Optional[Emit] = None,
-                 emit_error: Optional[Callable[[str], None]] = None) -> None:
+                 emit_error: Optional[Callable[[str], None]] = None,
+                 state: Optional[State] = None) -> None:
         self.symbol = symbol
         self.kind = kind
         self.rule_id = rule_id
@@ -57,6 +62,7 @@ class Context:
         self._stopping = stopping if stopping is not None else threading.Event()
         self._emit = emit
         self._emit_error = emit_error
+        self._state = state
         prefix = symbol
         if rule_id:
             prefix += f" {rule_id}/{op_id}/{instance_id}"
@@ -68,6 +74,22 @@ class Context:
     def __repr__(self) -> str:
         rule = f" rule={self.rule_id!r} op={self.op_id!r} instance={self.instance_id}"
         return f"<Context {self.kind.word} {self.symbol!r}{rule if self.rule_id else ''}>"
+
+    @property
+    def state(self) -> State:
+        """This instance's :class:`~kuiperlite.State`, kept across restarts.
+
+        A source's or sink's belongs to its rule instance, a function's to its
+        call site in the rule. A Context made by hand keeps it in memory.
+        """
+        if self._state is None:
+            from .state import Scope, State, memory_stores
+
+            scope = Scope.of_call(self.symbol, self.rule_id, self.func_id or 0) \
+                if self.kind is FUNCTION else Scope.of_instance(
+                    self.kind, self.symbol, self.rule_id, self.op_id, self.instance_id)
+            self._state = State(memory_stores(), scope)
+        return self._state
 
     @property
     def stopping(self) -> bool:

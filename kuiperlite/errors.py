@@ -54,3 +54,7 @@ class Stopped(BaseException):
     It derives from BaseException, like GeneratorExit, so that a broad
     ``except Exception`` in user code does not swallow the stop.
     """
+
+
+class StateError(KuiperliteError, ValueError):
+    """A state value or key is not what a store keeps, or the store cannot be used."""

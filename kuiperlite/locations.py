@@ -36,3 +36,21 @@ def ekuiper_log_dir(cwd: Optional[str] = None) -> Optional[Path]:
         return None
     folder = PACKAGED_LOG if base == PACKAGED_BASE else base / "log"
     return folder if folder.is_dir() else None
+
+
+def state_dir(cwd: Optional[str] = None) -> Path:
+    """The folder of the plugins' state stores.
+
+    ``KUIPERLITE_STATE_DIR`` when set; under eKuiper, ``kuiperlite`` in its
+    data folder, which survives plugin updates and reinstalls (eKuiper deletes
+    the plugin's own folder on both); elsewhere the user's state folder.
+    """
+    named = os.environ.get("KUIPERLITE_STATE_DIR")
+    if named:
+        return Path(named)
+    base = ekuiper_base(cwd)
+    if base is not None:
+        return base / "data" / "kuiperlite"
+    home = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                           "state")
+    return Path(home) / "kuiperlite"

@@ -19,6 +19,7 @@ from . import logs, supervisor, wire
 from .adapters import FunctionAdapter, SinkAdapter, SourceAdapter, error_text
 from .channels import (
     KEEPALIVE,
+    QUEUE,
     Direct,
     Requester,
     close,
@@ -35,6 +36,7 @@ from .channels import (
 from .errors import DefinitionError, KuiperliteError, NoSymbols, PluginError, Stopped
 from .kinds import BY_WIRE, SINK, SOURCE, Kind
 from .plugin import Plugin, collect, importing, summary
+from .state import Scope, State, Stores, open_store
 from .supervisor import InFlight, Journal, Replay
 from .symbols import AnySpec, FunctionSpec, SinkSpec, SourceSpec
 from .wire import START, Control
@@ -55,18 +57,26 @@ class SourceInstance:
     """
 
     def __init__(self, spec: SourceSpec, control: Control, kwargs: dict[str, Any],
-                 inflight: InFlight, slot: int = -1) -> None:
+                 inflight: InFlight, stores: Stores, slot: int = -1) -> None:
         meta = control.meta
         assert meta is not None
         self.what = f"{spec.what} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
-        self.sock = pusher(wire.data_address(meta))
+        # No queue until the first record: a source that read its state
+        # before it (an offset to resume from) keeps none, so that a record
+        # whose offset it saved has left the process, not sat in a queue a
+        # crash would lose. Any other source gets the queue then.
+        self.sock = pusher(wire.data_address(meta), queue=0)
         self.lock = threading.Lock()
         self.closed = False
+        self.first = True
         self.send = Direct(self.sock).send
+        self.state = State(stores, Scope.of_instance(spec.kind, spec.name, meta.rule_id,
+                                                     meta.op_id, meta.instance_id),
+                           on_first_use=self._state_used)
         self.adapter = SourceAdapter(
             spec, kwargs, self._deliver, self._report, rule_id=meta.rule_id,
             op_id=meta.op_id, instance_id=meta.instance_id, datasource=control.datasource,
-            config=control.config)
+            config=control.config, state=self.state)
         self.stopping = self.adapter.stopping
         self.thread = threading.Thread(target=self._run, name=self.what, daemon=True)
 
@@ -90,11 +100,22 @@ class SourceInstance:
                 self.closed = True
                 close(self.sock)
 
+    def _state_used(self) -> None:
+        if not self.first:
+            log.warning("%s used ctx.state first after its first record, so its records "
+                        "are queued: a crash may lose up to %d records sent before a state "
+                        "write. Read the state before the first record to keep none queued.",
+                        self.what, QUEUE)
+
     def _deliver(self, data: Any, meta: Any) -> None:
         payload = wire.encode_record(data, meta)
         with self.lock:
             if self.closed or self.stopping.is_set():  # a sender that waited for the lock
                 raise Stopped()
+            if self.first:
+                self.first = False
+                if not self.state.used:
+                    self.sock.send_buffer_size = QUEUE  # growing a queue drops nothing
             try:
                 self.send(payload)
             except pynng.Timeout:
@@ -130,7 +151,7 @@ class SinkInstance:
     """
 
     def __init__(self, spec: SinkSpec, control: Control, kwargs: dict[str, Any],
-                 inflight: InFlight, slot: int = -1) -> None:
+                 inflight: InFlight, stores: Stores, slot: int = -1) -> None:
         meta = control.meta
         assert meta is not None
         self.what = f"{spec.what} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
@@ -152,8 +173,11 @@ class SinkInstance:
             self.close()
             raise ConnectionError(out_of_descriptors())
         self.send_ack = Direct(self.ack).send
+        state = State(stores, Scope.of_instance(spec.kind, spec.name, meta.rule_id, meta.op_id,
+                                                meta.instance_id))
         self.adapter = SinkAdapter(spec, kwargs, rule_id=meta.rule_id, op_id=meta.op_id,
-                                   instance_id=meta.instance_id, config=control.config)
+                                   instance_id=meta.instance_id, config=control.config,
+                                   state=state)
         self.stopping = self.adapter.stopping
         self.thread = threading.Thread(target=self._run, name=self.what, daemon=True)
 
@@ -255,8 +279,8 @@ class FunctionServer:
     """
 
     def __init__(self, spec: FunctionSpec, stopping: threading.Event, inflight: InFlight,
-                 index: int) -> None:
-        self.adapter = FunctionAdapter(spec)
+                 index: int, stores: Stores) -> None:
+        self.adapter = FunctionAdapter(spec, stores)
         self.inflight = inflight
         self.index = index
         self.lost = inflight.function_pending(index)
@@ -302,6 +326,8 @@ class Runtime:
         self.host_pid = host_pid
         self.instances: dict[str, Instance] = {}
         self.functions: dict[str, FunctionServer] = {}
+        # Opened by the first instance that uses its state, in this process.
+        self.stores = Stores(lambda: open_store(plugin.name))
         self.shutdown = threading.Event()
         self.reason = ""
         # Commands and the final close both change the instances.
@@ -363,7 +389,8 @@ class Runtime:
             log.info("%s is started again; stopping the running one first", old.what)
             self._stop_instance(old)
         try:
-            instance = INSTANCES[symbol.kind](symbol, control, kwargs, self.inflight, slot)
+            instance = INSTANCES[symbol.kind](symbol, control, kwargs, self.inflight,
+                                              self.stores, slot)
         except (ConnectionError, pynng.NNGException) as err:
             raise KuiperliteError(f"The {symbol.what} cannot open its data channel: {err}.") \
                 from None
@@ -405,7 +432,8 @@ class Runtime:
         server = self.functions.get(symbol.name)
         if server is None:
             server = self.functions[symbol.name] = FunctionServer(
-                symbol, self.shutdown, self.inflight, self.function_index[symbol.name])
+                symbol, self.shutdown, self.inflight, self.function_index[symbol.name],
+                self.stores)
         return server
 
     # ------------------------------------------------------------- serving

@@ -17,13 +17,24 @@ import orjson
 
 from . import wire
 from .adapters import FunctionAdapter, SinkAdapter, SourceAdapter
-from .context import Context, Record
+from .context import Record
 from .dev import gowire
 from .errors import ArgumentError, EncodeError
 from .kinds import FUNCTION, SINK, SOURCE, Kind
+from .state import Scope, State, Stores, memory_stores
 from .symbols import AnySpec, FunctionSpec, SinkSpec, SourceSpec, marks_of, read
+from .wire import FuncMeta
 
-__all__ = ["Records", "call_function", "run_sink", "run_source"]
+__all__ = ["Records", "call_function", "memory_state", "run_sink", "run_source"]
+
+
+def memory_state() -> Stores:
+    """A state store in memory, for ``state=``: pass one to several runs to see
+    a symbol resume from what an earlier run kept (``.get().entries()`` lists it).
+
+    Each helper call without ``state=`` gets a fresh one of its own.
+    """
+    return memory_stores()
 
 
 class Records(list):
@@ -31,6 +42,11 @@ class Records(list):
     ``ctx.emit_error`` (or a failure eKuiper would have been told about)."""
 
     errors: list[str]
+
+
+def _state(stores: Optional[Stores], spec: AnySpec, rule_id: str) -> State:
+    return State(stores or memory_stores(),
+                 Scope.of_instance(spec.kind, spec.name, rule_id, "test", 0))
 
 
 def _spec(func: Callable[..., Any], kind: Kind, helper: str) -> AnySpec:
@@ -43,7 +59,8 @@ def _spec(func: Callable[..., Any], kind: Kind, helper: str) -> AnySpec:
 
 def run_source(func: Callable[..., Any], count: Optional[int] = 1, *,
                config: Optional[dict] = None, datasource: str = "", timeout: float = 5.0,
-               meta: bool = False, rule_id: str = "test") -> Records:
+               meta: bool = False, rule_id: str = "test",
+               state: Optional[Stores] = None) -> Records:
     """Run a source until it produced ``count`` records, then stop it.
 
     Args:
@@ -54,6 +71,7 @@ def run_source(func: Callable[..., Any], count: Optional[int] = 1, *,
         timeout: seconds to wait for the records.
         meta: return :class:`Record` objects (data and meta) instead of the data.
         rule_id: the rule id the context reports.
+        state: the store ``ctx.state`` uses (default: a fresh one in memory).
 
     Returns:
         The records, in order (with ``.errors``).
@@ -82,7 +100,8 @@ def run_source(func: Callable[..., Any], count: Optional[int] = 1, *,
             adapter.stop()
 
     adapter = SourceAdapter(symbol, kwargs, deliver, records.errors.append, rule_id=rule_id,
-                            op_id="test", datasource=datasource, config=config)
+                            op_id="test", datasource=datasource, config=config,
+                            state=_state(state, symbol, rule_id))
     thread = threading.Thread(target=adapter.run, name=f"test source {symbol.name}", daemon=True)
     thread.start()
     thread.join(timeout)
@@ -100,7 +119,7 @@ def run_source(func: Callable[..., Any], count: Optional[int] = 1, *,
 
 
 def run_sink(func: Callable[..., Any], payloads: list[Any], *, config: Optional[dict] = None,
-             rule_id: str = "test") -> list[Optional[str]]:
+             rule_id: str = "test", state: Optional[Stores] = None) -> list[Optional[str]]:
     """Send payloads into a sink, as eKuiper encodes them, and return the acks.
 
     Setup runs first and a generator sink's teardown runs at the end.
@@ -110,6 +129,7 @@ def run_sink(func: Callable[..., Any], payloads: list[Any], *, config: Optional[
         payloads: values (encoded as eKuiper's JSON) or bytes (sent as they are).
         config: the rule's config, converted and checked as at a start command.
         rule_id: the rule id the context reports.
+        state: the store ``ctx.state`` uses (default: a fresh one in memory).
 
     Returns:
         One ack per payload: None for success, else the error text eKuiper gets.
@@ -117,7 +137,7 @@ def run_sink(func: Callable[..., Any], payloads: list[Any], *, config: Optional[
     symbol = _spec(func, SINK, "run_sink")
     assert isinstance(symbol, SinkSpec)
     adapter = SinkAdapter(symbol, symbol.bind_config(config or {}), rule_id=rule_id,
-                          op_id="test", config=config)
+                          op_id="test", config=config, state=_state(state, symbol, rule_id))
     adapter.open()
     collect = adapter.collect
     try:
@@ -128,14 +148,15 @@ def run_sink(func: Callable[..., Any], payloads: list[Any], *, config: Optional[
 
 
 def call_function(func: Callable[..., Any], *args: Any, rule_id: str = "test",
-                  func_id: int = 0) -> Any:
+                  func_id: int = 0, state: Optional[Stores] = None) -> Any:
     """Call a function as eKuiper does: Validate, then Exec with JSON-encoded arguments.
 
     Args:
         func: a function marked ``@function``.
         args: the SQL argument values (for an aggregate, one list per argument).
         rule_id: the rule id the context reports.
-        func_id: the function instance id the context reports.
+        func_id: the function instance id the context reports (its call site).
+        state: the store ``ctx.state`` uses (default: a fresh one in memory).
 
     Returns:
         The result as eKuiper receives it (after the JSON round trip).
@@ -147,13 +168,13 @@ def call_function(func: Callable[..., Any], *args: Any, rule_id: str = "test",
     """
     symbol = _spec(func, FUNCTION, "call_function")
     assert isinstance(symbol, FunctionSpec)
-    adapter = FunctionAdapter(symbol)
+    adapter = FunctionAdapter(symbol, state or memory_stores())
     error = adapter.validate(list(args))
     if error is not None:
         raise ArgumentError(error)
     values = orjson.loads(gowire.go_json(list(args)))
-    ctx = Context(symbol.name, FUNCTION, rule_id=rule_id, op_id="test", func_id=func_id)
-    state, result = gowire.decode_reply(wire.encode_reply(True, adapter.call(values, ctx)))
-    if not state:
+    ctx = adapter.context(gowire.encode_func_meta(FuncMeta(rule_id, "test", 0, func_id)))
+    ok, result = gowire.decode_reply(wire.encode_reply(True, adapter.call(values, ctx)))
+    if not ok:
         raise EncodeError(str(result))
     return result

@@ -6,6 +6,7 @@ import atexit
 import glob
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -84,6 +85,42 @@ SESSION_IPC = tempfile.mkdtemp(prefix="klt", dir="/tmp")
 os.environ["KUIPERLITE_IPC_DIR"] = SESSION_IPC
 wire.IPC_DIR = SESSION_IPC
 atexit.register(shutil.rmtree, SESSION_IPC, ignore_errors=True)
+# Nor does any plugin a test runs keep state outside the session.
+SESSION_STATE = tempfile.mkdtemp(prefix="kls")
+os.environ["KUIPERLITE_STATE_DIR"] = SESSION_STATE
+os.environ.pop("KUIPERLITE_STATE_URL", None)
+atexit.register(shutil.rmtree, SESSION_STATE, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real redis-server of this session's own, on a unix socket (no port to collide on)."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("redis-server is not installed; .ci/run installs Debian's redis-server")
+    folder = tempfile.mkdtemp(prefix="klr", dir="/tmp")
+    path = os.path.join(folder, "redis.sock")
+    proc = subprocess.Popen([server, "--port", "0", "--unixsocket", path, "--save", "",
+                             "--appendonly", "no", "--dir", folder],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    SESSION_CHILDREN.add(proc.pid)
+    try:
+        wait_until(lambda: os.path.exists(path) or proc.poll() is not None, 30,
+                   message="redis-server to listen")
+        assert proc.poll() is None, "redis-server exited at once"
+        yield f"unix://{path}"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def state_place(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Where a test's state lives, once on each store: ``directory=`` or ``url=``."""
+    if request.param == "redis":
+        return {"url": request.getfixturevalue("redis_url")}
+    return {"directory": str(tmp_path / "state")}
 
 
 def _ipc_files() -> set[str]:
@@ -93,10 +130,14 @@ def _ipc_files() -> set[str]:
     return made | {path for path in glob.glob("/tmp/*.ipc") if any(n in path for n in MADE)}
 
 
+# Children that serve the whole session (redis-server), not one test.
+SESSION_CHILDREN: set[int] = set()
+
+
 def _children() -> set[int]:
     try:
         with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as f:
-            return {int(p) for p in f.read().split()}
+            return {int(p) for p in f.read().split()} - SESSION_CHILDREN
     except FileNotFoundError:  # pragma: no cover - not Linux
         return set()
 

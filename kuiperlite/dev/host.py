@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import collections
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from typing import Any, Callable, Optional
 
@@ -166,6 +168,10 @@ class Host:
             reply.
         ipc_dir: the folder of the socket files (default: eKuiper's ``/tmp``,
             or ``KUIPERLITE_IPC_DIR``); a launched plugin is told to use it.
+        state_dir: the folder of the plugin's state store, for a launched
+            plugin (default: a fresh folder of this host's, removed at close,
+            so tests and sessions never share state unless told to).
+        state_url: a Redis URL to keep the plugin's state in instead.
         on_output: called with each line the plugin process prints.
 
     Raises:
@@ -180,7 +186,8 @@ class Host:
 
     def __init__(self, name: str, *, ekuiper: int = 2, timeout: float = 10.0,
                  send_timeout: float = SEND_TIMEOUT, recv_timeout: float = RECV_TIMEOUT,
-                 ipc_dir: Optional[str] = None,
+                 ipc_dir: Optional[str] = None, state_dir: Optional[str] = None,
+                 state_url: Optional[str] = None,
                  on_output: Optional[Callable[[str], None]] = None) -> None:
         if ekuiper not in (1, 2):
             raise ValueError(f"ekuiper must be 1 or 2, got {ekuiper!r}.")
@@ -190,6 +197,9 @@ class Host:
         self.send_timeout = send_timeout
         self.recv_timeout = recv_timeout
         self.ipc_dir = ipc_dir or wire.IPC_DIR
+        self.state_dir = state_dir  # made at the first launch when None
+        self._own_state_dir = state_dir is None
+        self.state_url = state_url
         self.on_output = on_output
         self.process: Optional[PluginProcess] = None
         self.launch_args: Optional[tuple[list[str], str, Optional[dict[str, str]]]] = None
@@ -215,7 +225,8 @@ class Host:
                conda_env: Optional[str] = None, env: Optional[dict[str, str]] = None,
                ekuiper: int = 2, timeout: float = 10.0, init_timeout: float = INIT_TIMEOUT,
                send_timeout: float = SEND_TIMEOUT, recv_timeout: float = RECV_TIMEOUT,
-               ipc_dir: Optional[str] = None,
+               ipc_dir: Optional[str] = None, state_dir: Optional[str] = None,
+               state_url: Optional[str] = None,
                on_output: Optional[Callable[[str], None]] = None) -> Host:
         """Listen, start the plugin as eKuiper does (:func:`launch_argv`) and handshake.
 
@@ -234,12 +245,14 @@ class Host:
             env: the process environment (default: this one).
             ekuiper: the eKuiper generation to behave like, 2 or 1.
             init_timeout: seconds to wait for the handshake (``portable.initTimeout``).
-            send_timeout, recv_timeout, ipc_dir: as for :class:`Host`.
+            send_timeout, recv_timeout, ipc_dir, state_dir, state_url: as for
+                :class:`Host`.
         """
         path = os.path.abspath(path)
         host = cls(name or os.path.splitext(os.path.basename(path))[0], ekuiper=ekuiper,
                    timeout=timeout, send_timeout=send_timeout, recv_timeout=recv_timeout,
-                   ipc_dir=ipc_dir, on_output=on_output)
+                   ipc_dir=ipc_dir, state_dir=state_dir, state_url=state_url,
+                   on_output=on_output)
         try:
             host.spawn(launch_argv(path, python, conda_env, serve=not executable),
                        os.path.dirname(path), env)
@@ -259,7 +272,13 @@ class Host:
 
     def spawn(self, argv: list[str], cwd: str, env: Optional[dict[str, str]] = None) -> None:
         """Start the plugin process (remembered for restarts)."""
-        env = dict(os.environ if env is None else env, KUIPERLITE_IPC_DIR=self.ipc_dir)
+        if self.state_dir is None:
+            self.state_dir = tempfile.mkdtemp(prefix="kuiperlite-state-")
+        env = dict(os.environ if env is None else env, KUIPERLITE_IPC_DIR=self.ipc_dir,
+                   KUIPERLITE_STATE_DIR=self.state_dir)
+        env.pop("KUIPERLITE_STATE_URL", None)
+        if self.state_url:
+            env["KUIPERLITE_STATE_URL"] = self.state_url
         self.launch_args = (argv, cwd, env)
         self.process = PluginProcess(argv, cwd, env, self.on_output)
 
@@ -431,3 +450,5 @@ class Host:
             if self.process is not None:
                 self.process.stop()
         self.control.close()
+        if self._own_state_dir and self.state_dir is not None:
+            shutil.rmtree(self.state_dir, ignore_errors=True)

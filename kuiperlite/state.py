@@ -1,0 +1,277 @@
+"""State that survives restarts: ``ctx.state``, its scopes, and the store it lives in.
+
+Every Context a symbol receives carries a :class:`State`: ``get``, ``put``,
+``delete`` and ``incr`` on the keys of one *scope*. A source's or sink's scope
+is its rule instance (plugin, symbol, rule, op, instance); a function's is
+its call site (plugin, symbol, rule, funcId), so one function called twice
+in a rule keeps two states. The same rule started again, after a stop, a
+crash, a reboot or a reinstall, sees its state again.
+
+The plugin's store is opened on first use, so a plugin that keeps no state
+opens nothing: SQLite (one file per plugin, see :func:`open_store`), or Redis
+when ``KUIPERLITE_STATE_URL`` names one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from typing import Any, Callable, NamedTuple, Optional, Protocol
+
+import orjson
+
+from .errors import StateError
+from .kinds import FUNCTION, Kind
+
+# What JSON carries, and what a value read back is again.
+_SCALARS = (str, int, bool, type(None))
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+class Scope(NamedTuple):
+    """Whose state a key belongs to, within one plugin.
+
+    Attributes:
+        kind: the symbol's kind, as the wire names it.
+        symbol: the symbol's name.
+        rule: the rule's id.
+        op: the operator's id; empty for a function.
+        instance: the instance's id; for a function, its funcId.
+    """
+
+    kind: str
+    symbol: str
+    rule: str
+    op: str
+    instance: int
+
+    @classmethod
+    def of_instance(cls, kind: Kind, symbol: str, rule: str, op: str, instance: int) -> Scope:
+        """A source's or sink's scope: its rule instance."""
+        return cls(kind.wire, symbol, rule, op, instance)
+
+    @classmethod
+    def of_call(cls, symbol: str, rule: str, func_id: int) -> Scope:
+        """A function's scope: its call site, the rule and funcId."""
+        return cls(FUNCTION.wire, symbol, rule, "", func_id)
+
+    @property
+    def what(self) -> str:
+        """How messages name it: ``source 'tail' of rule r1/op1/0``."""
+        if self.kind == FUNCTION.wire:
+            return f"function {self.symbol!r} at call #{self.instance} of rule {self.rule}"
+        return f"{self.kind} {self.symbol!r} of rule {self.rule}/{self.op}/{self.instance}"
+
+
+class Store(Protocol):
+    """Where a plugin's state lives: JSON text per scope and key."""
+
+    where: str  # for messages: the file or the server
+
+    def get(self, scope: Scope, key: str) -> Optional[str]: ...
+    def put(self, scope: Scope, key: str, value: str) -> None: ...
+    def delete(self, scope: Scope, key: str) -> None: ...
+
+    def incr(self, scope: Scope, key: str, amount: int) -> int:
+        """Add to an integer atomically (absent is 0). Raises StateError when it is not one."""
+
+    def entries(self, rule: Optional[str] = None,
+                symbol: Optional[str] = None) -> list[tuple[Scope, str, str]]:
+        """Every (scope, key, JSON value), optionally of one rule or symbol."""
+
+    def clear(self, rule: Optional[str] = None, symbol: Optional[str] = None) -> int:
+        """Delete every key, optionally of one rule or symbol; how many went."""
+
+    def close(self) -> None: ...
+
+
+def open_store(plugin: str, *, directory: Optional[str] = None,
+               url: Optional[str] = None) -> Store:
+    """The plugin's store: Redis at ``url`` (or ``KUIPERLITE_STATE_URL``), else SQLite.
+
+    The SQLite file is ``<plugin>.sqlite3`` in ``directory``, else in
+    :func:`kuiperlite.locations.state_dir`: ``KUIPERLITE_STATE_DIR``, eKuiper's
+    data folder under eKuiper, or the user's state folder.
+
+    Raises:
+        StateError: the store cannot be opened or reached, in one sentence.
+    """
+    url = url or os.environ.get("KUIPERLITE_STATE_URL")
+    if url:
+        from .redis_store import RedisStore
+
+        return RedisStore(url, plugin)
+    from .locations import state_dir
+    from .sqlite_store import SQLiteStore
+
+    folder = directory or str(state_dir())
+    return SQLiteStore(os.path.join(folder, f"{plugin}.sqlite3"))
+
+
+class Stores:
+    """A plugin's store, opened on first use and shared by its instances."""
+
+    def __init__(self, opener: Callable[[], Store]) -> None:
+        self._opener = opener
+        self._store: Optional[Store] = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Store:
+        """The store, opened now if it is not yet (a failed open is tried again next time)."""
+        store = self._store
+        if store is None:
+            with self._lock:
+                if self._store is None:
+                    self._store = self._opener()
+                store = self._store
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+
+def memory_stores() -> Stores:
+    """Stores over a fresh in-memory SQLite database (tests, and hand-made Contexts)."""
+    from .sqlite_store import SQLiteStore
+
+    return Stores(lambda: SQLiteStore(":memory:"))
+
+
+class State:
+    """``ctx.state``: the keys of one scope, kept across restarts.
+
+    Values are what JSON carries: None, bool, int, float, str, and lists and
+    dicts (with str keys) of those. Each call reads or writes the store at
+    once: a crash loses at most the write in flight.
+    """
+
+    __slots__ = ("scope", "_stores", "used", "_on_first_use")
+
+    def __init__(self, stores: Stores, scope: Scope,
+                 on_first_use: Optional[Callable[[], None]] = None) -> None:
+        self.scope = scope
+        self._stores = stores
+        self.used = False
+        self._on_first_use = on_first_use
+
+    def __repr__(self) -> str:
+        return f"<State of {self.scope.what}>"
+
+    def _store(self, key: Any) -> Store:
+        if not self.used:
+            self.used = True
+            if self._on_first_use is not None:
+                self._on_first_use()
+        if type(key) is not str:
+            raise StateError(f"State keys are strings; {self.scope.what} used "
+                             f"{type(key).__name__} {key!r}.")
+        return self._stores.get()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, or ``default`` when it has none."""
+        text = self._store(key).get(self.scope, key)
+        return default if text is None else orjson.loads(text)
+
+    def put(self, key: str, value: Any) -> None:
+        """Keep ``value`` under ``key``.
+
+        Raises:
+            StateError: JSON cannot carry the value; the message names the key
+                and the type.
+        """
+        store = self._store(key)
+        store.put(self.scope, key, self._encode(key, value))
+
+    def delete(self, key: str) -> None:
+        """Forget ``key`` (nothing happens when it has no value)."""
+        self._store(key).delete(self.scope, key)
+
+    def incr(self, key: str, amount: int = 1) -> int:
+        """Add ``amount`` to the integer under ``key`` atomically (absent counts as 0).
+
+        Returns:
+            The new value.
+
+        Raises:
+            StateError: the value there is not an integer, or would pass 64 bits.
+        """
+        store = self._store(key)
+        if type(amount) is not int:
+            raise StateError(f"State {key!r} of {self.scope.what}: incr adds an integer, "
+                             f"got {type(amount).__name__} {amount!r}.")
+        return store.incr(self.scope, key, amount)
+
+    def _encode(self, key: str, value: Any) -> str:
+        problem = _not_json(value, "")
+        if problem is None:
+            try:
+                return orjson.dumps(value).decode()
+            except orjson.JSONEncodeError as err:
+                problem = str(err)
+        raise StateError(f"State {key!r} of {self.scope.what} cannot hold {problem}; a value "
+                         "is what JSON carries: None, bool, int, float, str, and lists and "
+                         "dicts with str keys of those.")
+
+
+def _not_json(value: Any, path: str) -> Optional[str]:
+    """What in ``value`` JSON cannot carry (with where it is), or None."""
+    kind = type(value)
+    where = f" at {path}" if path else ""
+    if kind in _SCALARS:
+        if kind is int and not _INT64[0] <= value <= _INT64[1]:
+            return f"an integer beyond 64 bits{where}"
+        return None
+    if kind is float:
+        return None if math.isfinite(value) else f"the float {value!r}{where}"
+    if kind in (list, tuple):
+        for i, item in enumerate(value):
+            found = _not_json(item, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if kind is dict:
+        for name, item in value.items():
+            if type(name) is not str:
+                return f"a dict key of type {type(name).__name__}{where}"
+            found = _not_json(item, f"{path}.{name}" if path else name)
+            if found:
+                return found
+        return None
+    return f"a value of type {kind.__name__}{where}"
+
+
+def incremented(scope: Scope, key: str, text: Optional[str], amount: int) -> int:
+    """What ``incr`` writes: the value ``text`` holds (absent is 0) plus ``amount``.
+
+    Raises:
+        StateError: ``text`` holds no integer, or the sum passes 64 bits.
+    """
+    value = 0 if text is None else orjson.loads(text)
+    if type(value) is not int:
+        raise StateError(f"State {key!r} of {scope.what} holds {text}; incr adds to an "
+                         "integer.")
+    new = value + amount
+    if not _INT64[0] <= new <= _INT64[1]:
+        raise StateError(f"State {key!r} of {scope.what}: incr would pass 64 bits.")
+    return new
+
+
+def clear(plugin: str, *, rule: Optional[str] = None, symbol: Optional[str] = None,
+          directory: Optional[str] = None, url: Optional[str] = None) -> int:
+    """Drop a plugin's state, or one rule's or symbol's, for good.
+
+    eKuiper does not tell a plugin that a rule was deleted: call this (or
+    ``python -m kuiperlite state clear PLUGIN --rule RULE``) when it is.
+
+    Returns:
+        How many keys went.
+    """
+    store = open_store(plugin, directory=directory, url=url)
+    try:
+        return store.clear(rule=rule, symbol=symbol)
+    finally:
+        store.close()

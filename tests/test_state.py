@@ -1,0 +1,191 @@
+"""``ctx.state``: scopes, values, atomic counters and clearing, on SQLite and on Redis."""
+
+import os
+import threading
+
+import pytest
+
+from kuiperlite import Context, StateError
+from kuiperlite.kinds import FUNCTION, SINK, SOURCE
+from kuiperlite.state import Scope, State, Stores, clear, memory_stores, open_store
+
+from conftest import unique
+
+
+@pytest.fixture
+def plugin():
+    return unique("p")
+
+
+@pytest.fixture
+def stores(state_place, plugin):
+    opened = Stores(lambda: open_store(plugin, **state_place))
+    yield opened
+    opened.close()
+
+
+def state(stores, kind=SOURCE, symbol="src", rule="r1", op="o1", instance=0):
+    if kind is FUNCTION:
+        return State(stores, Scope.of_call(symbol, rule, instance))
+    return State(stores, Scope.of_instance(kind, symbol, rule, op, instance))
+
+
+VALUES = [None, True, False, 0, -7, 2**63 - 1, -(2**63), 1.5, "", "text ✓",
+          [], [1, "a", None, [2.5]], {}, {"offset": 42, "nested": {"list": [True]}}]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=repr)
+def test_every_json_value_reads_back_as_it_was_put(stores, value):
+    s = state(stores)
+    s.put("k", value)
+    got = s.get("k", "absent")
+    assert got == value and type(got) is type(value)
+
+
+def test_get_put_delete_incr(stores):
+    s = state(stores)
+    assert s.get("offset") is None and s.get("offset", 0) == 0
+    s.put("offset", 10)
+    assert s.get("offset") == 10
+    s.delete("offset")
+    s.delete("offset")  # deleting what is not there is no error
+    assert s.get("offset", -1) == -1
+    assert s.incr("count") == 1
+    assert s.incr("count", 41) == 42
+    assert s.incr("count", -2) == 40
+    assert s.get("count") == 40
+    s.put("count", 7)
+    assert s.incr("count") == 8
+
+
+def test_each_scope_keeps_its_own_keys(stores):
+    scopes = [state(stores), state(stores, instance=1), state(stores, op="o2"),
+              state(stores, rule="r2"), state(stores, symbol="other"),
+              state(stores, kind=SINK), state(stores, kind=FUNCTION, instance=0),
+              state(stores, kind=FUNCTION, instance=1)]
+    for i, s in enumerate(scopes):
+        s.put("k", i)
+    assert [s.get("k") for s in scopes] == list(range(len(scopes)))
+
+
+def test_a_second_handle_on_the_same_store_sees_the_state(state_place, plugin, stores):
+    state(stores).put("offset", 5)
+    stores.close()
+    again = Stores(lambda: open_store(plugin, **state_place))
+    try:
+        assert state(again).get("offset") == 5
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize(("value", "said"), [
+    ({1, 2}, "a value of type set"),
+    (object(), "a value of type object"),
+    (float("nan"), "the float nan"),
+    ({"a": [1, float("inf")]}, "the float inf at a[1]"),
+    (2**64, "an integer beyond 64 bits"),
+    ({1: "x"}, "a dict key of type int"),
+    (b"bytes", "a value of type bytes"),
+])
+def test_a_value_json_cannot_carry_is_an_error_naming_key_and_type(stores, value, said):
+    s = state(stores)
+    s.put("offset", 1)
+    with pytest.raises(StateError) as info:
+        s.put("offset", value)
+    assert str(info.value) == (
+        f"State 'offset' of source 'src' of rule r1/o1/0 cannot hold {said}; a value is what "
+        "JSON carries: None, bool, int, float, str, and lists and dicts with str keys of those.")
+    assert s.get("offset") == 1, "a refused value leaves the old one"
+
+
+def test_keys_are_strings(stores):
+    with pytest.raises(StateError, match=r"State keys are strings; source 'src' of rule "
+                                         r"r1/o1/0 used int 3\."):
+        state(stores).put(3, "x")  # type: ignore[arg-type]
+
+
+def test_incr_needs_an_integer_there_and_stays_in_64_bits(stores):
+    s = state(stores, kind=FUNCTION, symbol="count", rule="r", instance=2)
+    s.put("n", "seven")
+    with pytest.raises(StateError, match=r"""^State 'n' of function 'count' at call #2 of """
+                                         r"""rule r holds "seven"; incr adds to an integer\.$"""):
+        s.incr("n")
+    s.put("n", 1.0)
+    with pytest.raises(StateError, match="holds 1.0; incr adds to an integer"):
+        s.incr("n")
+    s.put("n", 2**63 - 1)
+    with pytest.raises(StateError, match="incr would pass 64 bits"):
+        s.incr("n")
+    assert s.get("n") == 2**63 - 1
+    with pytest.raises(StateError, match="incr adds an integer, got float 1.5"):
+        s.incr("m", 1.5)  # type: ignore[arg-type]
+
+
+def test_incr_is_atomic_across_threads(stores):
+    s = state(stores)
+
+    def add():
+        for _ in range(50):
+            s.incr("hits")
+
+    threads = [threading.Thread(target=add) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert s.get("hits") == 1000
+
+
+def test_100_instances_writing_at_once_keep_their_own_state(stores):
+    handles = [state(stores, instance=i) for i in range(100)]
+
+    def write(s, i):
+        for n in range(20):
+            s.put("offset", n + i)
+
+    threads = [threading.Thread(target=write, args=(s, i)) for i, s in enumerate(handles)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [s.get("offset") for s in handles] == [19 + i for i in range(100)]
+
+
+def test_entries_and_clear_by_rule_and_symbol(state_place, plugin, stores):
+    state(stores, rule="keep").put("a", 1)
+    state(stores, rule="drop").put("a", 2)
+    state(stores, rule="drop", kind=SINK, symbol="out").put("b", 3)
+    store = stores.get()
+    assert sorted((scope.kind, scope.rule, key, value)
+                  for scope, key, value in store.entries(rule="drop")) == [
+        ("sink", "drop", "b", "3"), ("source", "drop", "a", "2")]
+    assert clear(plugin, rule="drop", symbol="out", **state_place) == 1
+    assert clear(plugin, rule="drop", **state_place) == 1
+    assert [(s.rule, k) for s, k, _ in store.entries()] == [("keep", "a")]
+    assert clear(plugin, **state_place) == 1
+    assert store.entries() == []
+
+
+def test_a_hand_made_context_keeps_its_state_in_memory():
+    ctx = Context("counter", SOURCE, rule_id="r", op_id="o", instance_id=3)
+    assert ctx.state.incr("n") == 1 and ctx.state.incr("n") == 2
+    assert ctx.state.scope == Scope("source", "counter", "r", "o", 3)
+    fn = Context("f", FUNCTION, rule_id="r", func_id=4)
+    assert fn.state.scope == Scope("func", "f", "r", "", 4)
+    assert Context("other", SOURCE).state.get("n") is None
+
+
+def test_the_store_opens_at_first_use_only(tmp_path):
+    folder = tmp_path / "never"
+    stores = Stores(lambda: open_store("p", directory=str(folder)))
+    handle = state(stores)
+    assert not folder.exists() and not handle.used
+    handle.get("x")
+    assert handle.used and os.path.exists(folder / "p.sqlite3")
+    stores.close()
+
+
+def test_memory_stores_are_private():
+    a, b = memory_stores(), memory_stores()
+    state(a).put("k", 1)
+    assert state(b).get("k") is None
