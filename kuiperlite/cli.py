@@ -35,6 +35,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     serve_plugin(_load(args))
 
 
+def cmd_state(args: argparse.Namespace) -> int:
+    import os
+
+    from .errors import StateError
+    from .state import describe, open_store, sqlite_path
+
+    url = args.url or os.environ.get("KUIPERLITE_STATE_URL")
+    if not url and not os.path.exists(sqlite_path(args.plugin, args.dir)):
+        print(f"no state kept for plugin {args.plugin!r}: there is no "
+              f"{sqlite_path(args.plugin, args.dir)}")
+        return 0
+    if args.action == "clear" and not (args.rule or args.symbol or args.all):
+        print("kuiperlite: state clear drops state for good: name --rule, --symbol, or --all.",
+              file=sys.stderr)
+        return 2
+    try:
+        store = open_store(args.plugin, directory=args.dir, url=url)
+        try:
+            if args.action == "clear":
+                gone = store.clear(rule=args.rule, symbol=args.symbol)
+                print(f"cleared {gone} keys of plugin {args.plugin!r} in {store.where}")
+                return 0
+            entries = store.entries(rule=args.rule, symbol=args.symbol)
+            for scope, key, value in entries:
+                print(describe(scope, key, value))
+            if not entries:
+                print(f"no state kept for plugin {args.plugin!r} in {store.where}")
+            return 0
+        finally:
+            store.close()
+    except StateError as err:
+        print(f"kuiperlite: {err}", file=sys.stderr)
+        return 2
+
+
 def cmd_meta(args: argparse.Namespace) -> int:
     from . import metadata
 
@@ -173,6 +208,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds a request may take to arrive (default: 10)")
     _ekuiper_argument(serve)
     serve.set_defaults(func=cmd_serve)
+
+    state = commands.add_parser(
+        "state", help="list or clear the state a plugin keeps",
+        description="List or clear a plugin's ctx.state: all of it, or one rule's or "
+                    "symbol's. eKuiper does not tell a plugin that a rule was deleted: "
+                    "clear its state with --rule.")
+    state.add_argument("action", choices=["list", "clear"])
+    state.add_argument("plugin", help="the plugin's name")
+    state.add_argument("--rule", help="only this rule's state")
+    state.add_argument("--symbol", help="only this symbol's state")
+    state.add_argument("--all", action="store_true", help="with clear: every key of the plugin")
+    where = state.add_mutually_exclusive_group()
+    where.add_argument("--dir", metavar="FOLDER",
+                       help="the SQLite stores' folder (default: KUIPERLITE_STATE_DIR, or the "
+                            "user's state folder; under eKuiper, <eKuiper>/data/kuiperlite)")
+    where.add_argument("--url", metavar="URL",
+                       help="a Redis store, redis://host:port/db (default: "
+                            "KUIPERLITE_STATE_URL)")
+    state.set_defaults(func=cmd_state)
     return parser
 
 

@@ -102,11 +102,16 @@ def open_store(plugin: str, *, directory: Optional[str] = None,
         from .redis_store import RedisStore
 
         return RedisStore(url, plugin)
-    from .locations import state_dir
     from .sqlite_store import SQLiteStore
 
-    folder = directory or str(state_dir())
-    return SQLiteStore(os.path.join(folder, f"{plugin}.sqlite3"))
+    return SQLiteStore(sqlite_path(plugin, directory))
+
+
+def sqlite_path(plugin: str, directory: Optional[str] = None) -> str:
+    """The plugin's SQLite file: ``<plugin>.sqlite3`` in ``directory`` or the state folder."""
+    from .locations import state_dir
+
+    return os.path.join(directory or str(state_dir()), f"{plugin}.sqlite3")
 
 
 class Stores:
@@ -258,6 +263,11 @@ def incremented(scope: Scope, key: str, text: Optional[str], amount: int) -> int
     if not _INT64[0] <= new <= _INT64[1]:
         raise StateError(f"State {key!r} of {scope.what}: incr would pass 64 bits.")
     return new
+
+
+def describe(scope: Scope, key: str, value: str) -> str:
+    """One line for a kept key: ``source 'numbers' of rule r1/op1/0: next = 20``."""
+    return f"{scope.what}: {key} = {value}"
 
 
 def clear(plugin: str, *, rule: Optional[str] = None, symbol: Optional[str] = None,

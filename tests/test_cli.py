@@ -88,3 +88,42 @@ def test_usage():
     assert out.returncode == 2
     assert "usage: python -m kuiperlite" in out.stderr
     assert "run" in kuiperlite("--help").stdout
+
+
+def test_state_lists_and_clears_what_a_plugin_keeps(state_place):
+    from kuiperlite.kinds import SINK, SOURCE
+    from kuiperlite.state import Scope, State, Stores, open_store
+
+    name = unique("p")
+    where = ["--dir", state_place["directory"]] if "directory" in state_place else \
+        ["--url", state_place["url"]]
+    assert kuiperlite("state", "list", name, *where).stdout.startswith(
+        f"no state kept for plugin {name!r}")
+    stores = Stores(lambda: open_store(name, **state_place))
+    State(stores, Scope.of_instance(SOURCE, "numbers", "r1", "op1", 0)).put("next", 20)
+    State(stores, Scope.of_instance(SINK, "tally", "r2", "op1", 0)).put("kept", {"a": [1]})
+    stores.close()
+    listed = kuiperlite("state", "list", name, *where)
+    assert listed.stdout.splitlines() == [
+        "sink 'tally' of rule r2/op1/0: kept = {\"a\":[1]}",
+        "source 'numbers' of rule r1/op1/0: next = 20"]
+    assert kuiperlite("state", "list", name, "--rule", "r1", *where).stdout.splitlines() == [
+        "source 'numbers' of rule r1/op1/0: next = 20"]
+    refused = kuiperlite("state", "clear", name, *where)
+    assert refused.returncode == 2 and refused.stderr.strip() == (
+        "kuiperlite: state clear drops state for good: name --rule, --symbol, or --all.")
+    cleared = kuiperlite("state", "clear", name, "--rule", "r1", *where)
+    assert cleared.returncode == 0 and cleared.stdout.startswith(
+        f"cleared 1 keys of plugin {name!r} in ")
+    assert kuiperlite("state", "list", name, *where).stdout.splitlines() == [
+        "sink 'tally' of rule r2/op1/0: kept = {\"a\":[1]}"]
+    assert kuiperlite("state", "clear", name, "--all", *where).stdout.startswith("cleared 1 ")
+
+
+def test_state_of_an_unusable_store_is_one_sentence(tmp_path):
+    name = unique("p")
+    (tmp_path / f"{name}.sqlite3").write_text("not a database" * 100)
+    out = kuiperlite("state", "list", name, "--dir", str(tmp_path))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.startswith(f"kuiperlite: The state store {tmp_path}/{name}.sqlite3 cannot "
+                                 "be used (file is not a database)")
