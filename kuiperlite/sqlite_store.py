@@ -11,21 +11,30 @@ the first time the state is used, never a silent reset.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
 from typing import Optional
 
+import orjson
+
 from .errors import StateError
 from .state import Scope, incremented
 
 TABLE = "kuiperlite_state"
-_COLUMNS = "kind, symbol, rule, op, instance"
-_WHERE = "kind = ? AND symbol = ? AND rule = ? AND op = ? AND instance = ? AND key = ?"
-_SCHEMA = (f"CREATE TABLE IF NOT EXISTS {TABLE} (kind TEXT NOT NULL, symbol TEXT NOT NULL, "
-           "rule TEXT NOT NULL, op TEXT NOT NULL, instance INTEGER NOT NULL, "
-           "key TEXT NOT NULL, value TEXT NOT NULL, "
-           f"PRIMARY KEY ({_COLUMNS}, key)) WITHOUT ROWID")
+# A scope is one column, its JSON array: a two-column key keeps a write short.
+_GET = f"SELECT value FROM {TABLE} WHERE scope = ? AND key = ?"
+_PUT = f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?)"
+_DELETE = f"DELETE FROM {TABLE} WHERE scope = ? AND key = ?"
+_ALL = f"SELECT scope, key, value FROM {TABLE} ORDER BY scope, key"
+_SCHEMA = (f"CREATE TABLE IF NOT EXISTS {TABLE} (scope TEXT NOT NULL, key TEXT NOT NULL, "
+           "value TEXT NOT NULL, PRIMARY KEY (scope, key)) WITHOUT ROWID")
+
+
+@functools.lru_cache(maxsize=4096)
+def _column(scope: Scope) -> str:
+    return orjson.dumps(list(scope)).decode()
 
 
 class SQLiteStore:
@@ -47,7 +56,7 @@ class SQLiteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(_SCHEMA)
-            self._db.execute(f"SELECT {_COLUMNS}, key, value FROM {TABLE} LIMIT 1").fetchall()
+            self._db.execute(f"SELECT scope, key, value FROM {TABLE} LIMIT 1").fetchall()
         except sqlite3.Error as err:
             self._db.close()
             raise self._unusable(err) from None
@@ -57,67 +66,65 @@ class SQLiteStore:
             f"The state store {self.where} cannot be used ({err}); kuiperlite never resets "
             "a store: fix the folder's permissions, or move the file away to start empty.")
 
+    def _failed(self, err: sqlite3.Error) -> StateError:
+        return StateError(f"The state store {self.where} failed: {err}.")
+
     def _run(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
             try:
                 return self._db.execute(sql, args).fetchall()
             except sqlite3.Error as err:
-                raise StateError(f"The state store {self.where} failed: {err}.") from None
+                raise self._failed(err) from None
 
     def get(self, scope: Scope, key: str) -> Optional[str]:
-        rows = self._run(f"SELECT value FROM {TABLE} WHERE {_WHERE}", (*scope, key))
+        rows = self._run(_GET, (_column(scope), key))
         return rows[0][0] if rows else None
 
     def put(self, scope: Scope, key: str, value: str) -> None:
-        self._run(f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
-                  (*scope, key, value))
+        with self._lock:
+            try:
+                self._db.execute(_PUT, (_column(scope), key, value))
+            except sqlite3.Error as err:
+                raise self._failed(err) from None
 
     def delete(self, scope: Scope, key: str) -> None:
-        self._run(f"DELETE FROM {TABLE} WHERE {_WHERE}", (*scope, key))
+        self._run(_DELETE, (_column(scope), key))
 
     def incr(self, scope: Scope, key: str, amount: int) -> int:
+        column = _column(scope)
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    rows = self._db.execute(f"SELECT value FROM {TABLE} WHERE {_WHERE}",
-                                            (*scope, key)).fetchall()
+                    rows = self._db.execute(_GET, (column, key)).fetchall()
                     new = incremented(scope, key, rows[0][0] if rows else None, amount)
-                    self._db.execute(f"INSERT OR REPLACE INTO {TABLE} VALUES "
-                                     "(?, ?, ?, ?, ?, ?, ?)", (*scope, key, str(new)))
+                    self._db.execute(_PUT, (column, key, str(new)))
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
                 self._db.execute("COMMIT")
             except sqlite3.Error as err:
-                raise StateError(f"The state store {self.where} failed: {err}.") from None
+                raise self._failed(err) from None
         return new
 
     def entries(self, rule: Optional[str] = None,
                 symbol: Optional[str] = None) -> list[tuple[Scope, str, str]]:
-        where, args = _filter(rule, symbol)
-        rows = self._run(f"SELECT {_COLUMNS}, key, value FROM {TABLE}{where} "
-                         f"ORDER BY {_COLUMNS}, key", args)
-        return [(Scope(*row[:5]), row[5], row[6]) for row in rows]
+        out = []
+        for column, key, value in self._run(_ALL):
+            scope = Scope(*orjson.loads(column))
+            if (rule is None or scope.rule == rule) and (symbol is None or scope.symbol == symbol):
+                out.append((scope, key, value))
+        return out
 
     def clear(self, rule: Optional[str] = None, symbol: Optional[str] = None) -> int:
-        where, args = _filter(rule, symbol)
+        gone = self.entries(rule, symbol)
         with self._lock:
             try:
-                return self._db.execute(f"DELETE FROM {TABLE}{where}", args).rowcount
+                self._db.executemany(_DELETE, [(_column(s), k) for s, k, _ in gone])
             except sqlite3.Error as err:
-                raise StateError(f"The state store {self.where} failed: {err}.") from None
+                raise self._failed(err) from None
+        return len(gone)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-def _filter(rule: Optional[str], symbol: Optional[str]) -> tuple[str, tuple]:
-    terms = [(name, value) for name, value in (("rule", rule), ("symbol", symbol))
-             if value is not None]
-    if not terms:
-        return "", ()
-    return " WHERE " + " AND ".join(f"{name} = ?" for name, _ in terms), \
-        tuple(value for _, value in terms)
-

@@ -211,6 +211,8 @@ class State:
         return store.incr(self.scope, key, amount)
 
     def _encode(self, key: str, value: Any) -> str:
+        if type(value) is int and _INT64[0] <= value <= _INT64[1]:
+            return str(value)  # an offset or a count: JSON's text is Python's
         problem = _not_json(value, "")
         if problem is None:
             try:
