@@ -1,19 +1,18 @@
 """Fault 6, generated: commands, sink payloads and function requests from hypothesis.
 
-These share one plugin process (in their own module, since function channels
-are named globally, by symbol, as in eKuiper).
+These share one process of the plugin tests/plugins/faults.py (in their own
+module, since function channels are named globally, by symbol, as in eKuiper).
 """
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_faults import PLUGIN
 
 from kuiperlite import wire
 from kuiperlite.dev import Host, gowire
 
-from conftest import unique
+from conftest import place_plugin, unique
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.floats(allow_nan=False)
@@ -41,8 +40,7 @@ commands = st.one_of(
 
 @pytest.fixture(scope="module")
 def shared_host(tmp_path_factory):
-    path = tmp_path_factory.mktemp("gen") / f"{unique('gen')}.py"
-    path.write_text(PLUGIN + "\nimport kuiperlite\nkuiperlite.run()\n")
+    path = place_plugin("faults", tmp_path_factory.mktemp("gen"), stem=unique("gen"))
     host = Host.launch(str(path))
     yield host
     host.close()
