@@ -75,8 +75,16 @@ def test_stop_while_sleeping_is_prompt_and_runs_finally(kuiperlite_host, plugin)
 
 def test_stop_of_an_instance_that_is_gone_is_ok(kuiperlite_host, plugin):
     host = kuiperlite_host(plugin)
-    host.command("stop", Control("counter", "source", Meta("never", "started", 0)))
-    host.command("stop", Control("revert", "func"))
+    stopped = host.start_source("sleeper", rule="gone")
+    stopped.stop()
+    wait_until(lambda: host.process.printed("SLEEPER-CLOSED gone"), message="the instance to end")
+    for control in (stopped.control,  # stopped already
+                    Control("counter", "source", Meta("never", "started", 0)),
+                    Control("revert", "func")):
+        assert host.send_raw(gowire.encode_command("stop", control)) == wire.OK, control
+    assert host.alive
+    with host.function("revert") as fn:  # and the plugin goes on
+        assert fn.call("ab") == "ba"
 
 
 def test_many_instances_each_get_exactly_their_own_data(kuiperlite_host, plugin):
@@ -148,11 +156,17 @@ def test_a_large_payload_reaches_the_sink(kuiperlite_host, plugin):
 def test_back_pressure_waits_and_loses_nothing(kuiperlite_host, plugin):
     host = kuiperlite_host(plugin)
     with host.start_source("counter", config={"count": 4000, "size": 2000}) as src:
-        wait_until(lambda: True)
-        time.sleep(2.0)  # eKuiper stalls (a slow rule) for longer than the SDK's send timeout
+        # eKuiper stalls (a slow rule) for longer than the SDK's send timeout: the 8 MB
+        # of records do not fit in the channel, so the source waits, and says so after 5 s
+        who = "eKuiper (source 'counter' of rule rule1/op1/0)"
+        wait_until(lambda: host.process.printed(f"{who} has not read for 5 s; waiting (nothing "
+                                                "is dropped)"), 30, message="the source to wait")
+        assert not host.process.printed("FINALLY rule1")  # held back, not done
         records = src.records(4000, timeout=60)
         assert [r["i"] for r in records] == list(range(4000))
         wait_until(lambda: host.process.printed("FINALLY rule1"), message="the source to finish")
+        wait_until(lambda: host.process.printed(f"{who} reads again after"),
+                   message="the source to say it sends again")
 
 
 def test_same_key_started_again_replaces_the_instance(kuiperlite_host, plugin):
