@@ -135,11 +135,13 @@ def test_stop_storm(kuiperlite_host, plugin):
 
 def test_a_slow_sink_does_not_hold_the_control_channel(kuiperlite_host, plugin):
     host = kuiperlite_host(plugin)
-    snk = host.start_sink("slow", rule=unique("k"), config={"requireAck": True})
+    rule = unique("k")
+    snk = host.start_sink("slow", rule=rule, config={"requireAck": True})
     acks = []
     sender = threading.Thread(target=lambda: acks.append(snk.send({"x": 1}, timeout=10)))
     sender.start()
-    time.sleep(0.2)  # the sink is now inside its 2 s call
+    wait_until(lambda: host.process.printed(f"SLOW-IN {rule}"),
+               message="the sink to be inside its 2 s call")
     for _ in range(5):
         started = time.monotonic()
         host.start_source("idle", rule=unique("r")).stop()

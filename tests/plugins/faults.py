@@ -86,7 +86,8 @@ def record(ctx: Context, data: Any, *, path: str = "") -> None:
 
 @sink
 def slow(ctx: Context, data: Any) -> None:
-    """Take 2 s over each payload."""
+    """Say it is inside its call, then take 2 s over each payload."""
+    print("SLOW-IN", ctx.rule_id, flush=True)
     time.sleep(2)
 
 
