@@ -23,6 +23,11 @@ from kuiperlite import wire
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
+
+# How each plugin in tests/plugins ends, so that running the file serves it.
+RUN_LINE = '\n\nif __name__ == "__main__":\n    kuiperlite.run()\n'
 
 
 # Names unique() gave out during the running test: what the leak check looks for.
@@ -76,6 +81,39 @@ def write_plugin(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+def plugin_source(name: str, *, main: bool = True) -> str:
+    """The text of tests/plugins/NAME.py; without its guarded run() line unless ``main``."""
+    text = (PLUGINS / f"{name}.py").read_text()
+    if not main:
+        if not text.endswith(RUN_LINE):
+            raise ValueError(f"tests/plugins/{name}.py does not end with {RUN_LINE!r}")
+        text = text[:-len(RUN_LINE)]
+    return text
+
+
+def place_plugin(name: str, folder: Path, *, main: bool = True,
+                 stem: Optional[str] = None) -> Path:
+    """Copy tests/plugins/NAME.py into ``folder`` as STEM.py (default: a unique stem).
+
+    The stem is the plugin name: its control channel and, for a packaged
+    plugin, its folder are named after it, so each test's copy must have its own.
+    """
+    path = folder / f"{stem or unique('p')}.py"
+    path.write_text(plugin_source(name, main=main))
+    return path
+
+
+@pytest.fixture
+def copy_plugin(tmp_path: Path) -> Callable[..., Path]:
+    """Copy a plugin from tests/plugins into the test's folder; its stem (the
+    plugin name) is unique. ``main=False`` leaves out its guarded run() line."""
+
+    def copy(name: str, *, main: bool = True) -> Path:
+        return place_plugin(name, tmp_path, main=main)
+
+    return copy
 
 
 # kuiperlite's own sockets go to this session's folder, never /tmp, where a

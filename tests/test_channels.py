@@ -125,19 +125,30 @@ def test_send_blocking_waits_for_a_slow_peer_and_loses_nothing():
     push = pusher(addr, send_timeout=0.05)
     stopping = threading.Event()
     sent = []
+    timeouts = []
+
+    class Counted:
+        """The push socket, counting the sends that time out on a full pipe."""
+
+        def send(self, data):
+            try:
+                push.send(data)
+            except pynng.Timeout:
+                timeouts.append(data)
+                raise
 
     pad = b" " * 10_000
 
     def produce():
         for i in range(2000):
-            if not send_blocking(push, str(i).encode() + pad, stopping):
+            if not send_blocking(Counted(), str(i).encode() + pad, stopping):
                 return
             sent.append(i)
 
     producer = threading.Thread(target=produce)
     producer.start()
-    wait_until(lambda: sent, message="the first send")
-    time.sleep(0.5)  # the reader stalls; the producer fills the pipe and waits
+    # the reader stalls; the producer fills the pipe and waits, send after send
+    wait_until(lambda: len(timeouts) >= 3, message="the producer to wait on a full pipe")
     assert len(sent) < 2000
     got = []
     while len(got) < 2000:

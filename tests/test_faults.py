@@ -21,116 +21,12 @@ from kuiperlite.errors import HostError
 from kuiperlite.plugin import load
 from kuiperlite.wire import Meta
 
-from conftest import EXAMPLES, pid_alive, unique, wait_until
-
-PLUGIN = '''
-import os, time
-from kuiperlite import Context, function, sink, source
-
-@source
-def tagged(ctx: Context, *, count: int = 0, interval: float = 0.0):
-    i = 0
-    while count == 0 or i < count:
-        yield {"rule": ctx.rule_id, "i": i, "pid": os.getpid()}
-        i += 1
-        if interval and not ctx.sleep(interval):
-            return
-
-@source
-def idle(ctx):
-    try:
-        while ctx.sleep(60):
-            yield {}
-    finally:
-        print("IDLE-END", ctx.rule_id, flush=True)
-
-@source
-def bad_records(ctx):
-    yield {"set": {1, 2}}
-    yield {"nan": float("nan")}
-    yield {"object": object()}
-    yield "text"
-    yield {"ok": True}
-
-@source
-def fails_setup(ctx):
-    raise RuntimeError("no device")
-    yield
-
-@source
-def fails_midway(ctx):
-    yield {"n": 1}
-    raise RuntimeError("lost the device")
-
-@source
-def fails_teardown(ctx):
-    try:
-        while ctx.sleep(60):
-            yield {}
-    finally:
-        raise RuntimeError("cannot close")
-
-@source
-def returns_at_once(ctx):
-    return
-    yield
-
-@sink
-def record(ctx, data, *, path: str = ""):
-    line = f"REC {ctx.rule_id} {data['n'] if isinstance(data, dict) else len(data)}\\n"
-    if path:  # one O_APPEND write per record: lines never interleave
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        os.write(fd, line.encode())
-        os.close(fd)
-    else:
-        print(line, end="", flush=True)
-
-@sink
-def slow(ctx, data):
-    time.sleep(2)
-
-@sink
-def fails_open(ctx):
-    raise RuntimeError("no database")
-    yield
-
-@sink
-def fails_record(ctx, data):
-    if data.get("bad"):
-        raise ValueError("bad record")
-
-@sink
-def fails_close(ctx):
-    try:
-        while True:
-            yield
-    finally:
-        raise RuntimeError("cannot flush")
-
-@sink
-def never_yields(ctx):
-    return
-    yield
-
-@function
-def echo(x):
-    return x
-
-@function
-def sleepy(seconds: float):
-    time.sleep(seconds)
-    print("SLEPT", seconds, flush=True)
-    return seconds
-
-@function
-def raises(x):
-    raise ValueError("bad value " + str(x))
-'''
+from conftest import EXAMPLES, SCRIPTS, pid_alive, unique, wait_until
 
 
 @pytest.fixture
-def plugin(write_plugin):
-    return write_plugin(PLUGIN)
+def plugin(copy_plugin):
+    return copy_plugin("faults")
 
 
 def threads_of(pid: int) -> int:
@@ -164,30 +60,11 @@ def test_idle_then_a_call_answers_at_once_also_after_host_socket_restarts(kuiper
 
 # 2 ----------------------------------------------------------- host death
 
-HOST_SCRIPT = '''
-import subprocess, sys, threading
-from kuiperlite.dev import Host
-name, path, log = sys.argv[1:4]
-host = Host(name)
-plugin = subprocess.Popen([sys.executable, "-u", path], stdout=open(log, "w"),
-                          stderr=subprocess.STDOUT)
-host.wait_handshake(30)
-src = host.start_source("tagged", rule=name, config={"interval": 0.001})
-snk = host.start_sink("record", rule=name, op="op2", config={"requireAck": True})
-def stream():
-    for i in range(10 ** 9):
-        src.recv()
-        snk.send({"n": i})
-threading.Thread(target=stream, daemon=True).start()
-print(plugin.pid, flush=True)
-threading.Event().wait()
-'''
-
 
 def test_host_killed_mid_stream_the_plugin_exits_and_cleans_up(plugin, tmp_path):
     log = tmp_path / "plugin.log"
-    host = subprocess.Popen([sys.executable, "-c", HOST_SCRIPT, plugin.stem, str(plugin),
-                             str(log)], stdout=subprocess.PIPE, text=True)
+    host = subprocess.Popen([sys.executable, str(SCRIPTS / "stream_host.py"), plugin.stem,
+                             str(plugin), str(log)], stdout=subprocess.PIPE, text=True)
     sink_file = wire.ipc_path(wire.data_address(Meta(plugin.stem, "op2", 0)))
     try:
         pid = int(host.stdout.readline())
@@ -258,11 +135,13 @@ def test_stop_storm(kuiperlite_host, plugin):
 
 def test_a_slow_sink_does_not_hold_the_control_channel(kuiperlite_host, plugin):
     host = kuiperlite_host(plugin)
-    snk = host.start_sink("slow", rule=unique("k"), config={"requireAck": True})
+    rule = unique("k")
+    snk = host.start_sink("slow", rule=rule, config={"requireAck": True})
     acks = []
     sender = threading.Thread(target=lambda: acks.append(snk.send({"x": 1}, timeout=10)))
     sender.start()
-    time.sleep(0.2)  # the sink is now inside its 2 s call
+    wait_until(lambda: host.process.printed(f"SLOW-IN {rule}"),
+               message="the sink to be inside its 2 s call")
     for _ in range(5):
         started = time.monotonic()
         host.start_source("idle", rule=unique("r")).stop()

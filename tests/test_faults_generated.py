@@ -1,19 +1,20 @@
 """Fault 6, generated: commands, sink payloads and function requests from hypothesis.
 
-These share one plugin process (in their own module, since function channels
-are named globally, by symbol, as in eKuiper).
+These share one process of the plugin tests/plugins/faults.py (in their own
+module, since function channels are named globally, by symbol, as in eKuiper).
 """
+
+from typing import Any
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_faults import PLUGIN
 
 from kuiperlite import wire
 from kuiperlite.dev import Host, gowire
 
-from conftest import unique
+from conftest import place_plugin, unique
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.floats(allow_nan=False)
@@ -41,8 +42,7 @@ commands = st.one_of(
 
 @pytest.fixture(scope="module")
 def shared_host(tmp_path_factory):
-    path = tmp_path_factory.mktemp("gen") / f"{unique('gen')}.py"
-    path.write_text(PLUGIN + "\nimport kuiperlite\nkuiperlite.run()\n")
+    path = place_plugin("faults", tmp_path_factory.mktemp("gen"), stem=unique("gen"))
     host = Host.launch(str(path))
     yield host
     host.close()
@@ -87,10 +87,48 @@ def test_generated_sink_payloads_always_get_one_ack(shared_sink, payload):
     assert sink.extra_ack() is None  # exactly one ack per message
 
 
+ECHO_COUNT = "echo() takes exactly 1 argument (x) but got {}."
+
+
+def echo_reply(raw: bytes) -> tuple[bool, Any]:
+    """What the plugin's ``echo(x)`` owes a request, read as eKuiper's requests are:
+    ``(True, the result)``, or ``(False, a phrase its error holds)``."""
+    if not raw:
+        return False, "The function request is empty; expected JSON."
+    try:
+        request = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False, "The function request is not valid JSON ("
+    if type(request) is not dict or type(request.get("func")) is not str:
+        return False, "The function request must be a JSON object with 'func' and 'arg'."
+    args = request.get("arg")
+    if args is None:
+        args = []
+    elif not isinstance(args, list):
+        return False, "The function request's 'arg' must be a list, got "
+    func = request["func"]
+    if func == "Validate":
+        return (True, "") if len(args) == 1 else (False, ECHO_COUNT.format(len(args)))
+    if func == "IsAggregate":
+        return True, False
+    if func == "Exec":  # the arguments, then the function meta: a JSON string
+        if not args or type(args[-1]) is not str:
+            return False, "Exec needs the function meta as its last argument, a JSON string"
+        if len(args) != 2:
+            return False, ECHO_COUNT.format(len(args) - 1)
+        return True, args[0]
+    return False, f"Unknown function request {func!r}; expected Validate, Exec or IsAggregate."
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(raw=st.binary(max_size=64) | json_values.map(orjson.dumps) | st.builds(
     lambda func, arg: orjson.dumps({"func": func, "arg": arg}),
     st.sampled_from(["Validate", "Exec", "IsAggregate"]) | st.text(), json_values))
 def test_generated_function_requests_get_a_reply(shared_function, raw):
-    state, _ = gowire.decode_reply(shared_function.channel.request(raw, 10))
-    assert isinstance(state, bool)
+    state, result = gowire.decode_reply(shared_function.channel.request(raw, 10))
+    expected_state, expected = echo_reply(raw)
+    if expected_state:
+        assert (state, result) == (True, expected)
+    else:
+        assert state is False and isinstance(result, str) and expected in result, result
+        assert "\n" not in result and "Traceback" not in result

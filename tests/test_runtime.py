@@ -15,71 +15,14 @@ from kuiperlite.dev import Host, gowire
 from kuiperlite.errors import HostError
 from kuiperlite.wire import Control, Meta
 
-from conftest import FIXTURES, unique, wait_until
+from conftest import FIXTURES, place_plugin, unique, wait_until
 
 CONDA = FIXTURES / "bin"  # a stand-in for `conda run`, which holds output back
 
-PLUGIN = '''
-from kuiperlite import Context, function, sink, source
-
-
-@source
-def counter(ctx: Context, datasource: str, *, count: int = 0, interval: float = 0.0,
-            tag: str = "", size: int = 0):
-    pad = "x" * size
-    i = 0
-    try:
-        while count == 0 or i < count:
-            yield {"i": i, "rule": ctx.rule_id, "tag": tag, "ds": datasource, "pad": pad}
-            i += 1
-            if interval and not ctx.sleep(interval):
-                break
-    finally:
-        print("FINALLY", ctx.rule_id, flush=True)
-
-
-@source
-def sleeper(ctx):
-    try:
-        while ctx.sleep(60):
-            yield {}
-    finally:
-        print("SLEEPER-CLOSED", ctx.rule_id, flush=True)
-
-
-@source
-def broken(ctx):
-    yield {"ok": 1}
-    raise ValueError("sensor unplugged")
-
-
-@sink
-def collect(ctx, data, *, fail_on: str = "", quiet: bool = False):
-    if isinstance(data, dict) and data.get("name") == fail_on:
-        raise OSError("cannot write " + fail_on)
-    if not quiet:
-        print("GOT", ctx.rule_id, repr(data), flush=True)
-
-
-@sink
-def last(ctx, data: bytes):
-    print("LAST", ctx.rule_id, len(data), data[-20:].decode(), flush=True)
-
-
-@function
-def revert(s: str) -> str:
-    return s[::-1]
-
-
-@function
-def boom(x):
-    raise RuntimeError("nope")
-'''
-
 
 @pytest.fixture
-def plugin(write_plugin):
-    return write_plugin(PLUGIN)
+def plugin(copy_plugin):
+    return copy_plugin("runtime")
 
 
 
@@ -132,8 +75,16 @@ def test_stop_while_sleeping_is_prompt_and_runs_finally(kuiperlite_host, plugin)
 
 def test_stop_of_an_instance_that_is_gone_is_ok(kuiperlite_host, plugin):
     host = kuiperlite_host(plugin)
-    host.command("stop", Control("counter", "source", Meta("never", "started", 0)))
-    host.command("stop", Control("revert", "func"))
+    stopped = host.start_source("sleeper", rule="gone")
+    stopped.stop()
+    wait_until(lambda: host.process.printed("SLEEPER-CLOSED gone"), message="the instance to end")
+    for control in (stopped.control,  # stopped already
+                    Control("counter", "source", Meta("never", "started", 0)),
+                    Control("revert", "func")):
+        assert host.send_raw(gowire.encode_command("stop", control)) == wire.OK, control
+    assert host.alive
+    with host.function("revert") as fn:  # and the plugin goes on
+        assert fn.call("ab") == "ba"
 
 
 def test_many_instances_each_get_exactly_their_own_data(kuiperlite_host, plugin):
@@ -205,11 +156,17 @@ def test_a_large_payload_reaches_the_sink(kuiperlite_host, plugin):
 def test_back_pressure_waits_and_loses_nothing(kuiperlite_host, plugin):
     host = kuiperlite_host(plugin)
     with host.start_source("counter", config={"count": 4000, "size": 2000}) as src:
-        wait_until(lambda: True)
-        time.sleep(2.0)  # eKuiper stalls (a slow rule) for longer than the SDK's send timeout
+        # eKuiper stalls (a slow rule) for longer than the SDK's send timeout: the 8 MB
+        # of records do not fit in the channel, so the source waits, and says so after 5 s
+        who = "eKuiper (source 'counter' of rule rule1/op1/0)"
+        wait_until(lambda: host.process.printed(f"{who} has not read for 5 s; waiting (nothing "
+                                                "is dropped)"), 30, message="the source to wait")
+        assert not host.process.printed("FINALLY rule1")  # held back, not done
         records = src.records(4000, timeout=60)
         assert [r["i"] for r in records] == list(range(4000))
         wait_until(lambda: host.process.printed("FINALLY rule1"), message="the source to finish")
+        wait_until(lambda: host.process.printed(f"{who} reads again after"),
+                   message="the source to say it sends again")
 
 
 def test_same_key_started_again_replaces_the_instance(kuiperlite_host, plugin):
@@ -257,13 +214,12 @@ def test_plugin_exits_when_the_control_peer_vanishes(plugin):
         proc.wait()
 
 
-def test_plugin_reports_a_missing_host(write_plugin):
-    path = write_plugin(PLUGIN)
-    out = subprocess.run([sys.executable, "-u", str(path)], capture_output=True, text=True,
+def test_plugin_reports_a_missing_host(plugin):
+    out = subprocess.run([sys.executable, "-u", str(plugin)], capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 1
     assert (f"cannot reach eKuiper: nothing answers on "
-            f"{wire.control_address(path.stem)}") in out.stdout
+            f"{wire.control_address(plugin.stem)}") in out.stdout
 
 
 def test_definition_errors_stop_the_plugin_with_one_line(write_plugin):
@@ -290,20 +246,8 @@ def test_records_are_framed_as_the_sdks_frame_them(kuiperlite_host, plugin):
                                              "pad": ""}, "meta": None}
 
 
-PRINTER = """
-from kuiperlite import source
-
-@source
-def printer(ctx):
-    for i in range(200):
-        print("PRINTED", ctx.rule_id, i)  # no flush, while the runtime logs
-    ctx.sleep(3600)
-    yield {}
-"""
-
-
-def test_without_dash_u_output_still_arrives_line_by_line(write_plugin):
-    path = write_plugin(PRINTER)
+def test_without_dash_u_output_still_arrives_line_by_line(copy_plugin):
+    path = copy_plugin("printer")
     with Host(path.stem, ipc_dir=os.path.dirname(path)) as host:
         host.spawn([sys.executable, str(path), "{}"], str(path.parent))  # no -u: buffered stdout
         host.wait_handshake(30)
@@ -320,8 +264,7 @@ def test_under_conda_the_log_goes_live_to_a_file_in_ekuipers_log_folder(kuiperli
     folder = tmp_path / "kuiper" / "plugins" / "portable" / name
     folder.mkdir(parents=True)
     (tmp_path / "kuiper" / "log").mkdir()
-    path = folder / f"{name}.py"
-    path.write_text(PLUGIN + "\nimport kuiperlite\nkuiperlite.run()\n")
+    path = place_plugin("runtime", folder, stem=name)
     log_file = tmp_path / "kuiper" / "log" / f"plugin_{name}.log"
     host = kuiperlite_host(path, conda_env="edge", env={"PATH": f"{CONDA}:{os.environ['PATH']}"})
     assert host.process.argv[:4] == ["conda", "run", "-n", "edge"]

@@ -32,8 +32,23 @@ def test_the_journal_carries_starts_stops_and_the_goodbye_over_a_pipe():
 def test_the_journal_survives_its_supervisor_going_away():
     read_end, write_end = os.pipe()
     os.close(read_end)
-    Journal(write_end).stopped("gone")  # EPIPE: the orphan check ends the worker instead
+    journal = Journal(write_end)
+    errors: list = []
+
+    def write():
+        try:
+            journal.stopped("gone")  # EPIPE: the orphan check ends the worker instead
+            journal.started("r1_op1_0_print", 70, b"x" * 100_000)  # more than a pipe holds
+            journal.exiting(0)
+        except BaseException as err:
+            errors.append(err)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    writer.join(5)
+    alive = writer.is_alive()
     os.close(write_end)
+    assert not alive and errors == []  # no write raised, none blocked
 
 
 def test_in_flight_marks_functions_by_request_and_sinks_by_slot():

@@ -1,6 +1,7 @@
 import math
 import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -152,8 +153,13 @@ def test_sockets_live_in_ekuipers_folder_unless_told_otherwise():
 
 
 @pytest.mark.parametrize("name", ["rule1", "r-1.x", "règle_7", "a.b"])
-def test_names_that_fit_a_socket_file_name(name):
-    wire.check_ipc_name(name, "ruleId")
+def test_names_that_fit_a_socket_file_name(name, tmp_path):
+    wire.check_ipc_name(name, "ruleId")  # raises for a name that does not fit
+    file_name = os.path.basename(wire.ipc_path(wire.data_address(Meta(name, "op1", 0))))
+    assert file_name == f"{name}_op1_0.ipc"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / file_name))  # a socket file of that name can be made
+    assert (tmp_path / file_name).is_socket()
 
 
 @pytest.mark.parametrize("name", ["a/b", "..", "x..y", "a\x00b", "a\nb", "tab\t", "del\x7f",

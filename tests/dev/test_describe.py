@@ -4,30 +4,14 @@ import json
 import subprocess
 import sys
 
-PLUGIN = '''
-from kuiperlite import Context, function, sink, source
-
-@source
-def counter(ctx: Context):
-    yield {"i": 1}
-
-@sink
-def keep(ctx: Context, data):
-    pass
-
-@function
-def shout(s: str) -> str:
-    return s.upper()
-'''
-
 
 def describe(path, *more):
     return subprocess.run([sys.executable, "-m", "kuiperlite.dev.describe", str(path), *more],
                           cwd=str(path.parent), capture_output=True, text=True, timeout=60)
 
 
-def test_it_prints_the_name_and_symbols_as_one_json_line(write_plugin):
-    path = write_plugin(PLUGIN)
+def test_it_prints_the_name_and_symbols_as_one_json_line(copy_plugin):
+    path = copy_plugin("described")
     out = describe(path)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"name": path.stem, "sources": ["counter"],
@@ -40,7 +24,7 @@ def test_a_file_that_does_not_load_is_its_error_and_exit_code_2(write_plugin):
     assert "No module named 'no_such_module_anywhere'" in out.stderr
 
 
-def test_it_takes_exactly_one_file(write_plugin):
-    out = describe(write_plugin(PLUGIN), "extra")
+def test_it_takes_exactly_one_file(copy_plugin):
+    out = describe(copy_plugin("described"), "extra")
     assert out.returncode == 2
     assert out.stderr.strip() == "usage: python -m kuiperlite.dev.describe FILE"

@@ -17,34 +17,10 @@ from kuiperlite.wire import Control, Meta
 
 from conftest import pid_alive, unique, wait_until
 
-PLUGIN = '''
-import os, sys
-from kuiperlite import function, sink, source
-
-@source
-def pid(ctx):
-    while ctx.sleep(0.05):
-        yield {"pid": os.getpid()}
-
-@sink
-def show(ctx, data):
-    print("SHOW", os.getpid(), data, flush=True)
-
-@function
-def first(x):
-    return ["first", x]
-
-@function
-def second(x):
-    return ["second", x]
-
-print("ARGV", sys.argv[1:], "CWD", os.getcwd(), flush=True)
-'''
-
 
 @pytest.mark.parametrize("executable", [False, True])
-def test_launch_runs_the_plugin_as_ekuiper_does(kuiperlite_host, write_plugin, executable):
-    path = write_plugin(PLUGIN)
+def test_launch_runs_the_plugin_as_ekuiper_does(kuiperlite_host, copy_plugin, executable):
+    path = copy_plugin("launched")
     host = kuiperlite_host(path, executable=executable)
     served = [] if executable else ["-m", "kuiperlite", "run"]
     assert host.process.argv == [sys.executable, "-u", *served, str(path),
@@ -59,18 +35,19 @@ UNGUARDED = "import kuiperlite\nkuiperlite.run()\n"
 @pytest.mark.parametrize(("ending", "executable"), [
     ("", False), ("guarded", False), (UNGUARDED, False),  # served, as packaged
     ("guarded", True), (UNGUARDED, True)])                 # the file is the program
-def test_a_file_is_served_whatever_its_run_line(kuiperlite_host, write_plugin, ending,
+def test_a_file_is_served_whatever_its_run_line(kuiperlite_host, copy_plugin, ending,
                                                  executable):
-    path = write_plugin(PLUGIN + ("" if ending == "guarded" else ending),
-                        main=ending == "guarded")
+    path = copy_plugin("launched", main=ending == "guarded")
+    if ending != "guarded":
+        path.write_text(path.read_text() + ending)
     host = kuiperlite_host(path, executable=executable)
     with host.function("first") as fn:
         assert fn.call(1) == ["first", 1]
 
 
 def test_a_dead_plugin_is_restarted_on_a_start_and_its_starts_replayed(kuiperlite_host,
-                                                                       write_plugin):
-    host = kuiperlite_host(write_plugin(PLUGIN))
+                                                                       copy_plugin):
+    host = kuiperlite_host(copy_plugin("launched"))
     src = host.start_source("pid", rule=unique("r"))
     snk = host.start_sink("show", rule=unique("k"), config={"requireAck": True})
     fn_first = host.function("first")
@@ -153,8 +130,8 @@ def test_an_error_answer_raises_with_the_plugins_text(fake_plugin):
     thread.join(5)
 
 
-def test_close_ends_the_plugin_process(write_plugin):
-    host = Host.launch(str(write_plugin(PLUGIN)))
+def test_close_ends_the_plugin_process(copy_plugin):
+    host = Host.launch(str(copy_plugin("launched")))
     pid = host.process.pid
     host.start_source("pid", rule=unique("r"))
     host.close()
@@ -162,8 +139,8 @@ def test_close_ends_the_plugin_process(write_plugin):
     assert host.process.poll() == 0  # SIGTERM: a clean exit
 
 
-def test_attach_to_a_plugin_started_by_hand(write_plugin):
-    path = write_plugin(PLUGIN)
+def test_attach_to_a_plugin_started_by_hand(copy_plugin):
+    path = copy_plugin("launched")
     host = Host(path.stem)
     proc = subprocess.Popen([sys.executable, "-u", str(path)], stdout=subprocess.DEVNULL)
     try:
@@ -241,8 +218,8 @@ def test_names_that_cannot_be_socket_files_are_refused_before_listening(ipc_dir)
         assert os.listdir(ipc_dir) == [f"plugin_{host.name}.ipc"]
 
 
-def test_messages_name_the_instance_they_are_about(kuiperlite_host, write_plugin):
-    host = kuiperlite_host(write_plugin(PLUGIN))
+def test_messages_name_the_instance_they_are_about(kuiperlite_host, copy_plugin):
+    host = kuiperlite_host(copy_plugin("launched"))
     rule = unique("r")
     src = host.start_source("pid", rule=rule, op="op7", instance=3)
     snk = host.start_sink("show", rule=rule, op="op8")

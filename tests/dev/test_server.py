@@ -37,36 +37,6 @@ from kuiperlite.errors import HostError
 
 from conftest import pid_alive, wait_until
 
-PLUGIN = '''
-import os
-from kuiperlite import Context, function, sink, source
-
-@source
-def counter(ctx: Context, *, step: int = 1):
-    i = 0
-    while ctx.sleep(0.05):
-        yield {"i": i, "pid": os.getpid()}
-        i += step
-
-@source
-def unplugged(ctx: Context):
-    raise OSError("sensor unplugged")
-
-@sink
-def keep(ctx: Context, data):
-    if data == {"fail": True}:
-        raise OSError("disk full")
-    print("KEEP", data, flush=True)
-
-@function
-def shout(s: str) -> str:
-    return s.upper() + "!"
-
-@function
-def broken(x):
-    raise RuntimeError("no luck")
-'''
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -175,8 +145,8 @@ def http_request(method, path, port, body=b"", **headers) -> bytes:
 
 
 @pytest.fixture
-def plugin(write_plugin):
-    return write_plugin(PLUGIN)
+def plugin(copy_plugin):
+    return copy_plugin("served")
 
 
 @pytest.fixture
@@ -715,14 +685,11 @@ def test_a_taken_control_channel_stops_serve_with_a_sentence(plugin):
         os.rmdir(folder)
 
 
-def test_a_plugin_that_hangs_while_loading_is_a_clear_error(write_plugin, tmp_path):
+def test_a_plugin_that_hangs_while_loading_is_a_clear_error(copy_plugin, tmp_path,
+                                                            monkeypatch):
     marker = tmp_path / "child.pid"
-    hangs = write_plugin(f'''
-        import subprocess, sys, time
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-        open({str(marker)!r}, "w").write(str(child.pid))
-        time.sleep(120)
-    ''')
+    monkeypatch.setenv("HANGS_MARKER", str(marker))
+    hangs = copy_plugin("hangs")
     started = time.monotonic()
     with pytest.raises(LoadFailed) as info:
         describe(hangs, timeout=2)
@@ -758,7 +725,7 @@ def test_a_port_serve_cannot_listen_on_is_a_sentence(plugin, port):
     assert lines[0] == f"kuiperlite: cannot listen on 127.0.0.1:{port}: {reason}."
 
 
-def test_a_file_without_a_run_line_is_served(serve, write_plugin):
-    server = serve(path=write_plugin(PLUGIN, main=False)).ready()
+def test_a_file_without_a_run_line_is_served(serve, copy_plugin):
+    server = serve(path=copy_plugin("served", main=False)).ready()
     assert server.request("POST", "/function/call", {"symbolName": "shout", "args": ["a"]})[1] \
         == {"result": "A!"}

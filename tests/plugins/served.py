@@ -1,0 +1,46 @@
+"""A plugin for serve: a counting source, a failing one, a sink, two functions.
+
+Used by tests/dev/test_server.py, copied under a name of the test's own; its
+reload test edits the copy.
+"""
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import kuiperlite
+from kuiperlite import Context, function, sink, source
+
+
+@source
+def counter(ctx: Context, *, step: int = 1) -> Iterator[dict]:
+    i = 0
+    while ctx.sleep(0.05):
+        yield {"i": i, "pid": os.getpid()}
+        i += step
+
+
+@source
+def unplugged(ctx: Context) -> Iterator[dict]:
+    raise OSError("sensor unplugged")
+
+
+@sink
+def keep(ctx: Context, data: Any) -> None:
+    if data == {"fail": True}:
+        raise OSError("disk full")
+    print("KEEP", data, flush=True)
+
+
+@function
+def shout(s: str) -> str:
+    return s.upper() + "!"
+
+
+@function
+def broken(x: Any) -> Any:
+    raise RuntimeError("no luck")
+
+
+if __name__ == "__main__":
+    kuiperlite.run()
