@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import collections
 import glob
 import os
 import shutil
@@ -52,6 +53,18 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0,
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {message}")
         time.sleep(interval)
+
+
+def assert_each_once(numbers: Any) -> None:
+    """Every number from 0 to the last came, and only the one in flight at a crash may
+    have come twice or not at all. Records the dead process had already handed to
+    its socket still arrive after it died, so they may come between the first
+    records of its successor: the order across a crash is not kept."""
+    got = list(numbers)
+    counts = collections.Counter(got)
+    missing = sorted(set(range(max(got) + 1)) - set(counts))
+    twice = sorted(n for n, c in counts.items() if c > 1)
+    assert max(counts.values()) <= 2 and len(missing) + len(twice) <= 1, (missing, twice)
 
 
 def pid_alive(pid: int) -> bool:
