@@ -65,7 +65,8 @@ def _marker(kind: Kind, target: Any, options: dict[str, Any]) -> Any:
 @overload
 def source(func: F, /) -> F: ...
 @overload
-def source(name: Optional[str] = None, /, *, description: Optional[str] = None,
+def source(target: Optional[str] = None, /, *, name: Optional[str] = None,
+           description: Optional[str] = None,
            label: Optional[str] = None) -> Callable[[F], F]: ...
 def source(target: Any = None, /, *, name: Optional[str] = None,
            description: Optional[str] = None, label: Optional[str] = None) -> Any:
@@ -88,7 +89,8 @@ def source(target: Any = None, /, *, name: Optional[str] = None,
 @overload
 def sink(func: F, /) -> F: ...
 @overload
-def sink(name: Optional[str] = None, /, *, description: Optional[str] = None,
+def sink(target: Optional[str] = None, /, *, name: Optional[str] = None,
+         description: Optional[str] = None,
          label: Optional[str] = None) -> Callable[[F], F]: ...
 def sink(target: Any = None, /, *, name: Optional[str] = None,
          description: Optional[str] = None, label: Optional[str] = None) -> Any:
@@ -111,8 +113,9 @@ def sink(target: Any = None, /, *, name: Optional[str] = None,
 @overload
 def function(func: F, /) -> F: ...
 @overload
-def function(name: Optional[str] = None, /, *, description: Optional[str] = None,
-             label: Optional[str] = None, aggregate: bool = False) -> Callable[[F], F]: ...
+def function(target: Optional[str] = None, /, *, name: Optional[str] = None,
+             description: Optional[str] = None, label: Optional[str] = None,
+             aggregate: bool = False) -> Callable[[F], F]: ...
 def function(target: Any = None, /, *, name: Optional[str] = None,
              description: Optional[str] = None, label: Optional[str] = None,
              aggregate: bool = False) -> Any:

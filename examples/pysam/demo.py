@@ -22,7 +22,7 @@ def say(text: str) -> None:
 
 def main() -> None:
     with Host.launch(str(PLUGIN), on_output=lambda line: say(f"    plugin | {line}")) as host:
-        say(f"host: plugin {host.name} is up (pid {host.process.pid})")
+        say(f"host: plugin {host.name} is up (pid {host.pid})")
 
         with host.start_source("pyjson", datasource="demo", config={"interval": 0.1}) as src:
             for record in src.records(3):

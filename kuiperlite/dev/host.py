@@ -293,6 +293,11 @@ class Host:
                             f"{process.poll()}; its last output:\n{process.tail()}")
 
     @property
+    def pid(self) -> Optional[int]:
+        """The plugin process's pid (None for a plugin started by hand)."""
+        return self.process.pid if self.process is not None else None
+
+    @property
     def alive(self) -> bool:
         """Whether the plugin process runs (True for a plugin started by hand)."""
         return self.process is None or self.process.poll() is None

@@ -201,7 +201,7 @@ class Session:
     @property
     def pid(self) -> Optional[int]:
         """The plugin process's pid (None with --attach)."""
-        return self.host.process.pid if self.host.process else None
+        return self.host.pid
 
     def close(self) -> None:
         """Stop every running symbol and the plugin process."""
