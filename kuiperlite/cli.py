@@ -106,7 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(args.target, host=args.host, port=args.port, attach=args.attach,
                  reload=args.reload, mock=mock, allow_remote=args.allow_remote,
                  max_body=args.max_body, request_timeout=args.request_timeout,
-                 ekuiper=args.ekuiper,
+                 ekuiper=args.ekuiper, state_dir=args.state_dir, state_url=args.state_url,
                  log=lambda line: print(line, flush=True))
 
 
@@ -206,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="largest request body accepted (default: 1 MiB)")
     serve.add_argument("--request-timeout", type=float, default=10.0, metavar="SECONDS",
                        help="seconds a request may take to arrive (default: 10)")
+    serve.add_argument("--state-dir", metavar="FOLDER",
+                       help="keep the plugin's state in FOLDER, to see it again next time "
+                            "(default: a fresh folder, removed at exit)")
+    serve.add_argument("--state-url", metavar="URL",
+                       help="keep the plugin's state in a Redis server, redis://host:port/db")
     _ekuiper_argument(serve)
     serve.set_defaults(func=cmd_serve)
 

@@ -416,6 +416,7 @@ def _interrupt(signum: int, _frame: Any) -> None:
 def serve(target: str, *, host: str = "127.0.0.1", port: int = 33333, attach: bool = False,
           reload: bool = False, mock: Optional[Mock] = None, allow_remote: bool = False,
           max_body: int = MAX_BODY, request_timeout: float = REQUEST_TIMEOUT, ekuiper: int = 2,
+          state_dir: Optional[str] = None, state_url: Optional[str] = None,
           log: Callable[[str], None] = print) -> int:
     """Run the test server until Ctrl-C or SIGTERM.
 
@@ -430,6 +431,9 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 33333, attach: bo
         max_body: the largest request body accepted, in bytes.
         request_timeout: seconds a request may take to arrive.
         ekuiper: the eKuiper generation to behave like, 2 or 1.
+        state_dir: keep the plugin's state in this folder (default: a fresh
+            one of this session's, removed at exit).
+        state_url: keep it in this Redis server instead.
         log: called with each line for the terminal.
 
     Returns:
@@ -448,7 +452,8 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 33333, attach: bo
         log(f"kuiperlite: cannot listen on {host}:{port}: a port is a number from 0 to 65535.")
         return 2
     try:
-        session = Session(target, attach=attach, mock=mock, log=log, ekuiper=ekuiper)
+        session = Session(target, attach=attach, mock=mock, log=log, ekuiper=ekuiper,
+                          state_dir=state_dir, state_url=state_url)
     except LoadFailed as err:
         log(f"kuiperlite: {target} does not load:\n{err}")
         return 2

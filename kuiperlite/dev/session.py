@@ -25,10 +25,11 @@ import attrs
 import orjson
 
 from .. import wire
-from ..errors import HostError, KuiperliteError, ProtocolError
+from ..errors import HostError, KuiperliteError, ProtocolError, StateError
 from ..hints import describe_value
 from ..kinds import BY_WIRE, FUNCTION, SINK, SOURCE, Kind
 from ..packaging import local_modules
+from ..state import Scope, Store, open_store, sqlite_path
 from ..wire import Control, FuncMeta, Meta
 from . import proc
 from .handles import FunctionHandle, SinkHandle, SourceHandle
@@ -161,7 +162,8 @@ class Session:
 
     def __init__(self, target: str, *, attach: bool = False, mock: Optional[Mock] = None,
                  log: Callable[[str], None] = print, python: str = sys.executable,
-                 ekuiper: int = 2) -> None:
+                 ekuiper: int = 2, state_dir: Optional[str] = None,
+                 state_url: Optional[str] = None) -> None:
         self.path = Path(target).resolve()
         self.attach = attach
         self.mock = mock or Mock()
@@ -177,8 +179,8 @@ class Session:
         self.functions_lock = threading.Lock()
         self.closing = threading.Event()
         self.reload_error: Optional[str] = None
-        self.host = Host(self.info["name"], ekuiper=ekuiper,
-                         on_output=lambda line: log(f"  plugin | {line}"))
+        self.host = Host(self.info["name"], ekuiper=ekuiper, state_dir=state_dir,
+                         state_url=state_url, on_output=lambda line: log(f"  plugin | {line}"))
 
     # ----------------------------------------------------------- lifecycle
 
@@ -197,6 +199,8 @@ class Session:
                        f"handshake after {time.monotonic() - started:.2f} s)")
             threading.Thread(target=self._watch_process, name="serve process watch",
                              daemon=True).start()
+        threading.Thread(target=self._watch_state, name="serve state watch",
+                         daemon=True).start()
 
     @property
     def pid(self) -> Optional[int]:
@@ -225,6 +229,55 @@ class Session:
                 self.print(f"plugin process {process.pid} exited with code {process.poll()}; "
                            f"its last output:\n{process.tail(10)}\nit restarts on the next "
                            "start request, replaying the running symbols")
+
+    def _state_store(self) -> Optional[Store]:
+        """The plugin's state store, once there is one to read (never made here)."""
+        name, host = self.info["name"], self.host
+        if host.state_url:
+            return open_store(name, url=host.state_url)
+        path = sqlite_path(name, host.state_dir)
+        return open_store(name, directory=os.path.dirname(path)) if os.path.exists(path) \
+            else None
+
+    def _watch_state(self, interval: float = 0.5) -> None:
+        """Show each change of the plugin's state as a ``state`` event and a line."""
+        seen: dict[tuple[Scope, str], str] = {}
+        store: Optional[Store] = None
+        said = ""
+        try:
+            while not self.closing.wait(interval):
+                try:
+                    store = store or self._state_store()
+                    if store is None:
+                        continue
+                    now = {(scope, key): value for scope, key, value in store.entries()}
+                except StateError as err:
+                    if str(err) != said:
+                        said = str(err)
+                        self.print(f"state: {err}")
+                    continue
+                for scope, key in sorted(set(seen) | set(now)):
+                    if seen.get((scope, key)) != now.get((scope, key)):
+                        self._record_state(scope, key, now.get((scope, key)))
+                seen = now
+        finally:
+            if store is not None:
+                store.close()
+
+    def _record_state(self, scope: Scope, key: str, value: Optional[str]) -> None:
+        kind = BY_WIRE[scope.kind]
+        meta = {"ruleId": scope.rule, "funcId": scope.instance} if not kind.per_rule else \
+            {"ruleId": scope.rule, "opId": scope.op, "instanceId": scope.instance}
+        data = {"key": key, "value": None if value is None else orjson.loads(value),
+                "deleted": value is None}
+        event = {"seq": next(self.seq), "time": time.time(), "kind": "state",
+                 "pluginType": scope.kind, "symbolName": scope.symbol, "meta": meta,
+                 "data": data}
+        with self.changed:
+            self.events.append(event)
+            self.changed.notify_all()
+        change = f"{key} deleted" if value is None else f"{key} = {value}"
+        self.print(f"[state {kind.word} {scope.symbol} {scope.rule}] {change}")
 
     def watch_files(self, interval: float = 0.5) -> None:
         """``--reload``: restart the plugin when its file or local modules change."""

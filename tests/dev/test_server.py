@@ -729,3 +729,20 @@ def test_a_file_without_a_run_line_is_served(serve, copy_plugin):
     server = serve(path=copy_plugin("served", main=False)).ready()
     assert server.request("POST", "/function/call", {"symbolName": "shout", "args": ["a"]})[1] \
         == {"result": "A!"}
+
+
+def test_state_changes_show_in_the_live_view(serve, copy_plugin):
+    server = serve(path=copy_plugin("stateful")).ready()
+    server.request("POST", "/symbol/start", start_body("numbers", "source",
+                                                       config={"count": 3}))
+    wait_until(lambda: [e for e in events(server, kind="state")
+                        if e["data"] == {"key": "next", "value": 3, "deleted": False}],
+               message="the source's offset in the live view")
+    change = events(server, kind="state")[0]
+    assert change["pluginType"] == "source" and change["symbolName"] == "numbers"
+    assert change["meta"] == {"ruleId": "rule1", "opId": "op1", "instanceId": 1}
+    wait_until(lambda: server.said("[state source numbers rule1] next = 3"))
+    assert server.request("POST", "/function/call", {
+        "symbolName": "count_calls", "args": [],
+        "meta": {"ruleId": "rule9", "opId": "op1", "instanceId": 0}})[1] == {"result": 1}
+    wait_until(lambda: server.said("[state function count_calls rule9] calls = 1"))
