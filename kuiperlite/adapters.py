@@ -14,7 +14,6 @@ channel. Only :class:`Stopped`, kuiperlite's own stop signal, ends one.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from typing import Any, Callable, Optional
@@ -24,7 +23,7 @@ import orjson
 from . import wire
 from .context import Context, Record
 from .errors import ArgumentError, EncodeError, ProtocolError, Stopped
-from .hints import Mismatch, describe_value
+from .hints import Hint, Mismatch, describe_value, holds_records, is_record
 from .kinds import FUNCTION
 from .state import Scope, State, Stores
 from .symbols import ASYNC, ASYNC_GENERATOR, GENERATOR, PLAIN, FunctionSpec, SinkSpec, SourceSpec
@@ -82,9 +81,11 @@ class _Loop:
             self.loop.close()
 
 
-def _decoder(mode: str) -> Callable[[bytes], Any]:
+def _decoder(data: Hint) -> Callable[[bytes], Any]:
     """How a sink's payload reaches user code: decoded JSON (bytes when it is not
-    JSON), text, or the bytes themselves."""
+    JSON), text, or the bytes themselves; built into records for a record hint
+    (raising :class:`Mismatch` for a payload that does not fit)."""
+    mode = data.data
     if mode == "bytes":
         return lambda payload: payload
     if mode == "text":
@@ -97,7 +98,10 @@ def _decoder(mode: str) -> Callable[[bytes], Any]:
         except not_json:
             return payload
 
-    return json_or_bytes
+    build = data.convert if holds_records(data.hint) else None
+    if build is None:
+        return json_or_bytes
+    return lambda payload: build(json_or_bytes(payload))
 
 
 def _arguments(context_index: Optional[int], ctx: Context, value_index: Optional[int],
@@ -211,7 +215,8 @@ class SourceAdapter:
             await agen.aclose()
 
     def emit(self, item: Any, meta: Any = None) -> None:
-        """Deliver what user code produced: a dict, a list, a Record or a dataclass."""
+        """Deliver what user code produced: a dict, an attrs or dataclass instance, a
+        list of those, or a Record."""
         if type(item) is dict:
             self.deliver(item, meta)
         elif isinstance(item, Record):
@@ -223,12 +228,12 @@ class SourceAdapter:
                 self.emit(element, meta)
         elif item is None:
             return
-        elif isinstance(item, dict) or dataclasses.is_dataclass(item):
+        elif isinstance(item, dict) or is_record(type(item)):
             self.deliver(item, meta)
         else:
             raise EncodeError(
-                f"A record must be a dict, a list of dicts or a Record, got {describe_value(item)}."
-            )
+                "A record must be a dict, an attrs or dataclass instance, a list of those or a "
+                f"Record, got {describe_value(item)}.")
 
     def emit_error(self, message: str) -> None:
         """``ctx.emit_error``: log the message and report it on the channel."""
@@ -260,7 +265,7 @@ class SinkAdapter:
         self._loop = _Loop()
         self._gen: Any = None
         self._open_error: Optional[str] = None
-        self.decode = _decoder(spec.data.data)
+        self.decode = _decoder(spec.data)
         # Hand one message to the user code: None on success, else the error to ack with.
         self.collect: Callable[[bytes], Optional[str]] = self._collector()
 
@@ -309,14 +314,16 @@ class SinkAdapter:
 
             def call(payload: bytes) -> Optional[str]:
                 args = list(before)
-                args[index] = decode(payload)
                 try:
+                    args[index] = decode(payload)
                     if spec.style == ASYNC:
                         self._loop.run(func(*args, **kwargs))
                     else:
                         func(*args, **kwargs)
                 except Stopped:
                     return "The sink is stopping."
+                except Mismatch as err:
+                    return self._refused(err)
                 except BaseException as err:
                     self.ctx.logger.exception("failed to collect a message")
                     return error_text(err)
@@ -334,10 +341,14 @@ class SinkAdapter:
                     return error
                 gen = self._gen
             try:
+                value = decode(payload)
+            except Mismatch as err:
+                return self._refused(err)
+            try:
                 if asynchronous:
-                    self._loop.run(gen.asend(decode(payload)))
+                    self._loop.run(gen.asend(value))
                 else:
-                    gen.send(decode(payload))
+                    gen.send(value)
             except (StopIteration, StopAsyncIteration):
                 self._gen = None  # it returned after taking this message; the next reopens it
             except Stopped:
@@ -349,6 +360,12 @@ class SinkAdapter:
             return None
 
         return send
+
+    def _refused(self, err: Mismatch) -> str:
+        """A payload that does not fit the data's record hint: its ack, and a log line."""
+        text = f"The payload {err}."
+        self.ctx.logger.warning("%s", text)
+        return text
 
     def stop(self) -> None:
         """Signal a stop from any thread; :meth:`close` then runs the teardown."""

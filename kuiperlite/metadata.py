@@ -53,7 +53,20 @@ def _json_default(value: Any) -> Any:
         return value.value
     if isinstance(value, tuple):
         return list(value)
+    if hints.is_record(type(value)):
+        return {k: _json_default(v) for k, v in hints.record_fields(value).items()}
+    if isinstance(value, list):
+        return [_json_default(v) for v in value]
     return value
+
+
+def _hint_text(doc: docstrings.Docstring, name: str, info: hints.Hint) -> dict[str, str]:
+    """A field's hint: its docstring text, and a record's fields after it."""
+    text = doc.params.get(name, "")
+    fields = hints.describe_fields(info)
+    if fields:
+        text = f"{text} Fields: {fields}.".strip()
+    return _text(text)
 
 
 def _field(param: Param, doc: docstrings.Docstring) -> dict[str, Any]:
@@ -69,7 +82,7 @@ def _field(param: Param, doc: docstrings.Docstring) -> dict[str, Any]:
         "optional": not param.required,
         "control": info.control,
         "type": info.ui_type,
-        "hint": _text(doc.params.get(param.name, "")),
+        "hint": _hint_text(doc, param.name, info),
         "label": _text(label(param.name)),
     }
     if info.choices is not None:
@@ -145,7 +158,7 @@ def function_json(plugin: Plugin, symbol: FunctionSpec) -> dict[str, Any]:
         "optional": not p.required or p is symbol.varargs,
         "control": "field",
         "type": (_column(p) if symbol.aggregate else p.type).value_type,
-        "hint": _text(doc.params.get(p.name, "")),
+        "hint": _hint_text(doc, p.name, p.type),
         "label": _text(label(p.name)),
     } for p in params]
     entry["return"] = {"type": symbol.returns.value_type, "hint": _text(doc.returns)}

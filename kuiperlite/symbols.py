@@ -379,7 +379,9 @@ class _Reader:
             data_hint = Any if hint is EMPTY else hint
         try:
             return hints.read(hints.unwrap_optional(data_hint))
-        except hints.UnsupportedHint:
+        except hints.UnsupportedHint as err:
+            if hints.holds_records(data_hint):  # built from each payload: it must work
+                raise self.fail(f"the data's type {hints.name_of(data_hint)}: {err}") from None
             return hints.ANY  # the payload arrives decoded, whatever the hint says
 
     def function(self, positional: list[tuple[inspect.Parameter, Any]],

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Optional
 import orjson
 
 from .errors import EncodeError, ProtocolError
-from .hints import describe_value
+from .hints import describe_value, is_record, record_fields
 from .kinds import BY_WIRE, KINDS, SINK, Kind
 
 HANDSHAKE = b"handshake"
@@ -391,7 +391,7 @@ def _dumps(value: Any, what: str) -> bytes:
         out = orjson.dumps(value)
     except TypeError:
         try:
-            out = orjson.dumps(value, option=_LENIENT)
+            out = orjson.dumps(value, option=_LENIENT, default=_lenient_default)
         except TypeError as err:
             raise EncodeError(f"The {what} cannot be encoded as JSON: {err}.") from None
     # orjson writes NaN and infinities as null; JSON has no such numbers and
@@ -404,6 +404,13 @@ def _dumps(value: Any, what: str) -> bytes:
                 "JSON has no NaN or infinity."
             )
     return out
+
+
+def _lenient_default(value: Any) -> Any:
+    """What orjson cannot encode by itself: attrs instances (dataclasses it can)."""
+    if is_record(type(value)):
+        return record_fields(value)
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
 def _non_finite(value: Any, path: str) -> Optional[str]:

@@ -1,3 +1,4 @@
+import dataclasses
 import enum
 from typing import Any, Literal, Optional, Union
 
@@ -109,3 +110,52 @@ def test_what_eKuiper_s_ui_shows_for_a_config_hint(hint, expected):
 
 def test_bytes_cannot_be_a_config_field():
     assert hints.read(bytes).ui_type is None
+
+
+def test_records_build_from_objects_and_name_the_field_that_does_not_fit():
+    import dataclasses
+
+    import attrs
+
+    @attrs.define
+    class Inner:
+        _secret: int = 0
+
+    @dataclasses.dataclass
+    class Outer:
+        name: str
+        inner: Inner = dataclasses.field(default_factory=Inner)
+        tags: list[str] = dataclasses.field(default_factory=list)
+        computed: int = dataclasses.field(default=0, init=False)
+
+    info = hints.read(Outer)
+    assert (info.ui_type, info.control, info.value_type) == ("object", "textarea", "object")
+    assert hints.describe_fields(info) == (
+        "name (a string), inner (a Inner object, optional), tags (a list of strings, optional)")
+    assert info.convert({"name": "n", "inner": {"secret": "7"}, "other": 1}) == \
+        Outer("n", Inner(7))
+    with pytest.raises(hints.Mismatch, match=r"field 'tags' must be a list of strings, got "
+                                             r"a list \(item 0 must be a string, got null\)"):
+        info.convert({"name": "n", "tags": [None]})
+    assert hints.read(list[Outer]).convert([{"name": "a"}]) == [Outer("a")]
+    assert hints.holds_records(list[Outer]) and hints.holds_records(Optional[Outer])
+    assert not hints.holds_records(dict)
+
+
+@dataclasses.dataclass
+class Node:
+    next: Optional["Node"] = None
+
+
+def test_records_that_json_cannot_carry_are_refused():
+    with pytest.raises(hints.UnsupportedHint, match="holds itself"):
+        hints.read(Node)
+
+    @dataclasses.dataclass
+    class Handle:
+        sock: object
+        when: complex = 0j
+
+    with pytest.raises(hints.UnsupportedHint, match="field 'when' of Handle: complex has no "
+                                                    "JSON counterpart"):
+        hints.read(Handle)

@@ -13,8 +13,11 @@ from conftest import unique
 PACKAGE = Path(kuiperlite.__file__).parent
 PLUGINS = Path(__file__).parent / "plugins"
 ARCHITECTURE = Path(__file__).parents[1] / "docs" / "architecture.md"
+# What serving a plugin never loads: the tooling, and what only plugins that
+# keep state or take records pay for (the plugin used here does neither).
 TOOLING = ("kuiperlite.dev", "kuiperlite.metadata", "kuiperlite.packaging",
-           "kuiperlite.testing", "kuiperlite.docstrings", "http.server", "zipfile")
+           "kuiperlite.testing", "kuiperlite.docstrings", "http.server", "zipfile", "attrs",
+           "sqlite3", "redis")
 
 
 def module_name(path: Path) -> str:
