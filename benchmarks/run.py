@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import functools
 import json
 import os
 import platform
@@ -27,7 +28,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple, Optional
 
 import orjson
 import pynng
@@ -78,21 +79,46 @@ FIGURES = [
 ]
 
 
-# On a machine with two or more cores, the host (this process) and the plugin
-# each get a core of their own, as eKuiper and a plugin would on an edge
-# device; sharing cores makes every figure depend on the scheduler's mood.
-PIN = (os.cpu_count() or 1) >= 2
-HOST_CPU, PLUGIN_CPU = {0}, {1}
+class Placement(NamedTuple):
+    """Where the host (this process, eKuiper's part) and the plugin run.
+
+    ``None`` is every core. Unpinned, figures depend on the scheduler's mood,
+    so each placement a user meets is measured on its own.
+    """
+
+    name: str
+    host: Optional[set[int]]
+    plugin: Optional[set[int]]
+    why: str
+
+
+PIN = (os.cpu_count() or 1) >= 2  # with one core, every placement is "shared"
+PLACEMENTS = {
+    "split": Placement("split", {0}, {1}, "host and plugin on a core each, as on an edge "
+                       "device with a core to spare"),
+    "shared": Placement("shared", {0}, {0}, "host and plugin sharing one core, as on a "
+                        "one-core gateway or under a container CPU limit"),
+    "confined": Placement("confined", None, {1}, "the plugin confined to one core, the host "
+                          "free to use every core"),
+}
+PLACEMENT = PLACEMENTS["split"]
+EVERY_CORE = set(range(os.cpu_count() or 1))
 
 
 def pin_host() -> None:
-    """Pin every thread of this process (nng's included) to the host's core."""
+    """Pin every thread of this process (nng's included) to the placement's host cores."""
     if PIN:
         for tid in os.listdir(f"/proc/{os.getpid()}/task"):
             try:
-                os.sched_setaffinity(int(tid), HOST_CPU)
+                os.sched_setaffinity(int(tid), PLACEMENT.host or EVERY_CORE)
             except OSError:
                 pass  # a thread that just ended
+
+
+def pin_plugin() -> None:
+    """Pin this thread to the plugin's cores: a process it starts inherits them."""
+    if PIN:
+        os.sched_setaffinity(0, PLACEMENT.plugin or EVERY_CORE)
 
 
 RULES: dict[str, list[str]] = {}  # the rule ids each system's plugin was given
@@ -148,8 +174,7 @@ class Plugin:
         path, self.function = plugin_copy(system)
         self.done: set[str] = set()
         self.done_changed = threading.Condition()
-        if PIN:  # the plugin process inherits this affinity
-            os.sched_setaffinity(0, PLUGIN_CPU)
+        pin_plugin()
         try:
             # kuiperlite's as its packaged launcher serves it; the others are programs.
             self.host = Host.launch(str(path), executable=system != "kuiperlite", timeout=60,
@@ -208,7 +233,7 @@ def measure_source(plugin: Plugin, count: int, size: str) -> tuple[float, float]
     cpu0, t0 = plugin.cpu(), time.perf_counter()
     handle = plugin.host.start_source("emit", rule=rule(plugin.system),
                                       config={"count": count, "size": size})
-    drain(handle.channel.sock, count)  # type: ignore[arg-type]
+    drain(handle.channel.sock, count)
     elapsed, cpu = time.perf_counter() - t0, plugin.cpu() - cpu0
     handle.stop()
     return count / elapsed, cpu / count * 1e6
@@ -254,6 +279,7 @@ def measure_function(plugin: Plugin, calls: int) -> dict[str, float]:
 
 def measure_scale(plugin: Plugin, kind: str, instances: int, each: int) -> tuple[float, ...]:
     rules = [rule(plugin.system) for _ in range(instances)]
+    handles: list[Any]
     if kind == "source":
         handles = [plugin.host.start_source("emit", rule=r, config={"count": each}) for r in rules]
     else:
@@ -265,11 +291,11 @@ def measure_scale(plugin: Plugin, kind: str, instances: int, each: int) -> tuple
 
     def work(i: int) -> None:
         if kind == "source":
-            drain(handles[i].channel.sock, each)  # type: ignore[union-attr]
+            drain(handles[i].channel.sock, each)
         else:
             for _ in range(each):
-                handles[i].data.sock.send(payload)  # type: ignore[union-attr]
-                handles[i].ack.sock.recv()  # type: ignore[union-attr]
+                handles[i].data.sock.send(payload)
+                handles[i].ack.sock.recv()
         finished[i] = time.perf_counter() - t0
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(instances)]
@@ -292,8 +318,7 @@ def measure_transport(count: int, size: int) -> float:
         t0 = time.perf_counter()
         pusher = subprocess.Popen([sys.executable, str(HERE / "loopback.py"), address, str(count),
                                    str(size)], stdin=subprocess.PIPE,
-                                  preexec_fn=(lambda: os.sched_setaffinity(0, PLUGIN_CPU))
-                                  if PIN else None)
+                                  preexec_fn=pin_plugin)
         drain(sock, count)
         elapsed = time.perf_counter() - t0
         pusher.communicate(b"")
@@ -415,10 +440,13 @@ def main() -> int:
     parser.add_argument("--output", default=str(HERE / "results"), help="folder for JSON lines")
     parser.add_argument("--no-pin", action="store_true",
                         help="let host and plugins share every core")
+    parser.add_argument("--placement", action="append", choices=list(PLACEMENTS),
+                        help="measure only this placement (repeatable; default: all)")
     args = parser.parse_args()
-    global PIN
+    global PIN, PLACEMENT
     PIN = PIN and not args.no_pin
-    pin_host()
+    placements = [PLACEMENTS[name] for name in args.placement or PLACEMENTS] if PIN else \
+        [Placement("unpinned", None, None, "host and plugin on every core")]
     sizes = dict(QUICK if args.quick else FULL)
     if args.repeats:
         sizes["repeats"] = args.repeats
@@ -429,14 +457,20 @@ def main() -> int:
     for folder in (Path(kuiperlite.__file__).parent, COPIES):
         compileall.compile_dir(str(folder), quiet=1)
     started = time.time()
+    rows: list[dict[str, Any]] = []
     try:
-        samples = run(sizes, list(SYSTEMS), lambda line: print(f"# {line}", flush=True))
+        for PLACEMENT in placements:
+            pin_host()
+            say = functools.partial(lambda name, line: print(f"# {name}: {line}", flush=True),
+                                    PLACEMENT.name)
+            samples = run(sizes, list(SYSTEMS), say)
+            rows += [dict(row, placement=PLACEMENT.name) for row in summarise(samples)]
     finally:
         shutil.rmtree(COPIES, ignore_errors=True)
-    rows = summarise(samples)
     environment = {"python": platform.python_version(), "machine": platform.machine(),
                    "cpus": os.cpu_count(), "pinned": PIN, "pynng": pynng.__version__, "mode":
                    "quick" if args.quick else "full", "sizes": sizes,
+                   "placements": {p.name: p.why for p in placements},
                    "seconds": round(time.time() - started, 1)}
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -445,7 +479,9 @@ def main() -> int:
         f.write(json.dumps({"environment": environment}) + "\n")
         for row in rows:
             f.write(json.dumps(row) + "\n")
-    print(table(rows))
+    for placement in placements:
+        print(f"\n## {placement.name}: {placement.why}")
+        print(table([row for row in rows if row["placement"] == placement.name]))
     print(f"\n{environment}\nresults: {path}")
     return 0
 

@@ -8,8 +8,8 @@
    redis-server of this run's own on a unix socket, when one is installed).
 2. One source emitting records as fast as the embedded host takes them, and
    the same source saving its offset in ``ctx.state`` after every record, in
-   one plugin under the host, host and plugin pinned to a core each as in
-   ``run.py``. Target: the saving source keeps at least half the plain rate
+   one plugin under the host, host and plugin on a core each (``run.py``'s
+   "split" placement). Target: the saving source keeps at least half the plain rate
    on SQLite.
 
 Each figure is a median over ``--repeats`` (min-max); results go to a table
@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import pynng
 
@@ -97,7 +97,7 @@ def measure_sources(host: Host, records: int) -> dict[str, float]:
     for symbol in ("plain", "saving"):
         started = time.perf_counter()
         handle = host.start_source(symbol, rule=bench.rule("state"), config={"count": records})
-        bench.drain(handle.channel.sock, records)  # type: ignore[arg-type]
+        bench.drain(handle.channel.sock, records)
         rates[symbol] = records / (time.perf_counter() - started)
         handle.stop()
     return rates
@@ -108,8 +108,7 @@ def launch(state_dir: str) -> Host:
     for source in bench.PLUGINS.glob("*.py"):
         shutil.copy(source, bench.COPIES / (path.name if source.stem == "klstate"
                                             else source.name))
-    if bench.PIN:  # the plugin process inherits this affinity
-        os.sched_setaffinity(0, bench.PLUGIN_CPU)
+    bench.pin_plugin()
     try:
         return Host.launch(str(path), timeout=60, ipc_dir="/tmp", state_dir=state_dir)
     finally:
@@ -152,7 +151,8 @@ def main() -> int:
         shutil.rmtree(state_dir, ignore_errors=True)
         shutil.rmtree(bench.COPIES, ignore_errors=True)
         bench.socket_files_left("state")
-    rows = [{"figure": name, **spread(values)} for name, values in samples.items()]
+    rows: list[dict[str, Any]] = [{"figure": name, **spread(values)}
+                                  for name, values in samples.items()]
     ratio = next(row for row in rows if row["figure"] == "saving/plain")
     ratio["target"] = f">= {TARGET}"
     ratio["met"] = ratio["median"] >= TARGET

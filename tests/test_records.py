@@ -12,7 +12,7 @@ from kuiperlite.testing import call_function, run_sink, run_source
 from conftest import ROOT, unique, wait_until
 
 sys.path.insert(0, str(ROOT / "tests" / "plugins"))
-import records  # noqa: E402
+import typed as records  # noqa: E402
 
 
 def test_in_process_records_round_trip():
@@ -34,7 +34,7 @@ def test_in_process_records_round_trip():
 
 
 def test_records_through_a_plugin_process(kuiperlite_host, copy_plugin):
-    host = kuiperlite_host(copy_plugin("records"))
+    host = kuiperlite_host(copy_plugin("typed"))
     with host.start_source("readings", rule=unique("r"), config={"count": 1}) as src:
         assert src.records(2) == [
             {"sensor": "s0", "temp": 20, "unit": "C", "place": {"building": "b7", "floor": 0}},
@@ -60,7 +60,7 @@ def test_records_through_a_plugin_process(kuiperlite_host, copy_plugin):
 
 
 def test_metadata_describes_record_fields():
-    plugin = load(str(ROOT / "tests" / "plugins" / "records.py"))
+    plugin = load(str(ROOT / "tests" / "plugins" / "typed.py"))
     (window,) = metadata.sink_json(plugin, plugin.sinks["store"])["properties"]
     assert window["type"] == "object" and window["control"] == "textarea"
     assert window["default"] == {"low": 0.0, "high": 100.0}
