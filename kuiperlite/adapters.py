@@ -23,10 +23,19 @@ import orjson
 from . import wire
 from .context import Context, Record
 from .errors import ArgumentError, EncodeError, ProtocolError, Stopped
-from .hints import Hint, Mismatch, describe_value, holds_records, is_record
+from .hints import Converter, Hint, Mismatch, describe_value, holds_records, is_record
 from .kinds import FUNCTION
 from .state import Scope, State, Stores
-from .symbols import ASYNC, ASYNC_GENERATOR, GENERATOR, PLAIN, FunctionSpec, SinkSpec, SourceSpec
+from .symbols import (
+    ASYNC,
+    ASYNC_GENERATOR,
+    GENERATOR,
+    PLAIN,
+    FunctionSpec,
+    Param,
+    SinkSpec,
+    SourceSpec,
+)
 
 log = logging.getLogger("kuiperlite")
 
@@ -436,13 +445,42 @@ class FunctionAdapter:
             False, f"Unknown function request {name!r}; expected Validate, Exec or IsAggregate.")
 
     def validate(self, args: list) -> Optional[str]:
-        """The error text for a wrong argument count, else None."""
-        count = len(args)
-        if count < self._least or (self._most is not None and count > self._most):
-            return self._count_error(count)
+        """Validate's answer for these SQL argument expressions: None, or why not.
+
+        It refuses a wrong count, and a literal that fails its parameter's
+        converter with every value Exec may receive for it, in the sentence
+        Exec gives; it accepts whatever only the running rule knows (see
+        :func:`kuiperlite.wire.literal_values`).
+        """
+        error = self._count_error(len(args))
+        if error is not None:
+            return error
+        for i, arg in enumerate(args):
+            error = self._literal_error(i, arg)
+            if error is not None:
+                return error
         return None
 
-    def _count_error(self, count: int) -> str:
+    def _literal_error(self, i: int, arg: Any) -> Optional[str]:
+        """Exec's sentence for argument ``i`` when it is a literal that never converts."""
+        convert, _exact, param = self._slot(i)
+        values = wire.literal_values(arg)
+        if convert is None or not values:
+            return None
+        mismatches = []
+        for value in values:
+            try:
+                # An aggregate receives the literal once per row of its window.
+                convert([value] if self.spec.aggregate else value)
+                return None
+            except Mismatch as err:
+                mismatches.append(err)
+        return self._mismatch(i, param, mismatches[0])
+
+    def _count_error(self, count: int) -> Optional[str]:
+        """The error text for a wrong argument count, else None."""
+        if self._least <= count and (self._most is None or count <= self._most):
+            return None
         names = [p.name for p in self.spec.params]
         if self.spec.varargs is not None:
             names.append("*" + self.spec.varargs.name)
@@ -465,7 +503,7 @@ class FunctionAdapter:
         Raises:
             ArgumentError: the values do not fit the parameters.
         """
-        error = self.validate(values)
+        error = self._count_error(len(values))
         if error is not None:
             raise ArgumentError(error)
         if self._convert_any:
@@ -479,18 +517,25 @@ class FunctionAdapter:
         return spec.func(*values)
 
     def _convert(self, values: list) -> list:
-        slots, last = self._slots, len(self._slots) - 1
         out = list(values)
         for i, value in enumerate(out):
-            convert, exact, param = slots[i if i < last else last]
+            convert, exact, param = self._slot(i)
             if convert is None or type(value) is exact:
                 continue
             try:
                 out[i] = convert(value)
             except Mismatch as err:
-                raise ArgumentError(
-                    f"Argument {i + 1} ({param.name}) of {self.spec.name}() {err}.") from None
+                raise ArgumentError(self._mismatch(i, param, err)) from None
         return out
+
+    def _slot(self, i: int) -> tuple[Optional[Converter], Optional[type], Param]:
+        """The converter, exact type and parameter of SQL argument ``i`` (varargs last)."""
+        slots = self._slots
+        return slots[min(i, len(slots) - 1)]
+
+    def _mismatch(self, i: int, param: Param, err: Mismatch) -> str:
+        """The one sentence Validate and Exec give for an argument that does not convert."""
+        return f"Argument {i + 1} ({param.name}) of {self.spec.name}() {err}."
 
     def context(self, meta: Any) -> Context:
         """The context of the calling function instance, one per FuncMeta."""

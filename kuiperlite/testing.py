@@ -151,6 +151,10 @@ def call_function(func: Callable[..., Any], *args: Any, rule_id: str = "test",
                   func_id: int = 0, state: Optional[Stores] = None) -> Any:
     """Call a function as eKuiper does: Validate, then Exec with JSON-encoded arguments.
 
+    Validate sees the rule ``func(...)`` would pass these values in: each
+    string, number or boolean as its literal, anything else as a column
+    (:func:`kuiperlite.dev.gowire.arguments`).
+
     Args:
         func: a function marked ``@function``.
         args: the SQL argument values (for an aggregate, one list per argument).
@@ -169,7 +173,9 @@ def call_function(func: Callable[..., Any], *args: Any, rule_id: str = "test",
     symbol = _spec(func, FUNCTION, "call_function")
     assert isinstance(symbol, FunctionSpec)
     adapter = FunctionAdapter(symbol, state or memory_stores())
-    error = adapter.validate(list(args))
+    request = gowire.encode_function_call(
+        "Validate", gowire.arguments(list(args), aggregate=symbol.aggregate))
+    error = adapter.validate(wire.decode_function_call(request)[1])
     if error is not None:
         raise ArgumentError(error)
     values = orjson.loads(gowire.go_json(list(args)))

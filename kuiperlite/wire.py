@@ -343,6 +343,33 @@ def decode_function_call(raw: bytes) -> tuple[str, list]:
     return request["func"], args
 
 
+def literal_values(expr: Any) -> tuple[Any, ...]:
+    """The values a Validate argument has at Exec, when its SQL fixes them.
+
+    Validate receives each argument as the expression eKuiper parsed (its
+    ``pkg/ast`` nodes, as Go marshals them). A string, integer, number or
+    boolean literal is an object whose one field is ``Val``, and a literal in
+    parentheses is ``{"Expr": literal}``; every other node (a column, a call,
+    an operation, a CASE) has other fields, and its value is known only when
+    the rule runs. A time literal (``ss``, ``ms``, ...) is ``{"Val": n}`` too,
+    with ``n`` its token's number, and Exec receives null for it.
+
+    Returns:
+        Each value Exec may receive for the argument: the literal's, and null
+        too for a non-negative integer; none when only the running rule knows.
+    """
+    while type(expr) is dict and len(expr) == 1 and "Expr" in expr:
+        expr = expr["Expr"]
+    if type(expr) is not dict or len(expr) != 1 or "Val" not in expr:
+        return ()
+    value = expr["Val"]
+    if type(value) is int and value >= 0:
+        return value, None
+    if type(value) in (str, bool, int, float):
+        return (value,)
+    return ()
+
+
 def decode_func_meta(raw: Any) -> FuncMeta:
     """Parse the FuncMeta JSON string that ends an Exec's arguments."""
     if not isinstance(raw, str):

@@ -1,8 +1,10 @@
 import asyncio
+import enum
 import math
 import threading
 import time
 from collections.abc import AsyncGenerator, Generator
+from typing import Any, Literal, Optional
 
 import orjson
 import pytest
@@ -372,6 +374,113 @@ def test_aggregate_and_varargs_and_async():
     assert request(va, "Validate", None)["result"] == (
         "joined() takes at least 1 argument (sep, *parts) but got 0.")
     assert request(FunctionAdapter(spec(later)), "Exec", ["41", META])["result"] == 42
+
+
+class Color(enum.Enum):
+    RED = "red"
+    ONE = 1
+
+
+HINTS = [str, int, float, bool, list, dict, list[int], Literal["a", 2], Color, Optional[int],
+         Optional[bool], Optional[list[str]], Any]
+LITERALS = ["abc", "12", " 7 ", "1.5", "true", "FALSE", "red", "RED", "a", "", 12, 0, 2, -3,
+            1.5, -0.5, 3.0, 1e21, True, False]
+
+
+def typed_function(hint, aggregate):
+    def f(x):
+        return None  # the argument alone decides whether a call fails
+
+    f.__annotations__ = {"x": list[hint] if aggregate else hint}
+    return FunctionAdapter(spec(function(aggregate=aggregate)(f)))
+
+
+@pytest.mark.parametrize("aggregate", [False, True])
+@pytest.mark.parametrize("hint", HINTS, ids=str)
+def test_validate_refuses_a_literal_with_the_sentence_exec_gives(hint, aggregate):
+    """A literal Exec converts passes Validate; one it refuses is refused with
+    Exec's sentence, unless null, which Exec receives for a time literal (a
+    non-negative integer on the wire), converts."""
+    adapter = typed_function(hint, aggregate)
+    for value in LITERALS:
+        validated = request(adapter, "Validate", [gowire.literal(value)])
+        executed = request(adapter, "Exec", [[value] * 3 if aggregate else value, META])
+        if executed["state"]:
+            assert validated == {"state": True, "result": ""}, value
+            continue
+        null = request(adapter, "Exec", [[None] if aggregate else None, META])["state"]
+        sent = orjson.loads(gowire.go_json(value))  # 3.0 goes as 3
+        may_be_time = type(sent) is int and sent >= 0
+        expected = executed if not (may_be_time and null) else {"state": True, "result": ""}
+        assert validated == expected, value
+
+
+def test_validate_checks_literals_and_leaves_the_rest_to_run_time():
+    @function
+    def typed(s: str, n: int, x: float, flag: bool) -> list:
+        return [s, n, x, flag]
+
+    adapter = FunctionAdapter(spec(typed))
+    x = gowire.field("x")
+    ok = {"state": True, "result": ""}
+    assert request(adapter, "Validate", [gowire.literal(v) for v in (12, "12", "1.5", "true")]) \
+        == ok  # each converts at Exec: '12' is 12 for an int
+    assert request(adapter, "Validate", [x, gowire.call("lower", x),
+                                         gowire.binary(x, "+", gowire.literal(1)),
+                                         gowire.field("x", "demo")]) == ok
+    assert request(adapter, "Validate", [gowire.literal(v) for v in ("a", 3.5, 1.5, True)]) == {
+        "state": False,
+        "result": "Argument 2 (n) of typed() must be an integer, got the number 3.5."}
+    assert request(adapter, "Validate", [{"Expr": gowire.literal(True)}, x, x, x]) == {
+        "state": False, "result": "Argument 1 (s) of typed() must be a string, got true."}
+    assert request(adapter, "Validate", [gowire.literal(True)]) == {
+        "state": False,  # the count first
+        "result": "typed() takes exactly 4 arguments (s, n, x, flag) but got 1."}
+
+
+def test_validate_checks_each_vararg_and_an_aggregates_window():
+    @function
+    def tagged(tag: str, *codes: int) -> list:
+        return [tag, *codes]
+
+    @function(aggregate=True)
+    def total(values: list[float]) -> float:
+        return sum(values)
+
+    va = FunctionAdapter(spec(tagged))
+    args = [gowire.literal(v) for v in ("t", 1, "2", "x")]
+    assert request(va, "Validate", args) == request(va, "Exec", ["t", 1, "2", "x", META]) == {
+        "state": False,
+        "result": "Argument 4 (codes) of tagged() must be an integer, got the string 'x'."}
+    agg = FunctionAdapter(spec(total))
+    assert request(agg, "Validate", [gowire.literal(3)])["state"] is True
+    assert request(agg, "Validate", [gowire.literal("abc")]) == request(
+        agg, "Exec", [["abc", "abc"], META]) == {
+        "state": False, "result": "Argument 1 (values) of total() must be a list of numbers, "
+                                  "got a list (item 0 must be a number, got the string 'abc')."}
+
+
+def test_a_time_literal_may_be_null_at_exec():
+    @function
+    def maybe(flag: Optional[bool]) -> Optional[bool]:
+        return flag
+
+    adapter = FunctionAdapter(spec(maybe))
+    ss = {"Val": 83}  # `ss` in eKuiper 2.2 to 2.4; Exec receives null for it
+    assert request(adapter, "Validate", [ss]) == {"state": True, "result": ""}
+    assert request(adapter, "Exec", [None, META]) == {"state": True, "result": None}
+    assert request(adapter, "Validate", [gowire.literal(-3)]) == {
+        "state": False,
+        "result": "Argument 1 (flag) of maybe() must be true or false, got the number -3."}
+
+
+def test_exec_reads_values_never_shapes():
+    @function
+    def keys(d: dict) -> list:
+        return sorted(d)
+
+    adapter = FunctionAdapter(spec(keys))
+    assert request(adapter, "Exec", [{"Val": "x"}, META]) == {"state": True, "result": ["Val"]}
 
 
 def test_function_returning_unencodable_value():

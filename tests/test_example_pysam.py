@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from kuiperlite.dev import gowire
 from kuiperlite.errors import HostError
 from kuiperlite.testing import call_function, run_sink, run_source
 
@@ -49,10 +50,14 @@ def test_print_sink_prefix(kuiperlite_host):
     assert host.process.printed("OUT [{'a': 1}, {'a': 2}]")
 
 
-def test_revert_validates_its_argument_count(kuiperlite_host):
+def test_revert_validates_its_arguments(kuiperlite_host):
     host = kuiperlite_host(PYSAM)
     with host.function("revert") as fn:
-        assert fn.validate("a", "b") == "revert() takes exactly 1 argument (s) but got 2."
+        assert fn.validate(gowire.literal("a"), gowire.literal("b")) == (
+            "revert() takes exactly 1 argument (s) but got 2.")
+        assert fn.validate(gowire.literal(True)) == (
+            "Argument 1 (s) of revert() must be a string, got true.")
+        assert fn.validate(gowire.field("col1")) is None
         with pytest.raises(HostError, match=r"Argument 1 \(s\) of revert\(\) must be a string, "
                                             "got a list."):
             fn.call(["x"])

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from kuiperlite.dev import gowire
 from kuiperlite.errors import HostError
 
 from conftest import EXAMPLES, FIXTURES, unique
@@ -86,9 +87,30 @@ def test_sink_acks_every_record_with_require_ack(peer):
 
 def test_function_reverts_strings(peer):
     with peer.host.function(peer.name("revert")) as fn:
-        assert fn.validate("col1") is None
+        assert fn.validate(gowire.field("col1", ekuiper=peer.ekuiper)) is None
         assert fn.is_aggregate() is False
         assert [fn.call(*args) for args in MOCK_FUNC_DATA] == ["evlewt", "nevele"]
+
+
+# What Validate answers for revert(true), a literal revert's Exec cannot take.
+VALIDATE_TRUE = {
+    "kuiperlite": "Argument 1 (s) of revert() must be a string, got true.",
+    "official-sdk": None,  # its example's validate accepts everything; Exec then fails
+}
+
+
+def test_validate_of_a_literal_exec_cannot_take(peer):
+    with peer.host.function(peer.name("revert")) as fn:
+        assert fn.validate(gowire.literal("abc")) is None
+        assert fn.validate(gowire.call("lower", gowire.field("col1", ekuiper=peer.ekuiper),
+                                       ekuiper=peer.ekuiper)) is None
+        assert fn.validate(gowire.literal(True)) == VALIDATE_TRUE[peer.system]
+        with pytest.raises(HostError) as info:
+            fn.call(True)
+        if peer.system == "kuiperlite":
+            assert str(info.value) == VALIDATE_TRUE["kuiperlite"]
+        else:
+            assert "TypeError" in str(info.value)  # its traceback, as the call's error
 
 
 def test_concurrent_source_instances(peer):

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from kuiperlite import ArgumentError, ConfigError, Context, Record, function, sink, source
+from kuiperlite.adapters import FunctionAdapter
 from kuiperlite.errors import EncodeError
 from kuiperlite.testing import call_function, run_sink, run_source
 
@@ -113,6 +114,18 @@ def test_call_function_validates_and_round_trips_json():
         call_function(half, 1, 2)
     with pytest.raises(ArgumentError, match="must be a number, got the string 'x'"):
         call_function(half, "x")
+
+
+def test_call_function_validates_the_literals_a_rule_would_pass(monkeypatch):
+    @function
+    def keys(d: dict) -> list:
+        return sorted(d)
+
+    assert call_function(keys, {"Val": "x"}) == ["Val"]  # an object comes in a column
+    monkeypatch.setattr(FunctionAdapter, "call", lambda *_: pytest.fail("Exec ran"))
+    with pytest.raises(ArgumentError, match=r"^Argument 1 \(d\) of keys\(\) must be an object, "
+                                            r"got the string 'x'\.$"):
+        call_function(keys, "x")  # the literal 'x', refused when the rule is created
 
 
 def test_call_function_raises_the_functions_error_and_encoding_errors():

@@ -120,6 +120,35 @@ def test_function_requests_and_meta_are_decoded():
     assert wire.decode_function_call(raw) == ("Exec", ["abc", meta])
 
 
+# Validate's arguments as eKuiper's Go code marshals its pkg/ast nodes.
+X = {"StreamName": "$$default", "Name": "x", "HasIndex": False, "SourceIndex": 0, "Index": 0}
+
+
+@pytest.mark.parametrize(("expr", "values"), [
+    ({"Val": "abc"}, ("abc",)),                     # 'abc'
+    ({"Val": "3"}, ("3",)),                         # '3': a string, whatever it holds
+    ({"Val": True}, (True,)),                       # true
+    ({"Val": 1.5}, (1.5,)),                         # 1.5
+    ({"Val": -3}, (-3,)),                           # -3
+    ({"Val": 3}, (3, None)),                        # 3, 3.0, or a time literal such as ss
+    ({"Expr": {"Expr": {"Val": "a"}}}, ("a",)),     # (('a'))
+    (X, ()),                                        # x
+    ({"StreamName": "demo", "Name": "x"}, ()),      # demo.x in eKuiper 1.x
+    ({"OP": 12, "LHS": X, "RHS": {"Val": 1}}, ()),  # x + 1
+    ({"Name": "lower", "FuncId": 0, "FuncType": 0, "Args": [X], "CachedField": "",
+      "CacheIndex": 0, "Cached": False, "Partition": None, "WhenExpr": None,
+      "SortFields": None}, ()),                     # lower(x)
+    ({"Token": 40, "Replace": None, "Except": None}, ()),  # *
+    ({"Value": None, "WhenClauses": [{"Expr": X, "Result": {"Val": "a"}}],
+      "ElseClause": {"Val": "b"}}, ()),             # CASE WHEN x THEN 'a' ELSE 'b' END
+    ({"Expr": X}, ()),                              # (x)
+    ({"Val": None}, ()), ({"Val": [1]}, ()), ({"Val": 1, "X": 2}, ()),  # never sent
+    ("abc", ()), (3, ()), (None, ()), ([{"Val": 1}], ()),
+])
+def test_literal_values_are_read_from_the_shape_alone(expr, values):
+    assert wire.literal_values(expr) == values
+
+
 def test_a_source_error_is_a_json_string():
     raw = wire.encode_source_error('The source "x" failed: ValueError: <bad>')
     assert raw == b'"The source \\"x\\" failed: ValueError: <bad>"'

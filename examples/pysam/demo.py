@@ -8,7 +8,7 @@ what the source emits, pushes records into the sink and calls the function.
 import threading
 from pathlib import Path
 
-from kuiperlite.dev import Host
+from kuiperlite.dev import Host, gowire
 
 PLUGIN = Path(__file__).with_name("pysam.py")
 _lock = threading.Lock()
@@ -36,7 +36,8 @@ def main() -> None:
         with host.function("revert") as fn:
             for word in ("twelve", "eleven"):
                 say(f"host: revert({word!r}) = {fn.call(word)!r}")
-            say(f"host: revert('a', 'b') is refused: {fn.validate('a', 'b')}")
+            refused = fn.validate(gowire.literal("a"), gowire.literal("b"))
+            say(f"host: revert('a', 'b') is refused: {refused}")
     say("host: done; the plugin process has exited")
 
 

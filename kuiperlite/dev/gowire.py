@@ -10,10 +10,16 @@ eKuiper really sends. The shapes both halves share (:class:`~kuiperlite.wire.Con
 eKuiper's Go encoder sorts map keys, keeps struct fields in declaration
 order, writes integral floats as integers and escapes <, >, & and the two
 JavaScript line separators; :func:`go_json` reproduces all of it.
+
+Validate receives each SQL argument as the expression eKuiper parsed
+(its ``pkg/ast`` nodes, marshalled as they are): :func:`literal`,
+:func:`field`, :func:`call` and :func:`binary` build them, and
+:func:`arguments` the expressions of a rule that passes given values.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple, NoReturn, Optional
 
 import orjson
@@ -48,9 +54,15 @@ def go_json(value: Any) -> bytes:
     return out
 
 
+class Struct(dict):
+    """A Go struct: encoded with its fields in the order given, where a map's keys are sorted."""
+
+
 def _go_values(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
         return int(value)
+    if isinstance(value, Struct):
+        return orjson.Fragment(_struct(*value.items()))
     if isinstance(value, dict):
         return {str(k): _go_values(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -119,6 +131,92 @@ def encode_function_call(func: str, args: Optional[list]) -> bytes:
         args: the arguments; none (or an empty list) is sent as ``null``.
     """
     return _struct(("func", func), ("arg", args if args else None))
+
+
+# The stream a field belongs to until eKuiper binds it (ast.DefaultStream).
+DEFAULT_STREAM = "$$default"
+
+# ast.Token of each binary operator, the same in every eKuiper from 1.10 to 2.4.
+OPERATORS = {"+": 12, "-": 13, "*": 14, "/": 15, "%": 16, "AND": 20, "OR": 21, "=": 22,
+             "!=": 23, "<": 24, "<=": 25, ">": 26, ">=": 27, "->": 29}
+
+
+def literal(value: Any) -> Struct:
+    """A SQL literal as Validate receives it: ``{"Val": value}``.
+
+    eKuiper's string, integer, number and boolean literals (``ast.StringLiteral``,
+    ``IntegerLiteral``, ``NumberLiteral``, ``BooleanLiteral``) have the one field
+    ``Val``. Its SQL has no other literal: ``null`` is a column of that name.
+
+    Raises:
+        ValueError: the value is not a string, a finite number or a boolean.
+    """
+    if _has_literal(value):
+        return Struct(Val=value)
+    raise ValueError(f"eKuiper's SQL has no literal for {describe_value(value)}; "
+                     "pass it in a column, field(name).")
+
+
+def field(name: str, stream: str = DEFAULT_STREAM, *, ekuiper: int = 2) -> Struct:
+    """A column as Validate receives it (``ast.FieldRef``, not yet bound to its stream).
+
+    Args:
+        name: the column.
+        stream: the stream the SQL names (``demo.x``); by default ``$$default``,
+            eKuiper's mark for none.
+        ekuiper: the generation: 2 (2.3 on) adds ``HasIndex``, ``SourceIndex``
+            and ``Index``, which 1.x lacks.
+    """
+    ref = Struct(StreamName=stream, Name=name)
+    if ekuiper != 1:
+        ref.update(HasIndex=False, SourceIndex=0, Index=0)
+    return ref
+
+
+def call(name: str, *args: Struct, func_id: int = 0, aggregate: bool = False,
+         ekuiper: int = 2) -> Struct:
+    """A function call as Validate receives it (``ast.Call``).
+
+    Args:
+        name: the function.
+        args: its argument expressions.
+        func_id: its index among the rule's calls.
+        aggregate: whether it is an aggregate function (its ``FuncType``).
+        ekuiper: the generation: 2 (2.3 on) adds ``CacheIndex``, which 1.x lacks.
+    """
+    node = Struct(Name=name, FuncId=func_id, FuncType=1 if aggregate else 0, Args=list(args),
+                  CachedField="")
+    if ekuiper != 1:
+        node["CacheIndex"] = 0
+    node.update(Cached=False, Partition=None, WhenExpr=None, SortFields=None)
+    return node
+
+
+def binary(lhs: Struct, op: str, rhs: Struct) -> Struct:
+    """An operation as Validate receives it (``ast.BinaryExpr``): ``x + 1`` is
+    ``binary(field("x"), "+", literal(1))``.
+
+    Raises:
+        ValueError: the operator is not one of :data:`OPERATORS`.
+    """
+    if op not in OPERATORS:
+        raise ValueError(f"Unknown operator {op!r}; expected one of {', '.join(OPERATORS)}.")
+    return Struct(OP=OPERATORS[op], LHS=lhs, RHS=rhs)
+
+
+def arguments(values: list, *, aggregate: bool = False) -> list[Struct]:
+    """What Validate receives for a rule that passes these values to a function.
+
+    Each string, number or boolean is its literal; anything else is a column
+    (``arg1``, ``arg2`` ...), and so is every value of an aggregate function,
+    whose values are a window's.
+    """
+    return [literal(value) if _has_literal(value) and not aggregate else field(f"arg{i}")
+            for i, value in enumerate(values, 1)]
+
+
+def _has_literal(value: Any) -> bool:
+    return isinstance(value, (str, int)) or isinstance(value, float) and math.isfinite(value)
 
 
 def encode_payload(data: Any) -> bytes:

@@ -18,6 +18,7 @@ import pynng
 from .. import wire
 from ..channels import TICK, dial, ms, puller
 from ..errors import HostError, ProtocolError
+from ..hints import describe_value
 from ..kinds import FUNCTION
 from ..wire import START, STOP, Control, FuncMeta, Meta
 from . import gowire
@@ -318,7 +319,21 @@ class FunctionHandle:
         return gowire.decode_reply(raw)
 
     def validate(self, *args: Any) -> Optional[str]:
-        """None when the plugin accepts these arguments, else its error text."""
+        """None when the plugin accepts these arguments, else its error text.
+
+        Args:
+            args: the SQL argument expressions, as eKuiper parsed them: build
+                them with :func:`~kuiperlite.dev.gowire.literal`, ``field``,
+                ``call`` and ``binary``.
+
+        Raises:
+            ValueError: an argument is not an expression (eKuiper sends objects).
+        """
+        for arg in args:
+            if not isinstance(arg, dict):
+                raise ValueError(f"Validate's arguments are SQL expressions, got "
+                                 f"{describe_value(arg)}; build one with gowire.literal() "
+                                 "or gowire.field().")
         state, result = self.request("Validate", list(args))
         return None if state else str(result)
 

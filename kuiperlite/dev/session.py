@@ -31,7 +31,7 @@ from ..kinds import BY_WIRE, FUNCTION, SINK, SOURCE, Kind
 from ..packaging import local_modules
 from ..state import Scope, Store, open_store, sqlite_path
 from ..wire import Control, FuncMeta, Meta
-from . import proc
+from . import gowire, proc
 from .handles import FunctionHandle, SinkHandle, SourceHandle
 from .host import Host, launch_argv
 
@@ -422,7 +422,12 @@ class Session:
         return {"ack": self._send(running, body["data"])}
 
     def call(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``POST /function/call``: call a function once; its result."""
+        """``POST /function/call``: call a function once; its result.
+
+        Validate sees the rule that passes these values: each string, number
+        or boolean as its literal, so that one the function refuses is a
+        BadRequest, as at rule creation; anything else as a column.
+        """
         symbol = body.get("symbolName")
         args = body.get("args", [])
         if not isinstance(symbol, str) or not isinstance(args, list):
@@ -431,7 +436,7 @@ class Session:
         running = Running(Control(symbol, FUNCTION.wire, _meta(body.get("meta"))))
         try:
             handle = self._function(symbol)
-            error = handle.validate(*args)
+            error = handle.validate(*gowire.arguments(args, aggregate=handle.is_aggregate()))
         except ValueError as err:
             raise BadRequest(str(err)) from None
         except KuiperliteError as err:

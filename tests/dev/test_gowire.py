@@ -72,3 +72,71 @@ def test_a_source_error_is_a_message_ekuiper_fails_to_decode():
     with pytest.raises(gowire.SourceError) as info:
         gowire.decode_source_message(raw)
     assert info.value.text == 'The source "x" failed: ValueError: <bad>'
+
+
+# Validate requests as eKuiper's Go code marshals them: the pkg/ast nodes its
+# parser makes for each SQL argument (internal/xsql/parser.go), put in a
+# FuncData by internal/plugin/portable/runtime/function.go. Produced by Go's
+# encoding/json from eKuiper's own pkg/ast (2.4 and 1.14).
+X2 = '{"StreamName":"$$default","Name":"x","HasIndex":false,"SourceIndex":0,"Index":0}'
+X1 = '{"StreamName":"$$default","Name":"x"}'
+GO_VALIDATE = [
+    ("f('abc', 3, 1.5, true)", 2,
+     '{"func":"Validate","arg":[{"Val":"abc"},{"Val":3},{"Val":1.5},{"Val":true}]}'),
+    ("f(3.0, -3, 'a<b')", 2,
+     '{"func":"Validate","arg":[{"Val":3},{"Val":-3},{"Val":"a\\u003cb"}]}'),
+    ("f(x, demo.x, lower(x), x + 1)", 2,
+     '{"func":"Validate","arg":[' + X2 + ','
+     '{"StreamName":"demo","Name":"x","HasIndex":false,"SourceIndex":0,"Index":0},'
+     '{"Name":"lower","FuncId":0,"FuncType":0,"Args":[' + X2 + '],"CachedField":"",'
+     '"CacheIndex":0,"Cached":false,"Partition":null,"WhenExpr":null,"SortFields":null},'
+     '{"OP":12,"LHS":' + X2 + ',"RHS":{"Val":1}}]}'),
+    ("f(total(x), x > 1.5)", 2,
+     '{"func":"Validate","arg":[{"Name":"total","FuncId":1,"FuncType":1,"Args":[' + X2 + '],'
+     '"CachedField":"","CacheIndex":0,"Cached":false,"Partition":null,"WhenExpr":null,'
+     '"SortFields":null},{"OP":26,"LHS":' + X2 + ',"RHS":{"Val":1.5}}]}'),
+    ("f(x, demo.x, lower(x), x + 1)", 1,
+     '{"func":"Validate","arg":[' + X1 + ',{"StreamName":"demo","Name":"x"},'
+     '{"Name":"lower","FuncId":0,"FuncType":0,"Args":[' + X1 + '],"CachedField":"",'
+     '"Cached":false,"Partition":null,"WhenExpr":null,"SortFields":null},'
+     '{"OP":12,"LHS":' + X1 + ',"RHS":{"Val":1}}]}'),
+    ("f()", 2, '{"func":"Validate","arg":null}'),
+]
+
+
+def _built(sql, ekuiper):
+    x = gowire.field("x", ekuiper=ekuiper)
+    return {
+        "f('abc', 3, 1.5, true)": [gowire.literal(v) for v in ("abc", 3, 1.5, True)],
+        "f(3.0, -3, 'a<b')": [gowire.literal(v) for v in (3.0, -3, "a<b")],
+        "f(x, demo.x, lower(x), x + 1)": [
+            x, gowire.field("x", "demo", ekuiper=ekuiper),
+            gowire.call("lower", x, ekuiper=ekuiper),
+            gowire.binary(x, "+", gowire.literal(1))],
+        "f(total(x), x > 1.5)": [
+            gowire.call("total", x, func_id=1, aggregate=True, ekuiper=ekuiper),
+            gowire.binary(x, ">", gowire.literal(1.5))],
+        "f()": [],
+    }[sql]
+
+
+@pytest.mark.parametrize(("sql", "ekuiper", "go"), GO_VALIDATE)
+def test_validate_arguments_are_the_bytes_ekuiper_sends(sql, ekuiper, go):
+    raw = gowire.encode_function_call("Validate", _built(sql, ekuiper))
+    assert raw == go.encode()
+
+
+def test_a_value_without_a_sql_literal_has_no_literal_shape():
+    for value in ([1], {"a": 1}, None, float("nan"), b"x"):
+        with pytest.raises(ValueError, match="eKuiper's SQL has no literal for"):
+            gowire.literal(value)
+    with pytest.raises(ValueError, match="Unknown operator 'LIKE'"):
+        gowire.binary(gowire.field("x"), "LIKE", gowire.literal("a%"))
+
+
+def test_arguments_are_literals_where_sql_has_them_else_columns():
+    assert gowire.arguments(["a", 2, 2.5, False, None, [1], {"Val": 1}]) == [
+        {"Val": "a"}, {"Val": 2}, {"Val": 2.5}, {"Val": False},
+        gowire.field("arg5"), gowire.field("arg6"), gowire.field("arg7")]
+    assert gowire.arguments([[1, 2], 3], aggregate=True) == [
+        gowire.field("arg1"), gowire.field("arg2")]  # an aggregate's values are windows

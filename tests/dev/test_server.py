@@ -224,6 +224,10 @@ def test_symbols_and_the_original_start_stop_api(serve, plugin):
     ("POST", "/symbol/send", b'{"symbolName": "keep"}', 400, "send needs 'data'"),
     ("POST", "/function/call", b'{"symbolName": "shout", "args": ["a", "b"]}', 400,
      "shout() takes exactly 1 argument (s) but got 2."),
+    ("POST", "/function/call", b'{"symbolName": "shout", "args": [true]}', 400,
+     "Argument 1 (s) of shout() must be a string, got true."),  # as shout(true) at creation
+    ("POST", "/function/call", b'{"symbolName": "shout", "args": [["a"]]}', 502,
+     "Argument 1 (s) of shout() must be a string, got a list."),  # a column's value, at Exec
     ("POST", "/function/call", b'{"symbolName": "broken", "args": [1]}', 502,
      "broken() raised RuntimeError: no luck"),
     ("POST", "/function/call", b'{"symbolName": "shout", "args": "x"}', 400,
