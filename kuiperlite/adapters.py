@@ -23,7 +23,7 @@ import orjson
 
 from . import wire
 from .context import Context, Record
-from .errors import ArgumentError, EncodeError, ProtocolError, Stopped
+from .errors import ArgumentError, EncodeError, ProtocolError, Stopped, error_text
 from .hints import Mismatch, describe_value
 from .kinds import FUNCTION
 from .state import Scope, State, Stores
@@ -32,11 +32,6 @@ from .symbols import ASYNC, ASYNC_GENERATOR, GENERATOR, PLAIN, FunctionSpec, Sin
 log = logging.getLogger("kuiperlite")
 
 Deliver = Callable[[Any, Any], None]
-
-def error_text(err: BaseException) -> str:
-    """An exception as one line for eKuiper: ``ValueError: bad input``."""
-    text = str(err)
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 class _Loop:
