@@ -3,9 +3,8 @@
 Everything comes from the decorated functions: names, docstrings (summary
 and per-parameter text) and type hints. A source's or sink's config fields
 are its own, then those of each connection it uses, described by the
-connection's docstring. The output is deterministic (same
-code, same bytes) and holds only shapes eKuiper's installer and metadata
-loaders accept.
+connection's docstring. The output is deterministic (same code, same bytes)
+and holds only shapes eKuiper's installer and metadata loaders accept.
 """
 
 from __future__ import annotations
