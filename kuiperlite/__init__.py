@@ -19,6 +19,7 @@ _HOMES = {
     "KuiperliteError": "errors", "PluginError": "errors", "StateError": "errors",
     "Stopped": "errors", "State": "state",
     "source": "symbols", "sink": "symbols", "function": "symbols",
+    "connection": "connections",
     "run": "runtime",
 }
 
@@ -39,6 +40,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and editors see
+    from .connections import connection as connection
     from .context import Context as Context
     from .context import Record as Record
     from .errors import ArgumentError as ArgumentError

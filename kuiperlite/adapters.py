@@ -22,7 +22,7 @@ import orjson
 
 from . import wire
 from .context import Context, Record
-from .errors import ArgumentError, EncodeError, ProtocolError, Stopped
+from .errors import ArgumentError, EncodeError, ProtocolError, Stopped, error_text
 from .hints import Converter, Hint, Mismatch, describe_value, holds_records, is_record
 from .kinds import FUNCTION
 from .state import Scope, State, Stores
@@ -40,11 +40,6 @@ from .symbols import (
 log = logging.getLogger("kuiperlite")
 
 Deliver = Callable[[Any, Any], None]
-
-def error_text(err: BaseException) -> str:
-    """An exception as one line for eKuiper: ``ValueError: bad input``."""
-    text = str(err)
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 class _Loop:

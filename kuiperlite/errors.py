@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def error_text(err: BaseException) -> str:
+    """An exception as one line for eKuiper: ``ValueError: bad input``."""
+    text = str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 class KuiperliteError(Exception):
     """Base class of every error kuiperlite raises on purpose."""
 

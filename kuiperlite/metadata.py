@@ -1,9 +1,10 @@
 """Plugin metadata from code: the plugin json and each symbol's json and yaml.
 
 Everything comes from the decorated functions: names, docstrings (summary
-and per-parameter text) and type hints. The output is deterministic (same
-code, same bytes) and holds only shapes eKuiper's installer and metadata
-loaders accept.
+and per-parameter text) and type hints. A source's or sink's config fields
+are its own, then those of each connection it uses, described by the
+connection's docstring. The output is deterministic (same code, same bytes)
+and holds only shapes eKuiper's installer and metadata loaders accept.
 """
 
 from __future__ import annotations
@@ -108,26 +109,36 @@ def _node(symbol: AnySpec) -> dict[str, Any]:
             "label": _text(symbol.label or label(symbol.name))}
 
 
-def _doc(symbol: AnySpec) -> docstrings.Docstring:
-    return docstrings.parse(getattr(symbol.func, "__doc__", None))
+def _doc(func: Any) -> docstrings.Docstring:
+    return docstrings.parse(getattr(func, "__doc__", None))
+
+
+def _fields(symbol: AnySpec) -> list[dict[str, Any]]:
+    """The config fields a rule sets: the symbol's own, then its connections'."""
+    doc = _doc(symbol.func)
+    out = [_field(p, doc) for p in symbol.config]
+    for use in symbol.connections:
+        doc = _doc(use.connection.func)
+        out += [_field(p, doc) for p in use.connection.config]
+    return out
 
 
 def source_json(plugin: Plugin, symbol: SourceSpec) -> dict[str, Any]:
     """``sources/<name>.json``: about, the datasource, config fields and UI node."""
-    doc = _doc(symbol)
+    doc = _doc(symbol.func)
     out: dict[str, Any] = {"about": _about(plugin, symbol.description), "libs": []}
     name = symbol.datasource_name
     if name is not None:
         out["dataSource"] = {"default": "", "hint": _text(doc.params.get(name, "")),
                              "label": _text(label(name))}
-    out["properties"] = {"default": [_field(p, doc) for p in symbol.config]}
+    out["properties"] = {"default": _fields(symbol)}
     out["node"] = _node(symbol)
     return out
 
 
 def source_yaml(symbol: AnySpec) -> str:
     """``sources/<name>.yaml``: the ``default`` profile with every default value."""
-    defaults = [(p.name, _json_default(p.default)) for p in symbol.config if not p.required]
+    defaults = [(p.name, _json_default(p.default)) for p in symbol.fields if not p.required]
     if not defaults:
         return "default: {}\n"
     # JSON is valid YAML: each value is written as one JSON flow value.
@@ -137,15 +148,14 @@ def source_yaml(symbol: AnySpec) -> str:
 
 def sink_json(plugin: Plugin, symbol: AnySpec) -> dict[str, Any]:
     """``sinks/<name>.json``: about, config fields and UI node."""
-    doc = _doc(symbol)
     return {"about": _about(plugin, symbol.description), "libs": [],
-            "properties": [_field(p, doc) for p in symbol.config],
+            "properties": _fields(symbol),
             "node": _node(symbol)}
 
 
 def function_json(plugin: Plugin, symbol: FunctionSpec) -> dict[str, Any]:
     """``functions/<name>.json``: about and one function entry."""
-    doc = _doc(symbol)
+    doc = _doc(symbol.func)
     params = list(symbol.params) + ([symbol.varargs] if symbol.varargs else [])
     required = sum(1 for p in symbol.params if p.required)
     example = ", ".join(f"col{i + 1}" for i in range(required))

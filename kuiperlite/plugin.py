@@ -1,4 +1,5 @@
-"""Plugin identity (:class:`About`) and collection of a file's symbols (:class:`Plugin`)."""
+"""Plugin identity (:class:`About`) and collection of a file's symbols and connections
+(:class:`Plugin`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from types import ModuleType
 from typing import NamedTuple, Optional
 
+from .connections import ConnectionSpec, declared
 from .errors import DefinitionError, NoSymbols, PluginError
 from .kinds import FUNCTION, KINDS, SINK, SOURCE, Kind
 from .symbols import AnySpec, marks_of, read
@@ -48,13 +50,14 @@ class About(NamedTuple):
 
 
 class Plugin(NamedTuple):
-    """A plugin: its name, identity and symbols, collected from one module."""
+    """A plugin: its name, identity, symbols and connections, collected from one module."""
 
     name: str
     about: About
     symbols: tuple[AnySpec, ...]
     module: Optional[ModuleType] = None
     path: Optional[str] = None
+    connections: tuple[ConnectionSpec, ...] = ()
 
     def of_kind(self, kind: Kind) -> dict[str, AnySpec]:
         """The symbols of one kind by name, in the order the module defines them."""
@@ -81,14 +84,14 @@ class Plugin(NamedTuple):
 
 
 def collect(module: ModuleType, name: Optional[str] = None) -> Plugin:
-    """Collect and check the symbols and identity a module defines.
+    """Collect and check the symbols, connections and identity a module defines.
 
     Args:
         module: the plugin's module.
         name: overrides the plugin name (else ``About.name``, else the file's stem).
 
     Raises:
-        DefinitionError: a marked function cannot be a symbol.
+        DefinitionError: a marked function cannot be a symbol or a connection.
         PluginError: the module has no symbols, two About values, or a bad name.
     """
     where = _module_where(module)
@@ -104,6 +107,7 @@ def collect(module: ModuleType, name: Optional[str] = None) -> Plugin:
             f"The plugin name {plugin_name!r} ({where}) may hold only letters, digits, _ and -."
         )
 
+    connections = declared(vars(module))
     symbols: list[AnySpec] = []
     seen: set[int] = set()
     for value in list(vars(module).values()):
@@ -112,7 +116,7 @@ def collect(module: ModuleType, name: Optional[str] = None) -> Plugin:
             continue
         seen.add(id(value))
         for mark in marks:
-            symbol = read(value, mark)
+            symbol = read(value, mark, connections)
             for other in symbols:
                 if other.kind == symbol.kind and other.name == symbol.name:
                     raise DefinitionError(symbol.where,
@@ -122,7 +126,8 @@ def collect(module: ModuleType, name: Optional[str] = None) -> Plugin:
         raise NoSymbols(
             f"{where} defines no symbols; mark functions with @source, @sink or @function."
         )
-    return Plugin(plugin_name, about, tuple(symbols), module, getattr(module, "__file__", None))
+    return Plugin(plugin_name, about, tuple(symbols), module, getattr(module, "__file__", None),
+                  tuple(connections.values()))
 
 
 def load(target: str, name: Optional[str] = None) -> Plugin:

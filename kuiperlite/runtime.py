@@ -1,4 +1,9 @@
-"""The plugin runtime: handshake, command loop, running instances, orphan watchdog."""
+"""The plugin runtime: handshake, command loop, running instances, orphan watchdog.
+
+An instance's connections (:mod:`kuiperlite.connections`) are acquired
+when it starts, in this process, and released by its thread once its user
+code has ended.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from typing import Any, Callable, NoReturn, Optional, Protocol
 import pynng
 
 from . import logs, supervisor, wire
-from .adapters import FunctionAdapter, SinkAdapter, SourceAdapter, error_text
+from .adapters import FunctionAdapter, SinkAdapter, SourceAdapter
 from .channels import (
     KEEPALIVE,
     QUEUE,
@@ -33,13 +38,14 @@ from .channels import (
     spare_descriptors,
     wake,
 )
-from .errors import DefinitionError, KuiperliteError, NoSymbols, PluginError, Stopped
+from .connections import Connections, Lease
+from .errors import DefinitionError, KuiperliteError, NoSymbols, PluginError, Stopped, error_text
 from .kinds import BY_WIRE, SINK, SOURCE, Kind
 from .plugin import Plugin, collect, importing, summary
 from .state import Scope, State, Stores, open_store
 from .supervisor import InFlight, Journal, Replay
 from .symbols import AnySpec, FunctionSpec, SinkSpec, SourceSpec
-from .wire import START, Control
+from .wire import START, Control, Meta
 
 log = logging.getLogger("kuiperlite")
 
@@ -47,6 +53,11 @@ log = logging.getLogger("kuiperlite")
 STOP_WAIT = 0.8
 # How long the control channel may have no peer before the plugin exits.
 ORPHAN_GRACE = 3.0
+
+
+def instance_what(spec: AnySpec, meta: Meta) -> str:
+    """How messages name a running instance: ``sink 'insert' of rule r1/op1/0``."""
+    return f"{spec.what} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
 
 
 class SourceInstance:
@@ -57,10 +68,11 @@ class SourceInstance:
     """
 
     def __init__(self, spec: SourceSpec, control: Control, kwargs: dict[str, Any],
-                 inflight: InFlight, stores: Stores, slot: int = -1) -> None:
+                 inflight: InFlight, stores: Stores, lease: Lease, slot: int = -1) -> None:
         meta = control.meta
         assert meta is not None
-        self.what = f"{spec.what} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
+        self.what = instance_what(spec, meta)
+        self.lease = lease
         # No queue until the first record: a source that read its state
         # before it (an offset to resume from) keeps none, so that a record
         # whose offset it saved has left the process, not sat in a queue a
@@ -92,6 +104,7 @@ class SourceInstance:
             self.stopping.wait()
         finally:
             self.close()
+            self.lease.release()
 
     def close(self) -> None:
         """Close the socket once no thread sends on it (senders see the stop within a tick)."""
@@ -151,10 +164,11 @@ class SinkInstance:
     """
 
     def __init__(self, spec: SinkSpec, control: Control, kwargs: dict[str, Any],
-                 inflight: InFlight, stores: Stores, slot: int = -1) -> None:
+                 inflight: InFlight, stores: Stores, lease: Lease, slot: int = -1) -> None:
         meta = control.meta
         assert meta is not None
-        self.what = f"{spec.what} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
+        self.what = instance_what(spec, meta)
+        self.lease = lease
         self.require_ack = control.config.get("requireAck") in (True, "true")
         self.inflight = inflight
         self.slot = inflight.take_slot(slot)
@@ -222,7 +236,10 @@ class SinkInstance:
         finally:
             self.close()
             self.inflight.release_slot(self.slot)
-            adapter.close()
+            try:
+                adapter.close()
+            finally:
+                self.lease.release()
 
     def _ack_lost_message(self) -> None:
         error = (f"The plugin process died while the {self.adapter.spec.what} collected "
@@ -328,6 +345,8 @@ class Runtime:
         self.functions: dict[str, FunctionServer] = {}
         # Opened by the first instance that uses its state, in this process.
         self.stores = Stores(lambda: open_store(plugin.name))
+        # Opened by the first instance that needs each, in this process.
+        self.connections = Connections()
         self.shutdown = threading.Event()
         self.reason = ""
         # Commands and the final close both change the instances.
@@ -388,9 +407,24 @@ class Runtime:
         if old is not None:
             log.info("%s is started again; stopping the running one first", old.what)
             self._stop_instance(old)
+        lease = self.connections.acquire(symbol.connections, kwargs,
+                                         instance_what(symbol, control.meta))
+        try:
+            instance = self._launch(symbol, control, kwargs, lease, slot)
+        except BaseException:
+            lease.release()
+            raise
+        self.instances[key] = instance
+        if self.journal is not None:
+            self.journal.started(key, getattr(instance, "slot", -1), command)
+        log.info("started %s", instance.what)
+
+    def _launch(self, symbol: AnySpec, control: Control, kwargs: dict[str, Any], lease: Lease,
+                slot: int) -> Instance:
+        """Make an instance and start its thread; raises with a sentence when it cannot."""
         try:
             instance = INSTANCES[symbol.kind](symbol, control, kwargs, self.inflight,
-                                              self.stores, slot)
+                                              self.stores, lease, slot)
         except (ConnectionError, pynng.NNGException) as err:
             raise KuiperliteError(f"The {symbol.what} cannot open its data channel: {err}.") \
                 from None
@@ -400,10 +434,7 @@ class Runtime:
             instance.close()
             raise KuiperliteError(f"The {symbol.what} cannot start: {error_text(err)}.") \
                 from None
-        self.instances[key] = instance
-        if self.journal is not None:
-            self.journal.started(key, getattr(instance, "slot", -1), command)
-        log.info("started %s", instance.what)
+        return instance
 
     def stop(self, control: Control) -> None:
         """Stop an instance; functions are never stopped by command."""
@@ -518,6 +549,7 @@ class Runtime:
                 instance.remove_files()
         for server in self.functions.values():
             server.adapter.close()
+        self.connections.close()
 
 
 def process_alive(pid: int) -> bool:

@@ -4,7 +4,10 @@ A decorator only records a :class:`Mark` on the function and returns it
 unchanged. :func:`read`, called when a plugin is collected, reads the
 signature once into the spec of the mark's kind (:class:`SourceSpec`,
 :class:`SinkSpec`, :class:`FunctionSpec`), or raises :class:`DefinitionError`
-naming the function, its file and line, and the parameter at fault.
+naming the function, its file and line, and the parameter at fault. A
+source's or sink's keyword-only parameter named like one of the plugin's
+connections (:mod:`kuiperlite.connections`) receives that connection's
+resource; the connection's own config joins the symbol's.
 """
 
 from __future__ import annotations
@@ -14,13 +17,17 @@ import inspect
 import os
 import re
 import typing
-from typing import Any, Callable, ClassVar, NamedTuple, Optional, TypeVar, overload
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple, Optional, TypeVar, overload
 
 from . import config, hints
 from .context import Context
 from .errors import DefinitionError
 from .hints import Hint
 from .kinds import FUNCTION, SINK, SOURCE, Kind
+
+if TYPE_CHECKING:
+    from .connections import ConnectionSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -153,8 +160,15 @@ class Param(NamedTuple):
         return self.default is EMPTY
 
 
+class Uses(NamedTuple):
+    """A keyword-only parameter that receives a connection's resource."""
+
+    param: str
+    connection: ConnectionSpec
+
+
 class Spec:
-    """What every symbol has: its name, function, style, context and config.
+    """What every symbol has: its name, function, style, context, config and connections.
 
     The subclass of each kind adds what only that kind has.
     """
@@ -164,7 +178,7 @@ class Spec:
     def __init__(self, name: str, func: Callable[..., Any], where: str, style: str, *,
                  given_description: Optional[str] = None, label: Optional[str] = None,
                  context_index: Optional[int] = None, config: tuple[Param, ...] = (),
-                 extra_config: bool = False) -> None:
+                 extra_config: bool = False, connections: tuple[Uses, ...] = ()) -> None:
         self.name = name
         self.func = func
         self.where = where
@@ -174,6 +188,7 @@ class Spec:
         self.context_index = context_index
         self.config = config
         self.extra_config = extra_config
+        self.connections = connections
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -195,15 +210,27 @@ class Spec:
 
         return docstrings.parse(getattr(self.func, "__doc__", None)).summary
 
+    @property
+    def fields(self) -> tuple[Param, ...]:
+        """Every key a rule's config may set: its own config, then its connections'."""
+        return self.config + tuple(p for use in self.connections for p in use.connection.config)
+
     def bind_config(self, raw: dict[str, Any]) -> dict[str, Any]:
         """Keyword arguments for the user function from a start command's config.
 
-        See :func:`kuiperlite.config.bind`.
+        A connection's parameter holds that connection's config (each of its
+        parameters, defaults filled in), for the runtime to swap for the
+        resource (:meth:`kuiperlite.connections.Connections.acquire`). See
+        :func:`kuiperlite.config.bind`.
 
         Raises:
             ConfigError: a value does not fit its hint or a required key is missing.
         """
-        return config.bind(self.what, self.config, self.extra_config, raw)
+        kwargs = config.bind(self.what, self.fields, self.extra_config, raw)
+        for use in self.connections:
+            kwargs[use.param] = {p.name: kwargs.pop(p.name, p.default)
+                                 for p in use.connection.config}
+        return kwargs
 
 
 class SourceSpec(Spec):
@@ -254,24 +281,33 @@ class FunctionSpec(Spec):
 AnySpec = typing.Union[SourceSpec, SinkSpec, FunctionSpec]
 
 
-def read(func: Callable[..., Any], mark: Mark) -> AnySpec:
+def read(func: Callable[..., Any], mark: Mark,
+         connections: Optional[Mapping[str, ConnectionSpec]] = None) -> AnySpec:
     """Read one marked function into the spec of its kind, checking its signature.
+
+    Args:
+        func: the marked function.
+        mark: one of its marks.
+        connections: the plugin's connections by name, for the parameters
+            named like one.
 
     Raises:
         DefinitionError: the signature cannot serve as this kind of symbol.
     """
-    return _Reader(func, mark).read()
+    return _Reader(func, mark, connections or {}).read()
 
 
 class _Reader:
     """Reads one signature; ``fail`` turns a problem into a DefinitionError."""
 
-    def __init__(self, func: Callable[..., Any], mark: Mark) -> None:
+    def __init__(self, func: Callable[..., Any], mark: Mark,
+                 connections: Mapping[str, ConnectionSpec]) -> None:
         self.func = func
         self.mark = mark
+        self.connections = connections
         self.name = str(mark.name or getattr(func, "__name__", ""))
-        self.where = _where(func, self.name, mark.kind)
-        self.style = _style(func)
+        self.where = where_of(func, self.name, mark.kind.word)
+        self.style = style_of(func)
 
     def fail(self, problem: str) -> DefinitionError:
         return DefinitionError(self.where, problem + self._wrapper_hint())
@@ -298,6 +334,7 @@ class _Reader:
             raise self.fail(f"its type hints cannot be resolved ({err})") from None
         positional: list[tuple[inspect.Parameter, Any]] = []
         config: list[Param] = []
+        uses: list[Uses] = []
         extra = False
         varargs: Optional[inspect.Parameter] = None
         for param in signature.parameters.values():
@@ -306,19 +343,27 @@ class _Reader:
                 positional.append((param, hint))
             elif param.kind == param.VAR_POSITIONAL:
                 varargs = param
+            elif param.kind == param.KEYWORD_ONLY and param.name in self.connections:
+                uses.append(self.connection_param(param, hint))
             elif param.kind == param.KEYWORD_ONLY:
                 config.append(self.config_param(param, hint))
             else:
                 extra = True
         if self.mark.kind == FUNCTION:
+            if uses:
+                raise self.fail(f"keyword-only parameter {uses[0].param!r} is not allowed; a "
+                                "function receives only its SQL arguments (connections are "
+                                "for sources and sinks)")
             return self.function(positional, varargs, config, extra, found)
         if varargs is not None:
             raise self.fail(f"*{varargs.name} is not allowed; config goes in keyword-only "
                             "parameters")
+        self.check_keys(config, uses)
         context_index, value_index = self.context(positional)
         common: dict[str, Any] = {
             "given_description": self.mark.description, "label": self.mark.label,
-            "context_index": context_index, "config": tuple(config), "extra_config": extra}
+            "context_index": context_index, "config": tuple(config), "extra_config": extra,
+            "connections": tuple(uses)}
         if self.mark.kind == SOURCE:
             return SourceSpec(self.name, self.func, self.where, self.style,
                               datasource_index=value_index, datasource_name=None if
@@ -417,39 +462,97 @@ class _Reader:
                             aggregate=self.mark.aggregate, returns=returns)
 
     def config_param(self, param: inspect.Parameter, hint: Any) -> Param:
-        read = self.param(param, hint, "config parameter")
-        if read.type.ui_type is None:
-            raise self.fail(f"config parameter {param.name!r} has type "
-                            f"{hints.name_of(read.type.hint)}, which a rule's config cannot "
-                            f"carry; use {hints.SUPPORTED}")
-        return read
+        return config_param(param, hint, self.fail, self.connection_tip(hint))
 
     def param(self, param: inspect.Parameter, hint: Any, role: str) -> Param:
-        if hint is EMPTY:
-            default = param.default
-            inferable = default is not EMPTY and default is not None
-            hint = type(default) if inferable and type(default) in _INFERABLE else Any
-        try:
-            info = hints.read(hint)
-        except hints.UnsupportedHint as err:
-            raise self.fail(f"{role} {param.name!r} has type {err}; use {hints.SUPPORTED}") \
-                from None
-        return Param(param.name, info, param.default)
+        return read_param(param, hint, role, self.fail)
+
+    def connection_tip(self, hint: Any) -> str:
+        """For a config hint no rule can carry that looks like a resource: how to get one."""
+        if getattr(hint, "__module__", "builtins") in ("builtins", "typing"):
+            return ""
+        if self.connections:
+            return (f"; a parameter named like a connection receives its resource "
+                    f"({', '.join(self.connections)})")
+        return ("; a resource shared by instances is declared with @connection and received "
+                "by a parameter of its name")
+
+    def connection_param(self, param: inspect.Parameter, hint: Any) -> Uses:
+        """A parameter named like a connection: it must not say it takes something else."""
+        connection = self.connections[param.name]
+        resource = connection.resource
+        if param.default is not EMPTY:
+            raise self.fail(f"parameter {param.name!r} receives {connection.where} and cannot "
+                            "have a default")
+        classes = all(isinstance(h, type) and h is not Any for h in (hint, resource))
+        if classes and not issubclass(resource, hint):
+            raise self.fail(f"parameter {param.name!r} is annotated {hints.name_of(hint)}, "
+                            f"but {connection.where}, named like it, yields "
+                            f"{hints.name_of(resource)}")
+        return Uses(param.name, connection)
+
+    def check_keys(self, config: list[Param], uses: list[Uses]) -> None:
+        """A rule's config has one value per key: the symbol and its connections share none."""
+        owners = {p.name: f"the {self.mark.kind.word}" for p in config}
+        for use in uses:
+            for p in use.connection.config:
+                owner = owners.setdefault(p.name, use.connection.what)
+                if owner != use.connection.what:
+                    raise self.fail(f"config {p.name!r} belongs to both {owner} and "
+                                    f"{use.connection.what} (parameter {use.param!r}); a rule's "
+                                    f"config holds one {p.name!r}, so rename one of them")
 
 
-def _where(func: Callable[..., Any], name: str, kind: Kind) -> str:
+def read_param(param: inspect.Parameter, hint: Any, role: str,
+               fail: Callable[[str], DefinitionError], tip: str = "") -> Param:
+    """A parameter the runtime fills, typed by its hint (else by its default).
+
+    Raises:
+        DefinitionError: from ``fail``, when the hint has no JSON counterpart
+            (``tip`` ends the message).
+    """
+    if hint is EMPTY:
+        default = param.default
+        inferable = default is not EMPTY and default is not None
+        hint = type(default) if inferable and type(default) in _INFERABLE else Any
+    try:
+        info = hints.read(hint)
+    except hints.UnsupportedHint as err:
+        raise fail(f"{role} {param.name!r} has type {err}; use {hints.SUPPORTED}{tip}") \
+            from None
+    return Param(param.name, info, param.default)
+
+
+def config_param(param: inspect.Parameter, hint: Any, fail: Callable[[str], DefinitionError],
+                 tip: str = "") -> Param:
+    """A keyword-only parameter a rule's config sets: a symbol's or a connection's.
+
+    Raises:
+        DefinitionError: from ``fail``, when a rule's config cannot carry its type.
+    """
+    read = read_param(param, hint, "config parameter", fail, tip)
+    if read.type.ui_type is None:
+        raise fail(f"config parameter {param.name!r} has type {hints.name_of(read.type.hint)}, "
+                   f"which a rule's config cannot carry; use {hints.SUPPORTED}{tip}")
+    return read
+
+
+def where_of(func: Callable[..., Any], name: str, word: str) -> str:
+    """How collection errors name a function: ``sink 'print' (plugin.py:4)``."""
+    what = f"{word} {name!r}"
     target = inspect.unwrap(func)
     code = getattr(target, "__code__", None)
     fname = getattr(target, "__qualname__", repr(target))
     if code is None:
-        return f"{kind.what(name)} ({fname})"
+        return f"{what} ({fname})"
     place = f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
     if fname == name:
-        return f"{kind.what(name)} ({place})"
-    return f"{kind.what(name)} ({fname} at {place})"
+        return f"{what} ({place})"
+    return f"{what} ({fname} at {place})"
 
 
-def _style(func: Callable[..., Any]) -> str:
+def style_of(func: Callable[..., Any]) -> str:
+    """Plain, generator, async or async generator."""
     target = inspect.unwrap(func)
     if inspect.isasyncgenfunction(target):
         return ASYNC_GENERATOR

@@ -6,16 +6,23 @@ conversion and the same JSON encoding eKuiper applies, but in-process. For
 end-to-end tests of the whole plugin in a real process, the pytest fixture
 ``kuiperlite_host`` (installed with kuiperlite) launches it under the
 embedded host.
+
+A source or sink that uses connections gets them as in a plugin: from the
+connections its module declares, configured by ``config``, opened for the
+run and closed after it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import threading
+from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 import orjson
 
-from . import wire
+from . import connections, wire
 from .adapters import FunctionAdapter, SinkAdapter, SourceAdapter
 from .context import Record
 from .dev import gowire
@@ -52,9 +59,22 @@ def _state(stores: Optional[Stores], spec: AnySpec, rule_id: str) -> State:
 def _spec(func: Callable[..., Any], kind: Kind, helper: str) -> AnySpec:
     for mark in marks_of(func):
         if mark.kind == kind:
-            return read(func, mark)
+            module = getattr(inspect.unwrap(func), "__globals__", {})
+            return read(func, mark, connections.declared(module))
     name = getattr(func, "__name__", repr(func))
     raise TypeError(f"{helper}() takes a function marked @{kind.word}; {name} is not one.")
+
+
+@contextlib.contextmanager
+def _connected(symbol: AnySpec, kwargs: dict[str, Any], rule_id: str) -> Iterator[None]:
+    """The symbol's connections, opened into ``kwargs`` for one run and closed after it."""
+    registry = connections.Connections()
+    lease = registry.acquire(symbol.connections, kwargs, f"{symbol.what} of rule {rule_id}/test/0")
+    try:
+        yield
+    finally:
+        lease.release()
+        registry.close()
 
 
 def run_source(func: Callable[..., Any], count: Optional[int] = 1, *,
@@ -66,7 +86,8 @@ def run_source(func: Callable[..., Any], count: Optional[int] = 1, *,
     Args:
         func: a function marked ``@source``.
         count: records to collect; None collects until the source returns.
-        config: the rule's config, converted and checked as at a start command.
+        config: the rule's config, converted and checked as at a start command
+            (its connections' keys too).
         datasource: the stream's datasource.
         timeout: seconds to wait for the records.
         meta: return :class:`Record` objects (data and meta) instead of the data.
@@ -78,6 +99,7 @@ def run_source(func: Callable[..., Any], count: Optional[int] = 1, *,
 
     Raises:
         ConfigError: the config does not fit the source's parameters.
+        KuiperliteError: a connection it uses failed to open.
         EncodeError: a record cannot be carried as JSON.
         TimeoutError: fewer than ``count`` records came within ``timeout``.
         Exception: whatever the source itself raised.
@@ -85,6 +107,14 @@ def run_source(func: Callable[..., Any], count: Optional[int] = 1, *,
     symbol = _spec(func, SOURCE, "run_source")
     assert isinstance(symbol, SourceSpec)
     kwargs = symbol.bind_config(config or {})
+    with _connected(symbol, kwargs, rule_id):
+        return _run_source(symbol, kwargs, count, config, datasource, timeout, meta, rule_id,
+                           state)
+
+
+def _run_source(symbol: SourceSpec, kwargs: dict[str, Any], count: Optional[int],
+                config: Optional[dict], datasource: str, timeout: float, meta: bool,
+                rule_id: str, state: Optional[Stores]) -> Records:
     records = Records()
     records.errors = []
     encode_errors: list[EncodeError] = []
@@ -127,24 +157,31 @@ def run_sink(func: Callable[..., Any], payloads: list[Any], *, config: Optional[
     Args:
         func: a function marked ``@sink``.
         payloads: values (encoded as eKuiper's JSON) or bytes (sent as they are).
-        config: the rule's config, converted and checked as at a start command.
+        config: the rule's config, converted and checked as at a start command
+            (its connections' keys too).
         rule_id: the rule id the context reports.
         state: the store ``ctx.state`` uses (default: a fresh one in memory).
 
     Returns:
         One ack per payload: None for success, else the error text eKuiper gets.
+
+    Raises:
+        ConfigError: the config does not fit the sink's parameters.
+        KuiperliteError: a connection it uses failed to open.
     """
     symbol = _spec(func, SINK, "run_sink")
     assert isinstance(symbol, SinkSpec)
-    adapter = SinkAdapter(symbol, symbol.bind_config(config or {}), rule_id=rule_id,
-                          op_id="test", config=config, state=_state(state, symbol, rule_id))
-    adapter.open()
-    collect = adapter.collect
-    try:
-        return [collect(gowire.encode_payload(payload)) for payload in payloads]
-    finally:
-        adapter.stop()
-        adapter.close()
+    kwargs = symbol.bind_config(config or {})
+    with _connected(symbol, kwargs, rule_id):
+        adapter = SinkAdapter(symbol, kwargs, rule_id=rule_id, op_id="test", config=config,
+                              state=_state(state, symbol, rule_id))
+        adapter.open()
+        collect = adapter.collect
+        try:
+            return [collect(gowire.encode_payload(payload)) for payload in payloads]
+        finally:
+            adapter.stop()
+            adapter.close()
 
 
 def call_function(func: Callable[..., Any], *args: Any, rule_id: str = "test",

@@ -1,0 +1,297 @@
+"""Shared connections: ``@connection`` declares one, :class:`Connections` shares it.
+
+eKuiper gives portable plugins no connection API, so twenty rules writing to
+one database would open twenty clients. A connection is a generator
+function, as for :func:`contextlib.contextmanager`: the code before its one
+``yield`` opens the resource, the value it yields is the resource, and the
+code after it closes it. Its keyword-only parameters are its config, typed
+as a symbol's are (:mod:`kuiperlite.hints`).
+
+A source's or sink's keyword-only parameter named like a connection
+receives its resource, and the connection's config keys join the symbol's
+(:mod:`kuiperlite.symbols`). In a running plugin, :class:`Connections`
+opens a resource at the first start that needs it, hands the same one to
+every instance whose connection config is equal, and closes it once the
+last of them has stopped. Nothing opens before a start asks for it, so
+nothing opens in the supervisor before it forks the worker.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import inspect
+import logging
+import threading
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, NamedTuple, Optional, TypeVar, overload
+
+from .errors import DefinitionError, KuiperliteError, error_text
+from .symbols import (
+    EMPTY,
+    GENERATOR,
+    NAME_PATTERN,
+    Param,
+    Uses,
+    config_param,
+    style_of,
+    where_of,
+)
+
+log = logging.getLogger("kuiperlite")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MARK_ATTR = "__kuiperlite_connection__"
+
+
+class Mark(NamedTuple):
+    """What ``@connection`` recorded: the name given to it."""
+
+    name: Optional[str] = None
+
+
+@overload
+def connection(func: F, /) -> F: ...
+@overload
+def connection(target: Optional[str] = None, /, *,
+               name: Optional[str] = None) -> Callable[[F], F]: ...
+def connection(target: Any = None, /, *, name: Optional[str] = None) -> Any:
+    """Mark a generator function as a connection that sources and sinks share.
+
+    The code before its ``yield`` opens the resource, the value it yields is
+    the resource, and the code after the ``yield`` (best in a ``finally``)
+    closes it. Its keyword-only parameters are its config. A source's or
+    sink's keyword-only parameter of the connection's name receives the
+    resource; instances whose connection config is equal share one.
+
+    Args:
+        target: the function (bare ``@connection``) or the connection name.
+        name: the connection name; defaults to the function's name.
+    """
+    if isinstance(target, str):  # @connection("db")
+        name, target = target, None
+
+    def mark(func: F) -> F:
+        if not callable(func):
+            raise TypeError(f"@connection decorates a function, got {func!r}")
+        setattr(func, MARK_ATTR, Mark(name))
+        return func
+
+    return mark if target is None else mark(target)
+
+
+class ConnectionSpec(NamedTuple):
+    """A connection, read from its function.
+
+    Attributes:
+        name: the connection's name, which the parameters receiving it take.
+        func: the generator function.
+        where: how collection errors name it: ``connection 'db' (ledger.py:12)``.
+        config: its keyword-only parameters.
+        resource: the hint of what it yields (``Any`` when it does not say).
+    """
+
+    name: str
+    func: Callable[..., Any]
+    where: str
+    config: tuple[Param, ...]
+    resource: Any
+
+    @property
+    def what(self) -> str:
+        """``connection 'db'``: how messages name it."""
+        return f"connection {self.name!r}"
+
+
+def read(func: Callable[..., Any], mark: Mark) -> ConnectionSpec:
+    """Read one function marked ``@connection``, checking its signature.
+
+    Raises:
+        DefinitionError: it cannot serve as a connection.
+    """
+    name = str(mark.name or getattr(func, "__name__", ""))
+    where = where_of(func, name, "connection")
+
+    def fail(problem: str) -> DefinitionError:
+        return DefinitionError(where, problem)
+
+    if not NAME_PATTERN.match(name):
+        raise fail("the name must start with a letter or _ and hold only letters, digits and _")
+    if style_of(func) != GENERATOR:
+        raise fail("a connection must be a generator function (not async): it opens the "
+                   "resource, yields it once, and closes it after the yield")
+    try:
+        signature = inspect.signature(func)
+        found = typing.get_type_hints(func)
+    except Exception as err:
+        raise fail(f"its signature cannot be read ({err})") from None
+    config = []
+    for param in signature.parameters.values():
+        if param.kind != param.KEYWORD_ONLY:
+            raise fail(f"parameter {param.name!r} is not allowed; a connection takes only its "
+                       "config, in keyword-only parameters (after a bare *)")
+        config.append(config_param(param, found.get(param.name, EMPTY), fail))
+    return ConnectionSpec(name, func, where, tuple(config), _yielded(found.get("return", Any)))
+
+
+def _yielded(returns: Any) -> Any:
+    """``Iterator[X]``, ``Iterable[X]`` or ``Generator[X, ...]`` -> ``X``; else Any."""
+    origin = typing.get_origin(returns)
+    args = typing.get_args(returns)
+    if args and origin in (collections.abc.Iterator, collections.abc.Iterable,
+                           collections.abc.Generator):
+        return args[0]
+    return Any
+
+
+def declared(namespace: Mapping[str, Any]) -> dict[str, ConnectionSpec]:
+    """The connections among a module's values, by name.
+
+    Raises:
+        DefinitionError: one cannot be a connection, or two have one name.
+    """
+    found: dict[str, ConnectionSpec] = {}
+    for value in list(namespace.values()):
+        mark = getattr(value, MARK_ATTR, None)
+        if not isinstance(mark, Mark) or any(c.func is value for c in found.values()):
+            continue
+        spec = read(value, mark)
+        other = found.get(spec.name)
+        if other is not None:
+            raise DefinitionError(spec.where, f"the name is already used by {other.where}")
+        found[spec.name] = spec
+    return found
+
+
+class _Open:
+    """One open resource: its connection, the config it opened with, and its users."""
+
+    __slots__ = ("spec", "config", "resource", "gen", "users")
+
+    def __init__(self, spec: ConnectionSpec, config: dict[str, Any], resource: Any,
+                 gen: Any) -> None:
+        self.spec = spec
+        self.config = config
+        self.resource = resource
+        self.gen = gen
+        self.users = 1
+
+
+class Lease:
+    """The resources one instance holds; :meth:`release` gives them back, once."""
+
+    def __init__(self, registry: Connections, user: str) -> None:
+        self.registry = registry
+        self.user = user
+        self.held: list[_Open] = []
+
+    def release(self) -> None:
+        """Give the resources back; the last user of one closes it (any thread, idempotent)."""
+        held, self.held = self.held, []
+        for entry in reversed(held):
+            self.registry._release(entry, self.user)
+
+
+class Connections:
+    """The resources open in one process, shared by equal config, counted by user.
+
+    Starts acquire them from the control thread, one at a time; an instance
+    releases its lease from its own thread once its user code has ended, so
+    a resource never closes under code that may still use it, and its
+    teardown never holds up a command.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # guards the open resources and their users
+        self._opening = threading.Lock()  # one acquire at a time: no config opens twice
+        self._open: list[_Open] = []
+
+    def acquire(self, uses: Sequence[Uses], kwargs: dict[str, Any], user: str) -> Lease:
+        """Swap each connection parameter's config in ``kwargs`` for its resource.
+
+        A resource open with an equal config is shared; otherwise the
+        connection opens one now.
+
+        Args:
+            uses: the symbol's connection parameters.
+            kwargs: its keyword arguments from ``Spec.bind_config``, changed in place.
+            user: the instance, for messages: ``sink 'insert' of rule r1/op1/0``.
+
+        Raises:
+            KuiperliteError: a connection failed to open: one sentence naming
+                it, the user and the cause (the traceback goes to the log).
+                Whatever this call took is given back.
+        """
+        lease = Lease(self, user)
+        with self._opening:
+            try:
+                for use in uses:
+                    config = kwargs[use.param]
+                    entry = self._share(use.connection, config) or \
+                        self._open_one(use.connection, config, user)
+                    lease.held.append(entry)
+                    kwargs[use.param] = entry.resource
+            except BaseException:
+                lease.release()
+                raise
+        return lease
+
+    def _share(self, spec: ConnectionSpec, config: dict[str, Any]) -> Optional[_Open]:
+        with self._lock:
+            for entry in self._open:
+                if entry.spec.name == spec.name and entry.config == config:
+                    entry.users += 1
+                    return entry
+        return None
+
+    def _open_one(self, spec: ConnectionSpec, config: dict[str, Any], user: str) -> _Open:
+        try:
+            gen = spec.func(**config)
+            resource = next(gen)
+        except StopIteration:
+            raise KuiperliteError(f"Cannot open {spec.what} for {user}: it returned without "
+                                  "yielding its resource.") from None
+        except BaseException as err:
+            log.error("cannot open %s for %s", spec.what, user, exc_info=True)
+            raise KuiperliteError(f"Cannot open {spec.what} for {user}: "
+                                  f"{error_text(err).rstrip('.')}.") from err
+        entry = _Open(spec, config, resource, gen)
+        with self._lock:
+            self._open.append(entry)
+        log.info("opened %s for %s", spec.what, user)
+        return entry
+
+    def _release(self, entry: _Open, user: str) -> None:
+        with self._lock:
+            entry.users -= 1
+            if entry.users > 0 or entry not in self._open:
+                return
+            self._open.remove(entry)
+        _close(entry, f"its last user stopped: {user}")
+
+    def close(self) -> None:
+        """Close every resource still open, whoever holds it (at exit; best effort)."""
+        with self._lock:
+            entries, self._open = self._open, []
+        for entry in entries:
+            _close(entry, "at exit")
+
+
+def _close(entry: _Open, why: str) -> None:
+    """Run a connection's teardown; what goes wrong is logged, never raised."""
+    what = entry.spec.what
+    try:
+        next(entry.gen)
+    except StopIteration:
+        log.info("closed %s (%s)", what, why)
+        return
+    except BaseException:
+        log.error("%s failed to close (%s)", what, why, exc_info=True)
+        return
+    log.error("%s yielded a second time while closing (%s); a connection yields its resource "
+              "once", what, why)
+    try:
+        entry.gen.close()
+    except BaseException:
+        log.error("%s failed to close (%s)", what, why, exc_info=True)
