@@ -23,6 +23,7 @@ import orjson
 
 from . import wire
 from .context import Context, Record
+from .dynamic import RenderError, Template, render
 from .errors import ArgumentError, EncodeError, ProtocolError, Stopped
 from .hints import Mismatch, describe_value
 from .kinds import FUNCTION
@@ -306,15 +307,27 @@ class SinkAdapter:
             before = tuple(_arguments(spec.context_index, self.ctx, spec.data_index, None))
             index = spec.data_index
             assert index is not None  # a plain sink always has its data parameter
+            # Dynamic config renders against the decoded JSON, whatever the data hint.
+            templates = [value for value in kwargs.values() if isinstance(value, Template)]
+            as_json = None if spec.data.data == "json" else _decoder("json")
+            what = spec.what
 
             def call(payload: bytes) -> Optional[str]:
                 args = list(before)
-                args[index] = decode(payload)
+                data = args[index] = decode(payload)
+                kw = kwargs
+                if templates:
+                    try:
+                        kw = {**kwargs, **render(templates, data if as_json is None
+                                                 else as_json(payload), what)}
+                    except RenderError as err:
+                        self.ctx.logger.error("%s", err)
+                        return str(err)
                 try:
                     if spec.style == ASYNC:
-                        self._loop.run(func(*args, **kwargs))
+                        self._loop.run(func(*args, **kw))
                     else:
-                        func(*args, **kwargs)
+                        func(*args, **kw)
                 except Stopped:
                     return "The sink is stopping."
                 except BaseException as err:

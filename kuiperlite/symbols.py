@@ -16,7 +16,7 @@ import re
 import typing
 from typing import Any, Callable, ClassVar, NamedTuple, Optional, TypeVar, overload
 
-from . import config, hints
+from . import config, dynamic, hints
 from .context import Context
 from .errors import DefinitionError
 from .hints import Hint
@@ -293,7 +293,7 @@ class _Reader:
         except (TypeError, ValueError) as err:
             raise self.fail(f"its signature cannot be read ({err})") from None
         try:
-            found = typing.get_type_hints(self.func)
+            found = typing.get_type_hints(self.func, include_extras=True)
         except Exception as err:
             raise self.fail(f"its type hints cannot be resolved ({err})") from None
         positional: list[tuple[inspect.Parameter, Any]] = []
@@ -420,7 +420,28 @@ class _Reader:
             raise self.fail(f"config parameter {param.name!r} has type "
                             f"{hints.name_of(read.type.hint)}, which a rule's config cannot "
                             f"carry; use {hints.SUPPORTED}")
+        if read.type.dynamic:
+            self.dynamic_param(read)
         return read
+
+    def dynamic_param(self, read: Param) -> None:
+        """Only a plain or async sink receives config per record; a default
+        template must parse."""
+        shown = f"config parameter {read.name!r} is {hints.name_of(read.type.hint)}"
+        if self.mark.kind != SINK:
+            raise self.fail(f"{shown}, but only a sink's config can be dynamic: eKuiper "
+                            "renders templates against the records a sink receives")
+        if self.style in (GENERATOR, ASYNC_GENERATOR):
+            raise self.fail(f"{shown}, but a generator sink receives its config once, at "
+                            "start; make it a plain or async function, called once per "
+                            "message, to receive the value rendered for each record")
+        if dynamic.is_template(read.default):
+            try:
+                dynamic.parse(read.name, read.default, read.type.convert,
+                              self.mark.kind.what(self.name))
+            except ValueError as err:
+                raise self.fail(f"the default of config parameter {read.name!r}: {err}") \
+                    from None
 
     def param(self, param: inspect.Parameter, hint: Any, role: str) -> Param:
         if hint is EMPTY:
@@ -430,8 +451,11 @@ class _Reader:
         try:
             info = hints.read(hint)
         except hints.UnsupportedHint as err:
-            raise self.fail(f"{role} {param.name!r} has type {err}; use {hints.SUPPORTED}") \
+            raise self.fail(f"{role} {param.name!r} has type {err}; use {err.supported}") \
                 from None
+        if info.dynamic and role != "config parameter":
+            raise self.fail(f"{role} {param.name!r} is {hints.name_of(hint)}, but only a "
+                            "sink's config can be dynamic")
         return Param(param.name, info, param.default)
 
 
