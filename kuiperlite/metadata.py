@@ -56,6 +56,18 @@ def _json_default(value: Any) -> Any:
     return value
 
 
+# Appended to a dynamic property's hint, phrased as eKuiper's own sinks explain
+# theirs (etc/sinks/file.json: "..., or it can be a dynamic path, such as {{.field}}.txt").
+DYNAMIC_HINT = "It can be dynamic: {{.field}} is replaced by that field of each record."
+
+
+def _hint(param: Param, doc: docstrings.Docstring) -> str:
+    text = doc.params.get(param.name, "")
+    if not param.type.dynamic:
+        return text
+    return f"{text} {DYNAMIC_HINT}" if text else DYNAMIC_HINT
+
+
 def _field(param: Param, doc: docstrings.Docstring) -> dict[str, Any]:
     info = param.type
     default: Any = info.zero if param.required else _json_default(param.default)
@@ -69,7 +81,7 @@ def _field(param: Param, doc: docstrings.Docstring) -> dict[str, Any]:
         "optional": not param.required,
         "control": info.control,
         "type": info.ui_type,
-        "hint": _text(doc.params.get(param.name, "")),
+        "hint": _text(_hint(param, doc)),
         "label": _text(label(param.name)),
     }
     if info.choices is not None:
