@@ -99,7 +99,8 @@ def sink(target: Any = None, /, *, name: Optional[str] = None,
     A plain (or async) function is called once per message with the decoded
     payload; returning acks it, raising acks the error. A generator receives
     each message through ``data = yield``: code before the first yield is
-    setup, and its ``finally`` runs at stop.
+    setup, and its ``finally`` runs at stop. A plain or async sink's config
+    hinted ``Dynamic[X]`` is rendered against each record.
 
     Args:
         target: the function (bare ``@sink``) or the symbol name.
