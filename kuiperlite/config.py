@@ -1,9 +1,9 @@
 """A start command's config bound to a symbol's keyword-only parameters.
 
-Declared keys are converted by their hints, without loss; a dynamic
-parameter's value that holds ``{{`` is parsed into a :class:`~kuiperlite.dynamic.Template`
-instead, rendered and converted per record. eKuiper adds keys
-of its own (a stream's options, a sink's common properties). Every key the
+Declared keys are converted by their hints, without loss; the value of a
+dynamic parameter that holds ``{{`` becomes a :class:`~kuiperlite.dynamic.Template`
+instead, rendered and converted per record. eKuiper adds keys of its own (a
+stream's options, a sink's common properties). Every key the
 symbol does not declare goes to its ``**config`` parameter if it has one,
 and is otherwise ignored; one that is not eKuiper's and looks like a
 misspelt parameter gets a warning that names the parameter.

@@ -489,6 +489,7 @@ def _is_context(param: inspect.Parameter, hint: Any) -> Optional[bool]:
     The annotation decides (``Context``, or anything else); an unannotated
     parameter named ``ctx`` or ``context`` is the Context.
     """
+    hint = _bare(hint)
     if hint is Context or hint == "Context":
         return True
     if hint is not EMPTY:
@@ -497,9 +498,15 @@ def _is_context(param: inspect.Parameter, hint: Any) -> Optional[bool]:
 
 
 def _send_type(returns: Any) -> Any:
+    returns = _bare(returns)
     origin = typing.get_origin(returns)
     if origin in (collections.abc.Generator, collections.abc.AsyncGenerator):
         args = typing.get_args(returns)
         if len(args) >= 2:
             return args[1]
     return Any
+
+
+def _bare(hint: Any) -> Any:
+    """A hint without its ``Annotated`` metadata, which only config hints read (``Dynamic``)."""
+    return typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint

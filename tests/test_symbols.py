@@ -1,6 +1,6 @@
 import inspect
 from collections.abc import Generator
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import pytest
 
@@ -279,6 +279,17 @@ def test_dynamic_config_of_a_sink_is_read_with_its_hint():
     assert [config[n].dynamic for n in config] == [True, True, True, False]
     assert (config["topic"].phrase, config["qos"].phrase) == ("a string", "an integer or null")
     assert config["mode"].choices == ["a", "b"]
+
+
+def test_annotated_metadata_other_than_dynamic_changes_nothing():
+    @sink
+    def k(ctx: Annotated[Context, "the rule's"], *, port: Annotated[int, "tcp"] = 1
+          ) -> Annotated[Generator[None, bytes, None], "raw"]:
+        yield
+
+    symbol = spec(k)
+    assert symbol.context_index == 0 and symbol.data.data == "bytes"
+    assert symbol.bind_config({"port": "80"}) == {"port": 80}
 
 
 def test_bad_names_are_rejected():
