@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 import sys
 import typing
 from typing import Annotated, Any, Callable, NamedTuple, Optional, TypeVar, Union
@@ -43,6 +44,7 @@ class _DynamicMark:
 
 
 DYNAMIC = _DynamicMark()
+_NESTED_DYNAMIC = re.compile(r"Annotated\[(.*?), kuiperlite\.Dynamic\]")
 T = TypeVar("T")
 # A sink's config parameter whose value may name the record's fields, as in
 # ``topic: Dynamic[str] = "devices/{{.deviceId}}"``: the sink receives it
@@ -284,8 +286,8 @@ def name_of(hint: Any) -> str:
         inner, *metadata = typing.get_args(hint)
         dynamic = any(m is DYNAMIC for m in metadata)
         return f"Dynamic[{name_of(inner)}]" if dynamic else name_of(inner)
-    if typing.get_args(hint):
-        return repr(hint).replace("typing.", "")
+    if typing.get_args(hint):  # Dynamic inside: Optional[Annotated[int, DYNAMIC]]
+        return _NESTED_DYNAMIC.sub(r"Dynamic[\1]", repr(hint).replace("typing.", ""))
     return getattr(hint, "__name__", None) or repr(hint)
 
 

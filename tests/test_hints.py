@@ -117,6 +117,8 @@ def test_dynamic_is_its_inner_hint_rendered_per_record():
     assert hints.read(Optional[Dynamic[str]]).dynamic
     assert hints.read(Dynamic[Literal["a", "b"]]).choices == ["a", "b"]
     assert hints.name_of(Dynamic[Optional[int]]) == "Dynamic[Optional[int]]"
+    assert hints.name_of(Optional[Dynamic[int]]) == "Optional[Dynamic[int]]"
+    assert hints.name_of(list[Dynamic[Literal["a", "b"]]]) == "list[Dynamic[Literal['a', 'b']]]"
     assert not hints.read(int).dynamic
 
 
