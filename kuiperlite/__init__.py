@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 _HOMES = {
     "About": "plugin", "Plugin": "plugin", "collect": "plugin", "load": "plugin",
-    "Context": "context", "Record": "context",
+    "Context": "context", "Record": "context", "Dynamic": "hints",
     "ArgumentError": "errors", "ConfigError": "errors", "DefinitionError": "errors",
     "KuiperliteError": "errors", "PluginError": "errors", "StateError": "errors",
     "Stopped": "errors", "State": "state",
@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .errors import PluginError as PluginError
     from .errors import StateError as StateError
     from .errors import Stopped as Stopped
+    from .hints import Dynamic as Dynamic
     from .plugin import About as About
     from .plugin import Plugin as Plugin
     from .plugin import collect as collect

@@ -22,8 +22,9 @@ import orjson
 
 from . import wire
 from .context import Context, Record
+from .dynamic import RenderError, Template, render
 from .errors import ArgumentError, EncodeError, ProtocolError, Stopped, error_text
-from .hints import Converter, Hint, Mismatch, describe_value, holds_records, is_record
+from .hints import ANY, Converter, Hint, Mismatch, describe_value, holds_records, is_record
 from .kinds import FUNCTION
 from .state import Scope, State, Stores
 from .symbols import (
@@ -315,19 +316,34 @@ class SinkAdapter:
             before = tuple(_arguments(spec.context_index, self.ctx, spec.data_index, None))
             index = spec.data_index
             assert index is not None  # a plain sink always has its data parameter
+            # Dynamic config renders against the record's JSON, also when the sink takes
+            # the payload raw or built into a record.
+            templates = [value for value in kwargs.values() if isinstance(value, Template)]
+            as_json = None if spec.data.data == "json" and not holds_records(spec.data.hint) \
+                else _decoder(ANY)
+            what = spec.what
 
             def call(payload: bytes) -> Optional[str]:
                 args = list(before)
                 try:
-                    args[index] = decode(payload)
-                    if spec.style == ASYNC:
-                        self._loop.run(func(*args, **kwargs))
-                    else:
-                        func(*args, **kwargs)
-                except Stopped:
-                    return "The sink is stopping."
+                    data = args[index] = decode(payload)
                 except Mismatch as err:
                     return self._refused(err)
+                kw = kwargs
+                if templates:
+                    try:
+                        kw = {**kwargs, **render(templates, data if as_json is None
+                                                 else as_json(payload), what)}
+                    except RenderError as err:
+                        self.ctx.logger.error("%s", err)
+                        return str(err)
+                try:
+                    if spec.style == ASYNC:
+                        self._loop.run(func(*args, **kw))
+                    else:
+                        func(*args, **kw)
+                except Stopped:
+                    return "The sink is stopping."
                 except BaseException as err:
                     self.ctx.logger.exception("failed to collect a message")
                     return error_text(err)

@@ -1,7 +1,9 @@
 """A start command's config bound to a symbol's keyword-only parameters.
 
-Declared keys are converted by their hints, without loss. eKuiper adds keys
-of its own (a stream's options, a sink's common properties). Every key the
+Declared keys are converted by their hints, without loss; the value of a
+dynamic parameter that holds ``{{`` becomes a :class:`~kuiperlite.dynamic.Template`
+instead, rendered and converted per record. eKuiper adds keys of its own (a
+stream's options, a sink's common properties). Every key the
 symbol does not declare goes to its ``**config`` parameter if it has one,
 and is otherwise ignored; one that is not eKuiper's and looks like a
 misspelt parameter gets a warning that names the parameter.
@@ -13,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from . import dynamic
 from .errors import ConfigError
 from .hints import Hint, Mismatch
 
@@ -41,6 +44,8 @@ class Field(Protocol):
     def type(self) -> Hint: ...
     @property
     def required(self) -> bool: ...
+    @property
+    def default(self) -> Any: ...
 
 
 def bind(what: str, fields: Sequence[Field], extra: bool, raw: dict[str, Any]) -> dict[str, Any]:
@@ -53,18 +58,27 @@ def bind(what: str, fields: Sequence[Field], extra: bool, raw: dict[str, Any]) -
         raw: the config the rule set.
 
     Raises:
-        ConfigError: a value does not fit its hint or a required key is missing.
+        ConfigError: a value does not fit its hint, a dynamic value holds
+            template syntax other than field paths, or a required key is missing.
     """
     kwargs: dict[str, Any] = {}
     for field in fields:
-        if field.name not in raw:
-            if field.required:
-                raise ConfigError(f"The {what} needs config {field.name!r} "
-                                  f"({field.type.phrase}), but the rule did not set it.")
+        if field.name in raw:
+            value = raw[field.name]
+        elif field.required:
+            raise ConfigError(f"The {what} needs config {field.name!r} "
+                              f"({field.type.phrase}), but the rule did not set it.")
+        elif field.type.dynamic and dynamic.is_template(field.default):
+            value = field.default  # rendered per record like a value the rule set
+        else:
             continue
-        value = raw[field.name]
         convert = field.type.convert
-        if convert is not None:
+        if field.type.dynamic and dynamic.is_template(value):
+            try:
+                value = dynamic.parse(field.name, value, convert, what)
+            except ValueError as err:
+                raise ConfigError(f"Config {field.name!r} of the {what}: {err}.") from None
+        elif convert is not None:
             try:
                 value = convert(value)
             except Mismatch as err:

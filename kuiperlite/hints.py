@@ -4,18 +4,21 @@
 its converter (a function that takes a decoded JSON value and returns the
 value the user code expects, or raises :class:`Mismatch`), the phrase error
 messages use for it, the type and control eKuiper's UI shows for it, the type
-a function's metadata gives it, and how a sink receives its payload under it.
-Conversions are lossless only: ``"12"`` becomes ``12`` for an ``int``,
-``3.0`` becomes ``3``, but ``3.5`` never becomes ``3``.
+a function's metadata gives it, how a sink receives its payload under it, and
+whether a sink's config parameter is dynamic (``Dynamic[X]``: rendered per
+record, then converted by ``X``). Conversions are lossless only: ``"12"``
+becomes ``12`` for an ``int``, ``3.0`` becomes ``3``, but ``3.5`` never
+becomes ``3``.
 """
 
 from __future__ import annotations
 
 import enum
 import math
+import re
 import sys
 import typing
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Annotated, Any, Callable, NamedTuple, Optional, TypeVar, Union
 
 Converter = Callable[[Any], Any]
 
@@ -28,6 +31,26 @@ else:  # pragma: no cover - Python 3.9
 
 SUPPORTED = ("str, int, float, bool, dict, list[...], dict[str, ...], Literal[...], an Enum, "
              "an attrs class or a dataclass, or Optional[...] of those")
+DYNAMIC_SUPPORTED = ("Dynamic[X] with X one of str, int, float, bool, Literal[...], an Enum or "
+                     "Optional[...] of those")
+_TEXT_UI_TYPES = ("string", "int", "float", "bool")  # what a rendered template converts to
+
+
+class _DynamicMark:
+    """The metadata ``Dynamic[X]`` carries: ``Annotated[X, DYNAMIC]``."""
+
+    def __repr__(self) -> str:
+        return "kuiperlite.Dynamic"
+
+
+DYNAMIC = _DynamicMark()
+_NESTED_DYNAMIC = re.compile(r"Annotated\[(.*?), kuiperlite\.Dynamic\]")
+T = TypeVar("T")
+# A sink's config parameter whose value may name the record's fields, as in
+# ``topic: Dynamic[str] = "devices/{{.deviceId}}"``: the sink receives it
+# rendered against each record, then converted by X. To a type checker,
+# ``Dynamic[str]`` is ``str``.
+Dynamic = Annotated[T, DYNAMIC]
 
 
 class Hint(NamedTuple):
@@ -49,6 +72,7 @@ class Hint(NamedTuple):
         zero: the default eKuiper's UI shows for a required field.
         fields: for an attrs class or a dataclass, its fields: (name, hint,
             required) each.
+        dynamic: a sink's config parameter rendered per record (``Dynamic[X]``).
     """
 
     hint: Any
@@ -62,6 +86,7 @@ class Hint(NamedTuple):
     data: str = "json"
     zero: Any = ""
     fields: Optional[tuple[tuple[str, Hint, bool], ...]] = None
+    dynamic: bool = False
 
 
 class Mismatch(ValueError):
@@ -76,7 +101,15 @@ class Mismatch(ValueError):
 
 
 class UnsupportedHint(TypeError):
-    """A hint has no JSON counterpart, so kuiperlite cannot convert to it."""
+    """A hint has no JSON counterpart, so kuiperlite cannot convert to it.
+
+    Attributes:
+        supported: what may be used instead, for the message.
+    """
+
+    def __init__(self, message: str, supported: str = SUPPORTED) -> None:
+        super().__init__(message)
+        self.supported = supported
 
 
 def describe_value(value: Any) -> str:
@@ -211,6 +244,8 @@ def read(hint: Any) -> Hint:
         return _SIMPLE[hint]
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
+    if origin is Annotated:
+        return _read_annotated(hint, args[0], args[1:])
     if origin in _UNION_TYPES:
         return _read_optional(hint, args)
     if origin is typing.Literal:
@@ -251,10 +286,33 @@ def unwrap_optional(hint: Any) -> Any:
 
 
 def name_of(hint: Any) -> str:
-    """A hint as messages show it: ``float``, ``list[float]``."""
-    if typing.get_args(hint):
-        return repr(hint).replace("typing.", "")
+    """A hint as messages show it: ``float``, ``list[float]``, ``Dynamic[str]``."""
+    if typing.get_origin(hint) is Annotated:
+        inner, *metadata = typing.get_args(hint)
+        dynamic = any(m is DYNAMIC for m in metadata)
+        return f"Dynamic[{name_of(inner)}]" if dynamic else name_of(inner)
+    if typing.get_args(hint):  # Dynamic inside: Optional[Annotated[int, DYNAMIC]]
+        return _NESTED_DYNAMIC.sub(r"Dynamic[\1]", repr(hint).replace("typing.", ""))
     return getattr(hint, "__name__", None) or repr(hint)
+
+
+def _read_annotated(hint: Any, inner_hint: Any, metadata: tuple[Any, ...]) -> Hint:
+    """``Dynamic[X]`` is X, rendered per record; other metadata means nothing here."""
+    inner = read(inner_hint)
+    if not any(m is DYNAMIC for m in metadata):
+        return inner
+    if inner.ui_type not in _TEXT_UI_TYPES:
+        raise UnsupportedHint(f"{name_of(hint)}, but a rendered template is text, which "
+                              f"converts only to a string, a number or a boolean",
+                              DYNAMIC_SUPPORTED)
+    return inner._replace(hint=hint, dynamic=True)
+
+
+def _whole(hint: Any, part: Hint) -> None:
+    """Refuse ``Dynamic`` inside a list or dict: it wraps a parameter's whole hint."""
+    if part.dynamic:
+        raise UnsupportedHint(f"{name_of(hint)}, with Dynamic inside; Dynamic wraps the whole "
+                              "hint of a config parameter", DYNAMIC_SUPPORTED)
 
 
 def _read_optional(hint: Any, args: tuple[Any, ...]) -> Hint:
@@ -322,6 +380,7 @@ def _enum(cls: type[enum.Enum]) -> tuple[Converter, str]:
 
 def _read_list(hint: Any, item_hint: Any) -> Hint:
     item = read(item_hint)
+    _whole(hint, item)
     ui_type = _LIST_UI.get(item.ui_type or "", "list_string")
     if item.convert is None:
         return _SIMPLE[list]._replace(hint=hint, ui_type=ui_type)
@@ -345,6 +404,7 @@ def _read_list(hint: Any, item_hint: Any) -> Hint:
 
 def _read_dict(hint: Any, value_hint: Any) -> Hint:
     val = read(value_hint)
+    _whole(hint, val)
     if val.convert is None:
         return _SIMPLE[dict]._replace(hint=hint)
     phrase = f"an object of {_PLURALS.get(val.phrase, val.phrase)}"

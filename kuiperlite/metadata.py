@@ -61,13 +61,21 @@ def _json_default(value: Any) -> Any:
     return value
 
 
+# Appended to a dynamic property's hint, phrased as eKuiper's own sinks explain
+# theirs (etc/sinks/file.json: "..., or it can be a dynamic path, such as {{.field}}.txt").
+DYNAMIC_HINT = "It can be dynamic: {{.field}} is replaced by that field of each record."
+
+
 def _hint_text(doc: docstrings.Docstring, name: str, info: hints.Hint) -> dict[str, str]:
-    """A field's hint: its docstring text, and a record's fields after it."""
-    text = doc.params.get(name, "")
+    """A field's hint: its docstring text, then a record's fields, then what a
+    dynamic property takes."""
+    parts = [doc.params.get(name, "")]
     fields = hints.describe_fields(info)
     if fields:
-        text = f"{text} Fields: {fields}.".strip()
-    return _text(text)
+        parts.append(f"Fields: {fields}.")
+    if info.dynamic:
+        parts.append(DYNAMIC_HINT)
+    return _text(" ".join(part for part in parts if part))
 
 
 def _field(param: Param, doc: docstrings.Docstring) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import typing
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple, Optional, TypeVar, overload
 
-from . import config, hints
+from . import config, dynamic, hints
 from .context import Context
 from .errors import DefinitionError
 from .hints import Hint
@@ -106,7 +106,8 @@ def sink(target: Any = None, /, *, name: Optional[str] = None,
     A plain (or async) function is called once per message with the decoded
     payload; returning acks it, raising acks the error. A generator receives
     each message through ``data = yield``: code before the first yield is
-    setup, and its ``finally`` runs at stop.
+    setup, and its ``finally`` runs at stop. A plain or async sink's config
+    hinted ``Dynamic[X]`` is rendered against each record.
 
     Args:
         target: the function (bare ``@sink``) or the symbol name.
@@ -329,7 +330,7 @@ class _Reader:
         except (TypeError, ValueError) as err:
             raise self.fail(f"its signature cannot be read ({err})") from None
         try:
-            found = typing.get_type_hints(self.func)
+            found = typing.get_type_hints(self.func, include_extras=True)
         except Exception as err:
             raise self.fail(f"its type hints cannot be resolved ({err})") from None
         positional: list[tuple[inspect.Parameter, Any]] = []
@@ -462,7 +463,29 @@ class _Reader:
                             aggregate=self.mark.aggregate, returns=returns)
 
     def config_param(self, param: inspect.Parameter, hint: Any) -> Param:
-        return config_param(param, hint, self.fail, self.connection_tip(hint))
+        read = config_param(param, hint, self.fail, self.connection_tip(hint))
+        if read.type.dynamic:
+            self.dynamic_param(read)
+        return read
+
+    def dynamic_param(self, read: Param) -> None:
+        """Only a plain or async sink receives config per record; a default
+        template must parse."""
+        shown = f"config parameter {read.name!r} is {hints.name_of(read.type.hint)}"
+        if self.mark.kind != SINK:
+            raise self.fail(f"{shown}, but only a sink's config can be dynamic: eKuiper "
+                            "renders templates against the records a sink receives")
+        if self.style in (GENERATOR, ASYNC_GENERATOR):
+            raise self.fail(f"{shown}, but a generator sink receives its config once, at "
+                            "start; make it a plain or async function, called once per "
+                            "message, to receive the value rendered for each record")
+        if dynamic.is_template(read.default):
+            try:
+                dynamic.parse(read.name, read.default, read.type.convert,
+                              self.mark.kind.what(self.name))
+            except ValueError as err:
+                raise self.fail(f"the default of config parameter {read.name!r}: {err}") \
+                    from None
 
     def param(self, param: inspect.Parameter, hint: Any, role: str) -> Param:
         return read_param(param, hint, role, self.fail)
@@ -518,8 +541,11 @@ def read_param(param: inspect.Parameter, hint: Any, role: str,
     try:
         info = hints.read(hint)
     except hints.UnsupportedHint as err:
-        raise fail(f"{role} {param.name!r} has type {err}; use {hints.SUPPORTED}{tip}") \
+        raise fail(f"{role} {param.name!r} has type {err}; use {err.supported}{tip}") \
             from None
+    if info.dynamic and role != "config parameter":
+        raise fail(f"{role} {param.name!r} is {hints.name_of(hint)}, but only a sink's config "
+                   "can be dynamic")
     return Param(param.name, info, param.default)
 
 
@@ -569,6 +595,7 @@ def _is_context(param: inspect.Parameter, hint: Any) -> Optional[bool]:
     The annotation decides (``Context``, or anything else); an unannotated
     parameter named ``ctx`` or ``context`` is the Context.
     """
+    hint = _bare(hint)
     if hint is Context or hint == "Context":
         return True
     if hint is not EMPTY:
@@ -577,9 +604,15 @@ def _is_context(param: inspect.Parameter, hint: Any) -> Optional[bool]:
 
 
 def _send_type(returns: Any) -> Any:
+    returns = _bare(returns)
     origin = typing.get_origin(returns)
     if origin in (collections.abc.Generator, collections.abc.AsyncGenerator):
         args = typing.get_args(returns)
         if len(args) >= 2:
             return args[1]
     return Any
+
+
+def _bare(hint: Any) -> Any:
+    """A hint without its ``Annotated`` metadata, which only config hints read (``Dynamic``)."""
+    return typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint

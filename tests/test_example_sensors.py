@@ -36,6 +36,21 @@ def test_alert_and_jsonl_sinks(tmp_path, caplog):
         {"a": "é"}, {"b": 2}]
 
 
+def test_jsonl_writes_a_file_per_sensor_with_a_dynamic_path(tmp_path):
+    readings = [{"sensor": "lab", "value": 21.5}, {"sensor": "hall", "value": 19},
+                [{"sensor": "lab", "value": 22}, {"sensor": "roof", "value": 3}]]
+    path = str(tmp_path / "readings" / "{{.sensor}}.jsonl")
+    assert run_sink(sensors.jsonl_file, readings, config={"path": path}) == [None, None, None]
+
+    def lines(name):
+        text = (tmp_path / "readings" / f"{name}.jsonl").read_text(encoding="utf-8")
+        return [json.loads(line) for line in text.splitlines()]
+
+    assert lines("lab") == [{"sensor": "lab", "value": 21.5}]
+    assert lines("hall") == [{"sensor": "hall", "value": 19}]
+    assert lines("roof") == [readings[2]]  # a batch goes to its last reading's file
+
+
 def test_functions():
     assert call_function(sensors.celsius, 212, "F") == 100.0
     assert call_function(sensors.celsius, 300, "K", "roof") == 27.85

@@ -1,11 +1,11 @@
 import dataclasses
 import enum
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import pytest
 
 from kuiperlite import hints
-from kuiperlite.hints import Mismatch, UnsupportedHint
+from kuiperlite.hints import Dynamic, Mismatch, UnsupportedHint
 
 
 class Color(enum.Enum):
@@ -159,3 +159,27 @@ def test_records_that_json_cannot_carry_are_refused():
     with pytest.raises(hints.UnsupportedHint, match="field 'when' of Handle: complex has no "
                                                     "JSON counterpart"):
         hints.read(Handle)
+
+
+def test_dynamic_is_its_inner_hint_rendered_per_record():
+    info = hints.read(Dynamic[int])
+    assert info.dynamic and info._replace(hint=int, dynamic=False) == hints.read(int)
+    assert hints.read(Optional[Dynamic[str]]).dynamic
+    assert hints.read(Dynamic[Literal["a", "b"]]).choices == ["a", "b"]
+    assert hints.name_of(Dynamic[Optional[int]]) == "Dynamic[Optional[int]]"
+    assert hints.name_of(Optional[Dynamic[int]]) == "Optional[Dynamic[int]]"
+    assert hints.name_of(list[Dynamic[Literal["a", "b"]]]) == "list[Dynamic[Literal['a', 'b']]]"
+    assert not hints.read(int).dynamic
+
+
+def test_other_annotated_metadata_means_the_inner_hint():
+    assert hints.read(Annotated[int, "a note"]) == hints.read(int)
+    assert hints.name_of(Annotated[int, "a note"]) == "int"
+
+
+@pytest.mark.parametrize("hint", [Dynamic[list[str]], Dynamic[dict], Dynamic[bytes],
+                                  list[Dynamic[str]], dict[str, Dynamic[int]]])
+def test_dynamic_wraps_a_whole_hint_that_text_converts_to(hint):
+    with pytest.raises(UnsupportedHint) as caught:
+        hints.read(hint)
+    assert caught.value.supported == hints.DYNAMIC_SUPPORTED

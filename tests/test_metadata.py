@@ -189,3 +189,25 @@ def test_meta_command_errors_are_one_line(write_plugin, tmp_path, code, message)
     assert out.stderr.startswith(message.format(file=path.name))
     assert len(out.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_a_dynamic_property_s_hint_says_it_takes_record_fields(write_plugin):
+    path = write_plugin('''
+        from kuiperlite import Dynamic, sink
+
+        @sink
+        def publish(data, *, topic: Dynamic[str], qos: Dynamic[int] = 0, retain: bool = False):
+            """Publish each record.
+
+            Args:
+                topic: the topic to publish to.
+                retain: keep the last message.
+            """
+    ''')
+    fields = json.loads(metadata.files(load(str(path)))["sinks/publish.json"])["properties"]
+    dynamic = "It can be dynamic: {{.field}} is replaced by that field of each record."
+    assert [(f["name"], f["type"], f["default"], f["hint"]["en_US"]) for f in fields] == [
+        ("topic", "string", "", f"the topic to publish to. {dynamic}"),
+        ("qos", "int", 0, dynamic),
+        ("retain", "bool", False, "keep the last message.")]
+    assert fields[0]["hint"]["zh_CN"] == fields[0]["hint"]["en_US"]

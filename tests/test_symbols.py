@@ -1,10 +1,10 @@
 import inspect
 from collections.abc import Generator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Optional
 
 import pytest
 
-from kuiperlite import Context, DefinitionError, function, sink, source
+from kuiperlite import Context, DefinitionError, Dynamic, function, sink, source
 from kuiperlite.errors import ConfigError
 from kuiperlite.kinds import FUNCTION, SINK, SOURCE
 from kuiperlite.symbols import (
@@ -206,7 +206,47 @@ def bad_two_contexts(a: Context, b: Context):
     yield {}
 
 
+def bad_dynamic_source(ctx, *, topic: Dynamic[str]):
+    yield {}
+
+
+def bad_dynamic_function(name: Dynamic[str]):
+    return name
+
+
+def bad_dynamic_generator_sink(ctx, *, path: Dynamic[str]):
+    while True:
+        yield
+
+
+async def bad_dynamic_async_generator_sink(ctx, *, path: Dynamic[str]):
+    while True:
+        yield
+
+
+def bad_dynamic_list(data, *, tags: Dynamic[list[str]]):
+    pass
+
+
+def bad_dynamic_inside(data, *, tags: list[Dynamic[str]]):
+    pass
+
+
+def bad_dynamic_default(data, *, topic: Dynamic[str] = "t/{{.id | upper}}"):
+    pass
+
+
 @pytest.mark.parametrize(("decorator", "func", "param", "problem"), [
+    (source, bad_dynamic_source, "'topic'", "is Dynamic[str], but only a sink's config can be "
+                                            "dynamic"),
+    (function, bad_dynamic_function, "'name'", "is Dynamic[str], but only a sink's config can "
+                                               "be dynamic"),
+    (sink, bad_dynamic_generator_sink, "'path'", "a generator sink receives its config once"),
+    (sink, bad_dynamic_async_generator_sink, "'path'", "make it a plain or async function"),
+    (sink, bad_dynamic_list, "'tags'", "has type Dynamic[list[str]], but a rendered template "
+                                       "is text"),
+    (sink, bad_dynamic_inside, "'tags'", "Dynamic wraps the whole hint"),
+    (sink, bad_dynamic_default, "'topic'", "'{{.id | upper}}' is not a field path"),
     (source, bad_source_extra_positional, "'other'", "one positional parameter too many"),
     (source, bad_source_default, "'interval'", "after a bare *"),
     (sink, bad_sink_no_data, None, "needs one positional parameter for the data"),
@@ -227,6 +267,29 @@ def test_definition_errors_name_function_line_and_parameter(decorator, func, par
     if param:
         assert param in message
     delattr(func, "__kuiperlite__")
+
+
+def test_dynamic_config_of_a_sink_is_read_with_its_hint():
+    @sink
+    def k(data, *, topic: Dynamic[str], qos: Optional[Dynamic[int]] = None,
+          mode: Dynamic[Literal["a", "b"]] = "a", plain: str = ""):
+        pass
+
+    config = {p.name: p.type for p in spec(k).config}
+    assert [config[n].dynamic for n in config] == [True, True, True, False]
+    assert (config["topic"].phrase, config["qos"].phrase) == ("a string", "an integer or null")
+    assert config["mode"].choices == ["a", "b"]
+
+
+def test_annotated_metadata_other_than_dynamic_changes_nothing():
+    @sink
+    def k(ctx: Annotated[Context, "the rule's"], *, port: Annotated[int, "tcp"] = 1
+          ) -> Annotated[Generator[None, bytes, None], "raw"]:
+        yield
+
+    symbol = spec(k)
+    assert symbol.context_index == 0 and symbol.data.data == "bytes"
+    assert symbol.bind_config({"port": "80"}) == {"port": 80}
 
 
 def test_bad_names_are_rejected():

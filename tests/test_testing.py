@@ -5,7 +5,16 @@ import time
 
 import pytest
 
-from kuiperlite import ArgumentError, ConfigError, Context, Record, function, sink, source
+from kuiperlite import (
+    ArgumentError,
+    ConfigError,
+    Context,
+    Dynamic,
+    Record,
+    function,
+    sink,
+    source,
+)
 from kuiperlite.adapters import FunctionAdapter
 from kuiperlite.errors import EncodeError
 from kuiperlite.testing import call_function, run_sink, run_source
@@ -92,6 +101,24 @@ def test_run_sink_acks_and_runs_teardown():
     acks = run_sink(store, [{"a": 1}, [{"b": 2}], b"raw", {"c": 3}], config={"fail_on": "raw"})
     assert acks == [None, None, "OSError: disk full", None]
     assert events == ["open", {"a": 1}, [{"b": 2}], "close", "open", {"c": 3}, "close"]
+
+
+def test_run_sink_renders_dynamic_config_per_record():
+    got = []
+
+    @sink
+    def publish(data, *, topic: Dynamic[str], qos: Dynamic[int] = 0):
+        got.append((topic, qos))
+
+    acks = run_sink(publish, [{"id": 1, "q": 1.0}, [{"id": 2}, {"id": 3}], {"id": 4, "q": "x"}],
+                    config={"topic": "t/{{.id}}", "qos": "{{.q}}"})
+    assert acks == [None, "Config 'qos' of the sink 'publish' must be an integer, got the "
+                          "string '<no value>', rendered from '{{.q}}' for this record.",
+                    "Config 'qos' of the sink 'publish' must be an integer, got the string 'x', "
+                    "rendered from '{{.q}}' for this record."]
+    assert got == [("t/1", 1)]
+    with pytest.raises(ConfigError, match=r"'\{\{\.\}\}' is not a field path"):
+        run_sink(publish, [], config={"topic": "{{.}}"})
 
 
 def test_call_function_validates_and_round_trips_json():

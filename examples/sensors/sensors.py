@@ -1,21 +1,21 @@
 """Simulated building sensors: readings in, alerts and files out, SQL helpers.
 
 A richer kuiperlite example: two sources, two sinks and four functions with
-Literal, list and enum config, an aggregate function, a local module, a data
-file and a third-party dependency (python-dateutil).
+Literal, list, enum and dynamic config, an aggregate function, a local module,
+a data file and a third-party dependency (python-dateutil).
 """
 
 import enum
 import itertools
 import json
+import os
 import random
-from collections.abc import Generator
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from dateutil import parser as dateparser
 
 import kuiperlite
-from kuiperlite import Context, Record, function, sink, source
+from kuiperlite import Context, Dynamic, Record, function, sink, source
 
 from units import calibrate, to_celsius
 
@@ -82,20 +82,18 @@ def alert(ctx: Context, data: dict, *, level: Level = Level.WARNING,
 
 
 @sink(name="jsonl")
-def jsonl_file(ctx: Context, *, path: str, flush: bool = True
-               ) -> Generator[None, dict, None]:
+def jsonl_file(data: Any, *, path: Dynamic[str]) -> None:
     """Append each message as one JSON line to a file.
 
     Args:
-        path: the file to append to.
-        flush: flush after every line.
+        data: one reading, or a batch (one line, in the file of its last reading).
+        path: the file to append to, such as readings/{{.sensor}}.jsonl for a file per sensor.
     """
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
-        while True:
-            data = yield
-            f.write(json.dumps(data, ensure_ascii=False) + "\n")
-            if flush:
-                f.flush()
+        f.write(json.dumps(data, ensure_ascii=False) + "\n")
 
 
 @function

@@ -88,12 +88,13 @@ def test_the_installed_zip_runs_with_a_python_that_has_only_the_dependencies(tmp
             assert set(src.recv()[0]) == {"door", "open"}
         with host.start_sink("alert", rule=unique("r"), config={"requireAck": True}) as snk:
             assert snk.send({"sensor": "lab", "value": 30}) is None
-        out_file = tmp_path / "out.jsonl"
-        with host.start_sink("jsonl", rule=unique("r"),
-                             config={"requireAck": True, "path": str(out_file)}) as snk:
-            assert snk.send({"température": 21.5}) is None
+        out_file = tmp_path / "out" / "lab.jsonl"
+        with host.start_sink("jsonl", rule=unique("r"), config={
+                "requireAck": True, "path": str(tmp_path / "out" / "{{.sensor}}.jsonl")}) as snk:
+            assert snk.send({"sensor": "lab", "température": 21.5}) is None
         wait_until(lambda: out_file.exists() and out_file.read_text(encoding="utf-8"))
-        assert json.loads(out_file.read_text(encoding="utf-8")) == {"température": 21.5}
+        assert json.loads(out_file.read_text(encoding="utf-8")) == {"sensor": "lab",
+                                                                    "température": 21.5}
         with host.function("celsius") as fn:
             assert fn.call(212, "F", "lab") == 99.75  # reads calibration.json beside it
         with host.function("spread") as fn:
