@@ -95,6 +95,22 @@ def cmd_check(args: argparse.Namespace) -> int:
                       ekuiper=args.ekuiper, install_timeout=args.install_timeout) else 1
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from .dev.deploy import deploy_into
+    from .errors import KuiperliteError
+
+    try:
+        deploy_into(args.target, args.into, run_script=not args.no_install, force=args.force,
+                    shell_paras=args.shell_para, include=args.include, exclude=args.exclude,
+                    install_timeout=args.install_timeout)
+    except (DefinitionError, PluginError):
+        raise
+    except KuiperliteError as err:
+        print(f"kuiperlite: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .dev.server import load_mock, serve
 
@@ -178,6 +194,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds install.sh may run before it is stopped (default: 600)")
     _ekuiper_argument(check)
     check.set_defaults(func=cmd_check)
+
+    deploy = commands.add_parser(
+        "deploy", help="install a plugin as eKuiper's installer does",
+        description="Install a plugin (.py, packaged first as package does, or a .zip) into "
+                    "a folder laid out as eKuiper's: plugins/portable/<name>/ and etc/.")
+    deploy.add_argument("target", help="the plugin's .py file or its <name>.zip")
+    deploy.add_argument("--into", metavar="DIR", required=True,
+                        help="the folder standing for eKuiper's (plugins/ and etc/ go in it)")
+    deploy.add_argument("--no-install", action="store_true", help="do not run install.sh")
+    deploy.add_argument("--shell-para", action="append", default=[], metavar="ARG",
+                        help="an argument for install.sh, as eKuiper's shellParas "
+                             "(repeatable; e.g. the python to install for)")
+    deploy.add_argument("--force", action="store_true",
+                        help="replace a plugin of the same name already installed")
+    deploy.add_argument("--install-timeout", type=float, default=600.0, metavar="SECONDS",
+                        help="seconds install.sh may run before it is stopped (default: 600)")
+    deploy.add_argument("--include", action="append", default=[], metavar="GLOB",
+                        help="for a .py: also ship files matching GLOB (repeatable)")
+    deploy.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                        help="for a .py: do not ship files matching GLOB (repeatable)")
+    deploy.set_defaults(func=cmd_deploy)
 
     serve = commands.add_parser(
         "serve", help="run a plugin under a test server with a REST API",
