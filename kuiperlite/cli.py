@@ -96,13 +96,18 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from .dev.deploy import deploy_into
+    from .dev.deploy import TOKEN_ENV, deploy_into, deploy_url
     from .errors import KuiperliteError
 
     try:
-        deploy_into(args.target, args.into, run_script=not args.no_install, force=args.force,
-                    shell_paras=args.shell_para, include=args.include, exclude=args.exclude,
-                    install_timeout=args.install_timeout)
+        if args.url:
+            deploy_url(args.target, args.url, token=args.token or os.environ.get(TOKEN_ENV),
+                       shell_paras=args.shell_para, force=args.force, include=args.include,
+                       exclude=args.exclude, wait=args.wait)
+        else:
+            deploy_into(args.target, args.into, run_script=not args.no_install,
+                        force=args.force, shell_paras=args.shell_para, include=args.include,
+                        exclude=args.exclude, install_timeout=args.install_timeout)
     except (DefinitionError, PluginError):
         raise
     except KuiperliteError as err:
@@ -123,7 +128,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  reload=args.reload, mock=mock, allow_remote=args.allow_remote,
                  max_body=args.max_body, request_timeout=args.request_timeout,
                  ekuiper=args.ekuiper, state_dir=args.state_dir, state_url=args.state_url,
-                 log=lambda line: print(line, flush=True))
+                 token=args.token, log=lambda line: print(line, flush=True))
 
 
 def _ekuiper_argument(parser: argparse.ArgumentParser) -> None:
@@ -196,18 +201,27 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     deploy = commands.add_parser(
-        "deploy", help="install a plugin as eKuiper's installer does",
+        "deploy", help="install a plugin into eKuiper (--url) or a folder (--into)",
         description="Install a plugin (.py, packaged first as package does, or a .zip) into "
-                    "a folder laid out as eKuiper's: plugins/portable/<name>/ and etc/.")
+                    "a running eKuiper through its REST API (--url), or into a folder laid "
+                    "out as eKuiper's: plugins/portable/<name>/ and etc/ (--into).")
     deploy.add_argument("target", help="the plugin's .py file or its <name>.zip")
-    deploy.add_argument("--into", metavar="DIR", required=True,
-                        help="the folder standing for eKuiper's (plugins/ and etc/ go in it)")
-    deploy.add_argument("--no-install", action="store_true", help="do not run install.sh")
+    where = deploy.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="eKuiper's REST address, e.g. http://127.0.0.1:9081")
+    where.add_argument("--into", metavar="DIR",
+                       help="the folder standing for eKuiper's (plugins/ and etc/ go in it)")
+    deploy.add_argument("--token", help="with --url: eKuiper's token, when it asks for one "
+                                        "(default: KUIPERLITE_EKUIPER_TOKEN)")
+    deploy.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
+                        help="with --url: seconds to wait for the plugin to run (default: 30)")
+    deploy.add_argument("--no-install", action="store_true",
+                        help="with --into: do not run install.sh")
     deploy.add_argument("--shell-para", action="append", default=[], metavar="ARG",
                         help="an argument for install.sh, as eKuiper's shellParas "
                              "(repeatable; e.g. the python to install for)")
     deploy.add_argument("--force", action="store_true",
-                        help="replace a plugin of the same name already installed")
+                        help="replace a plugin of the same name already installed, even when "
+                             "rules using it would break")
     deploy.add_argument("--install-timeout", type=float, default=600.0, metavar="SECONDS",
                         help="seconds install.sh may run before it is stopped (default: 600)")
     deploy.add_argument("--include", action="append", default=[], metavar="GLOB",
@@ -221,7 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Launch the plugin under kuiperlite's host and serve eKuiper's plugin test "
                     "server API: POST /symbol/start and /symbol/stop, plus GET /symbols, "
                     "GET /symbol/output, POST /symbol/send and POST /function/call.")
-    serve.add_argument("target", help="the plugin's .py file")
+    serve.add_argument("target", nargs="?",
+                       help="the plugin's .py file; without it, serve is a local eKuiper "
+                            "offering eKuiper's plugin management API (/config/uploads, "
+                            "/plugins/portables)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on "
                        "(default: 127.0.0.1; others need --allow-remote)")
     serve.add_argument("--port", type=int, default=33333, help="port (default: 33333)")
@@ -248,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: a fresh folder, removed at exit)")
     serve.add_argument("--state-url", metavar="URL",
                        help="keep the plugin's state in a Redis server, redis://host:port/db")
+    serve.add_argument("--token", help="without a plugin file: answer only requests whose "
+                                       "Authorization header is TOKEN")
     _ekuiper_argument(serve)
     serve.set_defaults(func=cmd_serve)
 
