@@ -116,6 +116,29 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from .dev.deploy import TOKEN_ENV, DeployFailed, show_status
+
+    try:
+        show_status(args.name, args.url, token=args.token or os.environ.get(TOKEN_ENV))
+    except DeployFailed as err:
+        print(f"kuiperlite: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_undeploy(args: argparse.Namespace) -> int:
+    from .dev.deploy import TOKEN_ENV, DeployFailed, undeploy
+
+    try:
+        undeploy(args.name, args.url, token=args.token or os.environ.get(TOKEN_ENV),
+                 force=args.force)
+    except DeployFailed as err:
+        print(f"kuiperlite: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .dev.server import load_mock, serve
 
@@ -229,6 +252,25 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                         help="for a .py: do not ship files matching GLOB (repeatable)")
     deploy.set_defaults(func=cmd_deploy)
+
+    status = commands.add_parser(
+        "status", help="an installed plugin's status, symbols and the rules using it",
+        description="Ask eKuiper (or serve) about an installed portable plugin: its process "
+                    "status, its symbols, and the rules using it.")
+    undeploy = commands.add_parser(
+        "undeploy", help="delete an installed plugin from eKuiper",
+        description="Delete a portable plugin from eKuiper (or serve); refused while rules "
+                    "use it, unless --force.")
+    for command in (status, undeploy):
+        command.add_argument("name", help="the plugin's name")
+        command.add_argument("--url", required=True,
+                             help="eKuiper's REST address, e.g. http://127.0.0.1:9081")
+        command.add_argument("--token", help="eKuiper's token, when it asks for one "
+                                             "(default: KUIPERLITE_EKUIPER_TOKEN)")
+    undeploy.add_argument("--force", action="store_true",
+                          help="delete it even while rules use it")
+    status.set_defaults(func=cmd_status)
+    undeploy.set_defaults(func=cmd_undeploy)
 
     serve = commands.add_parser(
         "serve", help="run a plugin under a test server with a REST API",

@@ -15,6 +15,10 @@ pointing at the uploaded path; deploy then polls
 ``error``. An upgrade is refused when a symbol of the installed plugin
 disappears, or a function's number of arguments changes (read from
 ``GET /metadata/functions`` when eKuiper answers it), unless forced.
+
+``status NAME --url URL`` and ``undeploy NAME --url URL`` read and delete
+an installed plugin; undeploy refuses while rules use it (see
+:func:`rules_using`), unless forced.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import html
 import json
+import re
 import tempfile
 import time
 import urllib.error
@@ -314,3 +319,83 @@ def deploy_url(target: str, url: str, *, token: Optional[str] = None,
                         if names)
     report(f"plugin {name} {'upgraded' if installed else 'installed'} and running on "
            f"{client.url}: {symbols}")
+
+
+def rules_using(client: EKuiper, name: str, info: dict[str, Any],
+                status: Optional[dict[str, Any]]) -> list[str]:
+    """The rules that use plugin ``name``, as far as eKuiper's REST API tells.
+
+    Two sources, joined: the rules eKuiper counts in the plugin's status
+    (``refCount``: rules that started one of its symbols), and the rules of
+    ``GET /rules`` whose ``GET /rules/{id}`` calls one of its functions in
+    its ``sql`` or names one of its sinks in its ``actions``. A rule reading
+    one of its sources through a stream shows in ``refCount`` while it runs.
+    An eKuiper without ``/rules`` (serve) has no rules.
+    """
+    found = set((status or {}).get("refCount") or {})
+    listed = client.json("/rules")
+    symbols = _symbols(info)
+    calls = [re.compile(rf"\b{re.escape(f)}\s*\(", re.IGNORECASE) for f in symbols["functions"]]
+    for rule in listed if isinstance(listed, list) else []:
+        rule_id = rule.get("id") if isinstance(rule, dict) else None
+        if not isinstance(rule_id, str) or rule_id in found:
+            continue
+        detail = client.json(f"/rules/{quote(rule_id)}")
+        if not isinstance(detail, dict):
+            continue
+        sql = detail.get("sql")
+        sql = sql if isinstance(sql, str) else ""
+        actions = detail.get("actions")
+        sinks = {key for action in (actions if isinstance(actions, list) else [])
+                 if isinstance(action, dict) for key in action}
+        if any(call.search(sql) for call in calls) or sinks & set(symbols["sinks"]):
+            found.add(rule_id)
+    return sorted(found)
+
+
+def _installed(client: EKuiper, name: str) -> dict[str, Any]:
+    info = client.plugin(name)
+    if info is None:
+        raise DeployFailed(f"eKuiper at {client.url} holds no portable plugin {name}")
+    return info
+
+
+def show_status(name: str, url: str, *, token: Optional[str] = None,
+                report: Callable[[str], None] = print) -> None:
+    """Report plugin ``name``'s status, symbols and the rules using it.
+
+    Raises:
+        DeployFailed: eKuiper cannot be asked, or holds no such plugin.
+    """
+    client = EKuiper(url, token)
+    info = _installed(client, name)
+    status = client.status(name) or {}
+    state = status.get("status", "unknown")
+    error = f" ({status['errMsg']})" if status.get("errMsg") else ""
+    report(f"plugin {name} {info.get('version') or ''}".rstrip() + f" on {client.url}: "
+           f"{state}{error}")
+    for kind, names in _symbols(info).items():
+        report(f"  {kind}: {', '.join(names) if names else '-'}")
+    rules = rules_using(client, name, info, status)
+    report(f"  rules using it: {', '.join(rules) if rules else 'none'}")
+
+
+def undeploy(name: str, url: str, *, token: Optional[str] = None, force: bool = False,
+             report: Callable[[str], None] = print) -> None:
+    """Delete plugin ``name`` from eKuiper; refused while rules use it, unless ``force``.
+
+    Raises:
+        DeployFailed: eKuiper cannot be asked, holds no such plugin, rules use
+            it, or eKuiper refused the delete.
+    """
+    client = EKuiper(url, token)
+    info = _installed(client, name)
+    rules = rules_using(client, name, info, client.status(name))
+    if rules and not force:
+        raise DeployFailed(f"rules use plugin {name}: {', '.join(rules)}; stop or delete them "
+                           "first (or pass --force to delete it anyway)")
+    status, text = client.call("DELETE", f"/plugins/portables/{quote(name)}")
+    if status >= 300:
+        raise DeployFailed(f"eKuiper refused to delete plugin {name} ({status}): "
+                           f"{_message(text)}")
+    report(text.decode("utf-8", "replace").strip())
