@@ -139,6 +139,18 @@ def cmd_undeploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new(args: argparse.Namespace) -> int:
+    from .dev.new import NewFailed, new
+
+    try:
+        for path in new(args.name, args.dir):
+            print(path)
+    except NewFailed as err:
+        print(f"kuiperlite: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .dev.server import load_mock, serve
 
@@ -252,6 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                         help="for a .py: do not ship files matching GLOB (repeatable)")
     deploy.set_defaults(func=cmd_deploy)
+
+    new = commands.add_parser(
+        "new", help="start a plugin: NAME/NAME.py, its tests and a README",
+        description="Write a new plugin folder NAME/: NAME.py with a source, a sink and a "
+                    "function, test_NAME.py that passes as written, and README.md. Nothing "
+                    "is overwritten.")
+    new.add_argument("name", help="the plugin's name (a Python module name)")
+    new.add_argument("--dir", default=".", help="where the folder goes (default: .)")
+    new.set_defaults(func=cmd_new)
 
     status = commands.add_parser(
         "status", help="an installed plugin's status, symbols and the rules using it",
