@@ -590,6 +590,10 @@ def serve(target: Optional[str], *, host: str = "127.0.0.1", port: int = 33333,
     if not 0 <= port <= 65535:
         log(f"kuiperlite: cannot listen on {host}:{port}: a port is a number from 0 to 65535.")
         return 2
+    if target is not None and token is not None:
+        log("kuiperlite: --token guards the plugin management API, which serve offers "
+            "without a plugin file; leave out the file or the token.")
+        return 2
     if target is None:
         return _serve_plugins(host, port, allow_remote=allow_remote, max_body=max_body,
                               request_timeout=request_timeout, ekuiper=ekuiper, token=token,

@@ -196,3 +196,33 @@ def test_wrong_addresses(write_plugin, not_ekuiper, tmp_path):
     assert one_sentence(deploy(path, "--url", not_ekuiper)) == (
         f"{not_ekuiper} answered GET /plugins/portables/{path.stem} with something that is "
         "not JSON (b'<html>hello</html>'); is it eKuiper's REST address?")
+
+
+def test_a_failed_upgrade_says_the_old_version_is_gone(local_ekuiper, write_plugin, tmp_path):
+    server = local_ekuiper()
+    path = write_plugin(V1)
+    name = path.stem
+    assert deploy(path, "--url", server.url).returncode == 0
+    good = packaging.build(load(str(path)), str(tmp_path / "good"))
+    broken = tmp_path / good.name
+    with zipfile.ZipFile(good) as old, zipfile.ZipFile(broken, "w") as new:
+        for entry in old.infolist():
+            data = old.read(entry)
+            if entry.filename == f"{name}_main.py":
+                data = b"import sys\nsys.exit(3)\n"
+            new.writestr(entry, data)
+    message = one_sentence(deploy(broken, "--url", server.url))
+    assert message.startswith(f"eKuiper refused to install plugin {name} (400): portable plugin "
+                              "update command error: fail to install plugin: ")
+    assert message.endswith(f"; eKuiper's update removes the old version first, so plugin "
+                            f"{name} is not installed now")
+    assert server.request("GET", "/plugins/portables") == (200, "[]")
+
+
+def test_serve_takes_a_token_only_without_a_plugin_file(write_plugin):
+    path = write_plugin(V1)
+    out = subprocess.run([sys.executable, "-m", "kuiperlite", "serve", str(path), "--token",
+                          "t", "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout) == (
+        2, "kuiperlite: --token guards the plugin management API, which serve offers without "
+           "a plugin file; leave out the file or the token.\n")
