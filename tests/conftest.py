@@ -213,7 +213,7 @@ class LocalEkuiper:
     """``python -m kuiperlite serve`` with no plugin file: eKuiper's plugin management
     API, in a subprocess with a socket folder of its own."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, ready: str = "eKuiper plugin API on") -> None:
         import socket
         import threading
 
@@ -228,7 +228,7 @@ class LocalEkuiper:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env=dict(os.environ, KUIPERLITE_IPC_DIR=self.ipc_dir))
         threading.Thread(target=self._read, daemon=True).start()
-        wait_until(lambda: any("eKuiper plugin API on" in line for line in self.lines)
+        wait_until(lambda: any(ready in line for line in self.lines)
                    or self.proc.poll() is not None, 30, message="serve to listen")
         assert self.proc.poll() is None, "\n".join(self.lines)
 
@@ -282,8 +282,8 @@ def local_ekuiper() -> Iterator[Callable[..., LocalEkuiper]]:
     """Start serve as a local eKuiper (with extra arguments); each is stopped after the test."""
     started: list[LocalEkuiper] = []
 
-    def start(*args: str) -> LocalEkuiper:
-        started.append(LocalEkuiper(*args))
+    def start(*args: str, **kwargs: str) -> LocalEkuiper:
+        started.append(LocalEkuiper(*args, **kwargs))
         return started[-1]
 
     yield start

@@ -39,7 +39,7 @@ import orjson
 from ..errors import KuiperliteError
 from .host import Host
 from .installer import InstallFailed, install, installed_info, uninstall
-from .session import BadRequest, NotFound
+from .session import BadRequest, NotFound, Session
 
 _FILE_NAME = re.compile(r"[^/\\\x00]+")
 
@@ -223,3 +223,49 @@ def _plugin_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     return env
+
+
+class HostedPlugin:
+    """The plugin a ``serve`` with a plugin file hosts, as eKuiper's management API shows it.
+
+    It can be read (``GET /plugins/portables``, ``/plugins/portables/{name}``
+    and its ``/status``, whose ``refCount`` counts the symbols serve runs per
+    rule) but not installed, updated or deleted: serve hosts it from its file.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.log = session.print
+
+    def _refuse(self, *_args: Any) -> Any:
+        raise BadRequest(f"serve hosts plugin {self.session.info['name']} from its file; "
+                         "start serve without a plugin file to install plugins")
+
+    upload = register = update = delete = _refuse
+
+    def uploaded(self) -> list[str]:
+        return []
+
+    def functions_meta(self) -> list[dict[str, Any]]:
+        return []
+
+    def listing(self) -> list[dict[str, Any]]:
+        return [self.describe(self.session.info["name"])]
+
+    def describe(self, name: str) -> dict[str, Any]:
+        info = self.session.info
+        if name != info["name"]:
+            raise NotFound(f"describe portable plugin {name} error: not found")
+        return {"name": name, "version": "", "language": "python",
+                "executable": str(self.session.path),
+                **{kind: list(info.get(kind) or []) for kind in ("sources", "sinks",
+                                                                   "functions")}}
+
+    def status(self, name: str) -> dict[str, Any]:
+        if name != self.session.info["name"]:
+            raise NotFound(f"portable plugin {name} not found: not found")
+        alive = self.session.host.alive
+        return {"refCount": self.session.rule_counts(),
+                "status": "running" if alive else "error",
+                "errMsg": "" if alive else f"plugin {name} process exited; it restarts on "
+                                           "the next start request"}

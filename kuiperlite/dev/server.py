@@ -18,7 +18,8 @@ Started with no plugin file, it is a local eKuiper for plugins instead
 ``GET /metadata/functions``,
 with eKuiper's bodies: plain text for what changed, JSON for what is read,
 and errors as eKuiper's ``{"error": <code>, "message": "..."}`` with 400,
-or 404 for what does not exist.
+or 404 for what does not exist. With a plugin file, the same paths
+describe the plugin it hosts, read-only (:class:`~.manage.HostedPlugin`).
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ import threading
 import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 
 from ..errors import HostError, KuiperliteError
-from .manage import Plugins
+from .manage import HostedPlugin, Plugins
 from .session import (
     BadRequest,
     Conflict,
@@ -130,6 +131,7 @@ MANAGE_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/plugins/portables/{name}/status"): "status",
     ("GET", "/metadata/functions"): "functions_meta",
 }
+MANAGE_PREFIXES = ("/config/uploads", "/plugins/portables", "/metadata/functions")
 _PLUGIN_PATH = re.compile(r"/plugins/portables/([^/]+)(/status)?")
 
 ROUTES: dict[tuple[str, str], str] = {
@@ -191,7 +193,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         session = self.server.session
         self.unread = _announced(self.headers.get("Content-Length"))
-        if self.server.plugins is not None:
+        if session is None or url.path.startswith(MANAGE_PREFIXES):
             self._manage(method, url.path)
             return
         assert session is not None
@@ -221,7 +223,6 @@ class Handler(BaseHTTPRequestHandler):
     def _manage(self, method: str, path: str) -> None:
         """eKuiper's plugin management API, answered as eKuiper answers."""
         plugins = self.server.plugins
-        assert plugins is not None
         try:
             self._check_caller()
             if self.server.token is not None:
@@ -455,10 +456,14 @@ class DebugServer(ThreadingHTTPServer):
                  allow_remote: bool = False, request_timeout: float = REQUEST_TIMEOUT,
                  plugins: Optional[Plugins] = None, token: Optional[str] = None) -> None:
         self.session = session
-        self.plugins = plugins
+        self.plugins: Union[Plugins, HostedPlugin]
+        if plugins is not None:
+            self.plugins = plugins
+        else:
+            assert session is not None, "serve needs a plugin file or a plugin manager"
+            self.plugins = HostedPlugin(session)
         self.token = token
-        log = session.print if session is not None else plugins.log if plugins else print
-        self.log: Callable[[str], None] = log
+        self.log: Callable[[str], None] = self.plugins.log
         self.max_body = max_body
         self.request_timeout = request_timeout
         self.remote = address[0].strip("[]").lower() if allow_remote else None

@@ -173,3 +173,32 @@ def test_requests_eKuiper_does_not_take(local_ekuiper, tmp_path):
         400, "Error Retrieving the File: http: no such file")
     status, text = server.request("POST", "/plugins/portables", data=b"{")
     assert status == 400 and json.loads(text)["message"].startswith("Invalid body")
+
+
+def test_serve_with_a_plugin_file_shows_it_read_only(local_ekuiper, write_plugin):
+    import subprocess
+
+    path = write_plugin(PLUGIN)
+    name = path.stem
+    server = local_ekuiper(str(path), "--mock-interval", "0", ready="REST API on")
+    status, text = server.request("GET", "/plugins/portables")
+    assert (status, json.loads(text)) == (200, [{
+        "name": name, "version": "", "language": "python", "executable": str(path),
+        "sources": ["ticks"], "sinks": ["keep"], "functions": ["add"]}])
+    start = {"symbolName": "keep", "meta": {"ruleId": "r9", "opId": "op1", "instanceId": 1},
+             "pluginType": "sink", "config": {}}
+    assert server.request("POST", "/symbol/start", start)[0] == 200
+    status, text = server.request("GET", f"/plugins/portables/{name}/status")
+    assert (status, json.loads(text)) == (200, {"refCount": {"r9": 1}, "status": "running",
+                                                "errMsg": ""})
+    out = subprocess.run([sys.executable, "-m", "kuiperlite", "status", name, "--url",
+                          server.url], capture_output=True, text=True, timeout=60)
+    assert out.stdout.splitlines()[-1] == "  rules using it: r9"
+    out = subprocess.run([sys.executable, "-m", "kuiperlite", "undeploy", name, "--url",
+                          server.url, "--force"], capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stderr) == (
+        1, f"kuiperlite: eKuiper refused to delete plugin {name} (400): serve hosts plugin "
+           f"{name} from its file; start serve without a plugin file to install plugins\n")
+    assert server.request("POST", "/symbol/stop", start)[0] == 200
+    status, text = server.request("GET", "/plugins/portables/other/status")
+    assert (status, json.loads(text)["error"]) == (404, 1002)
