@@ -294,10 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
     undeploy.set_defaults(func=cmd_undeploy)
 
     serve = commands.add_parser(
-        "serve", help="run a plugin under a test server with a REST API",
+        "serve", help="run a plugin under a test server, or (no file) play eKuiper's plugin API",
         description="Launch the plugin under kuiperlite's host and serve eKuiper's plugin test "
                     "server API: POST /symbol/start and /symbol/stop, plus GET /symbols, "
-                    "GET /symbol/output, POST /symbol/send and POST /function/call.")
+                    "GET /symbol/output, POST /symbol/send and POST /function/call. Without "
+                    "a plugin file, serve eKuiper's plugin management API instead "
+                    "(/config/uploads, /plugins/portables), installing plugins into a "
+                    "temporary folder, to rehearse deploy.")
     serve.add_argument("target", nargs="?",
                        help="the plugin's .py file; without it, serve is a local eKuiper "
                             "offering eKuiper's plugin management API (/config/uploads, "
