@@ -95,6 +95,62 @@ def cmd_check(args: argparse.Namespace) -> int:
                       ekuiper=args.ekuiper, install_timeout=args.install_timeout) else 1
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from .dev.deploy import TOKEN_ENV, deploy_into, deploy_url
+    from .errors import KuiperliteError
+
+    try:
+        if args.url:
+            deploy_url(args.target, args.url, token=args.token or os.environ.get(TOKEN_ENV),
+                       shell_paras=args.shell_para, force=args.force, include=args.include,
+                       exclude=args.exclude, wait=args.wait)
+        else:
+            deploy_into(args.target, args.into, run_script=not args.no_install,
+                        force=args.force, shell_paras=args.shell_para, include=args.include,
+                        exclude=args.exclude, install_timeout=args.install_timeout)
+    except (DefinitionError, PluginError):
+        raise
+    except KuiperliteError as err:
+        print(f"kuiperlite: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .dev.deploy import TOKEN_ENV, DeployFailed, show_status
+
+    try:
+        show_status(args.name, args.url, token=args.token or os.environ.get(TOKEN_ENV))
+    except DeployFailed as err:
+        print(f"kuiperlite: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_undeploy(args: argparse.Namespace) -> int:
+    from .dev.deploy import TOKEN_ENV, DeployFailed, undeploy
+
+    try:
+        undeploy(args.name, args.url, token=args.token or os.environ.get(TOKEN_ENV),
+                 force=args.force)
+    except DeployFailed as err:
+        print(f"kuiperlite: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from .dev.new import NewFailed, new
+
+    try:
+        for path in new(args.name, args.dir):
+            print(path)
+    except NewFailed as err:
+        print(f"kuiperlite: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .dev.server import load_mock, serve
 
@@ -107,7 +163,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  reload=args.reload, mock=mock, allow_remote=args.allow_remote,
                  max_body=args.max_body, request_timeout=args.request_timeout,
                  ekuiper=args.ekuiper, state_dir=args.state_dir, state_url=args.state_url,
-                 log=lambda line: print(line, flush=True))
+                 token=args.token, log=lambda line: print(line, flush=True))
 
 
 def _ekuiper_argument(parser: argparse.ArgumentParser) -> None:
@@ -179,12 +235,76 @@ def build_parser() -> argparse.ArgumentParser:
     _ekuiper_argument(check)
     check.set_defaults(func=cmd_check)
 
+    deploy = commands.add_parser(
+        "deploy", help="install a plugin into eKuiper (--url) or a folder (--into)",
+        description="Install a plugin (.py, packaged first as package does, or a .zip) into "
+                    "a running eKuiper through its REST API (--url), or into a folder laid "
+                    "out as eKuiper's: plugins/portable/<name>/ and etc/ (--into).")
+    deploy.add_argument("target", help="the plugin's .py file or its <name>.zip")
+    where = deploy.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="eKuiper's REST address, e.g. http://127.0.0.1:9081")
+    where.add_argument("--into", metavar="DIR",
+                       help="the folder standing for eKuiper's (plugins/ and etc/ go in it)")
+    deploy.add_argument("--token", help="with --url: eKuiper's token, when it asks for one "
+                                        "(default: KUIPERLITE_EKUIPER_TOKEN)")
+    deploy.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
+                        help="with --url: seconds to wait for the plugin to run (default: 30)")
+    deploy.add_argument("--no-install", action="store_true",
+                        help="with --into: do not run install.sh")
+    deploy.add_argument("--shell-para", action="append", default=[], metavar="ARG",
+                        help="an argument for install.sh, as eKuiper's shellParas "
+                             "(repeatable; e.g. the python to install for)")
+    deploy.add_argument("--force", action="store_true",
+                        help="replace a plugin of the same name already installed, even when "
+                             "rules using it would break")
+    deploy.add_argument("--install-timeout", type=float, default=600.0, metavar="SECONDS",
+                        help="seconds install.sh may run before it is stopped (default: 600)")
+    deploy.add_argument("--include", action="append", default=[], metavar="GLOB",
+                        help="for a .py: also ship files matching GLOB (repeatable)")
+    deploy.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                        help="for a .py: do not ship files matching GLOB (repeatable)")
+    deploy.set_defaults(func=cmd_deploy)
+
+    new = commands.add_parser(
+        "new", help="start a plugin: NAME/NAME.py, its tests and a README",
+        description="Write a new plugin folder NAME/: NAME.py with a source, a sink and a "
+                    "function, test_NAME.py that passes as written, and README.md. Nothing "
+                    "is overwritten.")
+    new.add_argument("name", help="the plugin's name (a Python module name)")
+    new.add_argument("--dir", default=".", help="where the folder goes (default: .)")
+    new.set_defaults(func=cmd_new)
+
+    status = commands.add_parser(
+        "status", help="an installed plugin's status, symbols and the rules using it",
+        description="Ask eKuiper (or serve) about an installed portable plugin: its process "
+                    "status, its symbols, and the rules using it.")
+    undeploy = commands.add_parser(
+        "undeploy", help="delete an installed plugin from eKuiper",
+        description="Delete a portable plugin from eKuiper (or serve); refused while rules "
+                    "use it, unless --force.")
+    for command in (status, undeploy):
+        command.add_argument("name", help="the plugin's name")
+        command.add_argument("--url", required=True,
+                             help="eKuiper's REST address, e.g. http://127.0.0.1:9081")
+        command.add_argument("--token", help="eKuiper's token, when it asks for one "
+                                             "(default: KUIPERLITE_EKUIPER_TOKEN)")
+    undeploy.add_argument("--force", action="store_true",
+                          help="delete it even while rules use it")
+    status.set_defaults(func=cmd_status)
+    undeploy.set_defaults(func=cmd_undeploy)
+
     serve = commands.add_parser(
-        "serve", help="run a plugin under a test server with a REST API",
+        "serve", help="run a plugin under a test server, or (no file) play eKuiper's plugin API",
         description="Launch the plugin under kuiperlite's host and serve eKuiper's plugin test "
                     "server API: POST /symbol/start and /symbol/stop, plus GET /symbols, "
-                    "GET /symbol/output, POST /symbol/send and POST /function/call.")
-    serve.add_argument("target", help="the plugin's .py file")
+                    "GET /symbol/output, POST /symbol/send and POST /function/call. Without "
+                    "a plugin file, serve eKuiper's plugin management API instead "
+                    "(/config/uploads, /plugins/portables), installing plugins into a "
+                    "temporary folder, to rehearse deploy.")
+    serve.add_argument("target", nargs="?",
+                       help="the plugin's .py file; without it, serve is a local eKuiper "
+                            "offering eKuiper's plugin management API (/config/uploads, "
+                            "/plugins/portables)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on "
                        "(default: 127.0.0.1; others need --allow-remote)")
     serve.add_argument("--port", type=int, default=33333, help="port (default: 33333)")
@@ -211,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: a fresh folder, removed at exit)")
     serve.add_argument("--state-url", metavar="URL",
                        help="keep the plugin's state in a Redis server, redis://host:port/db")
+    serve.add_argument("--token", help="without a plugin file: answer only requests whose "
+                                       "Authorization header is TOKEN")
     _ekuiper_argument(serve)
     serve.set_defaults(func=cmd_serve)
 

@@ -207,3 +207,85 @@ def no_leaks() -> Iterator[None]:
 
 def python() -> str:
     return sys.executable
+
+
+class LocalEkuiper:
+    """``python -m kuiperlite serve`` with no plugin file: eKuiper's plugin management
+    API, in a subprocess with a socket folder of its own."""
+
+    def __init__(self, *args: str, ready: str = "eKuiper plugin API on") -> None:
+        import socket
+        import threading
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.lines: list[str] = []
+        self.ipc_dir = tempfile.mkdtemp(prefix="kl", dir="/tmp")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kuiperlite", "serve", "--port", str(self.port), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=dict(os.environ, KUIPERLITE_IPC_DIR=self.ipc_dir))
+        threading.Thread(target=self._read, daemon=True).start()
+        wait_until(lambda: any(ready in line for line in self.lines)
+                   or self.proc.poll() is not None, 30, message="serve to listen")
+        assert self.proc.poll() is None, "\n".join(self.lines)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def request(self, method: str, path: str, body: Any = None, *, data: Optional[bytes] = None,
+                headers: Optional[dict[str, str]] = None) -> tuple[int, str]:
+        """The status and text of the answer."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        if body is not None:
+            data = json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+
+    def upload(self, path: Path, field: str = "uploadFile") -> tuple[int, str]:
+        """POST the file as eKuiper's UI does: multipart form field ``uploadFile``."""
+        boundary = uuid.uuid4().hex
+        data = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; "
+                f"filename=\"{path.name}\"\r\nContent-Type: application/zip\r\n\r\n").encode() \
+            + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        return self.request("POST", "/config/uploads", data=data, headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+    def stop(self) -> None:
+        try:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+            self.proc.wait(30)
+            wait_until(lambda: not os.listdir(self.ipc_dir), 5,
+                       message="serve to remove its socket files")
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            shutil.rmtree(self.ipc_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def local_ekuiper() -> Iterator[Callable[..., LocalEkuiper]]:
+    """Start serve as a local eKuiper (with extra arguments); each is stopped after the test."""
+    started: list[LocalEkuiper] = []
+
+    def start(*args: str, **kwargs: str) -> LocalEkuiper:
+        started.append(LocalEkuiper(*args, **kwargs))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()

@@ -10,10 +10,21 @@ running, 413 body too large, 415 a body that is not sent as JSON, 501 an
 unknown method, 502 plugin error (500: a bug in serve). It listens on
 loopback unless told otherwise, and answers only requests addressed to
 loopback: a web page cannot reach it, not even through DNS rebinding.
+
+Started with no plugin file, it is a local eKuiper for plugins instead
+(:mod:`kuiperlite.dev.manage`): ``POST``/``GET /config/uploads``,
+``GET``/``POST /plugins/portables``, ``GET``/``PUT``/``DELETE
+/plugins/portables/{name}``, ``GET /plugins/portables/{name}/status`` and
+``GET /metadata/functions``,
+with eKuiper's bodies: plain text for what changed, JSON for what is read,
+and errors as eKuiper's ``{"error": <code>, "message": "..."}`` with 400,
+or 404 for what does not exist. With a plugin file, the same paths
+describe the plugin it hosts, read-only (:class:`~.manage.HostedPlugin`).
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
 import math
@@ -24,12 +35,13 @@ import threading
 import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, Callable, Optional, Union
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 
 from ..errors import HostError, KuiperliteError
+from .manage import HostedPlugin, Plugins
 from .session import (
     BadRequest,
     Conflict,
@@ -42,6 +54,9 @@ from .session import (
 )
 
 MAX_BODY = 1 << 20
+MAX_UPLOAD = 256 << 20  # the largest file POST /config/uploads takes
+# eKuiper's error codes (pkg/errorx): NOT_FOUND, and Undefined_Err for the rest.
+EKUIPER_NOT_FOUND, EKUIPER_ERROR = 1002, 1000
 REQUEST_TIMEOUT = 10.0
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 WILDCARD = ("0.0.0.0", "::", "")
@@ -56,6 +71,10 @@ _ORIGIN = re.compile(r"https?://(.+)", re.IGNORECASE)
 
 class Forbidden(ServeError):
     """A request for another host name, or from a web page of another site."""
+
+
+class Unauthorized(ServeError):
+    """A request without the token serve was started with."""
 
 
 class WrongMethod(ServeError):
@@ -78,6 +97,7 @@ class WrongMediaType(ServeError):
 # here (by itself or a base) is a bug in serve: 500.
 STATUS: dict[type[Exception], int] = {
     BadRequest: 400,
+    Unauthorized: 401,
     Forbidden: 403,
     NotFound: 404,
     WrongMethod: 405,
@@ -98,6 +118,21 @@ def status_of(error: Exception) -> int:
             return STATUS[cls]
     return 500
 
+
+# eKuiper's plugin management paths, served with no plugin file; {name} is one segment.
+MANAGE_ROUTES: dict[tuple[str, str], str] = {
+    ("GET", "/config/uploads"): "uploaded",
+    ("POST", "/config/uploads"): "upload",
+    ("GET", "/plugins/portables"): "listing",
+    ("POST", "/plugins/portables"): "register",
+    ("GET", "/plugins/portables/{name}"): "describe",
+    ("PUT", "/plugins/portables/{name}"): "update",
+    ("DELETE", "/plugins/portables/{name}"): "delete",
+    ("GET", "/plugins/portables/{name}/status"): "status",
+    ("GET", "/metadata/functions"): "functions_meta",
+}
+MANAGE_PREFIXES = ("/config/uploads", "/plugins/portables", "/metadata/functions")
+_PLUGIN_PATH = re.compile(r"/plugins/portables/([^/]+)(/status)?")
 
 ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/symbol/start"): "start",
@@ -158,6 +193,10 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         session = self.server.session
         self.unread = _announced(self.headers.get("Content-Length"))
+        if session is None or url.path.startswith(MANAGE_PREFIXES):
+            self._manage(method, url.path)
+            return
+        assert session is not None
         try:
             self._check_caller()
             route = ROUTES.get((method, url.path))
@@ -180,6 +219,97 @@ class Handler(BaseHTTPRequestHandler):
             session.print(f"serve: {method} {url.path} failed; this is a bug in serve:\n"
                           f"{traceback.format_exc()}")
             self._refuse(500, f"serve failed on this request: {type(err).__name__}: {err}")
+
+    def _manage(self, method: str, path: str) -> None:
+        """eKuiper's plugin management API, answered as eKuiper answers."""
+        plugins = self.server.plugins
+        try:
+            self._check_caller()
+            if self.server.token is not None:
+                given = self.headers.get("Authorization")
+                if not given:
+                    raise Unauthorized("missing_token")
+                if not hmac.compare_digest(given.encode(), self.server.token.encode()):
+                    raise Unauthorized("token is invalid")
+            match = _PLUGIN_PATH.fullmatch(path)
+            name = unquote(match.group(1)) if match else ""
+            pattern = (f"/plugins/portables/{{name}}{match.group(2) or ''}" if match else path)
+            route = MANAGE_ROUTES.get((method, pattern))
+            if route is None:
+                known = [m for (m, p) in MANAGE_ROUTES if p == pattern]
+                if known:
+                    raise WrongMethod(f"{path} takes {' or '.join(known)}, not {method}.")
+                raise NotFound(f"No endpoint {path}; serve without a plugin file offers "
+                               "/config/uploads and /plugins/portables.")
+            if route == "upload":
+                self._text(201, plugins.upload(*self._upload()))
+            elif route in ("uploaded", "listing", "functions_meta"):
+                self._send(200, orjson.dumps(getattr(plugins, route)()), "application/json")
+            elif route in ("describe", "status"):
+                self._send(200, orjson.dumps(getattr(plugins, route)(name)), "application/json")
+            elif route == "register":
+                self._text(201, plugins.register(self._body()))
+            elif route == "update":
+                self._text(200, plugins.update(name, self._body()))
+            else:
+                self._text(200, plugins.delete(name))
+        except (ServeError, KuiperliteError) as err:
+            status = status_of(err)
+            code = EKUIPER_NOT_FOUND if status == 404 else EKUIPER_ERROR
+            self.close_connection = True
+            try:
+                if status == 401:  # eKuiper's auth answers in plain words
+                    self._text(status, f"{err}\n")
+                else:
+                    self._text(status, orjson.dumps({"error": code, "message": str(err)}).decode())
+            except OSError:
+                return
+        except OSError:
+            self.close_connection = True
+        except Exception as err:
+            plugins.log(f"serve: {method} {path} failed; this is a bug in serve:\n"
+                        f"{traceback.format_exc()}")
+            self._refuse(500, f"serve failed on this request: {type(err).__name__}: {err}")
+
+    def _upload(self) -> tuple[Optional[str], bytes]:
+        """The file name and bytes of the multipart form's ``uploadFile``."""
+        import email.parser
+        import email.policy
+
+        length = _announced(self.headers.get("Content-Length"))
+        if length < 0:
+            raise BadRequest("Error parse the multi part form: send a Content-Length.")
+        if length > MAX_UPLOAD:
+            raise TooLarge(f"The body has {length} bytes; the limit is {MAX_UPLOAD}.")
+        media = self.headers.get("Content-Type") or ""
+        if not media.lower().startswith("multipart/form-data"):
+            raise BadRequest("Error parse the multi part form: request Content-Type isn't "
+                             "multipart/form-data")
+        try:
+            raw = self._read(length)
+        except OSError:
+            self.unread = 0
+            raise BodyTimeout(f"The body did not arrive within {self.server.request_timeout:g}"
+                              " s.") from None
+        self.unread = 0
+        form = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            f"Content-Type: {media}\r\n\r\n".encode("latin-1") + raw)
+        for part in form.iter_parts() if form.is_multipart() else []:
+            if part.get_param("name", header="content-disposition") == "uploadFile":
+                data = part.get_payload(decode=True)
+                return part.get_filename(), data if isinstance(data, bytes) else b""
+        raise BadRequest("Error Retrieving the File: http: no such file")
+
+    def _text(self, status: int, text: str) -> None:
+        self._send(status, text.encode(), "text/plain; charset=utf-8")
+
+    def _send(self, status: int, data: bytes, media: str) -> None:
+        """An answer as eKuiper writes it: the bytes, no newline added."""
+        self.send_response(status)
+        self.send_header("Content-Type", media)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _refuse(self, status: int, message: str) -> None:
         """Answer with the error, then read and drop the body no one read (so the
@@ -279,6 +409,7 @@ class Handler(BaseHTTPRequestHandler):
             raise BadRequest(f"wait must be a finite number of seconds, got {wait}.")
         follow = query.pop("follow", "") in ("1", "true", "yes")
         session = self.server.session
+        assert session is not None
         if not follow:
             events = session.output(query, since, wait)
             self._reply(200, {"events": events, "next": events[-1]["seq"] if events else since})
@@ -321,9 +452,18 @@ class DebugServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], session: Session, max_body: int, *,
-                 allow_remote: bool = False, request_timeout: float = REQUEST_TIMEOUT) -> None:
+    def __init__(self, address: tuple[str, int], session: Optional[Session], max_body: int, *,
+                 allow_remote: bool = False, request_timeout: float = REQUEST_TIMEOUT,
+                 plugins: Optional[Plugins] = None, token: Optional[str] = None) -> None:
         self.session = session
+        self.plugins: Union[Plugins, HostedPlugin]
+        if plugins is not None:
+            self.plugins = plugins
+        else:
+            assert session is not None, "serve needs a plugin file or a plugin manager"
+            self.plugins = HostedPlugin(session)
+        self.token = token
+        self.log: Callable[[str], None] = self.plugins.log
         self.max_body = max_body
         self.request_timeout = request_timeout
         self.remote = address[0].strip("[]").lower() if allow_remote else None
@@ -355,8 +495,8 @@ class DebugServer(ThreadingHTTPServer):
         """A client that went away is no error; anything else is shown, once."""
         if isinstance(sys.exc_info()[1], OSError):
             return
-        self.session.print(f"serve: a request from {client_address[0]} failed:\n"
-                           f"{traceback.format_exc()}")
+        self.log(f"serve: a request from {client_address[0]} failed:\n"
+                 f"{traceback.format_exc()}")
 
 
 def _host_name(value: str) -> Optional[str]:
@@ -413,15 +553,17 @@ def _interrupt(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def serve(target: str, *, host: str = "127.0.0.1", port: int = 33333, attach: bool = False,
-          reload: bool = False, mock: Optional[Mock] = None, allow_remote: bool = False,
+def serve(target: Optional[str], *, host: str = "127.0.0.1", port: int = 33333,
+          attach: bool = False, reload: bool = False, mock: Optional[Mock] = None,
+          allow_remote: bool = False,
           max_body: int = MAX_BODY, request_timeout: float = REQUEST_TIMEOUT, ekuiper: int = 2,
           state_dir: Optional[str] = None, state_url: Optional[str] = None,
-          log: Callable[[str], None] = print) -> int:
+          token: Optional[str] = None, log: Callable[[str], None] = print) -> int:
     """Run the test server until Ctrl-C or SIGTERM.
 
     Args:
-        target: the plugin's file.
+        target: the plugin's file; None for a local eKuiper offering its plugin
+            management API, with plugins installed into a temporary folder.
         host: the address to listen on; other than loopback only with ``allow_remote``.
         port: the port to listen on.
         attach: wait for a plugin started by hand instead of launching it.
@@ -434,6 +576,8 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 33333, attach: bo
         state_dir: keep the plugin's state in this folder (default: a fresh
             one of this session's, removed at exit).
         state_url: keep it in this Redis server instead.
+        token: without a plugin file, answer only requests whose ``Authorization``
+            header is this token, as an eKuiper with authentication does.
         log: called with each line for the terminal.
 
     Returns:
@@ -451,6 +595,14 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 33333, attach: bo
     if not 0 <= port <= 65535:
         log(f"kuiperlite: cannot listen on {host}:{port}: a port is a number from 0 to 65535.")
         return 2
+    if target is not None and token is not None:
+        log("kuiperlite: --token guards the plugin management API, which serve offers "
+            "without a plugin file; leave out the file or the token.")
+        return 2
+    if target is None:
+        return _serve_plugins(host, port, allow_remote=allow_remote, max_body=max_body,
+                              request_timeout=request_timeout, ekuiper=ekuiper, token=token,
+                              log=log)
     try:
         session = Session(target, attach=attach, mock=mock, log=log, ekuiper=ekuiper,
                           state_dir=state_dir, state_url=state_url)
@@ -486,4 +638,39 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 33333, attach: bo
         log("stopping: running symbols, then the plugin")
         session.close()
         httpd.server_close()
+    return 0
+
+
+def _serve_plugins(host: str, port: int, *, allow_remote: bool, max_body: int,
+                   request_timeout: float, ekuiper: int, token: Optional[str],
+                   log: Callable[[str], None]) -> int:
+    """serve with no plugin file: eKuiper's plugin management API until Ctrl-C or SIGTERM."""
+    import shutil
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="kuiperlite-ekuiper-")
+    plugins = Plugins(base, ekuiper=ekuiper, log=log)
+    try:
+        httpd = DebugServer((host, port), None, max_body, allow_remote=allow_remote,
+                            request_timeout=request_timeout, plugins=plugins, token=token)
+    except (OSError, OverflowError) as err:
+        shutil.rmtree(base, ignore_errors=True)
+        reason = (err.strerror if isinstance(err, OSError) else None) or str(err)
+        log(f"kuiperlite: cannot listen on {host}:{port}: {reason.rstrip('.')}.")
+        return 2
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        log(f"eKuiper plugin API on http://{host}:{httpd.server_address[1]}: POST "
+            "/config/uploads; GET, POST /plugins/portables; GET, PUT, DELETE "
+            "/plugins/portables/{name}; GET /plugins/portables/{name}/status "
+            f"(plugins installed under {base})")
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        log("stopping: installed plugins")
+        plugins.close()
+        httpd.server_close()
+        shutil.rmtree(base, ignore_errors=True)
     return 0

@@ -515,6 +515,12 @@ class Session:
 
     # --------------------------------------------------------------- views
 
+    def rule_counts(self) -> dict[str, int]:
+        """How many symbol instances serve runs per rule, as eKuiper's ``refCount``."""
+        with self.lock:
+            counts = collections.Counter(r.ids.rule_id for r in self.running.values())
+        return dict(counts)
+
     def symbols(self) -> dict[str, Any]:
         """``GET /symbols``: what the plugin offers and what runs."""
         process = self.host.process

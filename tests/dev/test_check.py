@@ -247,7 +247,7 @@ def test_check_reports_each_failure(pysam_zip, tmp_path, change, failure):
      "source pyjson: pyjson.yaml is not UTF-8 text (invalid start byte at byte 21)"),
     (dict(drop=["pysam.json"], infos=[entry("pysam.json", b"{" + b" " * (64 << 20) + b"}",
                                             compress=zipfile.ZIP_DEFLATED)]),
-     f"pysam.json has {(64 << 20) + 2} bytes; check reads metadata files of at most "
+     f"pysam.json has {(64 << 20) + 2} bytes; kuiperlite reads metadata files of at most "
      f"{64 << 20}"),
 ])
 def test_check_reports_a_malformed_zip_as_a_failure(pysam_zip, tmp_path, change, failure):
@@ -265,14 +265,14 @@ def test_check_stops_before_unpacking_more_than_its_bound(pysam_zip, tmp_path):
     assert Checker(str(bad), install=False, report=lines.append, max_unpacked=2 << 20).run() \
         is False
     assert any(line.startswith("  FAIL  the zip unpacks to ") and line.endswith(
-        "bytes; check unpacks at most 2097152") for line in lines), lines
+        "bytes; kuiperlite unpacks at most 2097152") for line in lines), lines
     # a central directory claiming 2 GiB for one file: the default bound, nothing unpacked
     bad.write_bytes(declare_size(bad.read_bytes(), b"model.bin", 2 << 30))
     lines = []
     assert check(str(bad), install=False, report=lines.append) is False
     fails = [line for line in lines if line.startswith("  FAIL  ")]
     assert fails[0].startswith("  FAIL  the zip unpacks to ")
-    assert fails[0].endswith(f" bytes; check unpacks at most {1 << 30}"), lines
+    assert fails[0].endswith(f" bytes; kuiperlite unpacks at most {1 << 30}"), lines
 
 
 def test_an_install_sh_that_never_ends_is_stopped_with_what_it_started(pysam_zip, tmp_path):

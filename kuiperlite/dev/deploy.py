@@ -1,0 +1,401 @@
+"""``deploy``: from a plugin file or zip to an installed plugin.
+
+``deploy TARGET --into DIR`` installs into a folder laid out as eKuiper's
+(:mod:`kuiperlite.dev.installer`). TARGET is a ``.zip``, or a plugin's
+``.py`` file, packaged first as ``package`` does, into a temporary folder.
+
+``deploy TARGET --url URL`` installs into a running eKuiper through its REST
+API, as eKuiper's own UI does: the zip, once it passes the installer's
+checks (it is not run), is uploaded with ``POST /config/uploads`` (eKuiper
+saves it under ``data/uploads``, the one place it installs ``file://`` zips
+from), then registered with ``POST /plugins/portables`` (``PUT
+/plugins/portables/{name}`` when eKuiper holds it already) and ``file``
+pointing at the uploaded path; deploy then polls
+``GET /plugins/portables/{name}/status`` until it is ``running`` or
+``error``. An upgrade is refused when a symbol of the installed plugin
+disappears, or a function's number of arguments changes (read from
+``GET /metadata/functions`` when eKuiper answers it), unless forced.
+
+``status NAME --url URL`` and ``undeploy NAME --url URL`` read and delete
+an installed plugin; undeploy refuses while rules use it (see
+:func:`rules_using`), unless forced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import re
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Callable, Optional
+from urllib.parse import quote, urlsplit
+
+from ..errors import KuiperliteError
+from .installer import INSTALL_TIMEOUT, Installed, InstallFailed, PluginZip, install
+
+
+@contextlib.contextmanager
+def plugin_zip(target: str, *, include: Iterable[str] = (),
+               exclude: Iterable[str] = ()) -> Iterator[Path]:
+    """The zip to deploy: ``target`` itself, or the zip ``package`` builds from it,
+    in a temporary folder removed on exit.
+
+    Raises:
+        DefinitionError, PluginError: the plugin file cannot be loaded or packaged.
+    """
+    if target.endswith(".zip"):
+        yield Path(target)
+        return
+    from .. import packaging
+    from ..plugin import load
+
+    with tempfile.TemporaryDirectory(prefix="kuiperlite-deploy-") as folder:
+        yield packaging.build(load(target), folder, include=include, exclude=exclude)
+
+
+def deploy_into(target: str, into: str, *, run_script: bool = True, force: bool = False,
+                shell_paras: Sequence[str] = (), include: Iterable[str] = (),
+                exclude: Iterable[str] = (), install_timeout: float = INSTALL_TIMEOUT,
+                report: Callable[[str], None] = print) -> Installed:
+    """Install ``target`` under the folder ``into`` as eKuiper's installer does.
+
+    Raises:
+        InstallFailed: the zip fails a check, the plugin exists without ``force``,
+            or install.sh failed.
+    """
+    with plugin_zip(target, include=include, exclude=exclude) as zip_path:
+        done = install(str(zip_path), into, shell_paras=shell_paras, run_script=run_script,
+                       force=force, install_timeout=install_timeout)
+    report(f"installed plugin {done.name} into {done.plugin_dir} "
+           f"({len(done.files)} files; symbol metadata in {Path(into) / 'etc'})")
+    if done.install_seconds is not None:
+        report(f"install.sh finished in {done.install_seconds:.1f} s")
+    elif not run_script and (done.plugin_dir / "install.sh").exists():
+        report("install.sh not run (--no-install)")
+    return done
+
+
+TOKEN_ENV = "KUIPERLITE_EKUIPER_TOKEN"
+STATUS_WAIT = 30.0  # seconds deploy waits for the plugin to run
+
+
+class DeployFailed(KuiperliteError):
+    """Deploying, or asking eKuiper, failed; the message says what and what to do."""
+
+
+class EKuiper:
+    """eKuiper's REST API, over urllib.
+
+    Args:
+        url: eKuiper's REST address, ``http://host:9081``.
+        token: the token for eKuiper's ``Authorization`` header, when it asks for one.
+        timeout: seconds one request may take.
+
+    Raises:
+        DeployFailed: the URL is not an http(s) address.
+    """
+
+    def __init__(self, url: str, token: Optional[str] = None, timeout: float = 120.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise DeployFailed(f"{url!r} is not eKuiper's REST address; give one like "
+                               "http://127.0.0.1:9081")
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def call(self, method: str, path: str, *, body: Any = None, data: Optional[bytes] = None,
+             media: Optional[str] = None) -> tuple[int, bytes]:
+        """The status and body of eKuiper's answer; 2xx and 4xx answers are returned.
+
+        Raises:
+            DeployFailed: eKuiper cannot be reached, asks for a token, or fails (5xx).
+        """
+        headers = {}
+        if body is not None:
+            data, media = json.dumps(body).encode(), "application/json"
+        if media:
+            headers["Content-Type"] = media
+        if self.token:
+            headers["Authorization"] = self.token
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as err:
+            status, text = err.code, err.read()
+        except urllib.error.URLError as err:
+            reason = getattr(err.reason, "strerror", None) or str(err.reason)
+            raise DeployFailed(f"cannot reach eKuiper at {self.url}: {reason}; is it running "
+                               "there?") from None
+        except (TimeoutError, OSError) as err:
+            raise DeployFailed(f"eKuiper at {self.url} did not answer {method} {path}: "
+                               f"{err}") from None
+        if status == 401:
+            raise DeployFailed(f"eKuiper at {self.url} refused {method} {path} without a valid "
+                               f"token ({_message(text)}); pass --token or set {TOKEN_ENV}")
+        if status >= 500:
+            raise DeployFailed(f"eKuiper at {self.url} failed on {method} {path} ({status}): "
+                               f"{_message(text)}")
+        return status, text
+
+    def json(self, path: str) -> Any:
+        """The JSON eKuiper answers ``GET path`` with; None for a 404.
+
+        Raises:
+            DeployFailed: any other error, or an answer that is not JSON.
+        """
+        status, text = self.call("GET", path)
+        if status == 404:
+            return None
+        if status >= 400:
+            raise DeployFailed(f"eKuiper at {self.url} refused GET {path} ({status}): "
+                               f"{_message(text)}")
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise DeployFailed(f"{self.url} answered GET {path} with something that is not "
+                               f"JSON ({text[:60]!r}); is it eKuiper's REST address?") from None
+
+    def plugin(self, name: str) -> Optional[dict[str, Any]]:
+        """Plugin ``name``'s info, None when eKuiper holds none of that name."""
+        info = self.json(f"/plugins/portables/{quote(name)}")
+        if info is not None and not isinstance(info, dict):
+            raise DeployFailed(f"{self.url} described plugin {name} as "
+                               f"{type(info).__name__}, not an object; is it eKuiper?")
+        return info
+
+    def status(self, name: str) -> Optional[dict[str, Any]]:
+        """Plugin ``name``'s process status (``status``, ``errMsg``, ``refCount``)."""
+        status = self.json(f"/plugins/portables/{quote(name)}/status")
+        return status if isinstance(status, dict) else None
+
+    def function_args(self) -> Optional[dict[str, int]]:
+        """Each installed function's number of arguments, from ``GET /metadata/functions``;
+        None when eKuiper does not describe its functions."""
+        try:
+            groups = self.json("/metadata/functions")
+        except DeployFailed:
+            return None
+        if not isinstance(groups, list):
+            return None
+        return _function_args(groups)
+
+    def upload(self, zip_path: Path) -> str:
+        """Upload the zip as eKuiper's UI does (``POST /config/uploads``); the path
+        eKuiper saved it at."""
+        boundary = uuid.uuid4().hex
+        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="uploadFile"; '
+                f'filename="{zip_path.name}"\r\nContent-Type: application/zip\r\n\r\n')
+        data = head.encode() + zip_path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        status, text = self.call("POST", "/config/uploads", data=data,
+                                 media=f"multipart/form-data; boundary={boundary}")
+        if status != 201:
+            raise DeployFailed(f"eKuiper at {self.url} refused the upload of {zip_path.name} "
+                               f"({status}): {_message(text)}")
+        return html.unescape(text.decode("utf-8", "replace")).strip()
+
+
+def _message(text: bytes) -> str:
+    """eKuiper's error text on one line: the ``message`` of its JSON error, else the
+    text itself; lines (an install.sh's output) are joined with " | "."""
+    decoded = text.decode("utf-8", "replace").strip()
+    message = decoded[:2000] or "no message"
+    with contextlib.suppress(ValueError):
+        body = json.loads(decoded)
+        if isinstance(body, dict) and isinstance(body.get("message"), str):
+            message = body["message"]
+        elif isinstance(body, dict) and isinstance(body.get("error"), str):
+            message = body["error"]
+    return " | ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
+def _function_args(groups: list[Any]) -> dict[str, int]:
+    """Function name to number of arguments, from function metadata files' contents."""
+    found: dict[str, int] = {}
+    for group in groups:
+        functions = group.get("functions") if isinstance(group, dict) else None
+        for entry in functions if isinstance(functions, list) else []:
+            if (isinstance(entry, dict) and isinstance(entry.get("name"), str)
+                    and isinstance(entry.get("args"), list)):
+                found[entry["name"]] = len(entry["args"])
+    return found
+
+
+def _symbols(info: dict[str, Any]) -> dict[str, list[str]]:
+    return {kind: list(info.get(kind) or []) for kind in ("sources", "sinks", "functions")}
+
+
+def breaking_changes(installed: dict[str, Any], new: dict[str, Any],
+                     old_args: Optional[dict[str, int]], new_args: dict[str, int]) -> list[str]:
+    """What upgrading from ``installed`` to ``new`` would break for rules: symbols
+    that disappear, functions whose number of arguments changes."""
+    broken = []
+    old_symbols, new_symbols = _symbols(installed), _symbols(new)
+    for kind, word in (("sources", "source"), ("sinks", "sink"), ("functions", "function")):
+        for symbol in old_symbols[kind]:
+            if symbol not in new_symbols[kind]:
+                broken.append(f"{word} {symbol} disappears")
+    for symbol in new_symbols["functions"]:
+        if (old_args is not None and symbol in old_symbols["functions"] and symbol in old_args
+                and symbol in new_args and old_args[symbol] != new_args[symbol]):
+            broken.append(f"function {symbol} takes {new_args[symbol]} arguments instead of "
+                          f"{old_args[symbol]}")
+    return broken
+
+
+def _checked(zip_path: Path) -> tuple[str, dict[str, Any], dict[str, int]]:
+    """The plugin name, json and function argument counts of a zip passing eKuiper's
+    installer checks (it is not run)."""
+    try:
+        with PluginZip.open(zip_path) as plugin:
+            plugin.scan()
+            info = plugin.plugin_json()
+            plugin.required()
+            groups = []
+            for symbol in info.get("functions") or []:
+                entry = plugin.entries.files.get(f"functions/{symbol}.json")
+                if entry is not None:
+                    with contextlib.suppress(ValueError, InstallFailed):
+                        groups.append(json.loads(plugin.read(entry)))
+            return plugin.name, info, _function_args(groups)
+    except InstallFailed as err:
+        raise DeployFailed(f"{zip_path.name} fails eKuiper's installer checks: {err}") from None
+
+
+def deploy_url(target: str, url: str, *, token: Optional[str] = None,
+               shell_paras: Sequence[str] = (), force: bool = False,
+               include: Iterable[str] = (), exclude: Iterable[str] = (),
+               wait: float = STATUS_WAIT, report: Callable[[str], None] = print) -> None:
+    """Upload the plugin to the eKuiper at ``url``, install or upgrade it, and wait until
+    it runs.
+
+    Raises:
+        DeployFailed: a step failed; the message says what state the plugin is in.
+    """
+    client = EKuiper(url, token)
+    with plugin_zip(target, include=include, exclude=exclude) as zip_path:
+        name, info, new_args = _checked(zip_path)
+        installed = client.plugin(name)
+        if installed is not None and not force:
+            broken = breaking_changes(installed, info, client.function_args(), new_args)
+            if broken:
+                raise DeployFailed(f"upgrading plugin {name} on {client.url} would break rules "
+                                   f"that use it: {'; '.join(broken)}; nothing was changed "
+                                   "(pass --force to upgrade anyway)")
+        path = client.upload(zip_path)
+    report(f"uploaded {zip_path.name} to {path}")
+    body = {"name": name, "file": f"file://{path}", "shellParas": list(shell_paras)}
+    if installed is None:
+        status, text = client.call("POST", "/plugins/portables", body=body)
+    else:
+        status, text = client.call("PUT", f"/plugins/portables/{quote(name)}", body=body)
+    if status >= 300:
+        left = ("; eKuiper's update removes the old version first, so plugin "
+                f"{name} is not installed now" if installed is not None else "")
+        raise DeployFailed(f"eKuiper refused to install plugin {name} ({status}): "
+                           f"{_message(text)}{left}")
+    report(text.decode("utf-8", "replace").strip())
+    deadline = time.monotonic() + wait
+    while True:
+        state = client.status(name) or {}
+        if state.get("status") == "running":
+            break
+        if state.get("status") == "error" or time.monotonic() > deadline:
+            why = state.get("errMsg") or f"status {state.get('status', 'unknown')!r} after " \
+                                         f"{wait:g} s"
+            raise DeployFailed(f"plugin {name} is installed on {client.url} but does not run: "
+                               f"{why}; fix it and deploy again with --force, or undeploy it")
+        time.sleep(0.2)
+    symbols = ", ".join(f"{kind} {', '.join(names)}" for kind, names in _symbols(info).items()
+                        if names)
+    report(f"plugin {name} {'upgraded' if installed else 'installed'} and running on "
+           f"{client.url}: {symbols}")
+
+
+def rules_using(client: EKuiper, name: str, info: dict[str, Any],
+                status: Optional[dict[str, Any]]) -> list[str]:
+    """The rules that use plugin ``name``, as far as eKuiper's REST API tells.
+
+    Two sources, joined: the rules eKuiper counts in the plugin's status
+    (``refCount``: rules that started one of its symbols), and the rules of
+    ``GET /rules`` whose ``GET /rules/{id}`` calls one of its functions in
+    its ``sql`` or names one of its sinks in its ``actions``. A rule reading
+    one of its sources through a stream shows in ``refCount`` while it runs.
+    An eKuiper without ``/rules`` (serve) has no rules.
+    """
+    found = set((status or {}).get("refCount") or {})
+    listed = client.json("/rules")
+    symbols = _symbols(info)
+    calls = [re.compile(rf"\b{re.escape(f)}\s*\(", re.IGNORECASE) for f in symbols["functions"]]
+    for rule in listed if isinstance(listed, list) else []:
+        rule_id = rule.get("id") if isinstance(rule, dict) else None
+        if not isinstance(rule_id, str) or rule_id in found:
+            continue
+        detail = client.json(f"/rules/{quote(rule_id)}")
+        if not isinstance(detail, dict):
+            continue
+        sql = detail.get("sql")
+        sql = sql if isinstance(sql, str) else ""
+        actions = detail.get("actions")
+        sinks = {key for action in (actions if isinstance(actions, list) else [])
+                 if isinstance(action, dict) for key in action}
+        if any(call.search(sql) for call in calls) or sinks & set(symbols["sinks"]):
+            found.add(rule_id)
+    return sorted(found)
+
+
+def _installed(client: EKuiper, name: str) -> dict[str, Any]:
+    info = client.plugin(name)
+    if info is None:
+        raise DeployFailed(f"eKuiper at {client.url} holds no portable plugin {name}")
+    return info
+
+
+def show_status(name: str, url: str, *, token: Optional[str] = None,
+                report: Callable[[str], None] = print) -> None:
+    """Report plugin ``name``'s status, symbols and the rules using it.
+
+    Raises:
+        DeployFailed: eKuiper cannot be asked, or holds no such plugin.
+    """
+    client = EKuiper(url, token)
+    info = _installed(client, name)
+    status = client.status(name) or {}
+    state = status.get("status", "unknown")
+    error = f" ({status['errMsg']})" if status.get("errMsg") else ""
+    report(f"plugin {name} {info.get('version') or ''}".rstrip() + f" on {client.url}: "
+           f"{state}{error}")
+    for kind, names in _symbols(info).items():
+        report(f"  {kind}: {', '.join(names) if names else '-'}")
+    rules = rules_using(client, name, info, status)
+    report(f"  rules using it: {', '.join(rules) if rules else 'none'}")
+
+
+def undeploy(name: str, url: str, *, token: Optional[str] = None, force: bool = False,
+             report: Callable[[str], None] = print) -> None:
+    """Delete plugin ``name`` from eKuiper; refused while rules use it, unless ``force``.
+
+    Raises:
+        DeployFailed: eKuiper cannot be asked, holds no such plugin, rules use
+            it, or eKuiper refused the delete.
+    """
+    client = EKuiper(url, token)
+    info = _installed(client, name)
+    rules = rules_using(client, name, info, client.status(name))
+    if rules and not force:
+        raise DeployFailed(f"rules use plugin {name}: {', '.join(rules)}; stop or delete them "
+                           "first (or pass --force to delete it anyway)")
+    status, text = client.call("DELETE", f"/plugins/portables/{quote(name)}")
+    if status >= 300:
+        raise DeployFailed(f"eKuiper refused to delete plugin {name} ({status}): "
+                           f"{_message(text)}")
+    report(text.decode("utf-8", "replace").strip())

@@ -1,0 +1,271 @@
+"""``serve``'s plugin management: eKuiper's portable plugin API, played locally.
+
+What eKuiper does for ``/config/uploads`` and ``/plugins/portables``
+(``internal/server/rest.go``, ``internal/server/portable_init.go``,
+``internal/plugin/portable/manager.go``), in a base folder of the session's
+own laid out as eKuiper's:
+
+- an upload is saved as ``data/uploads/<file name>``; its absolute path is
+  the answer, the ``file`` to register with as ``file://<path>``;
+- a registration ``{"name", "file", "shellParas"}`` installs the zip with
+  :mod:`kuiperlite.dev.installer` and starts the plugin as eKuiper does:
+  its executable run by the python, in the plugin's folder, until the
+  handshake; a plugin that does not start is removed again, and its status
+  stays ``error`` with eKuiper's message;
+- an update deletes, then registers; a delete stops the process and
+  removes the files.
+
+As eKuiper since late 2025 (without ``allowExternalFileAccess``), a
+``file://`` is accepted only under ``data/uploads``; this host downloads
+nothing, so ``http(s)://`` files are refused too. It hosts no rules: every
+plugin's ``refCount`` is empty.
+
+Every method raises a domain error (:class:`BadRequest`, :class:`NotFound`)
+with eKuiper's message; the HTTP layer gives it its status.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Optional
+from urllib.parse import unquote, urlsplit
+
+import orjson
+
+from ..errors import KuiperliteError
+from .host import Host
+from .installer import InstallFailed, install, installed_info, uninstall
+from .session import BadRequest, NotFound, Session
+
+_FILE_NAME = re.compile(r"[^/\\\x00]+")
+
+
+class Plugins:
+    """The plugins a local eKuiper holds, installed under ``base``.
+
+    Args:
+        base: the folder standing for eKuiper's (``data/``, ``etc/``, ``plugins/``).
+        python: the interpreter that runs plugins (eKuiper's ``portable.pythonBin``).
+        init_timeout: seconds a plugin has to handshake.
+        log: called with a line for each change.
+    """
+
+    def __init__(self, base: str, *, python: str = sys.executable, ekuiper: int = 2,
+                 init_timeout: float = 60.0,
+                 log: Callable[[str], None] = print) -> None:
+        self.base = Path(base).resolve()
+        self.uploads = self.base / "data" / "uploads"
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        self.python = python
+        self.ekuiper = ekuiper
+        self.init_timeout = init_timeout
+        self.log = log
+        self.lock = threading.Lock()
+        self.hosts: dict[str, Host] = {}
+        self.infos: dict[str, dict[str, Any]] = {}
+        self.statuses: dict[str, dict[str, Any]] = {}
+
+    def upload(self, filename: Optional[str], data: bytes) -> str:
+        """Save an uploaded file as ``data/uploads/<filename>``; its absolute path."""
+        if not filename or not _FILE_NAME.fullmatch(filename) or filename in (".", ".."):
+            raise BadRequest(f"Error creating the file: invalid file name {filename!r}")
+        path = self.uploads / filename
+        path.write_bytes(data)
+        self.log(f"uploaded {filename} ({len(data)} bytes) to {path}")
+        return str(path)
+
+    def uploaded(self) -> list[str]:
+        """The uploaded files' absolute paths, as ``GET /config/uploads`` lists them."""
+        return sorted(str(p) for p in self.uploads.iterdir())
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Every installed plugin's info, as ``GET /plugins/portables`` lists them."""
+        with self.lock:
+            return [dict(info) for _, info in sorted(self.infos.items())]
+
+    def describe(self, name: str) -> dict[str, Any]:
+        """A plugin's info: name, version, language, executable and its symbols."""
+        with self.lock:
+            if name not in self.infos:
+                raise NotFound(f"describe portable plugin {name} error: not found")
+            return dict(self.infos[name])
+
+    def status(self, name: str) -> dict[str, Any]:
+        """A plugin's process status: ``refCount``, ``status`` and ``errMsg``."""
+        with self.lock:
+            status = self.statuses.get(name)
+            host = self.hosts.get(name)
+            if status is None:
+                raise NotFound(f"portable plugin {name} not found: not found")
+            if host is not None and status["status"] == "running" and not host.alive:
+                status.update(status="error", errMsg=f"plugin {name} process exited")
+            return dict(status, refCount=dict(status["refCount"]))
+
+    def functions_meta(self) -> list[dict[str, Any]]:
+        """The installed functions' metadata files, as ``GET /metadata/functions`` lists
+        them: each ``etc/functions/<f>.json`` with its ``functions`` and their ``args``."""
+        with self.lock:
+            names = sorted(f for info in self.infos.values() for f in info["functions"] or [])
+        found = []
+        for name in names:
+            try:
+                meta = orjson.loads((self.base / "etc" / "functions" / f"{name}.json").read_bytes())
+            except (OSError, orjson.JSONDecodeError):
+                continue
+            if isinstance(meta, dict):
+                found.append(meta)
+        return found
+
+    def register(self, body: dict[str, Any], action: str = "create") -> str:
+        """Install and start the plugin a ``{"name", "file", "shellParas"}`` body names."""
+        prefix = f"portable plugin {action} command error"
+        name = body.get("name")
+        uri = body.get("file")
+        paras = body.get("shellParas") or []
+        if not isinstance(name, str) or not name.strip():
+            raise BadRequest(f"{prefix}: invalid name {name}: should not be empty")
+        name = name.strip()
+        if not isinstance(uri, str) or not uri.endswith(".zip"):
+            raise BadRequest(f"{prefix}: invalid uri {uri}")
+        if not isinstance(paras, list) or not all(isinstance(p, str) for p in paras):
+            raise BadRequest(f"{prefix}: shellParas must be a list of strings")
+        zip_path = self._local_zip(uri, prefix)
+        with self.lock:
+            if name in self.infos:
+                raise BadRequest(f"{prefix}: invalid name {name}: duplicate")
+            self._install(name, zip_path, paras, prefix)
+        return f"portable plugin {name} is {action}d"
+
+    def update(self, name: str, body: dict[str, Any]) -> str:
+        """Delete plugin ``name`` (if installed), then register the body's, as eKuiper's PUT."""
+        try:
+            self.delete(name)
+        except BadRequest:
+            pass
+        return self.register(body, action="update")
+
+    def delete(self, name: str) -> str:
+        """Stop plugin ``name`` and remove its files."""
+        with self.lock:
+            if name not in self.infos:
+                raise BadRequest(f"delete portable plugin {name} error: plugin {name} not found")
+            del self.infos[name]
+            host = self.hosts.pop(name, None)
+            if host is not None:
+                host.close()
+            self.statuses[name].update(status="stop", errMsg="")
+            uninstall(self.base, name)
+        self.log(f"deleted plugin {name}")
+        return f"portable plugin {name} is deleted"
+
+    def close(self) -> None:
+        """Stop every plugin."""
+        with self.lock:
+            for host in self.hosts.values():
+                host.close()
+            self.hosts.clear()
+
+    def _local_zip(self, uri: str, prefix: str) -> Path:
+        parts = urlsplit(uri)
+        if parts.scheme != "file":
+            raise BadRequest(f"{prefix}: fail to download file {uri}: serve installs only "
+                             "file:// zips uploaded with POST /config/uploads")
+        path = Path(unquote(parts.path)).resolve()
+        if not path.is_relative_to(self.uploads):
+            raise BadRequest(f"{prefix}: fail to download file {uri}: file access is "
+                             f"allowed only under {self.uploads}")
+        if not path.is_file():
+            raise BadRequest(f"{prefix}: fail to download file {uri}: no such file")
+        return path
+
+    def _install(self, name: str, zip_path: Path, paras: list[str], prefix: str) -> None:
+        # eKuiper downloads the file as <name>.zip: the plugin name is the zip's.
+        staged = self.base / "plugins" / "portable" / f"{name}.zip"
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            staged.write_bytes(zip_path.read_bytes())
+            try:
+                done = install(str(staged), str(self.base), shell_paras=paras)
+            except InstallFailed as err:
+                raise BadRequest(f"{prefix}: fail to install plugin: {err}") from None
+        finally:
+            staged.unlink(missing_ok=True)
+        info = installed_info(self.base, name) or done.info
+        executable = str(done.plugin_dir / str(info["executable"]))
+        status: dict[str, Any] = {"refCount": {}, "status": "initializing", "errMsg": ""}
+        self.statuses[name] = status
+        try:
+            host = Host.launch(executable, executable=True, name=name, python=self.python,
+                               env=_plugin_env(), ekuiper=self.ekuiper,
+                               init_timeout=self.init_timeout)
+        except (KuiperliteError, ValueError, OSError) as err:
+            message = f"plugin {executable} control handshake error: {err}"
+            status.update(status="error", errMsg=message)
+            uninstall(self.base, name)
+            raise BadRequest(f"{prefix}: fail to install plugin: {message}") from None
+        self.hosts[name] = host
+        status.update(status="running", errMsg="")
+        self.infos[name] = {
+            "name": name, "version": str(info.get("version") or ""),
+            "language": info.get("language"), "executable": executable,
+            **{k: info[k] for k in ("virtualEnvType", "env") if k in info},
+            "sources": info.get("sources"), "sinks": info.get("sinks"),
+            "functions": info.get("functions")}
+        self.log(f"installed plugin {name} in {done.plugin_dir}; running (pid {host.pid})")
+
+
+def _plugin_env() -> dict[str, str]:
+    """The environment without this interpreter's import path, as under eKuiper."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+class HostedPlugin:
+    """The plugin a ``serve`` with a plugin file hosts, as eKuiper's management API shows it.
+
+    It can be read (``GET /plugins/portables``, ``/plugins/portables/{name}``
+    and its ``/status``, whose ``refCount`` counts the symbols serve runs per
+    rule) but not installed, updated or deleted: serve hosts it from its file.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.log = session.print
+
+    def _refuse(self, *_args: Any) -> Any:
+        raise BadRequest(f"serve hosts plugin {self.session.info['name']} from its file; "
+                         "start serve without a plugin file to install plugins")
+
+    upload = register = update = delete = _refuse
+
+    def uploaded(self) -> list[str]:
+        return []
+
+    def functions_meta(self) -> list[dict[str, Any]]:
+        return []
+
+    def listing(self) -> list[dict[str, Any]]:
+        return [self.describe(self.session.info["name"])]
+
+    def describe(self, name: str) -> dict[str, Any]:
+        info = self.session.info
+        if name != info["name"]:
+            raise NotFound(f"describe portable plugin {name} error: not found")
+        return {"name": name, "version": "", "language": "python",
+                "executable": str(self.session.path),
+                **{kind: list(info.get(kind) or []) for kind in ("sources", "sinks",
+                                                                   "functions")}}
+
+    def status(self, name: str) -> dict[str, Any]:
+        if name != self.session.info["name"]:
+            raise NotFound(f"portable plugin {name} not found: not found")
+        alive = self.session.host.alive
+        return {"refCount": self.session.rule_counts(),
+                "status": "running" if alive else "error",
+                "errMsg": "" if alive else f"plugin {name} process exited; it restarts on "
+                                           "the next start request"}

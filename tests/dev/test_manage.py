@@ -1,0 +1,204 @@
+"""serve with no plugin file: eKuiper's plugin management API, over real HTTP."""
+
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from kuiperlite import packaging
+from kuiperlite.plugin import load
+
+PLUGIN = '''
+from collections.abc import Iterator
+from typing import Any
+
+from kuiperlite import Context, function, sink, source
+
+
+@source
+def ticks(ctx: Context) -> Iterator[dict]:
+    """Count."""
+    n = 0
+    while True:
+        n += 1
+        yield {"n": n}
+        ctx.sleep(1)
+
+
+@sink
+def keep(ctx: Context, data: Any) -> None:
+    """Keep nothing."""
+
+
+@function
+def add(a: int, b: int) -> int:
+    """Add."""
+    return a + b
+'''
+PARAS = [sys.executable]  # install.sh installs for this python: nothing to fetch
+
+
+@pytest.fixture
+def plugin_zip(write_plugin, tmp_path):
+    path = write_plugin(PLUGIN)
+    return packaging.build(load(str(path)), str(tmp_path / "zip"))
+
+
+def uploaded(server, zip_path: Path) -> str:
+    status, text = server.upload(zip_path)
+    assert status == 201, text
+    return text
+
+
+def test_upload_register_status_describe_update_delete(local_ekuiper, plugin_zip):
+    server = local_ekuiper()
+    name = plugin_zip.stem
+    path = uploaded(server, plugin_zip)
+    base = Path(path).parents[2]
+    assert path == str(base / "data" / "uploads" / plugin_zip.name)
+    assert Path(path).read_bytes() == plugin_zip.read_bytes()
+    assert server.request("GET", "/config/uploads") == (200, json.dumps([path]))
+
+    body = {"name": name, "file": f"file://{path}", "shellParas": PARAS}
+    assert server.request("POST", "/plugins/portables", body) == (
+        201, f"portable plugin {name} is created")
+    status, text = server.request("GET", f"/plugins/portables/{name}/status")
+    assert (status, json.loads(text)) == (200, {"refCount": {}, "status": "running",
+                                                "errMsg": ""})
+    info = {"name": name, "version": "v1.0.0", "language": "python",
+            "executable": str(base / "plugins/portable" / name / f"{name}_main.py"),
+            "sources": ["ticks"], "sinks": ["keep"], "functions": ["add"]}
+    status, text = server.request("GET", f"/plugins/portables/{name}")
+    assert (status, json.loads(text)) == (200, info)
+    assert json.loads(server.request("GET", "/plugins/portables")[1]) == [info]
+    assert (base / "etc/functions/add.json").is_file()
+    assert (base / "etc/sources/ticks.yaml").is_file()
+
+    status, text = server.request("POST", "/plugins/portables", body)
+    assert (status, json.loads(text)) == (400, {
+        "error": 1000,
+        "message": f"portable plugin create command error: invalid name {name}: duplicate"})
+    assert server.request("PUT", f"/plugins/portables/{name}", body) == (
+        200, f"portable plugin {name} is updated")
+    assert json.loads(server.request("GET", f"/plugins/portables/{name}/status")[1])[
+        "status"] == "running"
+
+    assert server.request("DELETE", f"/plugins/portables/{name}") == (
+        200, f"portable plugin {name} is deleted")
+    assert not (base / "plugins/portable" / name).exists()
+    assert not (base / "etc/functions/add.json").exists()
+    status, text = server.request("GET", f"/plugins/portables/{name}")
+    assert (status, json.loads(text)) == (404, {
+        "error": 1002, "message": f"describe portable plugin {name} error: not found"})
+    assert json.loads(server.request("GET", f"/plugins/portables/{name}/status")[1])[
+        "status"] == "stop"
+    status, text = server.request("DELETE", f"/plugins/portables/{name}")
+    assert (status, json.loads(text)["message"]) == (
+        400, f"delete portable plugin {name} error: plugin {name} not found")
+    assert server.request("GET", "/plugins/portables") == (200, "[]")
+
+
+def test_only_uploaded_zips_are_installed(local_ekuiper, plugin_zip):
+    server = local_ekuiper()
+    name = plugin_zip.stem
+    for uri, why in [
+        (f"file://{plugin_zip}", "fail to download file file://"),
+        ("http://127.0.0.1:1/x.zip", "serve installs only file:// zips uploaded with POST "
+                                     "/config/uploads"),
+        ("file:///nowhere.txt", "invalid uri file:///nowhere.txt"),
+    ]:
+        status, text = server.request("POST", "/plugins/portables",
+                                      {"name": name, "file": uri})
+        assert status == 400 and why in json.loads(text)["message"], text
+    status, text = server.request("GET", f"/plugins/portables/{name}/status")
+    assert (status, json.loads(text)["error"]) == (404, 1002)
+
+
+def test_a_bad_zip_is_refused_with_ekuipers_words_and_leaves_nothing(local_ekuiper, plugin_zip,
+                                                                     tmp_path):
+    server = local_ekuiper()
+    name = plugin_zip.stem
+    bad = tmp_path / plugin_zip.name
+    with zipfile.ZipFile(plugin_zip) as old, zipfile.ZipFile(bad, "w") as new:
+        for entry in old.infolist():
+            if entry.filename != f"{name}_main.py":
+                new.writestr(entry, old.read(entry))
+    path = uploaded(server, bad)
+    status, text = server.request("POST", "/plugins/portables",
+                                  {"name": name, "file": f"file://{path}"})
+    assert (status, json.loads(text)) == (400, {
+        "error": 1000, "message": "portable plugin create command error: fail to install "
+                                  f"plugin: missing required files: {name}_main.py"})
+    assert not (Path(path).parents[2] / "plugins/portable" / name).exists()
+
+
+def test_a_plugin_that_does_not_start_is_an_error_status(local_ekuiper, plugin_zip, tmp_path):
+    server = local_ekuiper()
+    name = plugin_zip.stem
+    broken = tmp_path / plugin_zip.name
+    with zipfile.ZipFile(plugin_zip) as old, zipfile.ZipFile(broken, "w") as new:
+        for entry in old.infolist():
+            data = old.read(entry)
+            if entry.filename == f"{name}_main.py":
+                data = b"import sys\nprint('cannot start', flush=True)\nsys.exit(3)\n"
+            new.writestr(entry, data)
+    path = uploaded(server, broken)
+    status, text = server.request("POST", "/plugins/portables",
+                                  {"name": name, "file": f"file://{path}", "shellParas": PARAS})
+    message = json.loads(text)["message"]
+    assert status == 400
+    assert message.startswith("portable plugin create command error: fail to install plugin: "
+                              f"plugin {Path(path).parents[2]}/plugins/portable/{name}/"
+                              f"{name}_main.py control handshake error: ")
+    status, text = server.request("GET", f"/plugins/portables/{name}/status")
+    got = json.loads(text)
+    assert (status, got["status"]) == (200, "error") and "control handshake error" in got[
+        "errMsg"]
+    assert server.request("GET", "/plugins/portables") == (200, "[]")
+
+
+def test_requests_eKuiper_does_not_take(local_ekuiper, tmp_path):
+    server = local_ekuiper()
+    status, text = server.request("PATCH", "/plugins/portables")
+    assert status == 405 and "takes GET or POST, not PATCH" in json.loads(text)["message"]
+    status, text = server.request("GET", "/symbols")
+    assert status == 404 and json.loads(text)["error"] == 1002
+    status, text = server.request("POST", "/config/uploads", {"name": "x"})
+    assert status == 400 and "multipart/form-data" in json.loads(text)["message"]
+    (tmp_path / "x.zip").write_bytes(b"zip")
+    status, text = server.upload(tmp_path / "x.zip", field="file")
+    assert (status, json.loads(text)["message"]) == (
+        400, "Error Retrieving the File: http: no such file")
+    status, text = server.request("POST", "/plugins/portables", data=b"{")
+    assert status == 400 and json.loads(text)["message"].startswith("Invalid body")
+
+
+def test_serve_with_a_plugin_file_shows_it_read_only(local_ekuiper, write_plugin):
+    import subprocess
+
+    path = write_plugin(PLUGIN)
+    name = path.stem
+    server = local_ekuiper(str(path), "--mock-interval", "0", ready="REST API on")
+    status, text = server.request("GET", "/plugins/portables")
+    assert (status, json.loads(text)) == (200, [{
+        "name": name, "version": "", "language": "python", "executable": str(path),
+        "sources": ["ticks"], "sinks": ["keep"], "functions": ["add"]}])
+    start = {"symbolName": "keep", "meta": {"ruleId": "r9", "opId": "op1", "instanceId": 1},
+             "pluginType": "sink", "config": {}}
+    assert server.request("POST", "/symbol/start", start)[0] == 200
+    status, text = server.request("GET", f"/plugins/portables/{name}/status")
+    assert (status, json.loads(text)) == (200, {"refCount": {"r9": 1}, "status": "running",
+                                                "errMsg": ""})
+    out = subprocess.run([sys.executable, "-m", "kuiperlite", "status", name, "--url",
+                          server.url], capture_output=True, text=True, timeout=60)
+    assert out.stdout.splitlines()[-1] == "  rules using it: r9"
+    out = subprocess.run([sys.executable, "-m", "kuiperlite", "undeploy", name, "--url",
+                          server.url, "--force"], capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stderr) == (
+        1, f"kuiperlite: eKuiper refused to delete plugin {name} (400): serve hosts plugin "
+           f"{name} from its file; start serve without a plugin file to install plugins\n")
+    assert server.request("POST", "/symbol/stop", start)[0] == 200
+    status, text = server.request("GET", "/plugins/portables/other/status")
+    assert (status, json.loads(text)["error"]) == (404, 1002)
