@@ -24,8 +24,9 @@ from . import wire
 from .context import Context, Record
 from .dynamic import RenderError, Template, render
 from .errors import ArgumentError, EncodeError, ProtocolError, Stopped, error_text
-from .hints import ANY, Converter, Hint, Mismatch, describe_value, holds_records, is_record
+from .hints import ANY, Converter, Hint, Mismatch, describe_value
 from .kinds import FUNCTION
+from .records import holds_records, is_record
 from .state import Scope, State, Stores
 from .symbols import (
     ASYNC,

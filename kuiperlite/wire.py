@@ -17,8 +17,9 @@ from typing import Any, NamedTuple, Optional
 import orjson
 
 from .errors import EncodeError, ProtocolError
-from .hints import describe_value, is_record, record_fields
+from .hints import describe_value
 from .kinds import BY_WIRE, KINDS, SINK, Kind
+from .records import is_record, record_fields
 
 HANDSHAKE = b"handshake"
 OK = b"ok"
