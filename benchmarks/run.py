@@ -70,9 +70,11 @@ FIGURES = [
     ("scale_sources", "records/s", True, [("kuiperlite/sdk", 1.0)]),
     ("scale_sources_fairness", "min/max", True, []),
     ("scale_sources_cpu", "us/record", False, []),
+    ("scale_sources_complete", "received/sent", True, []),
     ("scale_sinks", "records/s", True, [("kuiperlite/sdk", 1.0)]),
     ("scale_sinks_fairness", "min/max", True, []),
     ("scale_sinks_cpu", "us/record", False, []),
+    ("scale_sinks_complete", "received/sent", True, []),
     ("socket_files_left", "files", False, []),
     ("transport_100b", "messages/s", True, []),
     ("transport_4k", "messages/s", True, []),
@@ -216,6 +218,14 @@ class Plugin:
         self.host.close()
 
 
+class Incomplete(TimeoutError):
+    """Fewer messages than expected came before the deadline."""
+
+    def __init__(self, received: int, count: int) -> None:
+        super().__init__(f"got {received} of {count} records")
+        self.received = received
+
+
 def drain(sock: pynng.Socket, count: int, timeout: float = 120) -> None:
     """Receive ``count`` raw messages (the host decodes nothing, to stay out of the way)."""
     deadline = time.monotonic() + timeout
@@ -226,7 +236,7 @@ def drain(sock: pynng.Socket, count: int, timeout: float = 120) -> None:
             received += 1
         except pynng.Timeout:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"got {received} of {count} records") from None
+                raise Incomplete(received, count) from None
 
 
 def measure_source(plugin: Plugin, count: int, size: str) -> tuple[float, float]:
@@ -288,14 +298,20 @@ def measure_scale(plugin: Plugin, kind: str, instances: int, each: int) -> tuple
                    for r in rules]
     payload = orjson.dumps(make("100"))
     finished = [0.0] * instances
+    received = [each] * instances  # fewer for an instance whose records stopped coming
 
     def work(i: int) -> None:
-        if kind == "source":
-            drain(handles[i].channel.sock, each)
-        else:
-            for _ in range(each):
-                handles[i].data.sock.send(payload)
-                handles[i].ack.sock.recv()
+        try:
+            if kind == "source":
+                drain(handles[i].channel.sock, each, timeout=60)
+            else:
+                for _ in range(each):
+                    handles[i].data.sock.send(payload)
+                    handles[i].ack.sock.recv()
+        except Incomplete as err:
+            received[i] = err.received
+        except pynng.NNGException:
+            received[i] = 0  # a sink that stopped taking records
         finished[i] = time.perf_counter() - t0
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(instances)]
@@ -307,8 +323,10 @@ def measure_scale(plugin: Plugin, kind: str, instances: int, each: int) -> tuple
     elapsed, cpu = time.perf_counter() - t0, plugin.cpu() - cpu0
     for handle in handles:
         handle.stop()
-    fairness = min(each / f for f in finished) / max(each / f for f in finished)
-    return instances * each / elapsed, fairness, cpu / (instances * each) * 1e6
+    rates = [n / f for n, f in zip(received, finished)]
+    total = sum(received)
+    return (total / elapsed, min(rates) / max(rates), cpu / max(total, 1) * 1e6,
+            total / (instances * each))
 
 
 def measure_transport(count: int, size: int) -> float:
@@ -366,11 +384,12 @@ def run(sizes: dict[str, int], systems: list[str], log: Callable[[str], None]) -
                 for figure, value in measure_function(plugin, sizes["calls"]).items():
                     add(figure, system, value)
                 for kind in ("source", "sink"):
-                    rate, fairness, cpu = measure_scale(plugin, kind, sizes["scale"],
-                                                        sizes["scale_each"])
+                    rate, fairness, cpu, complete = measure_scale(plugin, kind, sizes["scale"],
+                                                                  sizes["scale_each"])
                     add(f"scale_{kind}s", system, rate)
                     add(f"scale_{kind}s_fairness", system, fairness)
                     add(f"scale_{kind}s_cpu", system, cpu)
+                    add(f"scale_{kind}s_complete", system, complete)
             add("transport_100b", "bare", measure_transport(sizes["source"], 100))
             add("transport_4k", "bare", measure_transport(sizes["source4k"], 4096))
     finally:
