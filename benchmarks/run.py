@@ -452,6 +452,27 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def describe_run(quick: bool, sizes: dict[str, int], **more: Any) -> dict[str, Any]:
+    """What a results file says about the machine and the run."""
+    return {"python": platform.python_version(), "machine": platform.machine(),
+            "cpus": os.cpu_count(), "pinned": PIN, "pynng": pynng.__version__,
+            "mode": "quick" if quick else "full", "sizes": sizes, **more}
+
+
+def write_results(output: str, prefix: str, environment: dict[str, Any],
+                  rows: list[dict[str, Any]]) -> Path:
+    """JSON lines in ``output``: the environment, then one row per figure."""
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    quick = "-quick" if environment["mode"] == "quick" else ""
+    path = out / f"{prefix}{time.strftime('%Y%m%d-%H%M%S')}{quick}.jsonl"
+    with open(path, "w") as f:
+        f.write(json.dumps({"environment": environment}) + "\n")
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny counts, one repeat (CI)")
@@ -486,18 +507,10 @@ def main() -> int:
             rows += [dict(row, placement=PLACEMENT.name) for row in summarise(samples)]
     finally:
         shutil.rmtree(COPIES, ignore_errors=True)
-    environment = {"python": platform.python_version(), "machine": platform.machine(),
-                   "cpus": os.cpu_count(), "pinned": PIN, "pynng": pynng.__version__, "mode":
-                   "quick" if args.quick else "full", "sizes": sizes,
-                   "placements": {p.name: p.why for p in placements},
-                   "seconds": round(time.time() - started, 1)}
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}.jsonl"
-    with open(path, "w") as f:
-        f.write(json.dumps({"environment": environment}) + "\n")
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
+    environment = describe_run(args.quick, sizes,
+                               placements={p.name: p.why for p in placements},
+                               seconds=round(time.time() - started, 1))
+    path = write_results(args.output, "", environment, rows)
     for placement in placements:
         print(f"\n## {placement.name}: {placement.why}")
         print(table([row for row in rows if row["placement"] == placement.name]))

@@ -19,9 +19,7 @@ on stdout and JSON lines in benchmarks/results/.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -32,8 +30,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Optional
-
-import pynng
 
 from kuiperlite.dev import Host
 from kuiperlite.kinds import SOURCE
@@ -156,16 +152,8 @@ def main() -> int:
     ratio = next(row for row in rows if row["figure"] == "saving/plain")
     ratio["target"] = f">= {TARGET}"
     ratio["met"] = ratio["median"] >= TARGET
-    environment = {"python": platform.python_version(), "machine": platform.machine(),
-                   "cpus": os.cpu_count(), "pinned": bench.PIN, "pynng": pynng.__version__,
-                   "mode": "quick" if args.quick else "full", "sizes": sizes}
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"state-{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}.jsonl"
-    with open(path, "w") as f:
-        f.write(json.dumps({"environment": environment}) + "\n")
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
+    environment = bench.describe_run(args.quick, sizes)
+    path = bench.write_results(args.output, "state-", environment, rows)
     for row in rows:
         shown = f"{row['median']:.2f}" if row["median"] < 10 else f"{row['median']:,.0f}"
         low, high = (f"{row[k]:.2f}" if row[k] < 10 else f"{row[k]:,.0f}" for k in ("min", "max"))

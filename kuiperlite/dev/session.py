@@ -270,14 +270,9 @@ class Session:
             {"ruleId": scope.rule, "opId": scope.op, "instanceId": scope.instance}
         data = {"key": key, "value": None if value is None else orjson.loads(value),
                 "deleted": value is None}
-        event = {"seq": next(self.seq), "time": time.time(), "kind": "state",
-                 "pluginType": scope.kind, "symbolName": scope.symbol, "meta": meta,
-                 "data": data}
-        with self.changed:
-            self.events.append(event)
-            self.changed.notify_all()
         change = f"{key} deleted" if value is None else f"{key} = {value}"
-        self.print(f"[state {kind.word} {scope.symbol} {scope.rule}] {change}")
+        self._publish("state", scope.kind, scope.symbol, meta, data,
+                      f"[state {kind.word} {scope.symbol} {scope.rule}] {change}")
 
     def watch_files(self, interval: float = 0.5) -> None:
         """``--reload``: restart the plugin when its file or local modules change."""
@@ -448,13 +443,18 @@ class Session:
     # --------------------------------------------------- readers, feeders
 
     def _record(self, running: Running, kind: str, data: Any, text: str) -> None:
+        self._publish(kind, running.kind.wire, running.symbol, running.meta, data,
+                      f"{running.tag} {text}")
+
+    def _publish(self, kind: str, plugin_type: str, symbol: str, meta: dict[str, Any],
+                 data: Any, line: str) -> None:
+        """One event for ``/symbol/output``, and its line on the terminal."""
         event = {"seq": next(self.seq), "time": time.time(), "kind": kind,
-                 "pluginType": running.kind.wire, "symbolName": running.symbol,
-                 "meta": running.meta, "data": data}
+                 "pluginType": plugin_type, "symbolName": symbol, "meta": meta, "data": data}
         with self.changed:
             self.events.append(event)
             self.changed.notify_all()
-        self.print(f"{running.tag} {text}")
+        self.print(line)
 
     def _read_source(self, running: Running) -> None:
         handle: SourceHandle = running.handle
