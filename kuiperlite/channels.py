@@ -87,7 +87,11 @@ def close(sock: pynng.Socket) -> None:
         except pynng.NNGException:  # a socket that cannot receive (PUSH)
             fd = None
         if fd is not None:
-            select.select([fd], [], [], 0.02)  # a message comes at once from a busy peer
+            # poll, not select: a plugin with thousands of sockets has
+            # descriptors past select's limit of 1024.
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            poller.poll(20)  # a message comes at once from a busy peer
             time.sleep(0.005)  # and the socket's other pipes stop reading too
     sock.close()
 
