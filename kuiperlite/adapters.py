@@ -144,6 +144,8 @@ class SourceAdapter:
                            state=state)
         self.error: Optional[BaseException] = None  # what the user code raised, if anything
         self._loop = _Loop()
+        self._gen: Any = None  # a generator source's generator, once pull() has called it
+        self._ended = False
 
     def run(self) -> None:
         """Run the user code until it returns, fails or is stopped.
@@ -152,12 +154,14 @@ class SourceAdapter:
         they never propagate.
         """
         spec = self.spec
+        if spec.style == GENERATOR:
+            while self.pull(1024):
+                pass
+            return
         args = _arguments(spec.context_index, self.ctx, spec.datasource_index,
                           self.ctx.datasource)
         try:
-            if spec.style == GENERATOR:
-                self._drive(spec.func(*args, **self.kwargs))
-            elif spec.style == PLAIN:
+            if spec.style == PLAIN:
                 self._returned(spec.func(*args, **self.kwargs))
             elif spec.style == ASYNC_GENERATOR:
                 self._loop.run(self._adrive(spec.func(*args, **self.kwargs)))
@@ -166,11 +170,75 @@ class SourceAdapter:
         except Stopped:
             pass
         except BaseException as err:
-            self.error = err
-            self.ctx.logger.exception("failed")
-            self._report(f"The {spec.what} failed: {error_text(err)}")
+            self._failed(err)
         finally:
             self._loop.close()
+
+    def pull(self, limit: int) -> bool:
+        """Drive a generator source for up to ``limit`` of its records.
+
+        The first call calls the user function. Encoding errors are reported
+        and the generator goes on; other errors are reported and end it.
+
+        Returns:
+            False once the source has ended (returned, failed or stopped),
+            its generator closed so that its ``finally`` blocks have run.
+        """
+        gen = self._gen
+        if gen is None:
+            if self._ended:
+                return False
+            spec = self.spec
+            args = _arguments(spec.context_index, self.ctx, spec.datasource_index,
+                              self.ctx.datasource)
+            try:
+                gen = self._gen = spec.func(*args, **self.kwargs)
+            except BaseException as err:
+                self._failed(err)
+                return self._end()
+        stop, deliver, emit = self.stopping, self.deliver, self.emit
+        try:
+            for _ in range(limit):
+                # An encoding error happens out here, not inside the generator,
+                # so the same generator simply goes on.
+                try:
+                    # Resumed, the generator runs what follows its last yield (a
+                    # state write, say) even when a stop came meanwhile.
+                    item = next(gen)
+                    if stop.is_set():
+                        return self._end()
+                    if type(item) is dict:
+                        deliver(item, None)
+                    else:
+                        emit(item)
+                except EncodeError as err:
+                    self._dropped(err)
+            return True
+        except (StopIteration, Stopped):
+            return self._end()
+        except BaseException as err:
+            self._failed(err)
+            return self._end()
+
+    def end(self) -> None:
+        """End a generator source that :meth:`pull` drove: its ``finally`` blocks run."""
+        self._end()
+
+    def _end(self) -> bool:
+        """Close the generator (its ``finally`` blocks run); False, for :meth:`pull`."""
+        gen, self._gen, self._ended = self._gen, None, True
+        if gen is not None:
+            try:
+                gen.close()
+            except BaseException as err:
+                self._failed(err)
+        return False
+
+    def _failed(self, err: BaseException) -> None:
+        """Log what the user code raised, with its traceback, and report it."""
+        self.error = err
+        self.ctx.logger.error("failed", exc_info=err)
+        self._report(f"The {self.spec.what} failed: {error_text(err)}")
 
     def _returned(self, value: Any) -> None:
         if value is not None:
@@ -183,27 +251,6 @@ class SourceAdapter:
         self.stopping.set()
         if self.spec.style in (ASYNC, ASYNC_GENERATOR):
             self._loop.cancel()
-
-    def _drive(self, gen: Any) -> None:
-        stop = self.stopping
-        deliver = self.deliver
-        try:
-            while True:
-                # An encoding error happens in this loop, not inside the
-                # generator, so the same generator simply goes on.
-                try:
-                    for item in gen:
-                        if stop.is_set():
-                            return
-                        if type(item) is dict:
-                            deliver(item, None)
-                        else:
-                            self.emit(item)
-                    return
-                except EncodeError as err:
-                    self._dropped(err)
-        finally:
-            gen.close()
 
     async def _adrive(self, agen: Any) -> None:
         stop = self.stopping

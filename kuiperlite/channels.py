@@ -18,12 +18,12 @@ from typing import Any, Callable, Optional, TypeVar
 
 import pynng
 
-try:  # pynng's cffi handles: the hot path calls nng directly (see Direct)
-    from pynng._nng import ffi as _ffi
-    from pynng._nng import lib as _lib
-    from pynng.exceptions import check_err as _check_err
-except (ImportError, AttributeError):  # a pynng that keeps them private: its methods serve
-    _ffi = _lib = _check_err = None
+# pynng's cffi handles: the hot path and the asynchronous operations call
+# nng directly (see Direct and Pending); every pynng the package allows has them.
+from pynng._aio import _aio_map as _callbacks
+from pynng._nng import ffi as _ffi
+from pynng._nng import lib as _lib
+from pynng.exceptions import check_err as _check_err
 
 from . import wire
 
@@ -66,11 +66,7 @@ QUEUE = 128
 # nng before 1.9 (pynng 0.8.1 bundles 1.6.0) can hang a close for good while
 # a peer sends: a pipe's receive that just completed is never finished, and
 # nng's one reaper thread then waits for it, taking every later close with it.
-if _lib is not None:
-    NNG_VERSION = tuple(int(part) for part in _ffi.string(_lib.nng_version()).decode()
-                        .split(".")[:2])
-else:  # pynng 0.8 bundles nng 1.6; later ones bundle nng 1.9 and newer
-    NNG_VERSION = (1, 6) if pynng.__version__.startswith(("0.7.", "0.8.")) else (1, 9)
+NNG_VERSION = tuple(int(part) for part in _ffi.string(_lib.nng_version()).decode().split(".")[:2])
 QUIET_CLOSE = NNG_VERSION < (1, 9)
 
 
@@ -194,13 +190,18 @@ def remove_socket_file(address: str, file_id: Optional[tuple[int, int]]) -> None
             os.unlink(wire.ipc_path(address))
 
 
-class FastDirect:
+_NONBLOCK = _lib.NNG_FLAG_NONBLOCK
+_ALLOC = _lib.NNG_FLAG_ALLOC
+_AGAIN = _lib.NNG_EAGAIN
+
+
+class Direct:
     """A pynng socket's ``send`` and ``recv`` on the hot path, calling nng directly.
 
     pynng's ``recv`` allocates two cffi pointers per message; a Direct keeps
-    one pair, so each thread that receives needs its own. It also returns
-    ``b""`` for an empty message, which pynng fails to unpack. Errors raise
-    pynng's exceptions, as pynng's own methods do.
+    one pair, so no two threads may receive through one Direct at once. It
+    also returns ``b""`` for an empty message, which pynng fails to unpack.
+    Errors raise pynng's exceptions, as pynng's own methods do.
     """
 
     __slots__ = ("sock", "_handle", "_data", "_size")
@@ -212,9 +213,21 @@ class FastDirect:
         self._size = _ffi.new("size_t *")
 
     def recv(self) -> bytes:
-        err = _lib.nng_recv(self._handle, self._data, self._size, _lib.NNG_FLAG_ALLOC)
+        err = _lib.nng_recv(self._handle, self._data, self._size, _ALLOC)
         if err:
             _check_err(err)
+        return self._take()
+
+    def try_recv(self) -> Optional[bytes]:
+        """A message if one is waiting in the socket, else None, at once."""
+        err = _lib.nng_recv(self._handle, self._data, self._size, _ALLOC | _NONBLOCK)
+        if err:
+            if err == _AGAIN:
+                return None
+            _check_err(err)
+        return self._take()
+
+    def _take(self) -> bytes:
         size, buf = self._size[0], self._data[0]
         if not size:
             return b""
@@ -227,28 +240,96 @@ class FastDirect:
         if err:
             _check_err(err)
 
+    def try_send(self, data: bytes) -> bool:
+        """Send if the socket takes the message at once; False if it would wait."""
+        err = _lib.nng_send(self._handle, data, len(data), _NONBLOCK)
+        if err:
+            if err == _AGAIN:
+                return False
+            _check_err(err)
+        return True
 
-class PublicDirect:
-    """The same through pynng's public methods, for a pynng that hides nng's handles."""
 
-    __slots__ = ("sock",)
+class Pending:
+    """One receive or send at a time that nng completes in the background.
 
-    def __init__(self, sock: pynng.Socket) -> None:
-        self.sock = sock
+    nng calls ``done`` on a thread of its own when the operation completes,
+    fails, is cancelled or its socket closes; the owner then takes the
+    outcome with :meth:`received` or :meth:`sent`. Only the owner starts,
+    takes and closes; :meth:`cancel` may come from any thread.
+    """
 
-    def recv(self) -> bytes:
-        try:
-            return self.sock.recv()
-        except pynng.NNGException:
-            raise
-        except Exception:  # pynng cannot unpack an empty message
-            return b""
+    def __init__(self, sock: pynng.Socket, done: Callable[[], None]) -> None:
+        self._handle = sock.socket
+        self._done = done
+        self._key = id(self)  # how nng's completion finds ``done`` (pynng's callback table)
+        self._lock = threading.Lock()
+        aio = _ffi.new("nng_aio **")
+        _check_err(_lib.nng_aio_alloc(aio, _lib._async_complete, _ffi.cast("void *", self._key)))
+        self._aio: Any = aio[0]
+        _lib.nng_aio_set_timeout(self._aio, -1)  # no deadline: a stop cancels it
+        self.busy = False  # started, and its outcome not taken yet
+        self._receiving = False
+
+    def recv(self) -> None:
+        """Start receiving a message; ``done`` is called once it is in."""
+        self.busy, self._receiving = True, True
+        _callbacks[self._key] = self._done
+        _lib.nng_recv_aio(self._handle, self._aio)
+
+    def received(self) -> bytes:
+        """The message received; raises pynng's exception for a failed receive."""
+        self.busy = False
+        err = _lib.nng_aio_result(self._aio)
+        if err:
+            _check_err(err)
+        msg = _lib.nng_aio_get_msg(self._aio)
+        size = _lib.nng_msg_len(msg)
+        data: bytes = _ffi.unpack(_ffi.cast("char *", _lib.nng_msg_body(msg)), size) \
+            if size else b""
+        _lib.nng_msg_free(msg)
+        return data
 
     def send(self, data: bytes) -> None:
-        self.sock.send(data)
+        """Start sending ``data``; ``done`` is called once the socket took it."""
+        msg = _ffi.new("nng_msg **")
+        _check_err(_lib.nng_msg_alloc(msg, 0))
+        err = _lib.nng_msg_append(msg[0], data, len(data))
+        if err:
+            _lib.nng_msg_free(msg[0])
+            _check_err(err)
+        _lib.nng_aio_set_msg(self._aio, msg[0])
+        self.busy, self._receiving = True, False
+        _callbacks[self._key] = self._done
+        _lib.nng_send_aio(self._handle, self._aio)
 
+    def sent(self) -> None:
+        """Raises pynng's exception when the send failed (the message is dropped)."""
+        self.busy = False
+        err = _lib.nng_aio_result(self._aio)
+        if err:
+            _lib.nng_msg_free(_lib.nng_aio_get_msg(self._aio))
+            _check_err(err)
 
-Direct = FastDirect if _lib is not None else PublicDirect
+    def cancel(self) -> None:
+        """Make a started operation complete at once, as cancelled; from any thread."""
+        with self._lock:
+            if self._aio is not None:
+                _lib.nng_aio_cancel(self._aio)
+
+    def close(self) -> None:
+        """Cancel what is started, wait for its ``done``, and free the operation."""
+        with self._lock:
+            aio, self._aio = self._aio, None
+        if aio is None:
+            return
+        _lib.nng_aio_stop(aio)
+        if self.busy:
+            err = _lib.nng_aio_result(aio)
+            if self._receiving == (err == 0):  # a message nobody took, or one never sent
+                _lib.nng_msg_free(_lib.nng_aio_get_msg(aio))
+        _lib.nng_aio_free(aio)
+        _callbacks.pop(self._key, None)
 
 
 def _connected(sock: S, connect: Callable[[pynng.Socket, str], None], address: str) -> S:
@@ -274,23 +355,6 @@ def puller(address: str, *, recv_timeout: float = TICK) -> pynng.Pull0:
     sock.recv_max_size = 0  # no size cap: nng's default dropped payloads over 1 MB
     sock.recv_buffer_size = QUEUE
     return _connected(sock, listen, address)
-
-
-def wake(address: str) -> None:
-    """Wake a thread blocked receiving on its own listener, by sending to it.
-
-    Closing the socket under a blocked ``recv`` can hang pynng 0.8.1; an
-    empty message is safe. The receiver checks its stop flag before it looks
-    at the message, so the message itself is never handed to user code.
-    """
-    sock = pynng.Push0(send_timeout=ms(TICK))
-    try:
-        dial(sock, address, timeout=TICK)
-        sock.send(b"")
-    except (ConnectionError, pynng.NNGException):
-        pass  # nothing to wake, or it wakes at its next tick anyway
-    finally:
-        sock.close()
 
 
 def send_blocking(sock: pynng.Socket, payload: bytes, stopping: threading.Event,

@@ -1,9 +1,9 @@
-"""Running instances: a source's or sink's sockets, thread and user code, and a
-function's channel, each started by a command and stopped by one (a function
-never is).
+"""Running instances: a source's or sink's sockets and user code, run by the
+scheduler (:mod:`kuiperlite.scheduler`), and a function's channel, each
+started by a command and stopped by one (a function never is).
 
 An instance's connections (:mod:`kuiperlite.connections`) are acquired when
-it starts, and released by its thread once its user code has ended.
+it starts, and released once its user code has ended.
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import zlib
-from typing import Any, Callable, Protocol
+from collections import deque
+from typing import Any, Callable, NamedTuple, Optional, Protocol
 
 import pynng
 
@@ -21,6 +23,7 @@ from .adapters import FunctionAdapter, SinkAdapter, SourceAdapter
 from .channels import (
     QUEUE,
     Direct,
+    Pending,
     Requester,
     close,
     out_of_descriptors,
@@ -30,17 +33,25 @@ from .channels import (
     send_blocking,
     socket_file_id,
     spare_descriptors,
-    wake,
 )
 from .connections import Lease
 from .errors import Stopped
 from .kinds import SINK, SOURCE, Kind
+from .scheduler import AGAIN, DONE, WAIT, Outcome, Scheduler
 from .state import Scope, State, Stores
 from .supervisor import InFlight
-from .symbols import AnySpec, FunctionSpec, SinkSpec, SourceSpec
+from .symbols import GENERATOR, AnySpec, FunctionSpec, SinkSpec, SourceSpec
 from .wire import Control, Meta
 
 log = logging.getLogger("kuiperlite")
+
+
+class Shared(NamedTuple):
+    """What every instance of a runtime shares."""
+
+    scheduler: Scheduler
+    inflight: InFlight
+    stores: Stores
 
 
 def instance_what(spec: AnySpec, meta: Meta) -> str:
@@ -48,19 +59,31 @@ def instance_what(spec: AnySpec, meta: Meta) -> str:
     return f"{spec.what} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
 
 
-class SourceInstance:
-    """One running source: its data socket, its thread and its user code.
+# Messages a task handles in one step before the other ready tasks have theirs.
+BATCH = 64
+# How long a source waits for eKuiper to read before it says so.
+SLOW_READER = 5.0
 
-    User code may emit from threads of its own, so every send holds
-    ``lock``, and the socket is closed under it: never while in use.
+
+class SourceInstance:
+    """One running source: its data socket and its user code.
+
+    A generator source is a scheduler task: each step pulls a batch of its
+    records and sends each as far as the socket takes it at once; the rest
+    waits, and so does the generator, until nng has sent the first of them.
+    Any other source runs on a thread of its own, where ``ctx.emit`` waits
+    for eKuiper to read. User code may emit from threads of its own too, so
+    a send from any thread but the task's holds ``lock``, and the socket is
+    closed under it: never while in use.
     """
 
     def __init__(self, spec: SourceSpec, control: Control, kwargs: dict[str, Any],
-                 inflight: InFlight, stores: Stores, lease: Lease, slot: int = -1) -> None:
+                 shared: Shared, lease: Lease, slot: int = -1) -> None:
         meta = control.meta
         assert meta is not None
         self.what = instance_what(spec, meta)
         self.lease = lease
+        self.scheduler = shared.scheduler
         # No queue until the first record: a source that read its state
         # before it (an offset to resume from) keeps none, so that a record
         # whose offset it saved has left the process, not sat in a queue a
@@ -69,19 +92,129 @@ class SourceInstance:
         self.lock = threading.Lock()
         self.closed = False
         self.first = True
-        self.send = Direct(self.sock).send
-        self.state = State(stores, Scope.of_instance(spec.kind, spec.name, meta.rule_id,
-                                                     meta.op_id, meta.instance_id),
+        self.direct = Direct(self.sock)
+        self.state = State(shared.stores, Scope.of_instance(spec.kind, spec.name, meta.rule_id,
+                                                          meta.op_id, meta.instance_id),
                            on_first_use=self._state_used)
         self.adapter = SourceAdapter(
             spec, kwargs, self._deliver, self._report, rule_id=meta.rule_id,
             op_id=meta.op_id, instance_id=meta.instance_id, datasource=control.datasource,
             config=control.config, state=self.state)
         self.stopping = self.adapter.stopping
-        self.thread = threading.Thread(target=self._run, name=self.what, daemon=True)
+        self.finished = threading.Event()
+        self.ended = False
+        # A generator's steps: the pending send of the first record the socket
+        # did not take, those pulled after it, and the thread of the step.
+        self.pending = Pending(self.sock, self._sent) if spec.style == GENERATOR else None
+        self.backlog: deque[bytes] = deque()
+        self.stepper = 0
+        self.pulling = True  # until the generator has ended
+        self.scheduled = self.pending is not None  # until the last step is done
+        self.waiting_since = 0.0  # when the pending send began, while eKuiper does not read
+        self.warned = False
 
     def start(self) -> None:
-        self.thread.start()
+        if self.pending is not None:
+            self.scheduler.ready(self)
+        else:
+            threading.Thread(target=self._run, name=self.what, daemon=True).start()
+
+    # ------------------------------------------------ generator: scheduler task
+
+    def step(self) -> Outcome:
+        """Send what waits, then pull a batch of records (see :class:`Scheduler`)."""
+        pending = self.pending
+        assert pending is not None
+        all_sent = not self.backlog
+        if pending.busy:
+            try:
+                pending.sent()
+            except pynng.NNGException:  # cancelled by the stop, or closed
+                all_sent = False
+            self._read_again()
+        if self.stopping.is_set():
+            return self._finish(resume=all_sent)
+        backlog, try_send = self.backlog, self.direct.try_send
+        while backlog:
+            if not try_send(backlog[0]):
+                self._wait_to_send(backlog.popleft())
+                return WAIT
+            backlog.popleft()
+        if not self.pulling:
+            return self._idle()
+        # A record at a time: the generator is not resumed while one it yielded
+        # waits to be sent (what follows its yield may note the record as gone).
+        self.stepper = threading.get_ident()
+        pull = self.adapter.pull
+        try:
+            for _ in range(BATCH):
+                if not pull(1):
+                    self.pulling = False
+                    break
+                if backlog:
+                    break
+        finally:
+            self.stepper = 0
+        return AGAIN
+
+    def _sent(self) -> None:
+        """nng took the pending send (or gave up on it): the task goes on."""
+        self.scheduler.ready(self)
+
+    def _wait_to_send(self, payload: bytes) -> None:
+        assert self.pending is not None
+        self.pending.send(payload)
+        if not self.waiting_since:
+            self.waiting_since = time.monotonic()
+            self.scheduler.later(SLOW_READER, self._check_reader)
+        if self.stopping.is_set():
+            self.pending.cancel()  # a stop that came meanwhile found nothing to cancel
+
+    def _check_reader(self) -> None:
+        """On the monitor: say so once eKuiper has not read for SLOW_READER seconds."""
+        since = self.waiting_since
+        if not since or self.finished.is_set():
+            return
+        waited = time.monotonic() - since
+        if waited < SLOW_READER:
+            self.scheduler.later(SLOW_READER - waited, self._check_reader)
+        elif not self.warned:
+            self.warned = True
+            log.warning("eKuiper (%s) has not read for 5 s; waiting (nothing is dropped)",
+                        self.what)
+
+    def _read_again(self) -> None:
+        """The pending send went: eKuiper reads again, maybe after a wait we told of."""
+        if self.warned:
+            log.info("eKuiper (%s) reads again after %.1f s", self.what,
+                     time.monotonic() - self.waiting_since)
+            self.warned = False
+        self.waiting_since = 0.0
+
+    def _idle(self) -> Outcome:
+        """The generator has ended and everything is sent: wait for the stop, threadless."""
+        with self.lock:
+            if not self.stopping.is_set():
+                log.info("%s finished; it stays open until its rule stops", self.what)
+                self.scheduled = False  # stop() closes it
+                return DONE
+        return self._finish()
+
+    def _finish(self, resume: bool = True) -> Outcome:
+        """End the generator, then close.
+
+        As on a thread of its own, a stopped generator is resumed once more
+        (it may note, after its last ``yield``, that the record went) unless
+        a record it yielded was not sent; one never started starts, to see
+        the stop (and run its ``finally`` blocks).
+        """
+        if resume and self.pulling:
+            self.adapter.pull(1)
+        self.adapter.end()
+        self._ended()
+        return DONE
+
+    # -------------------------------------------------- any other: own thread
 
     def _run(self) -> None:
         try:
@@ -91,11 +224,24 @@ class SourceInstance:
             # Closing at once could drop records still queued in the socket.
             self.stopping.wait()
         finally:
-            self.close()
-            self.lease.release()
+            self._ended()
+
+    # ----------------------------------------------------------------- both
+
+    def _ended(self) -> None:
+        """The user code has ended: close, and give back the connections."""
+        with self.lock:
+            if self.ended:
+                return
+            self.ended = True
+        self.close()
+        self.lease.release()
+        self.finished.set()
 
     def close(self) -> None:
         """Close the socket once no thread sends on it (senders see the stop within a tick)."""
+        if self.pending is not None:
+            self.pending.close()
         with self.lock:
             if not self.closed:
                 self.closed = True
@@ -110,15 +256,19 @@ class SourceInstance:
 
     def _deliver(self, data: Any, meta: Any) -> None:
         payload = wire.encode_record(data, meta)
+        if self.first:
+            self.first = False
+            if not self.state.used:
+                self.sock.send_buffer_size = QUEUE  # growing a queue drops nothing
+        if self.stepper == threading.get_ident():  # the task's own step: never wait
+            if self.backlog or not self.direct.try_send(payload):
+                self.backlog.append(payload)
+            return
         with self.lock:
             if self.closed or self.stopping.is_set():  # a sender that waited for the lock
                 raise Stopped()
-            if self.first:
-                self.first = False
-                if not self.state.used:
-                    self.sock.send_buffer_size = QUEUE  # growing a queue drops nothing
             try:
-                self.send(payload)
+                self.direct.send(payload)
             except pynng.Timeout:
                 if not send_blocking(self.sock, payload, self.stopping,
                                      f"eKuiper ({self.what})"):
@@ -130,36 +280,46 @@ class SourceInstance:
         with self.lock:
             if not self.closed:
                 with contextlib.suppress(pynng.NNGException):
-                    self.send(wire.encode_source_error(message))
+                    self.direct.send(wire.encode_source_error(message))
 
     def stop(self) -> None:
         self.adapter.stop()
+        if self.pending is None:
+            return  # its thread sees the stop
+        with self.lock:
+            scheduled = self.scheduled
+        if scheduled:
+            self.pending.cancel()  # a waiting step goes on at once, and finishes
+        else:  # a generator that had ended: no step runs to close it
+            self._ended()
 
     def join(self, timeout: float) -> bool:
-        self.thread.join(timeout)
-        return not self.thread.is_alive()
+        return self.finished.wait(timeout)
 
     def remove_files(self) -> None:
         """A source listens on nothing: no file to remove."""
 
 
 class SinkInstance:
-    """One running sink: data and ack sockets, its thread and its user code.
+    """One running sink, a scheduler task: data and ack sockets and its user code.
 
-    Only the sink's thread uses and closes its sockets; it closes them before
-    the user's teardown runs, so that a slow teardown never holds the
-    address a restart of the same rule listens on.
+    Each step collects the messages waiting in the socket, a batch at most;
+    then the sink waits for nng to receive the next. Only the steps use and
+    close the sockets; they close them before the user's teardown runs, so
+    that a slow teardown never holds the address a restart of the same rule
+    listens on.
     """
 
     def __init__(self, spec: SinkSpec, control: Control, kwargs: dict[str, Any],
-                 inflight: InFlight, stores: Stores, lease: Lease, slot: int = -1) -> None:
+                 shared: Shared, lease: Lease, slot: int = -1) -> None:
         meta = control.meta
         assert meta is not None
         self.what = instance_what(spec, meta)
         self.lease = lease
+        self.scheduler = shared.scheduler
         self.require_ack = control.config.get("requireAck") in (True, "true")
-        self.inflight = inflight
-        self.slot = inflight.take_slot(slot)
+        self.inflight = shared.inflight
+        self.slot = self.inflight.take_slot(slot)
         self.address = wire.data_address(meta)
         self.data = puller(self.address)
         self.file_id = socket_file_id(self.address)
@@ -167,67 +327,92 @@ class SinkInstance:
             self.ack = pusher(wire.ack_address(meta), send_timeout=1.0)
         except BaseException:
             close(self.data)
-            inflight.release_slot(self.slot)
+            self.inflight.release_slot(self.slot)
             raise
         # eKuiper connects after the ok, and each connection takes a file
         # descriptor: answer ok only if that one (and the stop's) can be had.
         if not spare_descriptors(2):
             self.close()
             raise ConnectionError(out_of_descriptors())
+        self.try_recv = Direct(self.data).try_recv
+        self.pending = Pending(self.data, self._received)
         self.send_ack = Direct(self.ack).send
-        state = State(stores, Scope.of_instance(spec.kind, spec.name, meta.rule_id, meta.op_id,
-                                                meta.instance_id))
+        state = State(shared.stores, Scope.of_instance(spec.kind, spec.name, meta.rule_id,
+                                                     meta.op_id, meta.instance_id))
         self.adapter = SinkAdapter(spec, kwargs, rule_id=meta.rule_id, op_id=meta.op_id,
                                    instance_id=meta.instance_id, config=control.config,
                                    state=state)
         self.stopping = self.adapter.stopping
-        self.thread = threading.Thread(target=self._run, name=self.what, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def _run(self) -> None:
-        adapter, stopping, recv = self.adapter, self.stopping, Direct(self.data).recv
+        self.finished = threading.Event()
+        self.opened = False
         # With requireAck, eKuiper waits for each ack: while the user code has
         # a message, its slot in the shared page says so, for a successor
         # worker to ack it with an error if this process dies meanwhile.
-        page, slot = (self.inflight.page, self.slot) if self.slot >= 0 else (bytearray(1), 0)
+        self.page, self.flag = (self.inflight.page, self.slot) if self.slot >= 0 \
+            else (bytearray(1), 0)
+
+    def start(self) -> None:
+        self.scheduler.ready(self)
+
+    def step(self) -> Outcome:
+        """Collect the messages that wait, then wait for the next (see :class:`Scheduler`)."""
         try:
-            if self.require_ack and page[slot]:
-                page[slot] = 0
-                self._ack_lost_message()
-            adapter.open()
-            collect, require_ack, send_ack = adapter.collect, self.require_ack, self.send_ack
-            while True:
+            if not self.opened:
+                self.opened = True
+                if self.require_ack and self.page[self.flag]:
+                    self.page[self.flag] = 0
+                    self._ack_lost_message()
+                self.adapter.open()
+            pending, stopping = self.pending, self.stopping
+            if pending.busy:
                 try:
-                    payload = recv()
-                except pynng.Timeout:
-                    if stopping.is_set():
-                        break
-                    continue
+                    payload: Optional[bytes] = pending.received()
+                except pynng.NNGException:  # cancelled by the stop, or closed
+                    payload = None
+                if payload is not None and not stopping.is_set():
+                    self._collect(payload)
+            try_recv, collect = self.try_recv, self._collect
+            for _ in range(BATCH):
                 if stopping.is_set():
-                    break  # the wake-up from stop(), or data after the stop
-                if not require_ack:
-                    collect(payload)
-                    continue
-                page[slot] = 1
-                error = collect(payload)
-                page[slot] = 0
-                # eKuiper reads acks only with requireAck; unread acks would
-                # fill the socket until the sink stalls.
-                try:
-                    send_ack(wire.ACK_OK if error is None else wire.encode_ack(error))
-                except pynng.Timeout:
-                    log.warning("%s: eKuiper did not take an ack within 1 s", self.what)
+                    return self._finish()  # data after the stop is not collected
+                payload = try_recv()
+                if payload is None:
+                    pending.recv()
+                    if stopping.is_set():
+                        pending.cancel()  # a stop that came meanwhile found nothing to cancel
+                    return WAIT
+                collect(payload)
+            return AGAIN
         except pynng.Closed:
-            pass
-        finally:
+            return self._finish()
+
+    def _received(self) -> None:
+        """nng received a message (or gave up): the task goes on."""
+        self.scheduler.ready(self)
+
+    def _collect(self, payload: bytes) -> None:
+        if not self.require_ack:
+            self.adapter.collect(payload)
+            return
+        self.page[self.flag] = 1
+        error = self.adapter.collect(payload)
+        self.page[self.flag] = 0
+        # eKuiper reads acks only with requireAck; unread acks would
+        # fill the socket until the sink stalls.
+        try:
+            self.send_ack(wire.ACK_OK if error is None else wire.encode_ack(error))
+        except pynng.Timeout:
+            log.warning("%s: eKuiper did not take an ack within 1 s", self.what)
+
+    def _finish(self) -> Outcome:
+        try:
             self.close()
             self.inflight.release_slot(self.slot)
-            try:
-                adapter.close()
-            finally:
-                self.lease.release()
+            self.adapter.close()
+        finally:
+            self.lease.release()
+            self.finished.set()
+        return DONE
 
     def _ack_lost_message(self) -> None:
         error = (f"The plugin process died while the {self.adapter.spec.what} collected "
@@ -237,20 +422,22 @@ class SinkInstance:
             self.send_ack(wire.encode_ack(error))
 
     def close(self) -> None:
-        """Close both sockets; only the sink's thread calls this, or a start that failed."""
+        """Close both sockets; only a step calls this, or a start that failed."""
+        pending = getattr(self, "pending", None)
+        if pending is not None:
+            pending.close()
         close(self.data)
         close(self.ack)
 
     def stop(self) -> None:
         self.adapter.stop()
-        wake(self.address)
+        self.pending.cancel()
 
     def join(self, timeout: float) -> bool:
-        self.thread.join(timeout)
-        return not self.thread.is_alive()
+        return self.finished.wait(timeout)
 
     def remove_files(self) -> None:
-        """Remove the data socket's file, for a sink whose thread is stuck in user code."""
+        """Remove the data socket's file, for a sink whose step is stuck in user code."""
         remove_socket_file(self.address, self.file_id)
 
 

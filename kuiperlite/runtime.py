@@ -22,9 +22,10 @@ from .channels import (
 )
 from .connections import Connections, Lease
 from .errors import DefinitionError, KuiperliteError, NoSymbols, PluginError, error_text
-from .instances import INSTANCES, FunctionServer, Instance, instance_what
+from .instances import INSTANCES, FunctionServer, Instance, Shared, instance_what
 from .kinds import BY_WIRE
 from .plugin import Plugin, collect, importing, summary
+from .scheduler import Scheduler
 from .state import Stores, open_store
 from .supervisor import InFlight, Journal, Replay
 from .symbols import AnySpec, FunctionSpec
@@ -68,6 +69,7 @@ class Runtime:
         self.stores = Stores(lambda: open_store(plugin.name))
         # Opened by the first instance that needs each, in this process.
         self.connections = Connections()
+        self.scheduler = Scheduler()
         self.shutdown = threading.Event()
         self.reason = ""
         # Commands and the final close both change the instances.
@@ -144,14 +146,15 @@ class Runtime:
                 slot: int) -> Instance:
         """Make an instance and start its thread; raises with a sentence when it cannot."""
         try:
-            instance = INSTANCES[symbol.kind](symbol, control, kwargs, self.inflight,
-                                              self.stores, lease, slot)
+            instance = INSTANCES[symbol.kind](
+                symbol, control, kwargs, Shared(self.scheduler, self.inflight, self.stores),
+                lease, slot)
         except (ConnectionError, pynng.NNGException) as err:
             raise KuiperliteError(f"The {symbol.what} cannot open its data channel: {err}.") \
                 from None
         try:
             instance.start()
-        except BaseException as err:  # no thread (RuntimeError), for instance
+        except BaseException as err:  # no thread to be had (RuntimeError), for instance
             instance.close()
             raise KuiperliteError(f"The {symbol.what} cannot start: {error_text(err)}.") \
                 from None

@@ -23,12 +23,12 @@ if os.environ.get("HOSTILE_NOFILE"):
     limit = int(os.environ["HOSTILE_NOFILE"])
     resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 if os.environ.get("HOSTILE_NO_INSTANCE_THREADS"):
-    # The thread limit is reached once the plugin serves: the thread of each
-    # source or sink instance (named after it) cannot start.
+    # The thread limit is reached once the plugin serves: no thread that would
+    # run a source or sink instance (a worker, or one named after it) starts.
     _start = threading.Thread.start
 
     def _limited_start(self: threading.Thread) -> None:
-        if self.name.startswith(("source '", "sink '")):
+        if self.name.startswith(("source '", "sink '", "kuiperlite-worker")):
             raise RuntimeError("can't start new thread")
         _start(self)
 
