@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import traceback
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from .errors import DefinitionError, PluginError
 
+if TYPE_CHECKING:  # argparse is imported only for the commands a plugin process never runs
+    import argparse
+    import mmap
 
-def _load(args: argparse.Namespace):  # -> Plugin, imported lazily
+    from .plugin import Plugin
+    from .supervisor import Journal, Replay
+
+
+def _load(args: argparse.Namespace) -> Plugin:
     from .plugin import load
 
     return load(args.target, args.name)
@@ -19,6 +24,8 @@ def _load(args: argparse.Namespace):  # -> Plugin, imported lazily
 
 def _print_user_traceback(error: BaseException) -> None:
     """The traceback of an error in user code, without kuiperlite's or importlib's frames."""
+    import traceback
+
     package = os.path.dirname(os.path.abspath(__file__))
     report = traceback.TracebackException.from_exception(error)
     report.stack = traceback.StackSummary.from_list(
@@ -28,11 +35,41 @@ def _print_user_traceback(error: BaseException) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runtime import serve_plugin
+    return run(args.target, args.name, args.portable_config)
+
+
+def run(target: str, name: Optional[str], portable_config: Optional[str]) -> int:
+    """Serve a plugin file or module; the exit code.
+
+    Supervised, the worker is forked before anything else is imported: the
+    supervisor then holds only what it needs, and the worker imports the
+    runtime and the plugin itself.
+    """
+    from . import supervisor
 
     # The plugin sees the argv eKuiper gives an executable: the file, then its config.
-    sys.argv = [args.target, *([args.portable_config] if args.portable_config else [])]
-    serve_plugin(_load(args))
+    sys.argv = [target, *([portable_config] if portable_config else [])]
+    why_not = supervisor.can_fork()
+    if why_not is not None:
+        from .plugin import load
+        from .runtime import exit_now, serve_alone
+
+        exit_now(serve_alone(load(target, name), why_not))
+    host = os.getppid()
+
+    def work(journal: Journal, page: mmap.mmap, replay: list[Replay],
+             serving: Callable[[], None]) -> int:
+        from .plugin import load
+
+        try:
+            plugin = load(target, name)
+        except (DefinitionError, PluginError) as err:
+            return report(err)
+        from .runtime import serve_worker
+
+        return serve_worker(plugin, host, journal, page, replay, serving)
+
+    return supervisor.supervise(work)
 
 
 def cmd_state(args: argparse.Namespace) -> int:
@@ -178,6 +215,8 @@ def _plugin_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="python -m kuiperlite",
         description="Write eKuiper portable plugins as plain decorated Python functions.",
@@ -359,11 +398,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        if _plain_run(argv):  # what eKuiper runs, read without argparse's import
+            return run(argv[1], None, argv[2] if len(argv) == 3 else None)
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except (DefinitionError, PluginError) as err:
         return report(err)
+
+
+def _plain_run(argv: list[str]) -> bool:
+    """Whether the command line is ``run TARGET [CONFIG]``, with no option."""
+    return (len(argv) in (2, 3) and argv[0] == "run"
+            and not any(arg.startswith("-") for arg in argv[1:]))
 
 
 def report(err: Exception) -> int:

@@ -14,7 +14,6 @@ import io
 import logging
 import os
 import sys
-import tempfile
 import threading
 from typing import Optional, TextIO
 
@@ -85,8 +84,15 @@ def log_file(plugin: str) -> Optional[str]:
         return named or None
     if not (os.environ.get("CONDA_PREFIX") or os.environ.get("CONDA_DEFAULT_ENV")):
         return None
+    import tempfile  # only under conda
+
     folder = ekuiper_log_dir() or tempfile.gettempdir()
     return os.path.join(folder, f"plugin_{plugin}.log")
+
+
+def configured() -> bool:
+    """Whether :func:`configure` ran in this process."""
+    return isinstance(sys.stdout, LineWriter)
 
 
 def configure(plugin: str) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import signal
 import sys
@@ -59,7 +60,7 @@ class Runtime:
         self.orphan_grace = orphan_grace or env_seconds("KUIPERLITE_ORPHAN_GRACE", ORPHAN_GRACE)
         self.function_index = {name: i for i, name in enumerate(plugin.functions)}
         self.journal = journal
-        self.inflight = inflight or InFlight(len(self.function_index), shared=False)
+        self.inflight = inflight or InFlight(len(self.function_index))
         self.replay = list(replay)
         self.serving = serving
         self.host_pid = host_pid
@@ -293,24 +294,53 @@ def process_alive(pid: int) -> bool:
 
 def serve_plugin(plugin: Plugin) -> NoReturn:
     """Serve a collected plugin, supervised where it can be, then exit the process."""
-    logs.configure(plugin.name)
-    log.debug("eKuiper portable config: %s", wire.parse_portable_config(sys.argv))
     why_not = supervisor.can_fork()
     if why_not is None:
         host = os.getppid()
         code = supervisor.supervise(
-            lambda journal, inflight, replay, serving: Runtime(
-                plugin, journal=journal, inflight=inflight, replay=replay,
-                serving=serving, host_pid=host).serve(),
-            len(plugin.functions))
+            lambda journal, page, replay, serving: serve_worker(
+                plugin, host, journal, page, replay, serving))
     else:
-        log.info("plugin %s runs unsupervised: %s", plugin.name, why_not)
-        code = Runtime(plugin).serve()
+        code = serve_alone(plugin, why_not)
+    exit_now(code)
+
+
+def serve_worker(plugin: Plugin, host: int, journal: Journal, page: mmap.mmap,
+                 replay: Sequence[Replay], serving: Callable[[], None]) -> int:
+    """Serve a plugin in a supervised worker (see :func:`supervisor.supervise`); the exit code.
+
+    Args:
+        host: the pid of the process that started the supervisor (eKuiper).
+    """
+    logs.configure(plugin.name)
+    journal.named(plugin.name)
+    log.debug("eKuiper portable config: %s", wire.parse_portable_config(sys.argv))
+    try:
+        inflight = InFlight(len(plugin.functions), page)
+    except KuiperliteError as err:
+        log.error("%s", err)
+        return 2
+    return Runtime(plugin, journal=journal, inflight=inflight, replay=replay,
+                   serving=serving, host_pid=host).serve()
+
+
+def serve_alone(plugin: Plugin, why: str) -> int:
+    """Serve a plugin in this process, unsupervised because of ``why``; the exit code."""
+    logs.configure(plugin.name)
+    log.debug("eKuiper portable config: %s", wire.parse_portable_config(sys.argv))
+    log.info("plugin %s runs unsupervised: %s", plugin.name, why)
+    return Runtime(plugin).serve()
+
+
+def exit_now(code: int) -> NoReturn:
+    """Flush the output and leave at once.
+
+    Threads still blocked in pynng calls (keepalive receives, user code
+    that ignores its stop) must not hold the process or hang interpreter
+    shutdown: every instance has been stopped by then.
+    """
     sys.stdout.flush()
     sys.stderr.flush()
-    # Threads still blocked in pynng calls (keepalive receives, user code
-    # that ignores its stop) must not hold the process or hang interpreter
-    # shutdown, so leave at once: every instance has been stopped above.
     os._exit(code)
 
 

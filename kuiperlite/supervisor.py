@@ -10,6 +10,12 @@ supervisor over a pipe every start it accepted and every stop. When the
 worker dies without saying goodbye, the supervisor forks a new one at once,
 which replays those starts and reopens every function's channel.
 
+Started as ``python -m kuiperlite run`` (as eKuiper runs a packaged
+plugin), the worker is forked before the runtime or the plugin is
+imported, and imports them itself: the supervisor stays small, and pages
+it shares with the worker are few. A worker that dies before it has loaded
+the plugin is not replaced (a new one would die the same way).
+
 A page of memory shared by both (:class:`InFlight`) says which function
 call or sink message a worker had in hand when it died; the new worker
 answers that call, when eKuiper sends it again, and that message with an
@@ -20,29 +26,36 @@ from __future__ import annotations
 
 import functools
 import gc
-import logging
 import mmap
 import os
 import signal
 import struct
+import sys
 import threading
 import time
 import zlib
 from collections.abc import Iterator
-from typing import Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Union
 
-log = logging.getLogger("kuiperlite")
+from .errors import KuiperliteError
+
+if TYPE_CHECKING:
+    import logging
 
 # Frames on the pipe from worker to supervisor: a kind byte, a length, data.
 _HEAD = struct.Struct("<cI")
-START, STOP, EXIT = b"S", b"T", b"X"
+START, STOP, EXIT, NAME = b"S", b"T", b"X", b"N"
 _SLOT = struct.Struct("<i")
 _EXIT = struct.Struct("<i")
 
-# The shared page: per function 8 bytes (a flag and the CRC of the request
-# in hand), then one flag byte per sink instance slot.
+# The page: per function 8 bytes (a flag and the CRC of the request in
+# hand) from its start, one flag byte per sink instance slot from its end.
 _FUNCTION = struct.Struct("<BxxxI")
-PAGE = 1 << 16
+# The shared page is made before the worker knows its functions; only the
+# parts of it in use take memory.
+PAGE = 1 << 20
+# The sink slots of a page that is not shared.
+SLOTS = 1024
 
 
 class Replay(NamedTuple):
@@ -59,13 +72,27 @@ class InFlight:
     Function ``i`` marks a request with :meth:`function_begin` and clears it
     with :meth:`function_end`; a sink marks its slot (``page[slot] = 1``)
     while it collects a message it owes an ack for.
+
+    Args:
+        functions: the plugin's number of functions.
+        page: the page shared with the supervisor (:func:`shared_page`);
+            without one, a page of this process alone.
+
+    Raises:
+        KuiperliteError: the page cannot hold a mark for every function.
     """
 
-    def __init__(self, functions: int, shared: bool) -> None:
-        size = max(PAGE, functions * _FUNCTION.size + 1024)
-        self.page: bytearray | mmap.mmap = mmap.mmap(-1, size) if shared else bytearray(size)
+    def __init__(self, functions: int, page: Optional[mmap.mmap] = None) -> None:
+        floor = functions * _FUNCTION.size
+        self.page: Union[bytearray, mmap.mmap] = bytearray(floor + SLOTS) if page is None else page
+        if floor >= len(self.page):
+            most = len(self.page) // _FUNCTION.size - 1
+            raise KuiperliteError(f"A plugin can have at most {most} functions; this one has "
+                                  f"{functions}.")
         self.functions = functions
-        self._free = list(range(size - 1, functions * _FUNCTION.size - 1, -1))
+        self._floor = floor
+        self._next = len(self.page) - 1  # this slot and those below it were never taken
+        self._free: list[int] = []  # slots taken and released
         self._lock = threading.Lock()
 
     def function_begin(self, index: int, request: bytes) -> None:
@@ -86,9 +113,17 @@ class InFlight:
         """
         with self._lock:
             if slot is None or slot < 0:
-                return self._free.pop() if self._free else -1
+                if self._free:
+                    return self._free.pop()
+                if self._next < self._floor:
+                    return -1
+                self._next -= 1
+                return self._next + 1
             if slot in self._free:
                 self._free.remove(slot)
+            elif self._floor <= slot <= self._next:
+                self._free.extend(range(self._next, slot, -1))
+                self._next = slot - 1
             return slot
 
     def release_slot(self, slot: int) -> None:
@@ -96,6 +131,11 @@ class InFlight:
             self.page[slot] = 0
             with self._lock:
                 self._free.append(slot)
+
+
+def shared_page() -> mmap.mmap:
+    """A page of :data:`PAGE` bytes that a forked worker shares with this process."""
+    return mmap.mmap(-1, PAGE)
 
 
 class Journal:
@@ -124,6 +164,10 @@ class Journal:
 
     def exiting(self, code: int) -> None:
         self._write(EXIT, _EXIT.pack(code))
+
+    def named(self, plugin: str) -> None:
+        """The plugin's name, for the supervisor's log (the worker is the one that loads it)."""
+        self._write(NAME, plugin.encode())
 
 
 def _frames(fd: int) -> Iterator[tuple[bytes, bytes]]:
@@ -198,25 +242,43 @@ def _describe(status: int) -> str:
     return f"exited with code {os.WEXITSTATUS(status)} without stopping its rules"
 
 
-Work = Callable[[Journal, InFlight, list[Replay], Callable[[], None]], int]
+def _exit_code(stop: SystemExit) -> int:
+    """The exit code of a ``SystemExit``, its message said as the interpreter says it."""
+    if stop.code is None or isinstance(stop.code, int):
+        return stop.code or 0
+    print(stop.code, file=sys.stderr)
+    return 1
 
 
-def supervise(work: Work, functions: int) -> int:
+Work = Callable[[Journal, mmap.mmap, list[Replay], Callable[[], None]], int]
+
+
+def _log(plugin: str) -> logging.Logger:
+    """The log, set up as the worker's is: the supervisor has it only once it has news."""
+    from . import logs
+
+    if not logs.configured():
+        logs.configure(plugin)
+    return logs.log
+
+
+def supervise(work: Work) -> int:
     """Run ``work`` in a forked worker, and fork a new one whenever it dies.
 
     Args:
-        work: serves the plugin in the worker and returns the exit code; it
-            calls its last argument once it is serving (the worker then dies
-            with its supervisor).
-        functions: the plugin's number of functions (their in-flight marks).
+        work: serves the plugin in the worker and returns the exit code. It
+            is given the journal, the in-flight page (:class:`InFlight`
+            wraps it), the starts to replay, and a function it calls once
+            it is serving (the worker then dies with its supervisor).
 
     Returns:
         The exit code of the worker that ended on purpose.
     """
-    inflight = InFlight(functions, shared=True)
+    page = shared_page()
     starts: dict[str, Replay] = {}
     stopping: list[int] = []
     worker = 0
+    plugin = ""
 
     def forward(signum: int, _frame: object) -> None:
         stopping.append(signum)
@@ -241,15 +303,23 @@ def supervise(work: Work, functions: int) -> int:
             result = 1
             supervisor = os.getppid()
             try:
-                result = work(journal, inflight, list(starts.values()),
+                result = work(journal, page, list(starts.values()),
                               functools.partial(die_with_parent, supervisor))
+            except SystemExit as stop:
+                result = _exit_code(stop)
+            except BaseException:
+                sys.excepthook(*sys.exc_info())
             finally:
                 journal.exiting(result)
+                sys.stdout.flush()
+                sys.stderr.flush()
                 os._exit(result)
         os.close(write_end)
         started = time.monotonic()
         code: Optional[int] = None
         for kind, data in _frames(read_end):
+            if kind == NAME:
+                plugin = data.decode()
             said = _record(kind, data, starts)
             if said is not None:
                 code = said
@@ -257,11 +327,14 @@ def supervise(work: Work, functions: int) -> int:
         _, status = os.waitpid(worker, 0)
         if code is not None or stopping:
             return code if code is not None else 0
+        if not plugin:  # it died loading the plugin, as a new one would
+            return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
         deaths = [t for t in deaths if time.monotonic() - t < 10] + [time.monotonic()]
         pause = 0.0 if len(deaths) == 1 else min(5.0, 0.1 * 2 ** (len(deaths) - 2))
-        log.error("the plugin's worker process %d %s after %.1f s; starting a new one%s, "
-                  "which replays %d starts", worker, _describe(status),
-                  time.monotonic() - started, f" in {pause:g} s" if pause else "", len(starts))
+        _log(plugin).error(
+            "the plugin's worker process %d %s after %.1f s; starting a new one%s, which "
+            "replays %d starts", worker, _describe(status), time.monotonic() - started,
+            f" in {pause:g} s" if pause else "", len(starts))
         resume = time.monotonic() + pause
         while time.monotonic() < resume and not stopping:
             time.sleep(0.05)

@@ -1,7 +1,9 @@
 """``python -m kuiperlite``: run, and clear errors for bad input."""
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from kuiperlite.dev import Host
 
@@ -48,6 +50,18 @@ def test_run_takes_a_module_name_and_a_plugin_name():
             assert src.recv()[0] == {"name": "pyjson", "value": 2021}
     finally:
         stop(host, proc)
+
+
+def test_run_as_ekuiper_runs_it_loads_no_argparse_and_the_worker_imports_the_plugin(
+        kuiperlite_host, tmp_path):
+    path = tmp_path / f"{unique('loaded')}.py"
+    shutil.copy(Path(__file__).parent / "plugins" / "loaded.py", path)
+    host = kuiperlite_host(path)
+    with host.function("loaded") as fn:
+        assert fn.call("argparse") == []
+    supervisor = host.process.pid
+    with open(f"/proc/{supervisor}/maps") as maps:  # the supervisor never loaded pynng
+        assert "_nng" not in maps.read()
 
 
 def test_run_missing_file():

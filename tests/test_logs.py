@@ -2,6 +2,7 @@
 
 import io
 import logging
+import tempfile
 import threading
 
 import pytest
@@ -48,7 +49,7 @@ def test_the_log_file_is_named_or_follows_conda(monkeypatch, tmp_path, env, expe
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(logs.tempfile, "gettempdir", lambda: "TMP")
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: "TMP")
     monkeypatch.chdir(tmp_path)
     assert logs.log_file("demo") == expected
 

@@ -4,10 +4,14 @@ The whole supervisor, killing and crashing real workers, is in test_hostile.py.
 """
 
 import os
+import sys
 import threading
 
+import pytest
+
 from kuiperlite import supervisor
-from kuiperlite.supervisor import InFlight, Journal, Replay
+from kuiperlite.errors import KuiperliteError
+from kuiperlite.supervisor import InFlight, Journal, Replay, shared_page
 
 
 def test_the_journal_carries_starts_stops_and_the_goodbye_over_a_pipe():
@@ -52,7 +56,7 @@ def test_the_journal_survives_its_supervisor_going_away():
 
 
 def test_in_flight_marks_functions_by_request_and_sinks_by_slot():
-    page = InFlight(functions=2, shared=True)
+    page = InFlight(functions=2, page=shared_page())
     page.function_begin(1, b'{"func":"Exec","arg":[1]}')
     assert page.function_pending(0) is None
     crc = page.function_pending(1)
@@ -67,8 +71,27 @@ def test_in_flight_marks_functions_by_request_and_sinks_by_slot():
     assert page.take_slot(second) == second  # a replayed sink keeps its slot
 
 
+def test_a_replayed_sink_keeps_its_slot_and_the_others_stay_free():
+    page = InFlight(functions=1, page=shared_page())
+    top = len(page.page) - 1
+    assert page.take_slot(top - 3) == top - 3
+    assert sorted(page.take_slot() for _ in range(4)) == [top - 4, top - 2, top - 1, top]
+
+
+def test_a_page_without_a_supervisor_has_its_own_slots_until_they_run_out():
+    page = InFlight(functions=3)
+    slots = {page.take_slot() for _ in range(supervisor.SLOTS)}
+    assert len(slots) == supervisor.SLOTS and min(slots) >= 3 * 8
+    assert page.take_slot() == -1  # that sink goes unmarked
+
+
+def test_a_page_too_small_for_the_functions_is_refused_in_a_sentence():
+    with pytest.raises(KuiperliteError, match="at most 7 functions; this one has 8"):
+        InFlight(functions=8, page=bytearray(64))  # type: ignore[arg-type]
+
+
 def test_the_page_is_shared_with_a_forked_child():
-    page = InFlight(functions=1, shared=True)
+    page = InFlight(functions=1, page=shared_page())
     pid = os.fork()
     if pid == 0:
         page.function_begin(0, b"in hand")
@@ -86,3 +109,25 @@ def test_threads_started_before_run_prevent_the_fork():
     finally:
         stop.set()
         thread.join()
+
+
+def test_a_worker_that_exits_with_a_message_ends_the_supervisor_with_its_code():
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a supervisor of its own, its output in the pipe
+        os.close(read_end)
+        sys.stderr = os.fdopen(write_end, "w")
+        os._exit(supervisor.supervise(lambda *_: exec("raise SystemExit('bad config')")))
+    os.close(write_end)
+    with os.fdopen(read_end) as said:
+        output = said.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 1 and output == "bad config\n"
+
+
+def test_a_worker_that_dies_before_loading_the_plugin_is_not_forked_again():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(supervisor.supervise(lambda *_: os._exit(7)))
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 7
