@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Callable, Literal, Protocol
+from typing import Callable, Literal, Optional, Protocol
 
 log = logging.getLogger("kuiperlite")
 
@@ -54,12 +54,15 @@ class Scheduler:
             tasks wait, before another worker starts.
         idle: seconds a worker waits for a task before it ends.
         most: the most workers there may be.
+        on_idle: called by the last worker as it ends.
     """
 
-    def __init__(self, *, blocked: float = 0.05, idle: float = 5.0, most: int = 1024) -> None:
+    def __init__(self, *, blocked: float = 0.05, idle: float = 5.0, most: int = 1024,
+                 on_idle: Optional[Callable[[], None]] = None) -> None:
         self.blocked = blocked
         self.idle = idle
         self.most = most
+        self.on_idle = on_idle
         self._lock = threading.Lock()
         self._has_work = threading.Condition(self._lock)
         self._tick = threading.Condition(self._lock)
@@ -132,17 +135,9 @@ class Scheduler:
     def _work(self, number: int) -> None:
         lock, ready, states, busy = self._lock, self._ready, self._states, self._busy
         while True:
-            with lock:
-                while not ready:
-                    self._idle += 1
-                    woken = self._has_work.wait(self.idle)
-                    self._idle -= 1
-                    if not woken and not ready:
-                        self._workers -= 1
-                        return
-                task = ready.popleft()
-                states[task] = _RUNNING
-                busy[number] = time.monotonic()
+            task = self._next(number)
+            if task is None:
+                return
             try:
                 outcome = task.step()
             except BaseException:  # a bug of kuiperlite's: the task ends, the worker goes on
@@ -157,6 +152,26 @@ class Scheduler:
                     ready.append(task)
                 else:
                     states[task] = _WAITING
+
+    def _next(self, number: int) -> Optional[Task]:
+        """The oldest ready task, or None once none came for ``idle`` seconds."""
+        with self._lock:
+            while not self._ready:
+                self._idle += 1
+                woken = self._has_work.wait(self.idle)
+                self._idle -= 1
+                if not woken and not self._ready:
+                    self._workers -= 1
+                    last = not self._workers
+                    break
+            else:
+                task = self._ready.popleft()
+                self._states[task] = _RUNNING
+                self._busy[number] = time.monotonic()
+                return task
+        if last and self.on_idle is not None:
+            self.on_idle()
+        return None
 
     def _watch(self) -> None:
         """Add a worker when every worker is stuck in a step; run timers that are due."""
@@ -177,8 +192,9 @@ class Scheduler:
                 if not self._workers and not self._timers:
                     self._monitor = False
                     return
-                if (self._ready and not self._idle and self._workers < self.most
-                        and all(now - began >= self.blocked for began in self._busy.values())):
+                busy = self._busy.values()
+                if (self._ready and len(busy) == self._workers < self.most
+                        and all(now - began >= self.blocked for began in busy)):
                     self._start_worker()
                 # A worker may take a task at any moment: look every ``blocked``
                 # seconds while there are workers, rather than be told each time.

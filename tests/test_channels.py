@@ -5,7 +5,16 @@ import time
 import pynng
 import pytest
 
-from kuiperlite.channels import Requester, dial, listen, puller, pusher, send_blocking
+from kuiperlite.channels import (
+    Direct,
+    Pending,
+    Requester,
+    dial,
+    listen,
+    puller,
+    pusher,
+    send_blocking,
+)
 from kuiperlite.dev.ends import Responder
 
 from conftest import unique, wait_until
@@ -163,3 +172,84 @@ def test_send_blocking_gives_up_when_stopping():
     threading.Timer(0.1, stopping.set).start()
     assert send_blocking(sock, b"x", stopping) is False
     sock.close()
+
+
+def test_try_recv_and_try_send_never_wait():
+    addr = address()
+    pull = puller(addr)
+    push = pusher(addr, queue=1)
+    try:
+        assert Direct(pull).try_recv() is None  # nothing there yet
+        sender = Direct(push)
+        assert sender.try_send(b"one")
+        wait_until(lambda: Direct(pull).try_recv() == b"one", message="the message")
+        sent = 0
+        while sender.try_send(b"x"):  # nobody reads: the queues fill, and it says so
+            sent += 1
+            assert sent < 10_000
+        assert sent >= 1
+    finally:
+        push.close()
+        pull.close()
+
+
+def test_a_pending_receive_completes_in_the_background():
+    addr = address()
+    pull = puller(addr)
+    push = pusher(addr)
+    done = threading.Event()
+    pending = Pending(pull, done.set)
+    try:
+        pending.recv()
+        assert not done.wait(0.1) and pending.busy
+        push.send(b"late")
+        assert done.wait(10)
+        assert pending.received() == b"late"
+        assert not pending.busy
+        done.clear()
+        pending.recv()
+        pending.cancel()  # a stop: it completes at once, as cancelled
+        assert done.wait(10)
+        with pytest.raises(pynng.NNGException):
+            pending.received()
+    finally:
+        pending.close()
+        push.close()
+        pull.close()
+
+
+def test_a_pending_send_completes_once_the_peer_reads():
+    addr = address()
+    pull = puller(addr)
+    push = pusher(addr, queue=0)
+    done = threading.Event()
+    pending = Pending(push, done.set)
+    try:
+        pending.send(b"record")
+        assert done.wait(10)
+        pending.sent()
+        assert Direct(pull).recv() == b"record"
+    finally:
+        pending.close()
+        push.close()
+        pull.close()
+
+
+def test_closing_frees_a_pending_operation_whatever_its_state():
+    addr = address()
+    pull = puller(addr)
+    push = pusher(addr)
+    done = threading.Event()
+    unfinished = Pending(pull, done.set)
+    unfinished.recv()
+    unfinished.close()  # waits for the cancelled receive's completion
+    assert done.is_set()
+    received = threading.Event()
+    untaken = Pending(pull, received.set)
+    untaken.recv()
+    push.send(b"never taken")
+    assert received.wait(10)
+    untaken.close()  # the message nobody took is freed with it
+    unfinished.cancel()  # after close: nothing to cancel, and no crash
+    push.close()
+    pull.close()

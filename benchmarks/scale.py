@@ -1,0 +1,184 @@
+"""Thousands of rule instances in one plugin: start, memory, fairness, and the way back.
+
+    python benchmarks/scale.py             # 1,000 + 1,000 and 2,500 + 2,500 (minutes)
+    python benchmarks/scale.py --quick     # 50 + 50 and 125 + 125, as CI does
+    python benchmarks/scale.py --counts 1000 --systems kuiperlite sdk
+
+One plugin, confined to one core (the host on the other: ``run.py``'s
+"split" placement), serves N sources and N sinks with requireAck, started
+one after another as eKuiper starts rules. Then every source emits EACH
+records and every sink takes EACH, all at once, and every instance stops.
+
+- ``start_s``: seconds to start all 2N. Linear start: the largest count's
+  time over the smallest's stays within the ratio of the counts (2.5 for
+  1,000 and 2,500).
+- ``kb_per_instance``: the plugin's memory (PSS) once all run, over the idle
+  plugin's, per instance. Target: under 30 KB.
+- ``fairness``: the slowest instance's rate over the fastest's (target at
+  least 0.8); ``complete``: records received over records sent (1.0).
+- ``stop_s``; ``threads_left`` and ``mb_left``: the plugin's threads and
+  memory once all stopped and idle, over the idle plugin's before the start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pynng
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import run as bench  # noqa: E402  (pinning, plugin copies, drain, results)
+
+from records import make  # noqa: E402
+
+FULL = {"counts": [1000, 2500], "each": 200}
+QUICK = {"counts": [50, 125], "each": 20}
+
+
+def threads(plugin: bench.Plugin) -> int:
+    """The threads of the plugin's processes."""
+    return sum(len(os.listdir(f"/proc/{pid}/task")) for pid in bench.tree(plugin.pid))
+
+
+def settle(plugin: bench.Plugin, baseline: int, timeout: float = 60) -> int:
+    """The plugin's thread count, once back at ``baseline`` or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while threads(plugin) > baseline and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return threads(plugin)
+
+
+def flow(sources: list[Any], sinks: list[Any], each: int) -> tuple[float, float, float]:
+    """Every source emits and every sink takes ``each`` records at once.
+
+    Returns:
+        Records per second in all, fairness (slowest rate over fastest) and
+        the share of records that arrived.
+    """
+    payload = orjson.dumps(make("100"))
+    count = len(sources) + len(sinks)
+    finished = [0.0] * count
+    received = [each] * count
+    go = threading.Event()
+
+    def source(i: int) -> None:
+        go.wait()
+        try:
+            bench.drain(sources[i].channel.sock, each, timeout=120)
+        except bench.Incomplete as err:
+            received[i] = err.received
+        finished[i] = time.perf_counter() - t0
+
+    def sink(i: int) -> None:
+        handle, acked = sinks[i - len(sources)], 0
+        go.wait()
+        try:
+            while acked < each:
+                handle.data.sock.send(payload)
+                handle.ack.sock.recv()
+                acked += 1
+        except pynng.NNGException:
+            received[i] = acked  # a sink that stopped taking records
+        finished[i] = time.perf_counter() - t0
+
+    workers = [threading.Thread(target=source if i < len(sources) else sink, args=(i,))
+               for i in range(count)]
+    for worker in workers:
+        worker.start()
+    t0 = time.perf_counter()
+    go.set()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - t0
+    rates = [n / f for n, f in zip(received, finished) if f]
+    return sum(received) / elapsed, min(rates) / max(rates), sum(received) / (count * each)
+
+
+def measure(system: str, n: int, each: int, log: Any) -> dict[str, float]:
+    plugin = bench.Plugin(system)
+    try:
+        time.sleep(1.0)
+        idle_mb, idle_threads = plugin.memory_mb(), threads(plugin)
+        sources, sinks = [], []
+        t0 = time.perf_counter()
+        for _ in range(n):
+            sources.append(plugin.host.start_source("emit", rule=bench.rule(system),
+                                                    config={"count": each}))
+            sinks.append(plugin.host.start_sink("ack", rule=bench.rule(system),
+                                                config={"count": 0, "requireAck": True}))
+        start_s = time.perf_counter() - t0
+        log(f"{system} {n}+{n}: started in {start_s:.1f} s")
+        started_mb = plugin.memory_mb()
+        rate, fairness, complete = flow(sources, sinks, each)
+        t0 = time.perf_counter()
+        for handle in sources + sinks:
+            handle.stop()
+        stop_s = time.perf_counter() - t0
+        threads_left = settle(plugin, idle_threads) - idle_threads
+        return {"start_s": start_s, "kb_per_instance": (started_mb - idle_mb) * 1024 / (2 * n),
+                "records_per_s": rate, "fairness": fairness, "complete": complete,
+                "stop_s": stop_s, "threads_left": threads_left,
+                "mb_left": plugin.memory_mb() - idle_mb, "idle_mb": idle_mb}
+    finally:
+        plugin.close()
+        bench.socket_files_left(system)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small counts (CI)")
+    parser.add_argument("--counts", type=int, nargs="+", help="sources (and sinks) per run")
+    parser.add_argument("--each", type=int, help="records per instance")
+    parser.add_argument("--systems", nargs="+", default=["kuiperlite", "sdk"],
+                        choices=list(bench.SYSTEMS))
+    parser.add_argument("--output", default=str(HERE / "results"), help="folder for JSON lines")
+    args = parser.parse_args()
+    sizes: dict[str, Any] = dict(QUICK if args.quick else FULL)
+    sizes["counts"] = args.counts or sizes["counts"]
+    sizes["each"] = args.each or sizes["each"]
+    bench.PLACEMENT = bench.PLACEMENTS["split"]
+    bench.pin_host()
+    rows: list[dict[str, Any]] = []
+
+    def say(line: str) -> None:
+        print(f"# {line}", flush=True)
+
+    for n in sizes["counts"]:
+        for system in args.systems:
+            figures = measure(system, n, sizes["each"], say)
+            rows.append({"system": system, "instances": 2 * n, **figures})
+            say(f"{system} {n}+{n}: {figures}")
+    environment = bench.describe_run(args.quick, sizes, placement="split")
+    path = bench.write_results(args.output, "scale-", environment, rows)
+    print(table(rows))
+    print(f"\n{environment}\nresults: {path}")
+    return 0
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    columns = ["start_s", "kb_per_instance", "records_per_s", "fairness", "complete", "stop_s",
+               "threads_left", "mb_left"]
+    lines = [f"{'system':<12} {'instances':>9} " + " ".join(f"{c:>15}" for c in columns)]
+    for row in rows:
+        lines.append(f"{row['system']:<12} {row['instances']:>9} "
+                     + " ".join(f"{row[c]:>15,.2f}" for c in columns))
+    for system in {row["system"] for row in rows}:
+        mine = sorted((r for r in rows if r["system"] == system), key=lambda r: r["instances"])
+        if len(mine) > 1:
+            count_ratio = mine[-1]["instances"] / mine[0]["instances"]
+            time_ratio = mine[-1]["start_s"] / mine[0]["start_s"]
+            lines.append(f"{system}: {count_ratio:g}x the instances start in {time_ratio:.2f}x "
+                         f"the time ({'linear' if time_ratio <= count_ratio else 'NOT linear'})")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

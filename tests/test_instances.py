@@ -1,0 +1,56 @@
+"""Running instances: many sources and sinks in one plugin share a few threads."""
+
+import threading
+
+import pytest
+
+from conftest import unique, wait_until
+
+
+def threads_of(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("Threads:")).split()[1])
+
+
+@pytest.fixture
+def plugin(copy_plugin):
+    return copy_plugin("runtime")
+
+
+def test_hundreds_of_instances_share_a_few_threads_and_every_record_arrives(
+        kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
+    with host.function("revert") as fn:  # the plugin is all up: its function channels too
+        assert fn.call("ab") == "ba"
+    pid = host.process.worker
+    baseline = threads_of(pid)
+    count, each = 150, 40
+    sources = [host.start_source("counter", rule=unique("r"), config={"count": each})
+               for _ in range(count)]
+    sinks = [host.start_sink("collect", rule=unique("k"),
+                             config={"requireAck": True, "quiet": True})
+             for _ in range(count)]
+    assert threads_of(pid) <= baseline + 4  # workers and the monitor, not one per instance
+    got: dict[int, list] = {}
+    acks: dict[int, list] = {}
+
+    def drain(i: int) -> None:
+        got[i] = [record["i"] for record in sources[i].records(each, timeout=60)]
+
+    def feed(i: int) -> None:
+        acks[i] = [sinks[i].send({"n": n}, timeout=60) for n in range(each)]
+
+    feeders = [threading.Thread(target=drain, args=(i,)) for i in range(count)]
+    feeders += [threading.Thread(target=feed, args=(i,)) for i in range(count)]
+    for thread in feeders:
+        thread.start()
+    for thread in feeders:
+        thread.join(120)
+    assert all(got[i] == list(range(each)) for i in range(count))
+    assert all(acks[i] == [None] * each for i in range(count))
+    assert threads_of(pid) <= baseline + 8
+    for handle in sources + sinks:
+        handle.stop()
+    assert host.process.printed("FINALLY")
+    wait_until(lambda: threads_of(pid) == baseline, 30, message="threads back to baseline")
+    assert not host.process.printed("still inside user code")
