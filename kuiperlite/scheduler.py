@@ -107,6 +107,10 @@ class Scheduler:
             self._start_monitor()
             self._tick.notify()
 
+    def quiet(self) -> bool:
+        """Whether no task waits for a worker now (a hint: it may change at once)."""
+        return not self._ready
+
     def threads(self) -> int:
         """The scheduler's threads now: its workers, and the monitor while it runs."""
         with self._lock:
