@@ -126,7 +126,7 @@ def test_stop_storm(kuiperlite_host, plugin):
             src.stop()
             slowest = max(slowest, time.monotonic() - started)
         assert slowest < 1.0
-        wait_until(lambda: threads_of(pid) == baseline, 10, message="threads back to baseline")
+        wait_until(lambda: threads_of(pid) <= baseline, 15, message="threads back to baseline")
     assert not host.process.printed("still inside user code")
 
 
