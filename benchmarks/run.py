@@ -52,18 +52,18 @@ QUICK = {"repeats": 1, "source": 2_000, "source4k": 500, "sink": 1_000, "calls":
 
 # (figure, unit, higher is better, [(ratio, target)])
 FIGURES = [
-    ("cold_start", "ms", False, [("kuiperlite/sdk", 1.2)]),
+    ("cold_start", "ms", False, [("kuiperlite/sdk", 1.1)]),
     ("memory_idle", "MB", False, []),
-    ("source_100b", "records/s", True, [("kuiperlite/sdk", 0.95), ("kuiperlite/bare", 0.9)]),
+    ("source_100b", "records/s", True, [("kuiperlite/sdk", 1.0), ("kuiperlite/bare", 0.9)]),
     ("source_100b_cpu", "us/record", False, [("kuiperlite/sdk", 0.8)]),
     ("source_4k", "records/s", True, [("kuiperlite/sdk", 2.5)]),
     ("source_4k_cpu", "us/record", False, [("kuiperlite/sdk", 0.8)]),
     ("memory_after_10k", "MB", False, []),
-    ("sink_ack", "records/s", True, [("kuiperlite/sdk", 0.95), ("kuiperlite/bare", 0.9)]),
+    ("sink_ack", "records/s", True, [("kuiperlite/sdk", 1.0), ("kuiperlite/bare", 0.9)]),
     ("sink_ack_cpu", "us/record", False, [("kuiperlite/sdk", 1.0)]),
-    ("sink_noack", "records/s", True, [("kuiperlite/sdk", 0.95), ("kuiperlite/bare", 0.9)]),
+    ("sink_noack", "records/s", True, [("kuiperlite/sdk", 1.0), ("kuiperlite/bare", 0.9)]),
     ("sink_noack_cpu", "us/record", False, [("kuiperlite/sdk", 1.0)]),
-    ("function", "calls/s", True, [("kuiperlite/sdk", 0.95), ("kuiperlite/bare", 0.9)]),
+    ("function", "calls/s", True, [("kuiperlite/sdk", 1.0), ("kuiperlite/bare", 0.9)]),
     ("function_p50", "us", False, []),
     ("function_p99", "us", False, []),
     ("function_cpu", "us/call", False, [("kuiperlite/sdk", 0.8)]),

@@ -19,3 +19,16 @@ def test_quick_benchmark_runs_and_writes_results(tmp_path):
         for who in ("kuiperlite", "sdk", "bare", "kuiperlite/sdk", "kuiperlite/bare"):
             assert (figure, who) in figures
     assert "kl/sdk" in out.stdout and "source_100b records/s" in out.stdout
+
+
+def test_quick_scale_benchmark_runs_and_every_record_arrives(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--quick",
+                          "--counts", "30", "--systems", "kuiperlite", "--output", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (results,) = tmp_path.glob("scale-*-quick.jsonl")
+    environment, row = (json.loads(line) for line in results.read_text().splitlines())
+    assert environment["environment"]["mode"] == "quick"
+    assert row["system"] == "kuiperlite" and row["instances"] == 60
+    assert row["complete"] == 1.0  # every record of every instance arrived
+    assert row["threads_left"] <= 0  # the plugin's threads are back to their baseline
