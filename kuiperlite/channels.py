@@ -357,6 +357,36 @@ def puller(address: str, *, recv_timeout: float = TICK) -> pynng.Pull0:
     return _connected(sock, listen, address)
 
 
+# How long a send waits for a slow peer before the log says so.
+SLOW_READER = 5.0
+
+
+class Waiting:
+    """A send waiting for a slow peer: said in the log once it has waited
+    SLOW_READER seconds, and again when the peer reads (nothing is dropped)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.since = time.monotonic()
+        self.warned = False
+
+    def check(self) -> float:
+        """Say so if the wait is long enough; the seconds until it will be, else 0."""
+        left = SLOW_READER - (time.monotonic() - self.since)
+        if left > 0:
+            return left
+        if not self.warned:
+            self.warned = True
+            log.warning("%s has not read for %g s; waiting (nothing is dropped)", self.what,
+                        SLOW_READER)
+        return 0.0
+
+    def over(self) -> None:
+        """The peer took the message."""
+        if self.warned:
+            log.info("%s reads again after %.1f s", self.what, time.monotonic() - self.since)
+
+
 def send_blocking(sock: pynng.Socket, payload: bytes, stopping: threading.Event,
                   what: str = "eKuiper") -> bool:
     """Send, waiting as long as the peer is slow, until sent or stopping.
@@ -364,18 +394,14 @@ def send_blocking(sock: pynng.Socket, payload: bytes, stopping: threading.Event,
     Returns:
         True once sent, False when ``stopping`` was set first or the socket closed.
     """
-    started = time.monotonic()
-    warned = False
+    waiting = Waiting(what)
     while not stopping.is_set():
         try:
             sock.send(payload)
-            if warned:
-                log.info("%s reads again after %.1f s", what, time.monotonic() - started)
+            waiting.over()
             return True
         except pynng.Timeout:
-            if not warned and time.monotonic() - started > 5:
-                log.warning("%s has not read for 5 s; waiting (nothing is dropped)", what)
-                warned = True
+            waiting.check()
         except pynng.Closed:
             return False
     return False

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 import zlib
 from collections import deque
 from typing import Any, Callable, NamedTuple, Optional, Protocol
@@ -22,9 +21,11 @@ from . import wire
 from .adapters import FunctionAdapter, SinkAdapter, SourceAdapter
 from .channels import (
     QUEUE,
+    SLOW_READER,
     Direct,
     Pending,
     Requester,
+    Waiting,
     close,
     out_of_descriptors,
     puller,
@@ -66,8 +67,6 @@ BATCH = 64
 # a stream comes within this, and taking it here spares the hand-over from
 # nng's thread to a worker, which costs more than the message itself.
 LINGER = 0.002
-# How long a source waits for eKuiper to read before it says so.
-SLOW_READER = 5.0
 
 
 class SourceInstance:
@@ -115,8 +114,7 @@ class SourceInstance:
         self.stepper = 0
         self.pulling = True  # until the generator has ended
         self.scheduled = self.pending is not None  # until the last step is done
-        self.waiting_since = 0.0  # when the pending send began, while eKuiper does not read
-        self.warned = False
+        self.waiting: Optional[Waiting] = None  # since the pending send began, until it went
 
     def start(self) -> None:
         if self.pending is not None:
@@ -169,32 +167,26 @@ class SourceInstance:
     def _wait_to_send(self, payload: bytes) -> None:
         assert self.pending is not None
         self.pending.send(payload)
-        if not self.waiting_since:
-            self.waiting_since = time.monotonic()
+        if self.waiting is None:
+            self.waiting = Waiting(f"eKuiper ({self.what})")
             self.scheduler.later(SLOW_READER, self._check_reader)
         if self.stopping.is_set():
             self.pending.cancel()  # a stop that came meanwhile found nothing to cancel
 
     def _check_reader(self) -> None:
         """On the monitor: say so once eKuiper has not read for SLOW_READER seconds."""
-        since = self.waiting_since
-        if not since or self.finished.is_set():
+        waiting = self.waiting
+        if waiting is None or self.finished.is_set():
             return
-        waited = time.monotonic() - since
-        if waited < SLOW_READER:
-            self.scheduler.later(SLOW_READER - waited, self._check_reader)
-        elif not self.warned:
-            self.warned = True
-            log.warning("eKuiper (%s) has not read for 5 s; waiting (nothing is dropped)",
-                        self.what)
+        left = waiting.check()
+        if left:
+            self.scheduler.later(left, self._check_reader)
 
     def _read_again(self) -> None:
         """The pending send went: eKuiper reads again, maybe after a wait we told of."""
-        if self.warned:
-            log.info("eKuiper (%s) reads again after %.1f s", self.what,
-                     time.monotonic() - self.waiting_since)
-            self.warned = False
-        self.waiting_since = 0.0
+        if self.waiting is not None:
+            self.waiting.over()
+            self.waiting = None
 
     def _idle(self) -> Outcome:
         """The generator has ended and everything is sent: wait for the stop, threadless."""
@@ -327,10 +319,12 @@ class SinkInstance:
         self.slot = self.inflight.take_slot(slot)
         self.address = wire.data_address(meta)
         self.data = puller(self.address, recv_timeout=LINGER)
+        self.pending = Pending(self.data, self._received)
         self.file_id = socket_file_id(self.address)
         try:
             self.ack = pusher(wire.ack_address(meta), send_timeout=1.0)
         except BaseException:
+            self.pending.close()
             close(self.data)
             self.inflight.release_slot(self.slot)
             raise
@@ -341,7 +335,6 @@ class SinkInstance:
             raise ConnectionError(out_of_descriptors())
         direct = Direct(self.data)
         self.try_recv, self.recv = direct.try_recv, direct.recv
-        self.pending = Pending(self.data, self._received)
         self.send_ack = Direct(self.ack).send
         state = State(shared.stores, Scope.of_instance(spec.kind, spec.name, meta.rule_id,
                                                      meta.op_id, meta.instance_id))
@@ -436,9 +429,7 @@ class SinkInstance:
 
     def close(self) -> None:
         """Close both sockets; only a step calls this, or a start that failed."""
-        pending = getattr(self, "pending", None)
-        if pending is not None:
-            pending.close()
+        self.pending.close()
         close(self.data)
         close(self.ack)
 

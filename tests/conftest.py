@@ -42,6 +42,12 @@ def unique(prefix: str = "t") -> str:
     return name
 
 
+def threads_of(pid: int) -> int:
+    """The threads a process has now."""
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("Threads:")).split()[1])
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0,
                interval: float = 0.02, message: str = "condition") -> Any:
     """Poll until ``predicate()`` is truthy; fail the test after ``timeout``."""

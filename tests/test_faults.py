@@ -21,7 +21,7 @@ from kuiperlite.errors import HostError
 from kuiperlite.plugin import load
 from kuiperlite.wire import Meta
 
-from conftest import EXAMPLES, SCRIPTS, pid_alive, unique, wait_until
+from conftest import EXAMPLES, SCRIPTS, pid_alive, threads_of, unique, wait_until
 
 
 @pytest.fixture
@@ -29,9 +29,6 @@ def plugin(copy_plugin):
     return copy_plugin("faults")
 
 
-def threads_of(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        return int(next(line for line in f if line.startswith("Threads:")).split()[1])
 
 
 

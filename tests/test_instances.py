@@ -4,12 +4,7 @@ import threading
 
 import pytest
 
-from conftest import unique, wait_until
-
-
-def threads_of(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        return int(next(line for line in f if line.startswith("Threads:")).split()[1])
+from conftest import threads_of, unique, wait_until
 
 
 @pytest.fixture
