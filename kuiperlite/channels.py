@@ -29,6 +29,7 @@ from . import wire
 
 log = logging.getLogger("kuiperlite")
 S = TypeVar("S", bound=pynng.Socket)
+N = TypeVar("N", int, float)
 
 
 def env_seconds(name: str, default: float) -> float:
@@ -36,16 +37,27 @@ def env_seconds(name: str, default: float) -> float:
 
     A value that is not one is a warning in the log, not a silent default.
     """
+    return _from_env(name, default, float, lambda value: 0 < value < float("inf"),
+                     "a positive number of seconds")
+
+
+def env_count(name: str, default: int) -> int:
+    """A whole number, 0 or more, from an environment variable, else ``default``."""
+    return _from_env(name, default, int, lambda value: value >= 0, "a whole number, 0 or more")
+
+
+def _from_env(name: str, default: N, parse: Callable[[str], N], fits: Callable[[N], bool],
+              phrase: str) -> N:
     raw = os.environ.get(name)
     if raw is None:
         return default
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError:
-        value = -1.0
-    if value > 0 and value != float("inf"):
+        value = None
+    if value is not None and fits(value):
         return value
-    log.warning("%s=%r is not a positive number of seconds; using %g", name, raw, default)
+    log.warning("%s=%r is not %s; using %s", name, raw, phrase, default)
     return default
 
 
@@ -255,17 +267,19 @@ class Pending:
 
     nng calls ``done`` on a thread of its own when the operation completes,
     fails, is cancelled or its socket closes; the owner then takes the
-    outcome with :meth:`received` or :meth:`sent`. Only the owner starts,
-    takes and closes; :meth:`cancel` may come from any thread.
+    outcome with :meth:`received` or :meth:`sent`. Without ``done``, the
+    owner's thread :meth:`wait` s for it instead. Only the owner starts,
+    waits, takes and closes; :meth:`cancel` may come from any thread.
     """
 
-    def __init__(self, sock: pynng.Socket, done: Callable[[], None]) -> None:
+    def __init__(self, sock: pynng.Socket, done: Optional[Callable[[], None]] = None) -> None:
         self._handle = sock.socket
         self._done = done
         self._key = id(self)  # how nng's completion finds ``done`` (pynng's callback table)
         self._lock = threading.Lock()
         aio = _ffi.new("nng_aio **")
-        _check_err(_lib.nng_aio_alloc(aio, _lib._async_complete, _ffi.cast("void *", self._key)))
+        callback = _ffi.NULL if done is None else _lib._async_complete
+        _check_err(_lib.nng_aio_alloc(aio, callback, _ffi.cast("void *", self._key)))
         self._aio: Any = aio[0]
         _lib.nng_aio_set_timeout(self._aio, -1)  # no deadline: a stop cancels it
         self.busy = False  # started, and its outcome not taken yet
@@ -274,8 +288,13 @@ class Pending:
     def recv(self) -> None:
         """Start receiving a message; ``done`` is called once it is in."""
         self.busy, self._receiving = True, True
-        _callbacks[self._key] = self._done
+        if self._done is not None:
+            _callbacks[self._key] = self._done
         _lib.nng_recv_aio(self._handle, self._aio)
+
+    def wait(self) -> None:
+        """Wait, without the GIL, until the operation started is over (no ``done`` only)."""
+        _lib.nng_aio_wait(self._aio)
 
     def received(self) -> bytes:
         """The message received; raises pynng's exception for a failed receive."""
@@ -300,7 +319,8 @@ class Pending:
             _check_err(err)
         _lib.nng_aio_set_msg(self._aio, msg[0])
         self.busy, self._receiving = True, False
-        _callbacks[self._key] = self._done
+        if self._done is not None:
+            _callbacks[self._key] = self._done
         _lib.nng_send_aio(self._handle, self._aio)
 
     def sent(self) -> None:

@@ -53,6 +53,7 @@ class Shared(NamedTuple):
     scheduler: Scheduler
     inflight: InFlight
     stores: Stores
+    own_threads: OwnThreads
 
 
 def instance_what(spec: AnySpec, meta: Meta) -> str:
@@ -67,6 +68,46 @@ BATCH = 64
 # a stream comes within this, and taking it here spares the hand-over from
 # nng's thread to a worker, which costs more than the message itself.
 LINGER = 0.002
+
+
+# How many sinks may run before they stop having a thread each.
+SINK_THREADS = 128
+
+
+class OwnThreads:
+    """Which sinks wait on a thread of their own: every one, while there are few.
+
+    A sink waiting in nng on a thread of its own takes each message as
+    cheaply as a message can be taken. As a scheduler task, each message
+    that finds its socket empty (with requireAck, every one) costs a
+    hand-over from nng's thread to a worker, which costs more than the
+    message. But each thread costs memory and the OS's attention, so once
+    more than ``most`` sinks run, every sink is a task.
+    """
+
+    def __init__(self, most: int = SINK_THREADS) -> None:
+        self.most = most
+        self._lock = threading.Lock()
+        self._running = 0
+        self._threaded: set[SinkInstance] = set()
+
+    def start(self, sink: SinkInstance) -> bool:
+        """Count a sink that starts: True if it is to have a thread of its own."""
+        with self._lock:
+            self._running += 1
+            if self._running <= self.most:
+                self._threaded.add(sink)
+                return True
+            threaded, self._threaded = self._threaded, set()
+        for other in threaded:
+            other.become_task()
+        return False
+
+    def end(self, sink: SinkInstance) -> None:
+        """A sink has finished."""
+        with self._lock:
+            self._running -= 1
+            self._threaded.discard(sink)
 
 
 class SourceInstance:
@@ -301,10 +342,12 @@ class SinkInstance:
     """One running sink, a scheduler task: data and ack sockets and its user code.
 
     Each step collects the messages waiting in the socket, a batch at most;
-    then the sink waits for nng to receive the next. Only the steps use and
-    close the sockets; they close them before the user's teardown runs, so
-    that a slow teardown never holds the address a restart of the same rule
-    listens on.
+    then the sink waits for nng to receive the next. While few sinks run,
+    a sink has a thread of its own instead, which waits in nng for each
+    message (see :class:`OwnThreads`), until many more start and it becomes
+    a task. Only the steps (or the thread) use and close the sockets; they
+    close them before the user's teardown runs, so that a slow teardown
+    never holds the address a restart of the same rule listens on.
     """
 
     def __init__(self, spec: SinkSpec, control: Control, kwargs: dict[str, Any],
@@ -314,6 +357,7 @@ class SinkInstance:
         self.what = instance_what(spec, meta)
         self.lease = lease
         self.scheduler = shared.scheduler
+        self.own_threads = shared.own_threads
         self.require_ack = control.config.get("requireAck") in (True, "true")
         self.inflight = shared.inflight
         self.slot = self.inflight.take_slot(slot)
@@ -344,6 +388,8 @@ class SinkInstance:
         self.stopping = self.adapter.stopping
         self.finished = threading.Event()
         self.opened = False
+        self.waiter: Optional[Pending] = None  # the receive its own thread waits for
+        self.task = False  # made a task, once too many sinks run for a thread each
         # With requireAck, eKuiper waits for each ack: while the user code has
         # a message, its slot in the shared page says so, for a successor
         # worker to ack it with an error if this process dies meanwhile.
@@ -351,17 +397,76 @@ class SinkInstance:
             else (bytearray(1), 0)
 
     def start(self) -> None:
+        if self.own_threads.start(self):
+            try:
+                threading.Thread(target=self._run, name=self.what, daemon=True).start()
+                return
+            except RuntimeError:  # no thread to be had: a task needs none
+                self.task = True
         self.scheduler.ready(self)
+
+    def become_task(self) -> None:
+        """From another thread: leave the thread of its own for the scheduler."""
+        self.task = True
+        waiter = self.waiter
+        if waiter is not None:
+            waiter.cancel()
+
+    def _open(self) -> None:
+        self.opened = True
+        if self.require_ack and self.page[self.flag]:
+            self.page[self.flag] = 0
+            self._ack_lost_message()
+        self.adapter.open()
+
+    # ---------------------------------------------------------- own thread
+
+    def _run(self) -> None:
+        self.waiter = Pending(self.data)
+        try:
+            if self._serve(self.waiter):
+                return
+        except pynng.Closed:
+            pass
+        except BaseException:  # a bug of kuiperlite's: the sink ends, as a task's would
+            log.exception("%s ended on an unexpected error", self.what)
+        self._finish()
+
+    def _serve(self, waiter: Pending) -> bool:
+        """Collect every message until the stop; True once it became a task instead."""
+        if not self.opened:
+            self._open()
+        collect, stopping = self._collect, self.stopping
+        while not stopping.is_set():  # data after the stop is not collected
+            if self.task:
+                self.waiter = None
+                waiter.close()
+                self.scheduler.ready(self)
+                return True
+            # No try_recv first: when the socket is empty, as it mostly is
+            # for a sink that keeps up, that would cost a second receive.
+            waiter.recv()
+            if stopping.is_set() or self.task:
+                waiter.cancel()  # one that came meanwhile found nothing to cancel
+            waiter.wait()
+            try:
+                payload = waiter.received()
+            except pynng.Closed:
+                raise
+            except pynng.NNGException:  # cancelled: by the stop, or to become a task
+                continue
+            if stopping.is_set():
+                break
+            collect(payload)
+        return False
+
+    # ---------------------------------------------------------------- task
 
     def step(self) -> Outcome:
         """Collect the messages that wait, then wait for the next (see :class:`Scheduler`)."""
         try:
             if not self.opened:
-                self.opened = True
-                if self.require_ack and self.page[self.flag]:
-                    self.page[self.flag] = 0
-                    self._ack_lost_message()
-                self.adapter.open()
+                self._open()
             pending, stopping = self.pending, self.stopping
             if pending.busy:
                 try:
@@ -416,6 +521,7 @@ class SinkInstance:
             self.inflight.release_slot(self.slot)
             self.adapter.close()
         finally:
+            self.own_threads.end(self)
             self.lease.release()
             self.finished.set()
         return DONE
@@ -428,7 +534,9 @@ class SinkInstance:
             self.send_ack(wire.encode_ack(error))
 
     def close(self) -> None:
-        """Close both sockets; only a step calls this, or a start that failed."""
+        """Close both sockets; only a step (or the own thread) calls this, or a failed start."""
+        if self.waiter is not None:
+            self.waiter.close()
         self.pending.close()
         close(self.data)
         close(self.ack)
@@ -436,6 +544,9 @@ class SinkInstance:
     def stop(self) -> None:
         self.adapter.stop()
         self.pending.cancel()
+        waiter = self.waiter
+        if waiter is not None:
+            waiter.cancel()
 
     def join(self, timeout: float) -> bool:
         return self.finished.wait(timeout)

@@ -20,11 +20,20 @@ from . import logs, supervisor, wire
 from .channels import (
     KEEPALIVE,
     Requester,
+    env_count,
     env_seconds,
 )
 from .connections import Connections, Lease
 from .errors import DefinitionError, KuiperliteError, NoSymbols, PluginError, error_text
-from .instances import INSTANCES, FunctionServer, Instance, Shared, instance_what
+from .instances import (
+    INSTANCES,
+    SINK_THREADS,
+    FunctionServer,
+    Instance,
+    OwnThreads,
+    Shared,
+    instance_what,
+)
 from .kinds import BY_WIRE
 from .plugin import Plugin, collect, importing, summary
 from .scheduler import Scheduler
@@ -72,6 +81,8 @@ class Runtime:
         # Opened by the first instance that needs each, in this process.
         self.connections = Connections()
         self.scheduler = Scheduler(on_idle=release_memory)
+        self.shared = Shared(self.scheduler, self.inflight, self.stores, OwnThreads(
+            env_count("KUIPERLITE_SINK_THREADS", SINK_THREADS)))
         self.shutdown = threading.Event()
         self.reason = ""
         # Commands and the final close both change the instances.
@@ -148,9 +159,7 @@ class Runtime:
                 slot: int) -> Instance:
         """Make an instance and start its thread; raises with a sentence when it cannot."""
         try:
-            instance = INSTANCES[symbol.kind](
-                symbol, control, kwargs, Shared(self.scheduler, self.inflight, self.stores),
-                lease, slot)
+            instance = INSTANCES[symbol.kind](symbol, control, kwargs, self.shared, lease, slot)
         except (ConnectionError, pynng.NNGException) as err:
             raise KuiperliteError(f"The {symbol.what} cannot open its data channel: {err}.") \
                 from None

@@ -25,7 +25,9 @@ def test_hundreds_of_instances_share_a_few_threads_and_every_record_arrives(
     sinks = [host.start_sink("collect", rule=unique("k"),
                              config={"requireAck": True, "quiet": True})
              for _ in range(count)]
-    assert threads_of(pid) <= baseline + 4  # workers and the monitor, not one per instance
+    # Workers and the monitor, not one per instance: past 128 sinks, those that
+    # had a thread of their own leave it.
+    wait_until(lambda: threads_of(pid) <= baseline + 4, 30, message="a few threads")
     got: dict[int, list] = {}
     acks: dict[int, list] = {}
 
@@ -49,3 +51,32 @@ def test_hundreds_of_instances_share_a_few_threads_and_every_record_arrives(
     assert host.process.printed("FINALLY")
     wait_until(lambda: threads_of(pid) <= baseline, 30, message="threads back to baseline")
     assert not host.process.printed("still inside user code")
+
+
+def test_a_few_sinks_have_a_thread_each_until_more_start_and_lose_nothing_meanwhile(
+        kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin, env={"KUIPERLITE_SINK_THREADS": "3"})
+    with host.function("revert") as fn:
+        assert fn.call("ab") == "ba"
+    pid = host.process.worker
+    baseline = threads_of(pid)
+    sinks = [host.start_sink("collect", rule=unique("k"),
+                             config={"requireAck": True, "quiet": True})
+             for _ in range(3)]
+    wait_until(lambda: threads_of(pid) == baseline + 3, message="a thread for each sink")
+    acks: list = []
+    stream = threading.Thread(
+        target=lambda: acks.extend(sinks[0].send({"n": n}, timeout=30) for n in range(2000)))
+    stream.start()
+    wait_until(lambda: len(acks) >= 100, 30, message="the stream to flow")
+    # A fourth sink: more than 3 run, so each is a task now, the streaming one too.
+    sinks.append(host.start_sink("collect", rule=unique("k"),
+                                 config={"requireAck": True, "quiet": True}))
+    wait_until(lambda: threads_of(pid) <= baseline + 2, 30,
+               message="the sinks' own threads to end (a worker and the monitor stay)")
+    stream.join(60)
+    assert acks == [None] * 2000  # every message collected and acked, across the change
+    for snk in sinks:
+        assert [snk.send({"after": True}) for _ in range(3)] == [None] * 3
+        snk.stop()
+    wait_until(lambda: threads_of(pid) <= baseline, 30, message="threads back to baseline")
