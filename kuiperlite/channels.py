@@ -85,11 +85,13 @@ QUIET_CLOSE = NNG_VERSION < (1, 9)
 def close(sock: pynng.Socket) -> None:
     """Close a socket no thread uses any more, without nng 1.6's close hang.
 
-    Before nng 1.9, a receiving socket is first let to settle: with nobody
-    receiving, its pipes stop reading once a message waits in the socket
-    (or at once when the peer is quiet), so none is mid-receive at close.
+    Before nng 1.9, a receiving socket that still has a peer is first let
+    to settle: with nobody receiving, its pipes stop reading once a message
+    waits in the socket (or at once when the peer is quiet), so none is
+    mid-receive at close. One whose peers closed first (eKuiper closes a
+    sink's data channel before it sends the stop) has no pipe to wait for.
     """
-    if QUIET_CLOSE:
+    if QUIET_CLOSE and sock.pipes:
         try:
             fd: Optional[int] = sock.recv_fd
         except pynng.NNGException:  # a socket that cannot receive (PUSH)
