@@ -16,7 +16,9 @@ and every instance stops.
 - ``kb_per_instance``: the plugin's memory (PSS) once the 2N run, over the
   idle plugin's, per instance. Target: under 30 KB.
 - ``fairness``: the slowest instance's rate over the fastest's (target at
-  least 0.8); ``complete``: records received over records sent (1.0).
+  least 0.8); ``complete``: records received over records sent (1.0);
+  ``plugin_busy``: the plugin's CPU seconds per second meanwhile (1.0: its
+  core is saturated; less: the host, a thread per instance, is the limit).
 - ``stop_s``: seconds the plugin takes to answer every stop, each after the
   host closed its ends as eKuiper does (that close is not counted: the
   embedded host's waits out nng 1.6's close hang, 25 ms a receiving socket,
@@ -139,7 +141,9 @@ def measure(system: str, n: int, each: int, log: Any) -> dict[str, float]:
         started_mb = plugin.memory_mb()
         sources = [plugin.host.start_source("emit", rule=bench.rule(system),
                                             config={"count": each}) for _ in range(n)]
+        cpu0, t0 = plugin.cpu(), time.perf_counter()
         rate, fairness, complete = flow(sources, sinks, each)
+        plugin_busy = (plugin.cpu() - cpu0) / (time.perf_counter() - t0)
         sources += resting
         stop_s = 0.0
         for handle in sources + sinks:
@@ -150,6 +154,7 @@ def measure(system: str, n: int, each: int, log: Any) -> dict[str, float]:
         threads_left = settle(plugin, idle_threads) - idle_threads
         return {"start_s": start_s, "kb_per_instance": (started_mb - idle_mb) * 1024 / (2 * n),
                 "records_per_s": rate, "fairness": fairness, "complete": complete,
+                "plugin_busy": plugin_busy,
                 "stop_s": stop_s, "threads_left": threads_left,
                 "mb_left": plugin.memory_mb() - idle_mb, "idle_mb": idle_mb}
     finally:
@@ -189,7 +194,8 @@ def main() -> int:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    columns = ["start_s", "kb_per_instance", "records_per_s", "fairness", "complete", "stop_s",
+    columns = ["start_s", "kb_per_instance", "records_per_s", "fairness", "complete",
+               "plugin_busy", "stop_s",
                "threads_left", "mb_left"]
     lines = [f"{'system':<12} {'instances':>9} " + " ".join(f"{c:>15}" for c in columns)]
     for row in rows:
