@@ -358,6 +358,8 @@ class SinkInstance:
         self.lease = lease
         self.scheduler = shared.scheduler
         self.own_threads = shared.own_threads
+        self.waiter: Optional[Pending] = None  # the receive its own thread waits for
+        self.task = False  # made a task, once too many sinks run for a thread each
         self.require_ack = control.config.get("requireAck") in (True, "true")
         self.inflight = shared.inflight
         self.slot = self.inflight.take_slot(slot)
@@ -388,8 +390,6 @@ class SinkInstance:
         self.stopping = self.adapter.stopping
         self.finished = threading.Event()
         self.opened = False
-        self.waiter: Optional[Pending] = None  # the receive its own thread waits for
-        self.task = False  # made a task, once too many sinks run for a thread each
         # With requireAck, eKuiper waits for each ack: while the user code has
         # a message, its slot in the shared page says so, for a successor
         # worker to ack it with an error if this process dies meanwhile.
