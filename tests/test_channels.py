@@ -10,6 +10,8 @@ from kuiperlite.channels import (
     Pending,
     Requester,
     dial,
+    env_count,
+    env_seconds,
     listen,
     puller,
     pusher,
@@ -253,3 +255,22 @@ def test_closing_frees_a_pending_operation_whatever_its_state():
     unfinished.cancel()  # after close: nothing to cancel, and no crash
     push.close()
     pull.close()
+
+
+@pytest.mark.parametrize("raw, seconds, count", [
+    (None, 5.0, 7), ("2.5", 2.5, 7), ("3", 3.0, 3), ("0", 5.0, 0),
+    ("-1", 5.0, 7), ("soon", 5.0, 7), ("inf", 5.0, 7),
+])
+def test_numbers_from_the_environment_fall_back_with_a_warning(monkeypatch, caplog, raw, seconds,
+                                                               count):
+    if raw is None:
+        monkeypatch.delenv("KL_TEST_NUMBER", raising=False)
+    else:
+        monkeypatch.setenv("KL_TEST_NUMBER", raw)
+    assert env_seconds("KL_TEST_NUMBER", 5.0) == seconds
+    assert env_count("KL_TEST_NUMBER", 7) == count
+    warned = [r.getMessage() for r in caplog.records]
+    if seconds == 5.0 and raw is not None:
+        assert any("is not a positive number of seconds; using 5" in w for w in warned)
+    if count == 7 and raw is not None:
+        assert any("is not a whole number, 0 or more; using 7" in w for w in warned)
