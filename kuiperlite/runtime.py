@@ -48,6 +48,10 @@ log = logging.getLogger("kuiperlite")
 STOP_WAIT = 0.8
 # How long the control channel may have no peer before the plugin exits.
 ORPHAN_GRACE = 3.0
+# How long closing everything at exit may take before the plugin leaves anyway:
+# a user teardown that never returns, or a socket close that nng 1.6 hangs,
+# must not keep the process behind as an orphan.
+EXIT_GRACE = 10.0
 
 
 def _what(control: Control) -> str:
@@ -68,6 +72,7 @@ class Runtime:
         # Read here, once the log is set up: a bad value is said there.
         self.keepalive = keepalive or env_seconds("KUIPERLITE_KEEPALIVE", KEEPALIVE)
         self.orphan_grace = orphan_grace or env_seconds("KUIPERLITE_ORPHAN_GRACE", ORPHAN_GRACE)
+        self.exit_grace = env_seconds("KUIPERLITE_EXIT_GRACE", EXIT_GRACE)
         self.function_index = {name: i for i, name in enumerate(plugin.functions)}
         self.journal = journal
         self.inflight = inflight or InFlight(len(self.function_index))
@@ -269,9 +274,11 @@ class Runtime:
         """Stop every instance, giving user teardown a bounded time to run.
 
         A sink still inside user code then keeps its socket, which goes with
-        the process; its socket file is removed here.
+        the process; its socket file is removed here. Should closing take
+        longer than ``exit_grace`` all the same, the process leaves without it.
         """
         self.shutdown.set()
+        threading.Thread(target=self._leave_late, name="kuiperlite-exit", daemon=True).start()
         with self._lock:
             instances = list(self.instances.values())
             self.instances.clear()
@@ -285,6 +292,15 @@ class Runtime:
         for server in self.functions.values():
             server.adapter.close()
         self.connections.close()
+
+
+    def _leave_late(self) -> None:
+        time.sleep(self.exit_grace)  # a daemon: it goes with the process that left in time
+        log.error("closing the plugin took more than %g s (a teardown that never returns, or "
+                  "a socket's close that hangs); it exits without waiting", self.exit_grace)
+        if self.journal is not None:
+            self.journal.exiting(0)
+        exit_now(0)
 
 
 def release_memory() -> None:

@@ -93,6 +93,19 @@ def test_socket_files_go_at_exit_even_while_a_sink_is_stuck_in_user_code(kuiperl
     assert host.process.printed("is still inside user code at exit")
 
 
+def test_a_teardown_that_never_returns_does_not_keep_the_plugin_behind(kuiperlite_host):
+    host = kuiperlite_host(HOSTILE, env={"KUIPERLITE_EXIT_GRACE": "1"})
+    src = host.start_source("holds", rule=unique("r"))
+    assert src.recv()[0] == {"n": 1}
+    wait_until(lambda: host.process.printed("finished; it stays open"), message="the source to end")
+    # Its connection is closed as the rule stops, here by the exit itself.
+    os.kill(host.process.pid, signal.SIGTERM)
+    wait_until(lambda: host.process.poll() is not None, 20, message="the plugin to exit")
+    assert host.process.printed("STUBBORN-CLOSING")
+    assert host.process.printed("it exits without waiting")
+    assert not host.process.printed("starting a new one")  # the supervisor does not restart it
+
+
 @pytest.mark.parametrize(("call", "died"), [
     (("hard_exit", 3), "exited with code 3"), (("segfault", 0), "was killed by signal 11")])
 def test_a_worker_killed_by_user_code_is_back_at_once_and_the_call_gets_an_error(

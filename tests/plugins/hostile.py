@@ -7,11 +7,11 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import kuiperlite
-from kuiperlite import Context, Stopped, function, sink, source
+from kuiperlite import Context, Stopped, connection, function, sink, source
 
 ESCAPES: dict[str, type[BaseException]] = {
     "exit": SystemExit, "interrupt": KeyboardInterrupt, "genexit": GeneratorExit}
@@ -116,6 +116,20 @@ def segfault(address: int) -> bytes:
     import ctypes
 
     return ctypes.string_at(address)
+
+
+@connection
+def stubborn() -> Iterator[str]:
+    """A connection whose teardown never returns."""
+    yield "open"
+    print("STUBBORN-CLOSING", flush=True)
+    time.sleep(3600)
+
+
+@source
+def holds(ctx: Context, *, stubborn: str) -> Iterator[dict]:
+    """Emit a record and end, holding the stubborn connection until the rule stops."""
+    yield {"n": 1}
 
 
 @function
