@@ -69,7 +69,7 @@ def settle(plugin: bench.Plugin, baseline: int, timeout: float = 60) -> int:
 
 
 def flow(sources: list[Any], sinks: list[Any], each: int,
-         timeout: float = 120) -> tuple[float, float, float]:
+         timeout: float = 120) -> tuple[float, tuple[float, ...], float]:
     """Every source emits and every sink takes ``each`` records at once.
 
     One host thread sweeps every socket without waiting, as eKuiper's
@@ -78,8 +78,9 @@ def flow(sources: list[Any], sinks: list[Any], each: int,
     not the plugin, the limit.
 
     Returns:
-        Records per second in all, fairness (slowest rate over fastest) and
-        the share of records that arrived.
+        Records per second in all, fairness (slowest rate over fastest)
+        among the sources and among the sinks, and the share of records
+        that arrived.
     """
     payload = orjson.dumps(make("100"))
     drains = [Direct(handle.channel.sock) for handle in sources]
@@ -123,7 +124,7 @@ def flow(sources: list[Any], sinks: list[Any], each: int,
     # Within each kind: a source sends as fast as it is read, an acked sink's
     # rate is one record per round trip.
     kinds = (rates[:len(sources)], rates[len(sources):])
-    fairness = min(min(kind) / max(kind) for kind in kinds if kind)
+    fairness = tuple(min(kind) / max(kind) if kind else 1.0 for kind in kinds)
     return sum(received) / elapsed, fairness, sum(received) / (len(received) * each)
 
 
@@ -156,7 +157,8 @@ def measure(system: str, n: int, each: int, log: Any) -> dict[str, float]:
             stop_s += time.perf_counter() - t0
         threads_left = settle(plugin, idle_threads) - idle_threads
         return {"start_s": start_s, "kb_per_instance": (started_mb - idle_mb) * 1024 / (2 * n),
-                "records_per_s": rate, "fairness": fairness, "complete": complete,
+                "records_per_s": rate, "fairness": min(fairness), "fairness_sources": fairness[0],
+                "fairness_sinks": fairness[1], "complete": complete,
                 "plugin_busy": plugin_busy,
                 "stop_s": stop_s, "threads_left": threads_left,
                 "mb_left": plugin.memory_mb() - idle_mb, "idle_mb": idle_mb}

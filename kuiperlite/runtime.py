@@ -278,10 +278,11 @@ class Runtime:
         longer than ``exit_grace`` all the same, the process leaves without it.
         """
         self.shutdown.set()
-        threading.Thread(target=self._leave_late, name="kuiperlite-exit", daemon=True).start()
         with self._lock:
             instances = list(self.instances.values())
             self.instances.clear()
+        threading.Thread(target=self._leave_late, args=(instances,), name="kuiperlite-exit",
+                         daemon=True).start()
         for instance in instances:
             instance.stop()
         deadline = time.monotonic() + 2.0
@@ -294,10 +295,12 @@ class Runtime:
         self.connections.close()
 
 
-    def _leave_late(self) -> None:
+    def _leave_late(self, instances: list[Instance]) -> None:
         time.sleep(self.exit_grace)  # a daemon: it goes with the process that left in time
         log.error("closing the plugin took more than %g s (a teardown that never returns, or "
                   "a socket's close that hangs); it exits without waiting", self.exit_grace)
+        for instance in instances:
+            instance.remove_files()
         if self.journal is not None:
             self.journal.exiting(0)
         exit_now(0)
