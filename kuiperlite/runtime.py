@@ -294,7 +294,6 @@ class Runtime:
             server.adapter.close()
         self.connections.close()
 
-
     def _leave_late(self, instances: list[Instance]) -> None:
         time.sleep(self.exit_grace)  # a daemon: it goes with the process that left in time
         log.error("closing the plugin took more than %g s (a teardown that never returns, or "

@@ -6,6 +6,7 @@ import pynng
 import pytest
 
 from kuiperlite.channels import (
+    TICK,
     Direct,
     Pending,
     Requester,
@@ -24,6 +25,45 @@ from conftest import unique, wait_until
 
 def address() -> str:
     return f"ipc:///tmp/{unique('chan')}.ipc"
+
+
+class Connected:
+    """Makes PULL listeners with a PUSH dialed to each: ``pull, push = connected()``.
+
+    Keywords go to :func:`pusher`, ``recv_timeout`` to :func:`puller`. The
+    sockets, and every :class:`Pending` made by :meth:`pending`, are closed
+    after the test, the Pendings first.
+    """
+
+    def __init__(self):
+        self.socks = []
+        self.pendings = []
+
+    def __call__(self, *, recv_timeout=TICK, **push_options):
+        addr = address()
+        pull = puller(addr, recv_timeout=recv_timeout)
+        self.socks.append(pull)
+        push = pusher(addr, **push_options)
+        self.socks.append(push)
+        return pull, push
+
+    def pending(self, sock, done=None):
+        made = Pending(sock, done)
+        self.pendings.append(made)
+        return made
+
+    def close(self):
+        for pending in self.pendings:
+            pending.close()
+        for sock in reversed(self.socks):
+            sock.close()
+
+
+@pytest.fixture
+def connected():
+    made = Connected()
+    yield made
+    made.close()
 
 
 class Served:
@@ -127,10 +167,8 @@ def test_dial_gives_up_on_a_listener_that_never_answers(tmp_path):
         mute.close()
 
 
-def test_send_blocking_waits_for_a_slow_peer_and_loses_nothing():
-    addr = address()
-    pull = puller(addr, recv_timeout=5)
-    push = pusher(addr, send_timeout=0.05)
+def test_send_blocking_waits_for_a_slow_peer_and_loses_nothing(connected):
+    pull, push = connected(recv_timeout=5, send_timeout=0.05)
     stopping = threading.Event()
     sent = []
     timeouts = []
@@ -163,8 +201,6 @@ def test_send_blocking_waits_for_a_slow_peer_and_loses_nothing():
         got.append(int(pull.recv().rstrip()))
     producer.join(5)
     assert got == list(range(2000)) == sent
-    push.close()
-    pull.close()
 
 
 def test_send_blocking_gives_up_when_stopping():
@@ -176,71 +212,64 @@ def test_send_blocking_gives_up_when_stopping():
     sock.close()
 
 
-def test_try_recv_and_try_send_never_wait():
-    addr = address()
-    pull = puller(addr)
-    push = pusher(addr, queue=1)
-    try:
-        assert Direct(pull).try_recv() is None  # nothing there yet
-        sender = Direct(push)
-        assert sender.try_send(b"one")
-        wait_until(lambda: Direct(pull).try_recv() == b"one", message="the message")
-        sent = 0
-        while sender.try_send(b"x"):  # nobody reads: the queues fill, and it says so
-            sent += 1
-            assert sent < 10_000
-        assert sent >= 1
-    finally:
-        push.close()
-        pull.close()
+def test_try_recv_and_try_send_never_wait(connected):
+    pull, push = connected(queue=1)
+    assert Direct(pull).try_recv() is None  # nothing there yet
+    sender = Direct(push)
+    assert sender.try_send(b"one")
+    wait_until(lambda: Direct(pull).try_recv() == b"one", message="the message")
+    sent = 0
+    while sender.try_send(b"x"):  # nobody reads: the queues fill, and it says so
+        sent += 1
+        assert sent < 10_000
+    assert sent >= 1
 
 
-def test_a_pending_receive_completes_in_the_background():
-    addr = address()
-    pull = puller(addr)
-    push = pusher(addr)
+def test_a_pending_receive_completes_in_the_background(connected):
+    pull, push = connected()
     done = threading.Event()
-    pending = Pending(pull, done.set)
-    try:
-        pending.recv()
-        assert not done.wait(0.1) and pending.busy
-        push.send(b"late")
-        assert done.wait(10)
-        assert pending.received() == b"late"
-        assert not pending.busy
-        done.clear()
-        pending.recv()
-        pending.cancel()  # a stop: it completes at once, as cancelled
-        assert done.wait(10)
-        with pytest.raises(pynng.NNGException):
-            pending.received()
-    finally:
-        pending.close()
-        push.close()
-        pull.close()
+    pending = connected.pending(pull, done.set)
+    pending.recv()
+    assert not done.wait(0.1) and pending.busy
+    push.send(b"late")
+    assert done.wait(10)
+    assert pending.received() == b"late"
+    assert not pending.busy
+    done.clear()
+    pending.recv()
+    pending.cancel()  # a stop: it completes at once, as cancelled
+    assert done.wait(10)
+    with pytest.raises(pynng.NNGException):
+        pending.received()
 
 
-def test_a_pending_send_completes_once_the_peer_reads():
-    addr = address()
-    pull = puller(addr)
-    push = pusher(addr, queue=0)
+def test_a_pending_receive_without_a_callback_is_waited_for_and_a_cancel_ends_the_wait(
+        connected):
+    pull, push = connected()
+    pending = connected.pending(pull)
+    pending.recv()
+    push.send(b"one")
+    pending.wait()
+    assert pending.received() == b"one"
+    pending.recv()
+    threading.Timer(0.1, pending.cancel).start()  # a stop, from another thread
+    pending.wait()
+    with pytest.raises(pynng.NNGException):
+        pending.received()
+
+
+def test_a_pending_send_completes_once_the_peer_reads(connected):
+    pull, push = connected(queue=0)
     done = threading.Event()
-    pending = Pending(push, done.set)
-    try:
-        pending.send(b"record")
-        assert done.wait(10)
-        pending.sent()
-        assert Direct(pull).recv() == b"record"
-    finally:
-        pending.close()
-        push.close()
-        pull.close()
+    pending = connected.pending(push, done.set)
+    pending.send(b"record")
+    assert done.wait(10)
+    pending.sent()
+    assert Direct(pull).recv() == b"record"
 
 
-def test_closing_frees_a_pending_operation_whatever_its_state():
-    addr = address()
-    pull = puller(addr)
-    push = pusher(addr)
+def test_closing_frees_a_pending_operation_whatever_its_state(connected):
+    pull, push = connected()
     done = threading.Event()
     unfinished = Pending(pull, done.set)
     unfinished.recv()
@@ -253,8 +282,6 @@ def test_closing_frees_a_pending_operation_whatever_its_state():
     assert received.wait(10)
     untaken.close()  # the message nobody took is freed with it
     unfinished.cancel()  # after close: nothing to cancel, and no crash
-    push.close()
-    pull.close()
 
 
 @pytest.mark.parametrize("raw, seconds, count", [
