@@ -28,13 +28,13 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import orjson
 import pynng
 
 import kuiperlite
-from kuiperlite import wire
+from kuiperlite import nng, wire
 from kuiperlite.dev import Host, gowire
 
 HERE = Path(__file__).resolve().parent
@@ -226,7 +226,7 @@ class Incomplete(TimeoutError):
         self.received = received
 
 
-def drain(sock: pynng.Socket, count: int, timeout: float = 120) -> None:
+def drain(sock: Union[pynng.Socket, nng.Socket], count: int, timeout: float = 120) -> None:
     """Receive ``count`` raw messages (the host decodes nothing, to stay out of the way)."""
     deadline = time.monotonic() + timeout
     received = 0
@@ -234,7 +234,7 @@ def drain(sock: pynng.Socket, count: int, timeout: float = 120) -> None:
         try:
             sock.recv()
             received += 1
-        except pynng.Timeout:
+        except (pynng.Timeout, nng.Timeout):
             if time.monotonic() > deadline:
                 raise Incomplete(received, count) from None
 
@@ -310,7 +310,7 @@ def measure_scale(plugin: Plugin, kind: str, instances: int, each: int) -> tuple
                     handles[i].ack.sock.recv()
         except Incomplete as err:
             received[i] = err.received
-        except pynng.NNGException:
+        except nng.NNGError:
             received[i] = 0  # a sink that stopped taking records
         finished[i] = time.perf_counter() - t0
 

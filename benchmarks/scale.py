@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pynng
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import run as bench  # noqa: E402  (pinning, plugin copies, drain, results)
 
+from kuiperlite import nng  # noqa: E402
 from kuiperlite.channels import Direct  # noqa: E402
 from kuiperlite.wire import STOP  # noqa: E402
 
@@ -97,7 +97,7 @@ def flow(sources: list[Any], sinks: list[Any], each: int,
             try:
                 while recv() is not None:
                     received[i] += 1
-            except pynng.NNGException:  # a source whose channel closed
+            except nng.NNGError:  # a source whose channel closed
                 flowing.discard(i)
             if received[i] >= each:
                 finished[i] = time.perf_counter() - t0
@@ -115,7 +115,7 @@ def flow(sources: list[Any], sinks: list[Any], each: int,
                         feeding.discard(j)
                         continue
                 sent[j] = data.try_send(payload)
-            except pynng.NNGException:  # a sink that stopped taking records
+            except nng.NNGError:  # a sink that stopped taking records
                 feeding.discard(j)
     elapsed = time.perf_counter() - t0
     for i in range(len(received)):

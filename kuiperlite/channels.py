@@ -1,7 +1,7 @@
-"""pynng channels: socket options, retried dial and listen, the inverted REQ loop.
+"""nng channels: socket options, retried dial and listen, the inverted REQ loop.
 
-Sockets are closed by the thread that uses them: with pynng 0.8.1, closing a
-socket while another thread is blocked in ``recv`` on it can hang, so every
+Sockets are closed by the thread that uses them: with nng 1.6 (pynng 0.8.1),
+closing a socket while another thread is blocked in ``recv`` on it can hang, so every
 blocking call here has a short timeout and a stop flag to look at.
 """
 
@@ -16,19 +16,13 @@ import threading
 import time
 from typing import Any, Callable, Optional, TypeVar
 
-import pynng
-
-# pynng's cffi handles: the hot path and the asynchronous operations call
-# nng directly (see Direct and Pending); every pynng the package allows has them.
-from pynng._aio import _aio_map as _callbacks
-from pynng._nng import ffi as _ffi
-from pynng._nng import lib as _lib
-from pynng.exceptions import check_err as _check_err
-
-from . import wire
+from . import nng, wire
+from .nng import Socket
+from .nng import check as _check_err
+from .nng import ffi as _ffi
+from .nng import lib as _lib
 
 log = logging.getLogger("kuiperlite")
-S = TypeVar("S", bound=pynng.Socket)
 N = TypeVar("N", int, float)
 
 
@@ -78,11 +72,10 @@ QUEUE = 128
 # nng before 1.9 (pynng 0.8.1 bundles 1.6.0) can hang a close for good while
 # a peer sends: a pipe's receive that just completed is never finished, and
 # nng's one reaper thread then waits for it, taking every later close with it.
-NNG_VERSION = tuple(int(part) for part in _ffi.string(_lib.nng_version()).decode().split(".")[:2])
-QUIET_CLOSE = NNG_VERSION < (1, 9)
+QUIET_CLOSE = nng.VERSION < (1, 9)
 
 
-def close(sock: pynng.Socket) -> None:
+def close(sock: Socket) -> None:
     """Close a socket no thread uses any more, without nng 1.6's close hang.
 
     Before nng 1.9, a receiving socket that still has a peer is first let
@@ -94,7 +87,7 @@ def close(sock: pynng.Socket) -> None:
     if QUIET_CLOSE and sock.pipes:
         try:
             fd: Optional[int] = sock.recv_fd
-        except pynng.NNGException:  # a socket that cannot receive (PUSH)
+        except nng.NNGError:  # a socket that cannot receive (PUSH)
             fd = None
         if fd is not None:
             # poll, not select: a plugin with thousands of sockets has
@@ -133,7 +126,7 @@ def spare_descriptors(count: int) -> bool:
             os.close(fd)
 
 
-def dial(sock: pynng.Socket, address: str, *, timeout: float = 5.0) -> None:
+def dial(sock: Socket, address: str, *, timeout: float = 5.0) -> None:
     """Dial and wait until connected, while the listener is not up yet.
 
     The dial runs in nng's background, which retries until a listener is
@@ -146,17 +139,15 @@ def dial(sock: pynng.Socket, address: str, *, timeout: float = 5.0) -> None:
     """
     if not spare_descriptors(1):  # nng would retry in silence until the timeout
         raise ConnectionError(out_of_descriptors())
-    connected = threading.Event()
-    sock.add_post_pipe_connect_cb(lambda _pipe: connected.set())
-    sock.reconnect_time_min = 20
-    sock.reconnect_time_max = 200
-    dialer = sock.dial(address, block=False)
-    if not connected.wait(timeout) and not sock.pipes:
+    sock.set("reconnect_time_min", 20)
+    sock.set("reconnect_time_max", 200)
+    dialer = sock.dial(address)
+    if not sock.wait_connected(timeout):
         dialer.close()
         raise ConnectionError(f"nothing answers on {address} within {timeout:g} s")
 
 
-def listen(sock: pynng.Socket, address: str, *, attempts: int = 10,
+def listen(sock: Socket, address: str, *, attempts: int = 10,
            interval: float = 0.05) -> None:
     """Listen, retrying while an earlier listener still holds the address.
 
@@ -165,7 +156,7 @@ def listen(sock: pynng.Socket, address: str, *, attempts: int = 10,
     make kuiperlite replace or delete someone's file.
 
     Raises:
-        ConnectionError: the address stayed taken (its cause is pynng's error),
+        ConnectionError: the address stayed taken (its cause is nng's error),
             or holds another kind of file.
     """
     path = wire.ipc_path(address)
@@ -181,7 +172,7 @@ def listen(sock: pynng.Socket, address: str, *, attempts: int = 10,
         try:
             sock.listen(address)
             return
-        except pynng.NNGException as err:
+        except nng.NNGError as err:
             if attempt == attempts - 1:
                 # The cause tells a taken address from other failures.
                 raise ConnectionError(f"cannot listen on {address} ({err})") from err
@@ -210,17 +201,15 @@ _AGAIN = _lib.NNG_EAGAIN
 
 
 class Direct:
-    """A pynng socket's ``send`` and ``recv`` on the hot path, calling nng directly.
+    """A socket's ``send`` and ``recv`` on the hot path.
 
-    pynng's ``recv`` allocates two cffi pointers per message; a Direct keeps
-    one pair, so no two threads may receive through one Direct at once. It
-    also returns ``b""`` for an empty message, which pynng fails to unpack.
-    Errors raise pynng's exceptions, as pynng's own methods do.
+    A socket's ``recv`` allocates two cffi pointers per message; a Direct
+    keeps one pair, so no two threads may receive through one Direct at once.
     """
 
     __slots__ = ("sock", "_handle", "_data", "_size")
 
-    def __init__(self, sock: pynng.Socket) -> None:
+    def __init__(self, sock: Socket) -> None:
         self.sock = sock
         self._handle = sock.socket
         self._data = _ffi.new("char **")
@@ -274,10 +263,10 @@ class Pending:
     waits, takes and closes; :meth:`cancel` may come from any thread.
     """
 
-    def __init__(self, sock: pynng.Socket, done: Optional[Callable[[], None]] = None) -> None:
+    def __init__(self, sock: Socket, done: Optional[Callable[[], None]] = None) -> None:
         self._handle = sock.socket
         self._done = done
-        self._key = id(self)  # how nng's completion finds ``done`` (pynng's callback table)
+        self._key = id(self)  # how nng's completion finds ``done`` (see nng.on_complete)
         self._lock = threading.Lock()
         aio = _ffi.new("nng_aio **")
         callback = _ffi.NULL if done is None else _lib._async_complete
@@ -291,7 +280,7 @@ class Pending:
         """Start receiving a message; ``done`` is called once it is in."""
         self.busy, self._receiving = True, True
         if self._done is not None:
-            _callbacks[self._key] = self._done
+            nng.on_complete(self._key, self._done)
         _lib.nng_recv_aio(self._handle, self._aio)
 
     def wait(self) -> None:
@@ -299,7 +288,7 @@ class Pending:
         _lib.nng_aio_wait(self._aio)
 
     def received(self) -> bytes:
-        """The message received; raises pynng's exception for a failed receive."""
+        """The message received; raises :class:`nng.NNGError` for a failed receive."""
         self.busy = False
         err = _lib.nng_aio_result(self._aio)
         if err:
@@ -322,11 +311,11 @@ class Pending:
         _lib.nng_aio_set_msg(self._aio, msg[0])
         self.busy, self._receiving = True, False
         if self._done is not None:
-            _callbacks[self._key] = self._done
+            nng.on_complete(self._key, self._done)
         _lib.nng_send_aio(self._handle, self._aio)
 
     def sent(self) -> None:
-        """Raises pynng's exception when the send failed (the message is dropped)."""
+        """Raises :class:`nng.NNGError` when the send failed (the message is dropped)."""
         self.busy = False
         err = _lib.nng_aio_result(self._aio)
         if err:
@@ -351,10 +340,10 @@ class Pending:
             if self._receiving == (err == 0):  # a message nobody took, or one never sent
                 _lib.nng_msg_free(_lib.nng_aio_get_msg(aio))
         _lib.nng_aio_free(aio)
-        _callbacks.pop(self._key, None)
+        nng.forget(self._key)
 
 
-def _connected(sock: S, connect: Callable[[pynng.Socket, str], None], address: str) -> S:
+def _connected(sock: Socket, connect: Callable[[Socket, str], None], address: str) -> Socket:
     """``sock`` dialed or listening on ``address``; closed again if that fails."""
     try:
         connect(sock, address)
@@ -364,18 +353,16 @@ def _connected(sock: S, connect: Callable[[pynng.Socket, str], None], address: s
     return sock
 
 
-def pusher(address: str, *, send_timeout: float = TICK, queue: int = QUEUE) -> pynng.Push0:
+def pusher(address: str, *, send_timeout: float = TICK, queue: int = QUEUE) -> Socket:
     """A PUSH socket dialed to a listener (source data, sink acks), queueing ``queue``."""
-    sock = pynng.Push0(send_timeout=ms(send_timeout))
-    sock.send_buffer_size = queue
+    sock = Socket(nng.PUSH, send_timeout=ms(send_timeout), send_buffer=queue)
     return _connected(sock, dial, address)
 
 
-def puller(address: str, *, recv_timeout: float = TICK) -> pynng.Pull0:
+def puller(address: str, *, recv_timeout: float = TICK) -> Socket:
     """A PULL socket listening on an address (sink data, and the host's receiving side)."""
-    sock = pynng.Pull0(recv_timeout=ms(recv_timeout))
-    sock.recv_max_size = 0  # no size cap: nng's default dropped payloads over 1 MB
-    sock.recv_buffer_size = QUEUE
+    # recv_max_size 0: no size cap; nng's default dropped payloads over 1 MB.
+    sock = Socket(nng.PULL, recv_timeout=ms(recv_timeout), recv_max_size=0, recv_buffer=QUEUE)
     return _connected(sock, listen, address)
 
 
@@ -409,7 +396,7 @@ class Waiting:
             log.info("%s reads again after %.1f s", self.what, time.monotonic() - self.since)
 
 
-def send_blocking(sock: pynng.Socket, payload: bytes, stopping: threading.Event,
+def send_blocking(sock: Socket, payload: bytes, stopping: threading.Event,
                   what: str = "eKuiper") -> bool:
     """Send, waiting as long as the peer is slow, until sent or stopping.
 
@@ -422,9 +409,9 @@ def send_blocking(sock: pynng.Socket, payload: bytes, stopping: threading.Event,
             sock.send(payload)
             waiting.over()
             return True
-        except pynng.Timeout:
+        except nng.Timeout:
             waiting.check()
-        except pynng.Closed:
+        except nng.Closed:
             return False
     return False
 
@@ -442,21 +429,15 @@ class Requester:
         self.address = address
         # resend_time=0: nng's REQ would resend an unanswered request after
         # 60 s, and the host would take the copy for a fresh answer.
-        self.sock = pynng.Req0(recv_timeout=ms(keepalive), send_timeout=ms(keepalive),
-                               resend_time=0)
-        self.sock.recv_max_size = 0
-        self._pipes = 0
-        self._lost_at: Optional[float] = time.monotonic()
-        self._pipe_lock = threading.Lock()
-        self.sock.add_post_pipe_connect_cb(self._connected)
-        self.sock.add_post_pipe_remove_cb(self._removed)
+        self.sock = Socket(nng.REQ, recv_timeout=ms(keepalive), send_timeout=ms(keepalive),
+                           resend_time=0, recv_max_size=0)
         if block:
             _connected(self.sock, dial, address)
         else:
             # Nothing may listen yet: nng keeps reconnecting in the background.
-            self.sock.reconnect_time_min = 50
-            self.sock.reconnect_time_max = 500
-            self.sock.dial(address, block=False)
+            self.sock.set("reconnect_time_min", 50)
+            self.sock.set("reconnect_time_max", 500)
+            self.sock.dial(address)
 
     def reconnect(self) -> None:
         """Connect now if the channel has no peer, rather than at nng's next retry.
@@ -466,33 +447,19 @@ class Requester:
         background redial, up to its 500 ms backoff. A new dialer tries at
         once; the old one, between retries, is closed.
         """
-        with self._pipe_lock:
-            if self._pipes:
-                return
+        if self.sock.pipes:
+            return
         dialers = list(self.sock.dialers)
         try:
-            self.sock.dial(self.address, block=False)  # tries at once
-        except pynng.NNGException:
+            self.sock.dial(self.address)  # tries at once
+        except nng.NNGError:
             return
         for dialer in dialers:
             dialer.close()
 
-    def _connected(self, _pipe: Any) -> None:
-        with self._pipe_lock:
-            self._pipes += 1
-            self._lost_at = None
-
-    def _removed(self, _pipe: Any) -> None:
-        with self._pipe_lock:
-            self._pipes -= 1
-            if self._pipes <= 0:
-                self._pipes = 0
-                self._lost_at = time.monotonic()
-
     def disconnected_for(self) -> float:
         """Seconds since the channel lost its last peer; 0 while connected."""
-        lost = self._lost_at
-        return 0.0 if lost is None else time.monotonic() - lost
+        return self.sock.disconnected_for()
 
     def serve(self, handle: Callable[[bytes], bytes], stopping: threading.Event) -> None:
         """Answer requests with ``handle`` until ``stopping`` is set, then close."""
@@ -503,25 +470,25 @@ class Requester:
                 if need_handshake:
                     try:
                         direct.send(wire.HANDSHAKE)
-                    except pynng.Timeout:
+                    except nng.Timeout:
                         continue
                     need_handshake = False
                 try:
                     request = direct.recv()
-                except pynng.Closed:
+                except nng.Closed:
                     return
-                except pynng.NNGException:
+                except nng.NNGError:
                     # Timeout (keepalive), BadState, or ConnectionReset when the
                     # host restarted: the REQ socket must send before it receives.
                     need_handshake = True
                     continue
                 try:
                     direct.send(handle(request))
-                except pynng.Closed:
+                except nng.Closed:
                     return
-                except pynng.NNGException:
+                except nng.NNGError:
                     need_handshake = True
-        except pynng.Closed:
+        except nng.Closed:
             return
         finally:
             close(self.sock)

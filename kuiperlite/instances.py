@@ -15,9 +15,7 @@ import zlib
 from collections import deque
 from typing import Any, Callable, NamedTuple, Optional, Protocol
 
-import pynng
-
-from . import wire
+from . import nng, wire
 from .adapters import FunctionAdapter, SinkAdapter, SourceAdapter
 from .channels import (
     QUEUE,
@@ -173,7 +171,7 @@ class SourceInstance:
         if pending.busy:
             try:
                 pending.sent()
-            except pynng.NNGException:  # cancelled by the stop, or closed
+            except nng.NNGError:  # cancelled by the stop, or closed
                 all_sent = False
             self._read_again()
         if self.stopping.is_set():
@@ -297,7 +295,7 @@ class SourceInstance:
         if self.first:
             self.first = False
             if not self.state.used:
-                self.sock.send_buffer_size = QUEUE  # growing a queue drops nothing
+                self.sock.set("send_buffer", QUEUE)  # growing a queue drops nothing
         if self.stepper == threading.get_ident():  # the task's own step: never wait
             if self.backlog or not self.direct.try_send(payload):
                 self.backlog.append(payload)
@@ -307,17 +305,17 @@ class SourceInstance:
                 raise Stopped()
             try:
                 self.direct.send(payload)
-            except pynng.Timeout:
+            except nng.Timeout:
                 if not send_blocking(self.sock, payload, self.stopping,
                                      f"eKuiper ({self.what})"):
                     raise Stopped() from None
-            except pynng.Closed:
+            except nng.Closed:
                 raise Stopped() from None
 
     def _report(self, message: str) -> None:
         with self.lock:
             if not self.closed:
-                with contextlib.suppress(pynng.NNGException):
+                with contextlib.suppress(nng.NNGError):
                     self.direct.send(wire.encode_source_error(message))
 
     def stop(self) -> None:
@@ -426,7 +424,7 @@ class SinkInstance:
         try:
             if self._serve(self.waiter):
                 return
-        except pynng.Closed:
+        except nng.Closed:
             pass
         except BaseException:  # a bug of kuiperlite's: the sink ends, as a task's would
             log.exception("%s ended on an unexpected error", self.what)
@@ -451,9 +449,9 @@ class SinkInstance:
             waiter.wait()
             try:
                 payload = waiter.received()
-            except pynng.Closed:
+            except nng.Closed:
                 raise
-            except pynng.NNGException:  # cancelled: by the stop, or to become a task
+            except nng.NNGError:  # cancelled: by the stop, or to become a task
                 continue
             if stopping.is_set():
                 break
@@ -471,7 +469,7 @@ class SinkInstance:
             if pending.busy:
                 try:
                     payload: Optional[bytes] = pending.received()
-                except pynng.NNGException:  # cancelled by the stop, or closed
+                except nng.NNGError:  # cancelled by the stop, or closed
                     payload = None
                 if payload is not None and not stopping.is_set():
                     self._collect(payload)
@@ -487,14 +485,14 @@ class SinkInstance:
                     return WAIT
                 collect(payload)
             return AGAIN
-        except pynng.Closed:
+        except nng.Closed:
             return self._finish()
 
     def _linger(self) -> Optional[bytes]:
         """The next message if it comes within LINGER seconds, else None."""
         try:
             return self.recv()
-        except pynng.Timeout:
+        except nng.Timeout:
             return None
 
     def _received(self) -> None:
@@ -512,7 +510,7 @@ class SinkInstance:
         # fill the socket until the sink stalls.
         try:
             self.send_ack(wire.ACK_OK if error is None else wire.encode_ack(error))
-        except pynng.Timeout:
+        except nng.Timeout:
             log.warning("%s: eKuiper did not take an ack within 1 s", self.what)
 
     def _finish(self) -> Outcome:
@@ -530,7 +528,7 @@ class SinkInstance:
         error = (f"The plugin process died while the {self.adapter.spec.what} collected "
                  "this message; kuiperlite restarted it, and the message is not collected again.")
         log.error("%s: %s", self.what, error)
-        with contextlib.suppress(pynng.NNGException):
+        with contextlib.suppress(nng.NNGError):
             self.send_ack(wire.encode_ack(error))
 
     def close(self) -> None:

@@ -14,9 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Callable, NoReturn, Optional
 
-import pynng
-
-from . import logs, supervisor, wire
+from . import logs, nng, supervisor, wire
 from .channels import (
     KEEPALIVE,
     Requester,
@@ -165,7 +163,7 @@ class Runtime:
         """Make an instance and start its thread; raises with a sentence when it cannot."""
         try:
             instance = INSTANCES[symbol.kind](symbol, control, kwargs, self.shared, lease, slot)
-        except (ConnectionError, pynng.NNGException) as err:
+        except (ConnectionError, nng.NNGError) as err:
             raise KuiperliteError(f"The {symbol.what} cannot open its data channel: {err}.") \
                 from None
         try:
@@ -379,7 +377,7 @@ def serve_alone(plugin: Plugin, why: str) -> int:
 def exit_now(code: int) -> NoReturn:
     """Flush the output and leave at once.
 
-    Threads still blocked in pynng calls (keepalive receives, user code
+    Threads still blocked in nng calls (keepalive receives, user code
     that ignores its stop) must not hold the process or hang interpreter
     shutdown: every instance has been stopped by then.
     """

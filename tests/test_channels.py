@@ -5,6 +5,7 @@ import time
 import pynng
 import pytest
 
+from kuiperlite import nng
 from kuiperlite.channels import (
     TICK,
     Direct,
@@ -13,7 +14,6 @@ from kuiperlite.channels import (
     dial,
     env_count,
     env_seconds,
-    listen,
     puller,
     pusher,
     send_blocking,
@@ -98,8 +98,7 @@ def test_commands_are_replies_and_answers_are_requests():
 
 def test_keepalive_resends_handshake_and_a_command_after_idle_still_arrives():
     addr = address()
-    rep = pynng.Rep0(recv_timeout=5000)
-    listen(rep, addr)
+    rep = pynng.Rep0(recv_timeout=5000, listen=addr)  # an independent peer
     try:
         with Served(addr, keepalive=0.2):
             assert rep.recv() == b"handshake"
@@ -142,7 +141,7 @@ def test_disconnected_for_tracks_the_peer():
 
 
 def test_dial_gives_up_with_a_clear_error():
-    sock = pynng.Req0()
+    sock = nng.Socket(nng.REQ)
     try:
         with pytest.raises(ConnectionError, match="nothing answers on ipc:///tmp/.* within 0.2 s"):
             dial(sock, address(), timeout=0.2)
@@ -156,7 +155,7 @@ def test_dial_gives_up_on_a_listener_that_never_answers(tmp_path):
     mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     mute.bind(str(path))
     mute.listen(8)  # the kernel queues the connection; nobody accepts it
-    sock = pynng.Push0()
+    sock = nng.Socket(nng.PUSH)
     started = time.monotonic()
     try:
         with pytest.raises(ConnectionError, match="nothing answers"):
@@ -179,7 +178,7 @@ def test_send_blocking_waits_for_a_slow_peer_and_loses_nothing(connected):
         def send(self, data):
             try:
                 push.send(data)
-            except pynng.Timeout:
+            except nng.Timeout:
                 timeouts.append(data)
                 raise
 
@@ -204,8 +203,8 @@ def test_send_blocking_waits_for_a_slow_peer_and_loses_nothing(connected):
 
 
 def test_send_blocking_gives_up_when_stopping():
-    sock = pynng.Push0(send_timeout=50)
-    sock.dial(address(), block=False)
+    sock = nng.Socket(nng.PUSH, send_timeout=50)
+    sock.dial(address())
     stopping = threading.Event()
     threading.Timer(0.1, stopping.set).start()
     assert send_blocking(sock, b"x", stopping) is False
@@ -239,7 +238,7 @@ def test_a_pending_receive_completes_in_the_background(connected):
     pending.recv()
     pending.cancel()  # a stop: it completes at once, as cancelled
     assert done.wait(10)
-    with pytest.raises(pynng.NNGException):
+    with pytest.raises(nng.NNGError):
         pending.received()
 
 
@@ -254,7 +253,7 @@ def test_a_pending_receive_without_a_callback_is_waited_for_and_a_cancel_ends_th
     pending.recv()
     threading.Timer(0.1, pending.cancel).start()  # a stop, from another thread
     pending.wait()
-    with pytest.raises(pynng.NNGException):
+    with pytest.raises(nng.NNGError):
         pending.received()
 
 

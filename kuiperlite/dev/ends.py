@@ -12,9 +12,7 @@ import threading
 import time
 from typing import Callable, Optional, TypeVar
 
-import pynng
-
-from .. import wire
+from .. import nng, wire
 from ..channels import TICK, Direct, close, listen, ms
 from ..errors import HostError, ProtocolError
 
@@ -54,7 +52,7 @@ def listening(address: str, holder: Optional[str], make: Callable[[], T]) -> T:
         return make()
     except ConnectionError as err:
         path = wire.ipc_path(address)
-        if isinstance(err.__cause__, pynng.AddressInUse) and holder:
+        if isinstance(err.__cause__, nng.AddressInUse) and holder:
             raise HostError(f"Cannot listen on {path}: is eKuiper, a serve or a test run "
                             f"already hosting {holder}?") from None
         raise HostError(f"Cannot listen on {path}: {err.__cause__ or err}.") from None
@@ -68,8 +66,8 @@ class Channel:
     waits at most one slice for the user to let go.
     """
 
-    def __init__(self, sock: pynng.Socket) -> None:
-        self.sock: Optional[pynng.Socket] = sock
+    def __init__(self, sock: nng.Socket) -> None:
+        self.sock: Optional[nng.Socket] = sock
         self.direct = Direct(sock)
         self.lock = threading.Lock()
         self.closing = False
@@ -106,10 +104,10 @@ class Responder(Channel):
         self.holder = holder
         super().__init__(self._listen())
 
-    def _listen(self) -> pynng.Rep0:
-        def make() -> pynng.Rep0:
-            sock = pynng.Rep0(recv_timeout=ms(TICK), send_timeout=ms(TICK))
-            sock.recv_max_size = 0
+    def _listen(self) -> nng.Socket:
+        def make() -> nng.Socket:
+            sock = nng.Socket(nng.REP, recv_timeout=ms(TICK), send_timeout=ms(TICK),
+                              recv_max_size=0)
             try:
                 listen(sock, self.address)
             except ConnectionError:
@@ -134,7 +132,7 @@ class Responder(Channel):
                                 f"for the {what}.")
             try:
                 return self.direct.recv()
-            except pynng.Timeout:
+            except nng.Timeout:
                 self.alive()
                 if time.monotonic() > deadline:
                     raise HostError(f"No {what} on {self.address} in time.") from None
@@ -144,7 +142,7 @@ class Responder(Channel):
             try:
                 self.direct.send(payload)
                 return
-            except pynng.Timeout:
+            except nng.Timeout:
                 self.alive()
                 if self.closing or time.monotonic() > deadline:
                     raise HostError(f"The plugin did not take a message on {self.address} "
@@ -171,7 +169,7 @@ class Responder(Channel):
             while True:
                 try:
                     self._send(payload, deadline)
-                except pynng.BadState:
+                except nng.BadState:
                     self._recv(deadline, "request from the plugin")
                     self._send(payload, deadline)
                 answer = self._recv(deadline, "answer")

@@ -13,9 +13,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Optional
 
-import pynng
-
-from .. import wire
+from .. import nng, wire
 from ..channels import TICK, dial, ms, puller
 from ..errors import HostError, ProtocolError
 from ..hints import describe_value
@@ -109,7 +107,7 @@ class SourceHandle:
                     raise HostError(f"The {self.what} is stopped.")
                 try:
                     return channel.direct.recv()
-                except pynng.Timeout:
+                except nng.Timeout:
                     pass
             if time.monotonic() > deadline:
                 raise HostError(f"No record from {self.what} within {timeout:g} s.")
@@ -173,10 +171,10 @@ class SinkHandle:
         self.address = wire.data_address(meta, host.ipc_dir)
         ack = wire.ack_address(meta, host.ipc_dir)
         self.ack = Channel(listening(ack, _holder(control), lambda: puller(ack)))
-        data: Optional[pynng.Push0] = None
+        data: Optional[nng.Socket] = None
         try:
             host.command(START, control)
-            data = pynng.Push0(send_timeout=ms(TICK))
+            data = nng.Socket(nng.PUSH, send_timeout=ms(TICK))
             try:
                 dial(data, self.address)
             except ConnectionError:
@@ -220,7 +218,7 @@ class SinkHandle:
                 try:
                     self.data.direct.send(encoded)
                     break
-                except pynng.Timeout:
+                except nng.Timeout:
                     if time.monotonic() > deadline:
                         raise HostError(f"The {self.what} did not take a payload within "
                                         f"{send_timeout:g} s (eKuiper's sendTimeout).") from None
@@ -235,7 +233,7 @@ class SinkHandle:
                     raise HostError(f"The {self.what} was stopped while waiting for its ack.")
                 try:
                     return gowire.decode_ack(self.ack.direct.recv())
-                except pynng.Timeout:
+                except nng.Timeout:
                     pass
             if time.monotonic() > deadline:
                 raise HostError(f"No ack from {self.what} within {wait:g} s; eKuiper would "
@@ -248,10 +246,7 @@ class SinkHandle:
         with self.ack.lock:
             if self.ack.sock is None:
                 return None
-            try:
-                return self.ack.sock.recv(block=False)
-            except pynng.TryAgain:
-                return None
+            return self.ack.direct.try_recv()
 
     def stop(self) -> None:
         """Close data and ack channels, then send stop (eKuiper's order)."""
