@@ -17,8 +17,6 @@ import sys
 import threading
 from typing import Optional, TextIO
 
-from .locations import ekuiper_log_dir
-
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 log = logging.getLogger("kuiperlite")
@@ -84,7 +82,9 @@ def log_file(plugin: str) -> Optional[str]:
         return named or None
     if not (os.environ.get("CONDA_PREFIX") or os.environ.get("CONDA_DEFAULT_ENV")):
         return None
-    import tempfile  # only under conda
+    import tempfile  # only under conda (and pathlib, which locations uses)
+
+    from .locations import ekuiper_log_dir
 
     folder = ekuiper_log_dir() or tempfile.gettempdir()
     return os.path.join(folder, f"plugin_{plugin}.log")
