@@ -75,7 +75,10 @@ def flow(sources: list[Any], sinks: list[Any], each: int,
     One host thread sweeps every socket without waiting, as eKuiper's
     goroutines serve each instance; a Python thread per instance (thousands
     on the host's one core, taking turns at the GIL) would make the host,
-    not the plugin, the limit.
+    not the plugin, the limit. A sweep takes one message from each source,
+    as each of eKuiper's source goroutines takes one at a time: a sweep
+    that took all a source had would serve first the sources that had
+    most, and measure the host's fairness, not the plugin's.
 
     Returns:
         Records per second in all, fairness (slowest rate over fastest)
@@ -93,9 +96,8 @@ def flow(sources: list[Any], sinks: list[Any], each: int,
     deadline = t0 + timeout
     while (flowing or feeding) and time.perf_counter() < deadline:
         for i in list(flowing):
-            recv = drains[i].try_recv
             try:
-                while recv() is not None:
+                if drains[i].try_recv() is not None:
                     received[i] += 1
             except nng.NNGError:  # a source whose channel closed
                 flowing.discard(i)
@@ -175,7 +177,9 @@ def main() -> int:
     parser.add_argument("--systems", nargs="+", default=["kuiperlite", "sdk"],
                         choices=list(bench.SYSTEMS))
     parser.add_argument("--output", default=str(HERE / "results"), help="folder for JSON lines")
+    bench.add_python_option(parser)
     args = parser.parse_args()
+    bench.PYTHON = args.python
     sizes: dict[str, Any] = dict(QUICK if args.quick else FULL)
     sizes["counts"] = args.counts or sizes["counts"]
     sizes["each"] = args.each or sizes["each"]
