@@ -460,7 +460,7 @@ def describe_run(quick: bool, sizes: dict[str, int], **more: Any) -> dict[str, A
     return {"python": platform.python_version(), "machine": platform.machine(),
             "cpus": os.cpu_count(), "pinned": PIN, "pynng": pynng.__version__,
             "mode": "quick" if quick else "full", "sizes": sizes,
-            "plugin_python": PYTHON or sys.executable, **more}
+            "plugin_python": "given (--python)" if PYTHON else "this one", **more}
 
 
 def write_results(output: str, prefix: str, environment: dict[str, Any],
