@@ -184,6 +184,7 @@ class Socket:
         opened = ffi.new("nng_socket *")
         check(protocol(opened))
         self.socket = opened[0]  # nng_socket, by value, as nng's functions take it
+        self.closed = False
         self.pipes = 0
         self.dialers: list[Endpoint] = []
         self._peers = threading.Condition()
@@ -258,7 +259,15 @@ class Socket:
 
     def close(self) -> None:
         """Close the socket; a thread blocked on it returns with :class:`Closed`."""
-        lib.nng_close(self.socket)
+        if not self.closed:
+            self.closed = True
+            lib.nng_close(self.socket)
+
+    def __del__(self) -> None:
+        # A socket dropped open would keep calling into Python with a handle
+        # that is gone once this object is.
+        if hasattr(self, "closed"):
+            self.close()
 
     def __enter__(self) -> Socket:
         return self

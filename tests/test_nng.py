@@ -1,3 +1,4 @@
+import gc
 import subprocess
 import sys
 import time
@@ -80,3 +81,13 @@ def test_nng_and_pynng_share_a_process_whichever_is_imported_first(order, tmp_pa
     assert out.stdout.strip() == "ok"
     assert "Traceback" not in out.stderr  # nng's calls into Python raised nothing
 
+
+
+def test_a_socket_dropped_open_is_closed_and_frees_its_address():
+    addr = address()
+    sock = nng.Socket(nng.PULL)
+    sock.listen(addr)
+    del sock
+    gc.collect()  # the socket and its handle for nng's calls form a cycle
+    with nng.Socket(nng.PULL) as again:
+        again.listen(addr)  # the address is free again
