@@ -197,7 +197,11 @@ class Socket:
 
     def set(self, name: str, value: int) -> None:
         """Set the option ``name`` (one of the keywords of :class:`Socket`)."""
-        option, setter = _OPTIONS[name]
+        try:
+            option, setter = _OPTIONS[name]
+        except KeyError:
+            raise ValueError(f"No socket option {name!r}; expected one of "
+                             f"{', '.join(_OPTIONS)}.") from None
         check(setter(self.socket, option, value))
 
     def _pipe_event(self, event: int) -> None:
