@@ -4,6 +4,7 @@ The whole supervisor, killing and crashing real workers, is in test_hostile.py.
 """
 
 import os
+import subprocess
 import sys
 import threading
 
@@ -12,6 +13,8 @@ import pytest
 from kuiperlite import supervisor
 from kuiperlite.errors import KuiperliteError
 from kuiperlite.supervisor import InFlight, Journal, Replay, shared_page
+
+from conftest import SCRIPTS
 
 
 def test_the_journal_carries_starts_stops_and_the_goodbye_over_a_pipe():
@@ -90,14 +93,15 @@ def test_a_page_too_small_for_the_functions_is_refused_in_a_sentence():
         InFlight(functions=8, page=bytearray(64))  # type: ignore[arg-type]
 
 
+def supervised(case: str) -> subprocess.CompletedProcess:
+    """tests/scripts/supervised.py: a fork in a process with no threads, as a plugin's is."""
+    return subprocess.run([sys.executable, str(SCRIPTS / "supervised.py"), case],
+                          capture_output=True, text=True, timeout=60)
+
+
 def test_the_page_is_shared_with_a_forked_child():
-    page = InFlight(functions=1, page=shared_page())
-    pid = os.fork()
-    if pid == 0:
-        page.function_begin(0, b"in hand")
-        os._exit(0)
-    os.waitpid(pid, 0)
-    assert page.function_pending(0) is not None
+    done = supervised("page")
+    assert done.returncode == 0 and done.stdout == "marked\n", done.stderr
 
 
 def test_threads_started_before_run_prevent_the_fork():
@@ -112,22 +116,9 @@ def test_threads_started_before_run_prevent_the_fork():
 
 
 def test_a_worker_that_exits_with_a_message_ends_the_supervisor_with_its_code():
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # a supervisor of its own, its output in the pipe
-        os.close(read_end)
-        sys.stderr = os.fdopen(write_end, "w")
-        os._exit(supervisor.supervise(lambda *_: exec("raise SystemExit('bad config')")))
-    os.close(write_end)
-    with os.fdopen(read_end) as said:
-        output = said.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.WEXITSTATUS(status) == 1 and output == "bad config\n"
+    done = supervised("message")
+    assert done.returncode == 1 and done.stderr == "bad config\n"
 
 
 def test_a_worker_that_dies_before_loading_the_plugin_is_not_forked_again():
-    pid = os.fork()
-    if pid == 0:
-        os._exit(supervisor.supervise(lambda *_: os._exit(7)))
-    _, status = os.waitpid(pid, 0)
-    assert os.WEXITSTATUS(status) == 7
+    assert supervised("dies").returncode == 7
