@@ -21,6 +21,7 @@ from .nng import Socket
 from .nng import check as _check_err
 from .nng import ffi as _ffi
 from .nng import lib as _lib
+from .nng import take as _take
 
 log = logging.getLogger("kuiperlite")
 N = TypeVar("N", int, float)
@@ -219,7 +220,7 @@ class Direct:
         err = _lib.nng_recv(self._handle, self._data, self._size, _ALLOC)
         if err:
             _check_err(err)
-        return self._take()
+        return _take(self._data, self._size)
 
     def try_recv(self) -> Optional[bytes]:
         """A message if one is waiting in the socket, else None, at once."""
@@ -228,15 +229,7 @@ class Direct:
             if err == _AGAIN:
                 return None
             _check_err(err)
-        return self._take()
-
-    def _take(self) -> bytes:
-        size, buf = self._size[0], self._data[0]
-        if not size:
-            return b""
-        data: bytes = _ffi.unpack(buf, size)
-        _lib.nng_free(buf, size)
-        return data
+        return _take(self._data, self._size)
 
     def send(self, data: bytes) -> None:
         err = _lib.nng_send(self._handle, data, len(data), 0)

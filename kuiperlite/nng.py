@@ -91,6 +91,16 @@ def check(err: int) -> None:
         raise _ERRORS.get(err, NNGError)(err)
 
 
+def take(data: Any, size: Any) -> bytes:
+    """The message a receive with ``NNG_FLAG_ALLOC`` put in ``data``, its buffer freed."""
+    length, buffer = size[0], data[0]
+    if not length:
+        return b""
+    message: bytes = ffi.unpack(buffer, length)
+    lib.nng_free(buffer, length)
+    return message
+
+
 # Asynchronous operations waiting for nng's completion call, by key
 # (see :func:`on_complete`).
 _completions: dict[int, Callable[[], None]] = {}
@@ -255,11 +265,7 @@ class Socket:
         """Receive a message, waiting up to the receive timeout."""
         data, size = ffi.new("char **"), ffi.new("size_t *")
         check(lib.nng_recv(self.socket, data, size, lib.NNG_FLAG_ALLOC))
-        if not size[0]:
-            return b""
-        message: bytes = ffi.unpack(data[0], size[0])
-        lib.nng_free(data[0], size[0])
-        return message
+        return take(data, size)
 
     def close(self) -> None:
         """Close the socket; a thread blocked on it returns with :class:`Closed`."""
