@@ -10,8 +10,11 @@ nng calls into Python through two functions the binding declares, one when
 an asynchronous operation completes and one when a peer connects or
 leaves. This module attaches its own to them; what belongs to pynng's
 sockets and operations it passes on to pynng, so a plugin may import pynng
-too. pynng takes them back when it is imported, so they are claimed again
-whenever a socket opens or an operation starts after that.
+too, at any time. pynng's modules take them back as they are imported, so
+an import hook claims them again the moment each is (operations in flight
+meanwhile, a sink's pending receive, must not lose their completion), and
+so does every new socket and operation, should another finder have loaded
+pynng.
 """
 
 from __future__ import annotations
@@ -126,11 +129,16 @@ def _pipe_event(pipe: Any, event: int, arg: Any) -> None:
 _claimed: tuple[Any, Any] = (False, False)
 
 
-def claim_callbacks() -> None:
-    """Attach this module's functions to nng's calls into Python, if pynng took them."""
+def claim_callbacks(*, anyway: bool = False) -> None:
+    """Attach this module's functions to nng's calls into Python, if pynng took them.
+
+    Args:
+        anyway: attach them even when no pynng module came since the last time
+            (one that was still being imported then has taken them since).
+    """
     global _claimed
     pynng_modules = (sys.modules.get("pynng._aio"), sys.modules.get("pynng.nng"))
-    if pynng_modules != _claimed:
+    if anyway or pynng_modules != _claimed:
         ffi.def_extern(name="_async_complete")(_complete)
         ffi.def_extern(name="_nng_pipe_cb")(_pipe_event)
         _claimed = pynng_modules
@@ -148,7 +156,48 @@ def forget(key: int) -> None:
     _completions.pop(key, None)
 
 
+class _Reclaim:
+    """A meta path finder: pynng's modules that take nng's calls are loaded by
+    :class:`_Reclaiming`, which claims the calls back right after."""
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> Any:
+        if name not in _PYNNG_CALLERS:
+            return None
+        from importlib import machinery
+
+        spec = machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _Reclaiming(spec.loader)  # type: ignore[assignment]
+        return spec
+
+
+class _Reclaiming:
+    """A module loader that claims nng's calls into Python after the module runs."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        try:
+            self._loader.exec_module(module)
+        finally:
+            claim_callbacks(anyway=True)
+            if all(name in sys.modules for name in _PYNNG_CALLERS) and _Reclaim in sys.meta_path:
+                sys.meta_path.remove(_Reclaim)
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_filename, ...
+        return getattr(self._loader, name)
+
+
+# The pynng modules that attach their own functions to nng's calls.
+_PYNNG_CALLERS = ("pynng._aio", "pynng.nng")
 claim_callbacks()
+if not all(name in sys.modules for name in _PYNNG_CALLERS):
+    sys.meta_path.insert(0, _Reclaim)
 # As pynng does: at interpreter exit nng's threads stop before Python's do.
 atexit.register(lib.nng_fini)
 

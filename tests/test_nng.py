@@ -73,7 +73,7 @@ def test_closing_a_dialer_stops_its_reconnecting():
                 time.sleep(0.01)
 
 
-@pytest.mark.parametrize("order", ["first", "later"])
+@pytest.mark.parametrize("order", ["first", "later", "midway"])
 def test_nng_and_pynng_share_a_process_whichever_is_imported_first(order, tmp_path):
     """A plugin may import pynng itself: both keep their callbacks."""
     out = subprocess.run([sys.executable, str(SCRIPTS / "nng_beside_pynng.py"), order,

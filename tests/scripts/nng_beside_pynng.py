@@ -1,8 +1,10 @@
 """kuiperlite's nng sockets and pynng's in one process, pynng imported first or later.
 
-``python nng_beside_pynng.py first|later DIR`` imports pynng before or
-after :mod:`kuiperlite.nng` (a plugin may import pynng at any time), then
-checks that both keep their peer counts and asynchronous completions:
+``python nng_beside_pynng.py first|later|midway DIR`` imports pynng before
+or after :mod:`kuiperlite.nng`, or while a kuiperlite receive is in flight
+and its peer connected (a plugin may import pynng at any time, a sink in
+its setup), then checks that both keep their peer counts and asynchronous
+completions:
 each pair connects and parts, a Pending receive completes through nng's call into
 Python, and pynng's own pipe callbacks still fire. Prints ``ok`` at the end;
 a failure is an exception (exit code 1).
@@ -23,7 +25,7 @@ if order == "later":
     import pynng
 
 
-def check_ours(address: str) -> None:
+def check_ours(address: str, import_midway: bool = False) -> None:
     pull = nng.Socket(nng.PULL, recv_timeout=5000)
     push = nng.Socket(nng.PUSH, send_timeout=5000)
     listen(pull, address)
@@ -32,6 +34,9 @@ def check_ours(address: str) -> None:
     done = threading.Event()
     pending = Pending(pull, done.set)
     pending.recv()
+    if import_midway:
+        global pynng
+        import pynng
     push.send(b"through nng's callback")
     assert done.wait(5), "the Pending's completion never came"
     assert pending.received() == b"through nng's callback"
@@ -55,7 +60,7 @@ def check_pynngs(address: str) -> None:
 
 
 # Each kind again after the other: the calls into Python change hands in between.
-check_ours(f"ipc://{directory}/ours.ipc")
+check_ours(f"ipc://{directory}/ours.ipc", import_midway=order == "midway")
 check_pynngs(f"ipc://{directory}/theirs.ipc")
 check_ours(f"ipc://{directory}/ours-again.ipc")
 check_pynngs(f"ipc://{directory}/theirs-again.ipc")
