@@ -213,8 +213,11 @@ class Plugin:
         """The plugin's memory: the PSS of its processes, so pages they share count once."""
         kb = 0
         for pid in tree(self.pid):
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                kb += next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+            try:  # a worker giving way to a fresh one may be gone, or a zombie with no maps
+                with open(f"/proc/{pid}/smaps_rollup") as f:
+                    kb += next((int(line.split()[1]) for line in f if line.startswith("Pss:")), 0)
+            except OSError:
+                pass
         return kb / 1024
 
     def close(self) -> None:

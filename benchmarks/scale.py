@@ -25,7 +25,10 @@ and every instance stops.
   embedded host's waits out nng 1.6's close hang, 25 ms a receiving socket,
   which eKuiper's Go sockets do not).
 - ``threads_left`` and ``mb_left``: the plugin's threads and memory once all
-  stopped and idle, over the idle plugin's before the start.
+  stopped and idle, over the idle plugin's before the start. A kuiperlite
+  worker that grew gives way to a fresh one once idle for 30 s
+  (``kuiperlite/recycling.py``); memory is read once it is back within 1 MB
+  of the idle figure, or after a minute.
 """
 
 from __future__ import annotations
@@ -66,6 +69,14 @@ def settle(plugin: bench.Plugin, baseline: int, timeout: float = 60) -> int:
     while threads(plugin) > baseline and time.monotonic() < deadline:
         time.sleep(0.5)
     return threads(plugin)
+
+
+def settle_memory(plugin: bench.Plugin, baseline: float, timeout: float = 60) -> float:
+    """The plugin's memory (MB), once within 1 MB of ``baseline`` or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while plugin.memory_mb() > baseline + 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return plugin.memory_mb()
 
 
 def flow(sources: list[Any], sinks: list[Any], each: int,
@@ -158,12 +169,13 @@ def measure(system: str, n: int, each: int, log: Any) -> dict[str, float]:
             plugin.host.command(STOP, handle.control)
             stop_s += time.perf_counter() - t0
         threads_left = settle(plugin, idle_threads) - idle_threads
+        mb_left = settle_memory(plugin, idle_mb) - idle_mb
         return {"start_s": start_s, "kb_per_instance": (started_mb - idle_mb) * 1024 / (2 * n),
                 "records_per_s": rate, "fairness": min(fairness), "fairness_sources": fairness[0],
                 "fairness_sinks": fairness[1], "complete": complete,
                 "plugin_busy": plugin_busy,
                 "stop_s": stop_s, "threads_left": threads_left,
-                "mb_left": plugin.memory_mb() - idle_mb, "idle_mb": idle_mb}
+                "mb_left": mb_left, "idle_mb": idle_mb}
     finally:
         plugin.close()
         bench.socket_files_left(system)

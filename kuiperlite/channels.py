@@ -36,6 +36,12 @@ def env_seconds(name: str, default: float) -> float:
                      "a positive number of seconds")
 
 
+def env_number(name: str, default: float) -> float:
+    """A number, 0 or more, from an environment variable, else ``default``."""
+    return _from_env(name, default, float, lambda value: 0 <= value < float("inf"),
+                     "a number, 0 or more")
+
+
 def env_count(name: str, default: int) -> int:
     """A whole number, 0 or more, from an environment variable, else ``default``."""
     return _from_env(name, default, int, lambda value: value >= 0, "a whole number, 0 or more")
@@ -409,6 +415,15 @@ def send_blocking(sock: Socket, payload: bytes, stopping: threading.Event,
     return False
 
 
+class Unanswered(Exception):
+    """Raised by a :class:`Requester`'s handler: leave the request unanswered and close.
+
+    The host's request stays open until a peer connects to the channel again
+    and sends its handshake; taking that for the answer, the host sends the
+    request again, to the new peer.
+    """
+
+
 class Requester:
     """The plugin's end of an inverted request/reply channel (control, function).
 
@@ -477,6 +492,8 @@ class Requester:
                     continue
                 try:
                     direct.send(handle(request))
+                except Unanswered:
+                    return
                 except nng.Closed:
                     return
                 except nng.NNGError:

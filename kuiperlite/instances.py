@@ -23,6 +23,7 @@ from .channels import (
     Direct,
     Pending,
     Requester,
+    Unanswered,
     Waiting,
     close,
     out_of_descriptors,
@@ -574,14 +575,18 @@ class FunctionServer:
 
     While a request is in hand its CRC is marked in the shared page; a
     successor worker answers the same request, which eKuiper sends again
-    once it reconnects, with an error instead of running it again.
+    once it reconnects, with an error instead of running it again. Once the
+    worker is ``leaving`` (it gives way to a fresh one), requests are left
+    for the successor to run.
     """
 
-    def __init__(self, spec: FunctionSpec, stopping: threading.Event, inflight: InFlight,
-                 index: int, stores: Stores) -> None:
+    def __init__(self, spec: FunctionSpec, stopping: threading.Event, leaving: threading.Event,
+                 inflight: InFlight, index: int, stores: Stores) -> None:
         self.adapter = FunctionAdapter(spec, stores)
+        self.leaving = leaving
         self.inflight = inflight
         self.index = index
+        self.calls = 0
         self.lost = inflight.function_pending(index)
         inflight.function_end(index)
         self.channel = Requester(wire.function_address(spec.name), block=False)
@@ -599,6 +604,10 @@ class FunctionServer:
                 log.error("%s", text)
                 return wire.encode_reply(False, text)
         self.inflight.function_begin(self.index, raw)
+        if self.leaving.is_set():  # after the mark, which the leaving worker waits on
+            self.inflight.function_end(self.index)
+            raise Unanswered
+        self.calls += 1
         try:
             return self.adapter.handle(raw)
         finally:

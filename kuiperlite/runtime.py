@@ -18,7 +18,9 @@ from . import logs, nng, supervisor, wire
 from .channels import (
     KEEPALIVE,
     Requester,
+    Unanswered,
     env_count,
+    env_number,
     env_seconds,
 )
 from .connections import Connections, Lease
@@ -34,6 +36,7 @@ from .instances import (
 )
 from .kinds import BY_WIRE
 from .plugin import Plugin, collect, importing, summary
+from .recycling import RECYCLE_IDLE, RECYCLE_MB, Recycler
 from .scheduler import Scheduler
 from .state import Stores, open_store
 from .supervisor import InFlight, Journal, Replay
@@ -78,6 +81,7 @@ class Runtime:
         self.serving = serving
         self.host_pid = host_pid
         self.instances: dict[str, Instance] = {}
+        self.started = 0  # sources and sinks, ever
         self.functions: dict[str, FunctionServer] = {}
         # Opened by the first instance that uses its state, in this process.
         self.stores = Stores(lambda: open_store(plugin.name))
@@ -88,6 +92,12 @@ class Runtime:
             env_count("KUIPERLITE_SINK_THREADS", SINK_THREADS)))
         self.shutdown = threading.Event()
         self.reason = ""
+        # Only a supervised worker has a successor to give way to.
+        self.recycler = None if journal is None else Recycler(
+            env_number("KUIPERLITE_RECYCLE_MB", RECYCLE_MB),
+            env_seconds("KUIPERLITE_RECYCLE_IDLE", RECYCLE_IDLE))
+        # Set once the worker gives way: commands and calls are left for its successor.
+        self.leaving = threading.Event()
         # Commands and the final close both change the instances.
         self._lock = threading.Lock()
 
@@ -102,12 +112,16 @@ class Runtime:
             return wire.answer(str(err))
         try:
             with self._lock:
+                if self.leaving.is_set():
+                    raise Unanswered
                 if self.shutdown.is_set():
                     return wire.answer("The plugin is shutting down.")
                 if name == START:
                     self.start(control, raw)
                 else:
                     self.stop(control)
+        except Unanswered:
+            raise
         except KuiperliteError as err:
             log.warning("cannot %s the %s: %s", name, _what(control), err)
             return wire.answer(str(err))
@@ -154,6 +168,7 @@ class Runtime:
             lease.release()
             raise
         self.instances[key] = instance
+        self.started += 1
         if self.journal is not None:
             self.journal.started(key, getattr(instance, "slot", -1), command)
         log.info("started %s", instance.what)
@@ -201,8 +216,8 @@ class Runtime:
         server = self.functions.get(symbol.name)
         if server is None:
             server = self.functions[symbol.name] = FunctionServer(
-                symbol, self.shutdown, self.inflight, self.function_index[symbol.name],
-                self.stores)
+                symbol, self.shutdown, self.leaving, self.inflight,
+                self.function_index[symbol.name], self.stores)
         return server
 
     # ------------------------------------------------------------- serving
@@ -259,9 +274,32 @@ class Runtime:
             elif control.disconnected_for() > self.orphan_grace:
                 self.reason = (f"the control channel has had no peer for "
                                f"{self.orphan_grace:g} s; eKuiper is gone")
+            elif self.recycler is not None:
+                self._recycle(self.recycler)
             if self.reason:
                 self.shutdown.set()
         log.info("plugin %s exits: %s", self.plugin.name, self.reason or "asked to stop")
+
+    def _recycle(self, recycler: Recycler) -> None:
+        """Give way to a fresh worker when the recycler says so (see :mod:`recycling`)."""
+        calls = sum(server.calls for server in self.functions.values())
+        over = recycler.due(len(self.instances), self.started, calls, time.monotonic())
+        if over is None:
+            return
+        with self._lock:
+            if self.instances:  # a start came meanwhile
+                return
+            self.leaving.set()
+        # A call that began before it was set ends first: its answer is not lost.
+        deadline = time.monotonic() + self.exit_grace
+        while (any(self.inflight.function_pending(i) is not None
+                   for i in range(self.inflight.functions))
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
+        assert self.journal is not None
+        self.journal.recycling()
+        self.reason = (f"idle, it holds {over:.1f} MB more than when it began; a fresh "
+                       "worker takes its place")
 
     def request_shutdown(self, reason: str) -> None:
         """Make :meth:`serve` return (thread-safe; used by signal handlers)."""

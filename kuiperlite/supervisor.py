@@ -8,7 +8,10 @@ watches) forks a *worker* before it has opened any socket or started any
 thread, and only supervises it: the worker serves the plugin, and tells the
 supervisor over a pipe every start it accepted and every stop. When the
 worker dies without saying goodbye, the supervisor forks a new one at once,
-which replays those starts and reopens every function's channel.
+which replays those starts and reopens every function's channel. A worker
+that leaves idle to give its memory back (see :mod:`kuiperlite.recycling`)
+says so first, and a fresh one is forked the same way, with nothing to
+replay and nothing logged as an error.
 
 Started as ``python -m kuiperlite run`` (as eKuiper runs a packaged
 plugin), the worker is forked before the runtime or the plugin is
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
 
 # Frames on the pipe from worker to supervisor: a kind byte, a length, data.
 _HEAD = struct.Struct("<cI")
-START, STOP, EXIT, NAME = b"S", b"T", b"X", b"N"
+START, STOP, EXIT, NAME, RECYCLE = b"S", b"T", b"X", b"N", b"R"
 _SLOT = struct.Struct("<i")
 _EXIT = struct.Struct("<i")
 
@@ -164,6 +167,10 @@ class Journal:
 
     def exiting(self, code: int) -> None:
         self._write(EXIT, _EXIT.pack(code))
+
+    def recycling(self) -> None:
+        """The worker leaves to give its memory back: fork a fresh one, not a replacement."""
+        self._write(RECYCLE, b"")
 
     def named(self, plugin: str) -> None:
         """The plugin's name, for the supervisor's log (the worker is the one that loads it)."""
@@ -317,16 +324,22 @@ def supervise(work: Work) -> int:
         os.close(write_end)
         started = time.monotonic()
         code: Optional[int] = None
+        recycled = False
         for kind, data in _frames(read_end):
             if kind == NAME:
                 plugin = data.decode()
+            recycled = recycled or kind == RECYCLE
             said = _record(kind, data, starts)
             if said is not None:
                 code = said
         os.close(read_end)
         _, status = os.waitpid(worker, 0)
-        if code is not None or stopping:
-            return code if code is not None else 0
+        if stopping:
+            return code or 0
+        if recycled:
+            continue
+        if code is not None:
+            return code
         if not plugin:  # it died loading the plugin, as a new one would
             return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
         deaths = [t for t in deaths if time.monotonic() - t < 10] + [time.monotonic()]

@@ -22,7 +22,7 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=12)
 real_symbols = {"tagged", "idle", "bad_records", "fails_setup", "fails_midway",
-                "fails_teardown", "returns_at_once", "record", "slow", "fails_open",
+                "fails_teardown", "hoard", "returns_at_once", "record", "slow", "fails_open",
                 "fails_record", "fails_close", "never_yields", "echo", "sleepy", "raises"}
 controls = st.fixed_dictionaries({}, optional={
     "symbolName": st.text().filter(lambda s: s not in real_symbols) | json_values,

@@ -1,5 +1,6 @@
 """A plugin with a symbol for each fault: sources and sinks that fail in setup,
-midway or teardown, records that cannot be encoded, a slow sink, a slow function.
+midway or teardown, records that cannot be encoded, a slow sink, a slow function,
+a source that grows the plugin's memory.
 
 Used by tests/test_faults.py and tests/test_faults_generated.py, copied under a
 name of the test's own.
@@ -64,6 +65,17 @@ def fails_teardown(ctx: Context) -> Iterator[dict]:
             yield {}
     finally:
         raise RuntimeError("cannot close")
+
+
+# What ``hoard`` keeps: module state, as a plugin's cache would be.
+HOARD: list[bytearray] = []
+
+
+@source
+def hoard(ctx: Context, *, mb: int = 8) -> Iterator[dict]:
+    """Keep ``mb`` MB more in a module global, then say how many hoards it holds."""
+    HOARD.append(bytearray(b"\x01") * (mb << 20))  # written, so resident
+    yield {"pid": os.getpid(), "hoards": len(HOARD)}
 
 
 @source
