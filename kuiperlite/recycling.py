@@ -17,7 +17,10 @@ answer to a request still open, and asks again). What a symbol keeps in
 starts again as at import, as after a crash.
 
 Only instances make a worker eligible: memory a plugin grows serving
-functions alone (a cache, a model) is taken to be the plugin's own.
+functions alone (a cache, a model) is taken to be the plugin's own. And a
+worker that took more than ``SLOW_START`` seconds from its fork to serving
+(a plugin that loads a model at import) stays: a function call that met
+the swap would wait that long for the fresh one, longer than eKuiper's 5 s.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ log = logging.getLogger("kuiperlite")
 # Defaults of KUIPERLITE_RECYCLE_MB (0: never) and KUIPERLITE_RECYCLE_IDLE.
 RECYCLE_MB = 4.0
 RECYCLE_IDLE = 30.0
+SLOW_START = 2.0
 
 
 def resident_mb() -> float:
@@ -53,9 +57,16 @@ class Recycler:
         grown: MB over the floor that make an idle worker give way; 0 never does.
         idle: seconds with no source or sink running and no function call
             before the worker counts as idle.
+        startup: seconds the worker took from its fork to now; past
+            ``SLOW_START`` it never gives way.
     """
 
-    def __init__(self, grown: float = RECYCLE_MB, idle: float = RECYCLE_IDLE) -> None:
+    def __init__(self, grown: float = RECYCLE_MB, idle: float = RECYCLE_IDLE,
+                 startup: float = 0.0) -> None:
+        if grown and startup > SLOW_START:
+            log.info("the plugin took %.1f s to start; its worker is kept when idle, as a "
+                     "fresh one would take as long", startup)
+            grown = 0.0
         self.grown = grown
         self.idle = idle
         self.floor = resident_mb()

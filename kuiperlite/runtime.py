@@ -95,7 +95,8 @@ class Runtime:
         # Only a supervised worker has a successor to give way to.
         self.recycler = None if journal is None else Recycler(
             env_number("KUIPERLITE_RECYCLE_MB", RECYCLE_MB),
-            env_seconds("KUIPERLITE_RECYCLE_IDLE", RECYCLE_IDLE))
+            env_seconds("KUIPERLITE_RECYCLE_IDLE", RECYCLE_IDLE),
+            time.monotonic() - journal.since)
         # Set once the worker gives way: commands and calls are left for its successor.
         self.leaving = threading.Event()
         # Commands and the final close both change the instances.

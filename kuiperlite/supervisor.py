@@ -142,10 +142,14 @@ def shared_page() -> mmap.mmap:
 
 
 class Journal:
-    """The worker's end of the pipe: what it started and stopped, and its goodbye."""
+    """The worker's end of the pipe: what it started and stopped, and its goodbye.
+
+    Made as the worker is forked: ``since`` is then (``time.monotonic()``).
+    """
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        self.since = time.monotonic()
         self._lock = threading.Lock()
 
     def _write(self, kind: bytes, data: bytes) -> None:

@@ -1,5 +1,6 @@
 """An idle worker that grew gives way to a fresh one; nothing eKuiper sends meanwhile is lost."""
 
+import logging
 import os
 import sys
 import threading
@@ -79,6 +80,15 @@ def test_zero_megabytes_turns_it_off():
     assert recycler.due(0, 1, 0, now=100.0) is None
 
 
+def test_a_worker_slow_to_start_is_kept(caplog):
+    caplog.set_level(logging.INFO, logger="kuiperlite")
+    recycler = Recycler(grown=0.001, idle=1, startup=3.5)
+    recycler.due(1, 1, 0, now=0.0)
+    recycler.floor = 0.0
+    assert recycler.due(0, 1, 0, now=100.0) is None
+    assert "took 3.5 s to start" in caplog.text
+
+
 @function
 def double(x: int) -> int:
     """Twice x."""
@@ -155,6 +165,17 @@ def test_zero_megabytes_keeps_the_worker(kuiperlite_host, copy_plugin):
     for n in range(1, 4):
         assert hoard(host) == {"pid": first, "hoards": n}
         threading.Event().wait(0.75)  # longer than the idle spell after which it would go
+
+
+def test_a_plugin_slow_to_import_keeps_its_worker(kuiperlite_host, copy_plugin):
+    host = kuiperlite_host(copy_plugin("faults"),
+                           env={**QUICK, "FAULTS_IMPORT_SECONDS": "2.5"})
+    first = host.process.worker
+    wait_until(lambda: host.process.printed("its worker is kept when idle"), 15,
+               message="the worker's decision")
+    assert hoard(host)["hoards"] == 1
+    threading.Event().wait(1.5)  # three idle spells after which it would go
+    assert hoard(host) == {"pid": first, "hoards": 2}
 
 
 def test_calls_keep_the_worker_and_their_end_lets_it_go(kuiperlite_host, copy_plugin):

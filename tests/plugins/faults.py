@@ -69,6 +69,8 @@ def fails_teardown(ctx: Context) -> Iterator[dict]:
 
 # What ``hoard`` keeps: module state, as a plugin's cache would be.
 HOARD: list[bytearray] = []
+# A plugin that loads a model at import takes this long to start.
+time.sleep(float(os.environ.get("FAULTS_IMPORT_SECONDS", "0")))
 
 
 @source
