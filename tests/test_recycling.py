@@ -4,6 +4,7 @@ import logging
 import os
 import sys
 import threading
+from typing import Optional
 
 import pytest
 
@@ -123,6 +124,16 @@ def test_a_leaving_worker_leaves_calls_and_commands_for_its_successor():
         os.close(write_end)
 
 
+def fresh_worker(host, first: int) -> int:
+    """The worker that took ``first``'s place (while there is none, ``worker`` is the
+    supervisor's own pid)."""
+    def fresh() -> Optional[int]:
+        pid = host.process.worker
+        return None if pid in (None, first, host.process.pid) else pid
+
+    return wait_until(fresh, 15, message="a fresh worker")
+
+
 def hoard(host, mb: int = 8) -> dict:
     """Start and stop the plugin's ``hoard`` source; its one record."""
     with host.start_source("hoard", rule=unique("r"), config={"mb": mb}) as src:
@@ -136,14 +147,12 @@ def test_an_idle_worker_gives_way_and_the_fresh_one_serves_everything(kuiperlite
     fn = host.function("echo")
     assert fn.call(1) == 1
     assert hoard(host) == {"pid": first, "hoards": 1}
-    wait_until(lambda: host.process.worker not in (None, first), 15,
-               message="a fresh worker")
+    second = fresh_worker(host, first)
     assert host.process.pid == supervisor and host.process.printed(GIVES_WAY)
-    second = host.process.worker
     # eKuiper's open call on the function channel goes to the fresh worker.
     assert fn.call(2) == 2
     # It imported the plugin again: module state starts as at import.
-    assert hoard(host, 1) == {"pid": second, "hoards": 1}
+    assert hoard(host, 1) == {"pid": second, "hoards": 1}, host.process.tail(40)
     with host.start_sink("record", rule=unique("k"), config={"requireAck": True}) as snk:
         assert snk.send({"n": 1}) is None
     assert not host.process.printed("ERROR") and not host.process.printed("Traceback")
@@ -187,8 +196,7 @@ def test_calls_keep_the_worker_and_their_end_lets_it_go(kuiperlite_host, copy_pl
         assert fn.call(n) == n
         assert host.process.worker == first
         threading.Event().wait(0.1)
-    wait_until(lambda: host.process.worker not in (None, first), 15,
-               message="a fresh worker once the calls stopped")
+    fresh_worker(host, first)
 
 
 def test_commands_that_meet_the_swap_are_answered_by_the_fresh_worker(kuiperlite_host,
