@@ -549,8 +549,16 @@ def load_mock(path: Optional[str], sink_data: Optional[str],
 
 
 def _interrupt(signum: int, _frame: Any) -> None:
-    """SIGTERM stops serve the way Ctrl-C does."""
+    """SIGTERM and SIGINT stop serve the way Ctrl-C does."""
     raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> None:
+    """Have SIGTERM and SIGINT stop serve, also when it inherited SIGINT ignored
+    (a shell starts background commands so, and Python then keeps it)."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, _interrupt)
 
 
 def serve(target: Optional[str], *, host: str = "127.0.0.1", port: int = 33333,
@@ -620,8 +628,7 @@ def serve(target: Optional[str], *, host: str = "127.0.0.1", port: int = 33333,
         reason = (err.strerror if isinstance(err, OSError) else None) or str(err)
         log(f"kuiperlite: cannot listen on {host}:{port}: {reason.rstrip('.')}.")
         return 2
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)
+    _stop_on_signals()
     try:
         session.open()
         if reload:
@@ -658,8 +665,7 @@ def _serve_plugins(host: str, port: int, *, allow_remote: bool, max_body: int,
         reason = (err.strerror if isinstance(err, OSError) else None) or str(err)
         log(f"kuiperlite: cannot listen on {host}:{port}: {reason.rstrip('.')}.")
         return 2
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)
+    _stop_on_signals()
     try:
         log(f"eKuiper plugin API on http://{host}:{httpd.server_address[1]}: POST "
             "/config/uploads; GET, POST /plugins/portables; GET, PUT, DELETE "
