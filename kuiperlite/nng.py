@@ -186,7 +186,7 @@ class _Reclaiming:
             self._loader.exec_module(module)
         finally:
             claim_callbacks(anyway=True)
-            if all(name in sys.modules for name in _PYNNG_CALLERS) and _Reclaim in sys.meta_path:
+            if _pynng_loaded() and _Reclaim in sys.meta_path:
                 sys.meta_path.remove(_Reclaim)
 
     def __getattr__(self, name: str) -> Any:  # get_source, get_filename, ...
@@ -195,8 +195,15 @@ class _Reclaiming:
 
 # The pynng modules that attach their own functions to nng's calls.
 _PYNNG_CALLERS = ("pynng._aio", "pynng.nng")
+
+
+def _pynng_loaded() -> bool:
+    """Whether both pynng modules that take nng's calls have been imported."""
+    return all(name in sys.modules for name in _PYNNG_CALLERS)
+
+
 claim_callbacks()
-if not all(name in sys.modules for name in _PYNNG_CALLERS):
+if not _pynng_loaded():
     sys.meta_path.insert(0, _Reclaim)
 # As pynng does: at interpreter exit nng's threads stop before Python's do.
 atexit.register(lib.nng_fini)

@@ -293,9 +293,7 @@ class Runtime:
             self.leaving.set()
         # A call that began before it was set ends first: its answer is not lost.
         deadline = time.monotonic() + self.exit_grace
-        while (any(self.inflight.function_pending(i) is not None
-                   for i in range(self.inflight.functions))
-               and time.monotonic() < deadline):
+        while self.inflight.calls_in_hand() and time.monotonic() < deadline:
             time.sleep(0.01)
         assert self.journal is not None
         self.journal.recycling()

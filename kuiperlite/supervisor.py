@@ -109,6 +109,10 @@ class InFlight:
         flag, crc = _FUNCTION.unpack_from(self.page, index * _FUNCTION.size)
         return crc if flag else None
 
+    def calls_in_hand(self) -> bool:
+        """Whether any function has a request in hand."""
+        return any(self.page[i * _FUNCTION.size] for i in range(self.functions))
+
     def take_slot(self, slot: Optional[int] = None) -> int:
         """A sink slot: the given one (a replayed start keeps its own), else a free one.
 

@@ -31,6 +31,15 @@ def test_resident_memory_is_read_from_proc():
     assert 1 < resident_mb() < 10_000
 
 
+def looked_once(running: int, started: int, *, idle: float, grown: float = 0.001,
+                startup: float = 0.0) -> Recycler:
+    """A recycler that looked once, at 0 s, and counts all the worker holds as growth."""
+    recycler = Recycler(grown=grown, idle=idle, startup=startup)
+    recycler.due(running, started, 0, now=0.0)
+    recycler.floor = 0.0
+    return recycler
+
+
 def test_the_worker_is_due_once_instances_ran_all_stopped_and_it_idled():
     recycler = Recycler(grown=0.001, idle=30)
     assert recycler.floor == pytest.approx(resident_mb(), abs=5)
@@ -44,26 +53,20 @@ def test_the_worker_is_due_once_instances_ran_all_stopped_and_it_idled():
 
 
 def test_an_instance_that_came_and_went_between_two_looks_counts():
-    recycler = Recycler(grown=0.001, idle=1)
-    recycler.due(0, 0, 0, now=0.0)
-    recycler.floor = 0.0
+    recycler = looked_once(0, 0, idle=1)
     assert recycler.due(0, 1, 0, now=0.25) is None
     assert recycler.due(0, 1, 0, now=1.5) is not None
 
 
 def test_a_function_call_restarts_the_idle_clock():
-    recycler = Recycler(grown=0.001, idle=30)
-    recycler.due(1, 1, 0, now=0.0)
-    recycler.floor = 0.0
+    recycler = looked_once(1, 1, idle=30)
     assert recycler.due(0, 1, 5, now=20.0) is None  # a call came
     assert recycler.due(0, 1, 5, now=40.0) is None
     assert recycler.due(0, 1, 5, now=50.5) is not None
 
 
 def test_functions_alone_never_make_it_due():
-    recycler = Recycler(grown=0.001, idle=1)
-    recycler.due(0, 0, 0, now=0.0)
-    recycler.floor = 0.0
+    recycler = looked_once(0, 0, idle=1)
     assert recycler.due(0, 0, 7, now=1.0) is None
     assert recycler.due(0, 0, 7, now=100.0) is None
 
@@ -75,17 +78,13 @@ def test_a_worker_that_grew_less_than_the_limit_stays():
 
 
 def test_zero_megabytes_turns_it_off():
-    recycler = Recycler(grown=0, idle=1)
-    recycler.due(1, 1, 0, now=0.0)
-    recycler.floor = 0.0
+    recycler = looked_once(1, 1, idle=1, grown=0)
     assert recycler.due(0, 1, 0, now=100.0) is None
 
 
 def test_a_worker_slow_to_start_is_kept(caplog):
     caplog.set_level(logging.INFO, logger="kuiperlite")
-    recycler = Recycler(grown=0.001, idle=1, startup=3.5)
-    recycler.due(1, 1, 0, now=0.0)
-    recycler.floor = 0.0
+    recycler = looked_once(1, 1, idle=1, startup=3.5)
     assert recycler.due(0, 1, 0, now=100.0) is None
     assert "took 3.5 s to start" in caplog.text
 

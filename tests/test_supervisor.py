@@ -60,12 +60,13 @@ def test_the_journal_survives_its_supervisor_going_away():
 
 def test_in_flight_marks_functions_by_request_and_sinks_by_slot():
     page = InFlight(functions=2, page=shared_page())
+    assert not page.calls_in_hand()
     page.function_begin(1, b'{"func":"Exec","arg":[1]}')
-    assert page.function_pending(0) is None
+    assert page.function_pending(0) is None and page.calls_in_hand()
     crc = page.function_pending(1)
     assert crc is not None and crc != 0
     page.function_end(1)
-    assert page.function_pending(1) is None
+    assert page.function_pending(1) is None and not page.calls_in_hand()
     first, second = page.take_slot(), page.take_slot()
     assert first != second and min(first, second) >= 2 * 8  # past the functions' area
     page.page[first] = 1
