@@ -297,3 +297,18 @@ def test_bad_settings_in_the_environment_are_warnings_and_the_plugin_serves(kuip
     assert host.process.printed("KUIPERLITE_KEEPALIVE='soon' is not a positive number of "
                                 "seconds; using 5")
     assert host.process.printed("KUIPERLITE_LOG_LEVEL='LOUD' is not a log level")
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux's scheduling policies")
+def test_nngs_threads_are_batch_threads_and_pythons_are_not(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
+    with host.function("revert") as fn:
+        assert fn.call("abc") == "cba"
+    worker = host.process.worker
+    assert worker is not None
+    policies: dict[bool, set[int]] = {True: set(), False: set()}
+    for tid in os.listdir(f"/proc/{worker}/task"):
+        with open(f"/proc/{worker}/task/{tid}/comm") as comm:
+            of_nng = comm.read().startswith("nng:")
+        policies[of_nng].add(os.sched_getscheduler(int(tid)))
+    assert policies == {True: {os.SCHED_BATCH}, False: {os.SCHED_OTHER}}
