@@ -224,17 +224,19 @@ _OPTIONS = {
 }
 
 
-def batch_threads() -> None:
-    """Make nng's threads in this process batch threads.
+def batch_task_threads() -> None:
+    """Make nng's task threads in this process batch threads.
 
     A batch thread (Linux's ``SCHED_BATCH``) that is woken does not take the
     core from the thread that woke it; it runs when that thread waits, or on
     another core if one is idle. Sending a message, the Python thread wakes
     one of nng's task threads while it holds nng's locks: woken at once on
     the same core, the task thread only waits for those locks and hands the
-    core back, three times per message. Call it once nng's threads exist
-    (after the first socket opens); on a system without the policy it does
-    nothing.
+    core back, three times per message. nng's other threads stay as they
+    are: a close waits for the reaper, a timeout for the expiry thread, and
+    as batch threads they would wait for whatever else runs on the core.
+    Call it once nng's threads exist (after the first socket opens); on a
+    system without the policy it does nothing.
     """
     policy = getattr(os, "SCHED_BATCH", None)
     try:
@@ -246,7 +248,7 @@ def batch_threads() -> None:
     for tid in threads:
         try:
             with open(f"/proc/self/task/{tid}/comm") as comm:
-                if not comm.read().startswith("nng:"):
+                if comm.read().strip() != "nng:task":
                     continue
             os.sched_setscheduler(int(tid), policy, os.sched_param(0))
         except OSError:  # a thread that just ended, or a policy the system refuses

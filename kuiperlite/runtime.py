@@ -238,7 +238,7 @@ class Runtime:
             log.error("cannot reach eKuiper: %s; is a host listening for plugin %r?",
                       err, plugin.name)
             return 1
-        nng.batch_threads()  # nng's threads exist now that a socket is open
+        nng.batch_task_threads()  # nng's threads exist now that a socket is open
         self._replay()
         threading.Thread(target=control.serve, args=(self.handle, self.shutdown),
                          name="control", daemon=True).start()
