@@ -332,8 +332,8 @@ def measure_scale(plugin: Plugin, kind: str, instances: int, each: int) -> tuple
         handle.stop()
     rates = [n / f for n, f in zip(received, finished)]
     total = sum(received)
-    return (total / elapsed, min(rates) / max(rates), cpu / max(total, 1) * 1e6,
-            total / (instances * each))
+    fairness = min(rates) / max(rates) if max(rates) else 0.0  # 0: no instance moved a record
+    return (total / elapsed, fairness, cpu / max(total, 1) * 1e6, total / (instances * each))
 
 
 def measure_transport(count: int, size: int) -> float:
