@@ -61,6 +61,19 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0,
         time.sleep(interval)
 
 
+def fresh_worker(host: Any, first: int, timeout: float = 30.0) -> int:
+    """Wait for the worker that took ``first``'s place; its pid.
+
+    While the supervisor has no child, ``host.process.worker`` is the
+    supervisor's own pid, which is not the fresh worker either.
+    """
+    def fresh() -> Optional[int]:
+        pid = host.process.worker
+        return None if pid in (None, first, host.process.pid) else pid
+
+    return wait_until(fresh, timeout, message="a fresh worker")
+
+
 def assert_each_once(numbers: Any) -> None:
     """Every number from 0 to the last came, and only the one in flight at a crash may
     have come twice or not at all. Records the dead process had already handed to

@@ -12,7 +12,7 @@ import pytest
 
 from kuiperlite.errors import HostError
 
-from conftest import unique, wait_until
+from conftest import fresh_worker, unique, wait_until
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_a_killed_worker_comes_back_and_its_connections_open_again(host, tmp_pat
     worker = host.process.worker
     assert worker is not None and before.startswith(f"{worker} ")
     os.kill(worker, signal.SIGKILL)
-    wait_until(lambda: host.process.worker not in (None, worker), 30, message="a new worker")
+    fresh_worker(host, worker)
     after = wait_until(lambda: (lambda j: j if j != before else None)(src.recv()[0]["journal"]),
                        30, message="records through the reopened connection")
     assert after.startswith(f"{host.process.worker} ")

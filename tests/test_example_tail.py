@@ -10,7 +10,7 @@ import pytest
 
 from kuiperlite.testing import memory_state, run_source
 
-from conftest import EXAMPLES, assert_each_once, pid_alive, unique, wait_until
+from conftest import EXAMPLES, assert_each_once, fresh_worker, pid_alive, unique, wait_until
 
 TAIL = EXAMPLES / "tail" / "tail.py"
 sys.path.insert(0, str(TAIL.parent))
@@ -60,7 +60,7 @@ def test_tail_killed_mid_stream_loses_no_line(kuiperlite_host, tmp_path, victim)
         worker = host.process.worker
         assert worker is not None
         os.kill(worker, signal.SIGKILL)
-        wait_until(lambda: host.process.worker not in (None, worker), 30, message="a new worker")
+        fresh_worker(host, worker)
     else:
         pid = host.process.pid
         os.kill(pid, signal.SIGKILL)

@@ -14,7 +14,7 @@ from kuiperlite import wire
 from kuiperlite.dev import gowire
 from kuiperlite.errors import HostError
 
-from conftest import ROOT, unique, wait_until
+from conftest import ROOT, fresh_worker, unique, wait_until
 
 HOSTILE = ROOT / "tests" / "plugins" / "hostile.py"
 
@@ -137,7 +137,7 @@ def test_a_worker_killed_from_outside_is_back_within_a_second(kuiperlite_host):
     worker = host.process.worker
     os.kill(worker, signal.SIGKILL)  # as the OOM killer does
     killed = time.monotonic()
-    wait_until(lambda: host.process.worker not in (None, worker), message="a new worker")
+    fresh_worker(host, worker, 10)
     with host.function("pid") as pid:
         assert pid.call() == host.process.worker
     assert snk.send({"n": 2}) is None

@@ -4,7 +4,6 @@ import logging
 import os
 import sys
 import threading
-from typing import Optional
 
 import pytest
 
@@ -20,7 +19,7 @@ from kuiperlite.state import Stores
 from kuiperlite.supervisor import InFlight, Journal
 from kuiperlite.wire import Control, Meta
 
-from conftest import unique, wait_until
+from conftest import fresh_worker, unique, wait_until
 
 # A worker idle for half a second gives way when it grew past the default 4 MB.
 QUICK = {"KUIPERLITE_RECYCLE_IDLE": "0.5"}
@@ -123,16 +122,6 @@ def test_a_leaving_worker_leaves_calls_and_commands_for_its_successor():
         os.close(write_end)
 
 
-def fresh_worker(host, first: int) -> int:
-    """The worker that took ``first``'s place (while there is none, ``worker`` is the
-    supervisor's own pid)."""
-    def fresh() -> Optional[int]:
-        pid = host.process.worker
-        return None if pid in (None, first, host.process.pid) else pid
-
-    return wait_until(fresh, 15, message="a fresh worker")
-
-
 def hoard(host, mb: int = 8) -> dict:
     """Start and stop the plugin's ``hoard`` source; its one record."""
     with host.start_source("hoard", rule=unique("r"), config={"mb": mb}) as src:
@@ -146,7 +135,7 @@ def test_an_idle_worker_gives_way_and_the_fresh_one_serves_everything(kuiperlite
     fn = host.function("echo")
     assert fn.call(1) == 1
     assert hoard(host) == {"pid": first, "hoards": 1}
-    second = fresh_worker(host, first)
+    second = fresh_worker(host, first, 15)
     assert host.process.pid == supervisor and host.process.printed(GIVES_WAY)
     # eKuiper's open call on the function channel goes to the fresh worker.
     assert fn.call(2) == 2
@@ -195,7 +184,7 @@ def test_calls_keep_the_worker_and_their_end_lets_it_go(kuiperlite_host, copy_pl
         assert fn.call(n) == n
         assert host.process.worker == first
         threading.Event().wait(0.1)
-    fresh_worker(host, first)
+    fresh_worker(host, first, 15)
 
 
 def test_commands_that_meet_the_swap_are_answered_by_the_fresh_worker(kuiperlite_host,

@@ -15,7 +15,7 @@ from kuiperlite.dev import Host, gowire
 from kuiperlite.errors import HostError
 from kuiperlite.wire import Control, Meta
 
-from conftest import FIXTURES, place_plugin, unique, wait_until
+from conftest import FIXTURES, fresh_worker, place_plugin, unique, wait_until
 
 CONDA = FIXTURES / "bin"  # a stand-in for `conda run`, which holds output back
 
@@ -318,10 +318,9 @@ def test_nngs_task_threads_are_batch_threads_and_the_others_are_not(kuiperlite_h
         assert first is not None
         seen = [_policies(first)]
         os.kill(first, signal.SIGKILL)  # a fresh worker starts nng's threads, and sets them again
-        wait_until(lambda: host.process.worker not in (None, first, host.process.pid), 30,
-                   message="a fresh worker")
+        fresh = fresh_worker(host, first)
         assert fn.call("xyz") == "zyx"
-        seen.append(_policies(host.process.worker))
+        seen.append(_policies(fresh))
     for policies in seen:
         assert policies.pop("nng:task") == {os.SCHED_BATCH}
         assert {"nng:poll:epoll", "nng:reap2"} <= set(policies)  # a close waits for the reaper

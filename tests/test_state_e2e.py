@@ -13,7 +13,7 @@ from kuiperlite.errors import HostError
 from kuiperlite.state import open_store
 from kuiperlite.wire import FuncMeta
 
-from conftest import assert_each_once, pid_alive, unique, wait_until
+from conftest import assert_each_once, fresh_worker, pid_alive, unique, wait_until
 
 PLUGIN = os.path.join(os.path.dirname(__file__), "plugins", "stateful.py")
 
@@ -83,8 +83,7 @@ def test_a_source_killed_mid_stream_resumes_where_it_was(plugin, launch, victim)
         worker = host.process.worker
         assert worker is not None
         os.kill(worker, signal.SIGKILL)
-        wait_until(lambda: host.process.worker not in (None, worker), 30,
-                   message="a new worker")
+        fresh_worker(host, worker)
     else:  # the whole plugin died: eKuiper restarts it at the next rule start
         pid = host.process.pid
         os.kill(pid, signal.SIGKILL)
