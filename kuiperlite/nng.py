@@ -239,11 +239,11 @@ def batch_task_threads() -> None:
     system without the policy it does nothing.
     """
     policy = getattr(os, "SCHED_BATCH", None)
+    if policy is None:
+        return
     try:
         threads = os.listdir("/proc/self/task")
     except OSError:
-        return
-    if policy is None:
         return
     for tid in threads:
         try:
