@@ -7,8 +7,10 @@ Three plugins serve the same symbols (a source emitting N records as fast
 as it can, a sink taking every record, a function reversing a string)
 under kuiperlite's embedded host. Each figure is measured ``--repeats``
 times, the systems interleaved within each repeat, and reported as median
-(min-max); ratios are computed repeat by repeat, pair by pair. Results go
-to a table on stdout and JSON lines in benchmarks/results/.
+(min-max); ratios are computed repeat by repeat, pair by pair. Beside each
+rate, the cores the host kept busy meanwhile say whether the host or the
+plugin set the pace. Results go to a table on stdout and JSON lines in
+benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -56,24 +58,31 @@ FIGURES = [
     ("memory_idle", "MB", False, []),
     ("source_100b", "records/s", True, [("kuiperlite/sdk", 1.0), ("kuiperlite/bare", 0.9)]),
     ("source_100b_cpu", "us/record", False, [("kuiperlite/sdk", 0.8)]),
+    ("source_100b_host", "cores", False, []),
     ("source_4k", "records/s", True, [("kuiperlite/sdk", 2.5)]),
     ("source_4k_cpu", "us/record", False, [("kuiperlite/sdk", 0.8)]),
+    ("source_4k_host", "cores", False, []),
     ("memory_after_10k", "MB", False, []),
     ("sink_ack", "records/s", True, [("kuiperlite/sdk", 1.0), ("kuiperlite/bare", 0.9)]),
     ("sink_ack_cpu", "us/record", False, [("kuiperlite/sdk", 1.0)]),
+    ("sink_ack_host", "cores", False, []),
     ("sink_noack", "records/s", True, [("kuiperlite/sdk", 1.0), ("kuiperlite/bare", 0.9)]),
     ("sink_noack_cpu", "us/record", False, [("kuiperlite/sdk", 1.0)]),
+    ("sink_noack_host", "cores", False, []),
     ("function", "calls/s", True, [("kuiperlite/sdk", 1.0), ("kuiperlite/bare", 0.9)]),
     ("function_p50", "us", False, []),
     ("function_p99", "us", False, []),
     ("function_cpu", "us/call", False, [("kuiperlite/sdk", 0.8)]),
+    ("function_host", "cores", False, []),
     ("scale_sources", "records/s", True, [("kuiperlite/sdk", 1.0)]),
     ("scale_sources_fairness", "min/max", True, []),
     ("scale_sources_cpu", "us/record", False, []),
+    ("scale_sources_host", "cores", False, []),
     ("scale_sources_complete", "received/sent", True, []),
     ("scale_sinks", "records/s", True, [("kuiperlite/sdk", 1.0)]),
     ("scale_sinks_fairness", "min/max", True, []),
     ("scale_sinks_cpu", "us/record", False, []),
+    ("scale_sinks_host", "cores", False, []),
     ("scale_sinks_complete", "received/sent", True, []),
     ("socket_files_left", "files", False, []),
     ("transport_100b", "messages/s", True, []),
@@ -246,31 +255,49 @@ def drain(sock: Optional[nng.Socket], count: int, timeout: float = 120) -> None:
                 raise Incomplete(received, count) from None
 
 
-def measure_source(plugin: Plugin, count: int, size: str) -> tuple[float, float]:
-    cpu0, t0 = plugin.cpu(), time.perf_counter()
+class Span:
+    """One measured stretch of a plugin's work, from its creation to :meth:`figures`."""
+
+    def __init__(self, plugin: Plugin) -> None:
+        self.plugin = plugin
+        # process_time: this process's CPU, the host's nng threads included
+        self.cpu0, self.host0, self.t0 = plugin.cpu(), time.process_time(), time.perf_counter()
+
+    def figures(self, name: str, count: int) -> dict[str, float]:
+        """``count`` records (or calls) per second, the plugin's CPU µs for each,
+        and how many cores the host kept busy meanwhile: near 1.0 in a
+        placement that gives the host one core, the host set the pace."""
+        elapsed = time.perf_counter() - self.t0
+        cpu, host = self.plugin.cpu() - self.cpu0, time.process_time() - self.host0
+        return {name: count / elapsed, f"{name}_cpu": cpu / max(count, 1) * 1e6,
+                f"{name}_host": host / elapsed}
+
+
+def measure_source(plugin: Plugin, name: str, count: int, size: str) -> dict[str, float]:
+    span = Span(plugin)
     handle = plugin.host.start_source("emit", rule=rule(plugin.system),
                                       config={"count": count, "size": size})
     drain(handle.channel.sock, count)
-    elapsed, cpu = time.perf_counter() - t0, plugin.cpu() - cpu0
+    figures = span.figures(name, count)
     handle.stop()
-    return count / elapsed, cpu / count * 1e6
+    return figures
 
 
-def measure_sink(plugin: Plugin, count: int, require_ack: bool) -> tuple[float, float]:
+def measure_sink(plugin: Plugin, name: str, count: int, require_ack: bool) -> dict[str, float]:
     rule_id = rule(plugin.system)
     handle = plugin.host.start_sink("ack", rule=rule_id,
                                     config={"count": count, "requireAck": require_ack})
     payload = orjson.dumps(make("100"))
     send, ack = handle.data.sock.send, handle.ack.sock.recv  # type: ignore[union-attr]
-    cpu0, t0 = plugin.cpu(), time.perf_counter()
+    span = Span(plugin)
     for _ in range(count):
         send(payload)
         if require_ack:
             ack()
     plugin.wait_done(rule_id)
-    elapsed, cpu = time.perf_counter() - t0, plugin.cpu() - cpu0
+    figures = span.figures(name, count)
     handle.stop()
-    return count / elapsed, cpu / count * 1e6
+    return figures
 
 
 def measure_function(plugin: Plugin, calls: int) -> dict[str, float]:
@@ -281,20 +308,19 @@ def measure_function(plugin: Plugin, calls: int) -> dict[str, float]:
     for _ in range(200):  # warm up, and past the first call's stale-handshake round trip
         call(request, 10)
     latencies = []
-    cpu0, t0 = plugin.cpu(), time.perf_counter()
+    span = Span(plugin)
     for _ in range(calls):
         started = time.perf_counter()
         call(request, 10)
         latencies.append(time.perf_counter() - started)
-    elapsed, cpu = time.perf_counter() - t0, plugin.cpu() - cpu0
+    figures = span.figures("function", calls)
     handle.close()
     latencies.sort()
-    return {"function": calls / elapsed, "function_cpu": cpu / calls * 1e6,
-            "function_p50": latencies[len(latencies) // 2] * 1e6,
-            "function_p99": latencies[int(len(latencies) * 0.99)] * 1e6}
+    return dict(figures, function_p50=latencies[len(latencies) // 2] * 1e6,
+                function_p99=latencies[int(len(latencies) * 0.99)] * 1e6)
 
 
-def measure_scale(plugin: Plugin, kind: str, instances: int, each: int) -> tuple[float, ...]:
+def measure_scale(plugin: Plugin, kind: str, instances: int, each: int) -> dict[str, float]:
     rules = [rule(plugin.system) for _ in range(instances)]
     handles: list[Any]
     if kind == "source":
@@ -319,21 +345,23 @@ def measure_scale(plugin: Plugin, kind: str, instances: int, each: int) -> tuple
             received[i] = err.received
         except nng.NNGError:
             received[i] = 0  # a sink that stopped taking records
-        finished[i] = time.perf_counter() - t0
+        finished[i] = time.perf_counter() - span.t0
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(instances)]
-    cpu0, t0 = plugin.cpu(), time.perf_counter()
+    span = Span(plugin)
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed, cpu = time.perf_counter() - t0, plugin.cpu() - cpu0
+    name = f"scale_{kind}s"
+    figures = span.figures(name, sum(received))
     for handle in handles:
         handle.stop()
     rates = [n / f for n, f in zip(received, finished)]
-    total = sum(received)
-    fairness = min(rates) / max(rates) if max(rates) else 0.0  # 0: no instance moved a record
-    return (total / elapsed, fairness, cpu / max(total, 1) * 1e6, total / (instances * each))
+    # 0: no instance moved a record
+    figures[f"{name}_fairness"] = min(rates) / max(rates) if max(rates) else 0.0
+    figures[f"{name}_complete"] = sum(received) / (instances * each)
+    return figures
 
 
 def measure_transport(count: int, size: int) -> float:
@@ -364,6 +392,10 @@ def run(sizes: dict[str, int], systems: list[str], log: Callable[[str], None]) -
     def add(figure: str, system: str, value: float) -> None:
         samples[figure].setdefault(system, []).append(value)
 
+    def add_all(system: str, figures: dict[str, float]) -> None:
+        for figure, value in figures.items():
+            add(figure, system, value)
+
     log("cold starts")
     for _ in range(sizes["starts"]):
         for system in systems:
@@ -376,27 +408,16 @@ def run(sizes: dict[str, int], systems: list[str], log: Callable[[str], None]) -
         for repeat in range(sizes["repeats"]):
             log(f"repeat {repeat + 1} of {sizes['repeats']}")
             for system, plugin in plugins.items():
-                rate, cpu = measure_source(plugin, sizes["source"], "100")
-                add("source_100b", system, rate)
-                add("source_100b_cpu", system, cpu)
+                add_all(system, measure_source(plugin, "source_100b", sizes["source"], "100"))
                 if repeat == 0:
                     add("memory_after_10k", system, plugin.memory_mb())
-                rate, cpu = measure_source(plugin, sizes["source4k"], "4k")
-                add("source_4k", system, rate)
-                add("source_4k_cpu", system, cpu)
-                for figure, require_ack in (("sink_ack", True), ("sink_noack", False)):
-                    rate, cpu = measure_sink(plugin, sizes["sink"], require_ack)
-                    add(figure, system, rate)
-                    add(f"{figure}_cpu", system, cpu)
-                for figure, value in measure_function(plugin, sizes["calls"]).items():
-                    add(figure, system, value)
+                add_all(system, measure_source(plugin, "source_4k", sizes["source4k"], "4k"))
+                add_all(system, measure_sink(plugin, "sink_ack", sizes["sink"], True))
+                add_all(system, measure_sink(plugin, "sink_noack", sizes["sink"], False))
+                add_all(system, measure_function(plugin, sizes["calls"]))
                 for kind in ("source", "sink"):
-                    rate, fairness, cpu, complete = measure_scale(plugin, kind, sizes["scale"],
-                                                                  sizes["scale_each"])
-                    add(f"scale_{kind}s", system, rate)
-                    add(f"scale_{kind}s_fairness", system, fairness)
-                    add(f"scale_{kind}s_cpu", system, cpu)
-                    add(f"scale_{kind}s_complete", system, complete)
+                    add_all(system, measure_scale(plugin, kind, sizes["scale"],
+                                                  sizes["scale_each"]))
             add("transport_100b", "bare", measure_transport(sizes["source"], 100))
             add("transport_4k", "bare", measure_transport(sizes["source4k"], 4096))
     finally:
