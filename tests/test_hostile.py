@@ -150,12 +150,19 @@ def test_a_worker_killed_from_outside_is_back_within_a_second(kuiperlite_host):
 def test_a_sink_message_in_flight_when_the_worker_died_is_acked_with_an_error(
         kuiperlite_host):
     host = kuiperlite_host(HOSTILE)
-    with host.start_sink("dies", rule=unique("k"), config={"requireAck": True}) as snk:
+    rule = unique("k")
+    with host.start_sink("dies", rule=rule, config={"requireAck": True}) as snk:
         assert snk.send({"n": 1}) is None
         ack = snk.send({"die": True})  # eKuiper would wait for this ack forever
         assert ack.startswith("The plugin process died while the sink 'dies' collected")
-        assert snk.send({"n": 2}) is None
-    assert host.process.printed("DIES-GOT")
+        try:
+            after = snk.send({"n": 2})
+        except HostError as err:  # say which side lost it (this failed once, not since)
+            got = host.process.printed(f"DIES-GOT {rule} {{'n': 2}}")
+            pytest.fail(f"{err} The fresh worker {'collected' if got else 'never got'} the "
+                        f"record.\n{host.process.tail()}")
+        assert after is None
+    assert host.process.printed(f"DIES-GOT {rule} {{'n': 2}}")
 
 
 def test_host_supplied_names_never_reach_the_filesystem(kuiperlite_host, tmp_path):
