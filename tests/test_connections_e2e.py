@@ -81,7 +81,8 @@ def test_a_failed_open_is_the_starts_sentence_and_leaks_nothing(host, tmp_path):
             host.start_sink("write", rule=rule, config={"path": path, "fail": True})
         assert str(info.value) == (f"Cannot open connection 'db' for sink 'write' of rule "
                                    f"{rule}/op1/0: OSError: unable to open database file.")
-        assert host.process.printed("OSError: unable to open database file")  # its traceback
+        wait_until(lambda: host.process.printed("OSError: unable to open database file"),
+                   message="the failed open's traceback")
         # The sink's first connection opened, its second failed: the first closes again.
         with pytest.raises(HostError, match="Cannot open connection 'spare' for sink 'both'"):
             host.start_sink("both", rule=unique("k"),

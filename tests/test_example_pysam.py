@@ -47,7 +47,8 @@ def test_print_sink_prefix(kuiperlite_host):
     with host.start_sink("print", rule=unique("r"),
                          config={"requireAck": True, "prefix": "OUT"}) as snk:
         assert snk.send([{"a": 1}, {"a": 2}]) is None
-    assert host.process.printed("OUT [{'a': 1}, {'a': 2}]")
+    wait_until(lambda: host.process.printed("OUT [{'a': 1}, {'a': 2}]"),
+               message="the batch printed with its prefix")
 
 
 def test_revert_validates_its_arguments(kuiperlite_host):

@@ -162,7 +162,8 @@ def test_a_sink_message_in_flight_when_the_worker_died_is_acked_with_an_error(
             pytest.fail(f"{err} The fresh worker {'collected' if got else 'never got'} the "
                         f"record.\n{host.process.tail()}")
         assert after is None
-    assert host.process.printed(f"DIES-GOT {rule} {{'n': 2}}")
+    wait_until(lambda: host.process.printed(f"DIES-GOT {rule} {{'n': 2}}"),
+               message="the record after the crash printed")
 
 
 def test_host_supplied_names_never_reach_the_filesystem(kuiperlite_host, tmp_path):

@@ -48,7 +48,7 @@ def test_hundreds_of_instances_share_a_few_threads_and_every_record_arrives(
     assert threads_of(pid) <= baseline + 8
     for handle in sources + sinks:
         handle.stop()
-    assert host.process.printed("FINALLY")
+    wait_until(lambda: host.process.printed("FINALLY"), message="the sources' finally blocks")
     wait_until(lambda: threads_of(pid) <= baseline, 30, message="threads back to baseline")
     assert not host.process.printed("still inside user code")
 

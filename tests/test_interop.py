@@ -16,7 +16,7 @@ import pytest
 from kuiperlite.dev import gowire
 from kuiperlite.errors import HostError
 
-from conftest import EXAMPLES, FIXTURES, unique
+from conftest import EXAMPLES, FIXTURES, unique, wait_until
 
 INTEROP = FIXTURES / "interop"
 PLUGINS = {
@@ -82,7 +82,8 @@ def test_sink_acks_every_record_with_require_ack(peer):
                               config={"requireAck": True}) as snk:
         for record in MOCK_SINK_DATA * 3:
             assert snk.send(record) is None
-    assert peer.host.process.printed("hello") and peer.host.process.printed("world")
+    wait_until(lambda: peer.host.process.printed("hello") and peer.host.process.printed("world"),
+               message="both records printed")
 
 
 def test_function_reverts_strings(peer):

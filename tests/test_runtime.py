@@ -124,7 +124,8 @@ def test_user_code_errors_are_reported_on_their_channel(kuiperlite_host, plugin)
     with host.function("boom") as fn, pytest.raises(Exception, match=r"boom\(\) raised "
                                                                      "RuntimeError: nope"):
         fn.call(1)
-    assert host.process.printed("ValueError: sensor unplugged")  # logged with its traceback
+    wait_until(lambda: host.process.printed("ValueError: sensor unplugged"),
+               message="the source's error logged with its traceback")
     assert host.process.poll() is None
 
 
