@@ -101,6 +101,7 @@ def test_a_teardown_that_never_returns_does_not_keep_the_plugin_behind(kuiperlit
     # Its connection is closed as the rule stops, here by the exit itself.
     os.kill(host.process.pid, signal.SIGTERM)
     wait_until(lambda: host.process.poll() is not None, 20, message="the plugin to exit")
+    host.process.reader.join(5)  # the last lines may still be in the pipe
     assert host.process.printed("STUBBORN-CLOSING")
     assert host.process.printed("it exits without waiting")
     assert not host.process.printed("starting a new one")  # the supervisor does not restart it
