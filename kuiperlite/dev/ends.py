@@ -8,6 +8,8 @@ control channel and each function's), where commands go out as replies.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 from typing import Callable, Optional, TypeVar
@@ -37,6 +39,36 @@ def checked_address(address: str, *names: tuple[str, str]) -> str:
     except ProtocolError as err:
         raise ValueError(str(err)) from None
     return address
+
+
+# An in-process pair of sockets, opened on the first nudge.
+_pair: Optional[tuple[nng.Socket, nng.Socket]] = None
+_pair_lock = threading.Lock()
+
+
+def nudge() -> None:
+    """Move one message through an in-process pair of nng sockets.
+
+    Now and then a host socket stops being read with data waiting in it and
+    every nng thread idle, until anything else moves through nng in the
+    process (seen with nng 1.6 and 1.11, under a source sending faster than
+    the host reads; the cause is not known). A receive that waited in vain
+    calls this, so such a stall lasts one wait (TICK), not until the plugin's
+    next keepalive handshake.
+    """
+    global _pair
+    with _pair_lock:
+        if _pair is None:
+            address = f"inproc://kuiperlite-nudge-{os.getpid()}"
+            pull = nng.Socket(nng.PULL, recv_timeout=ms(TICK))
+            push = nng.Socket(nng.PUSH, send_timeout=ms(TICK))
+            pull.listen(address)
+            push.dial(address, block=True)
+            _pair = (push, pull)
+        push, pull = _pair
+        with contextlib.suppress(nng.NNGError):
+            push.send(b"")
+            pull.recv()
 
 
 def listening(address: str, holder: Optional[str], make: Callable[[], T]) -> T:
@@ -133,6 +165,7 @@ class Responder(Channel):
             try:
                 return self.direct.recv()
             except nng.Timeout:
+                nudge()
                 self.alive()
                 if time.monotonic() > deadline:
                     raise HostError(f"No {what} on {self.address} in time.") from None

@@ -20,7 +20,7 @@ from ..hints import describe_value
 from ..kinds import FUNCTION
 from ..wire import START, STOP, Control, FuncMeta, Meta
 from . import gowire
-from .ends import Channel, Responder, checked_address, listening
+from .ends import Channel, Responder, checked_address, listening, nudge
 
 if TYPE_CHECKING:
     from .host import Host
@@ -109,6 +109,7 @@ class SourceHandle:
                     return channel.direct.recv()
                 except nng.Timeout:
                     pass
+            nudge()
             if time.monotonic() > deadline:
                 raise HostError(f"No record from {self.what} within {timeout:g} s.")
             self.host._check_alive()
@@ -235,6 +236,7 @@ class SinkHandle:
                     return gowire.decode_ack(self.ack.direct.recv())
                 except nng.Timeout:
                     pass
+            nudge()
             if time.monotonic() > deadline:
                 raise HostError(f"No ack from {self.what} within {wait:g} s; eKuiper would "
                                 "still be waiting, and the rule would hang.")

@@ -1,5 +1,7 @@
 """The host's channel ends."""
 
+import threading
+
 import pytest
 
 from kuiperlite.dev.ends import Responder
@@ -24,3 +26,22 @@ def test_host_responder_notices_a_dead_peer():
             host.wait_handshake(5)
     finally:
         host.close()
+
+
+def test_nudges_from_many_threads_each_move_their_own_message():
+    from kuiperlite.channels import Direct
+    from kuiperlite.dev import ends
+
+    def nudges():
+        for _ in range(50):
+            ends.nudge()
+
+    threads = [threading.Thread(target=nudges) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert ends._pair is not None
+    _push, pull = ends._pair
+    assert Direct(pull).try_recv() is None  # no nudge left a message behind
