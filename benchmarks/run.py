@@ -37,7 +37,9 @@ import pynng
 
 import kuiperlite
 from kuiperlite import nng, wire
+from kuiperlite.channels import TICK
 from kuiperlite.dev import Host, gowire
+from kuiperlite.dev.ends import nudge
 
 HERE = Path(__file__).resolve().parent
 PLUGINS = HERE / "plugins"
@@ -59,9 +61,11 @@ FIGURES = [
     ("source_100b", "records/s", True, [("kuiperlite/sdk", 1.0), ("kuiperlite/bare", 0.9)]),
     ("source_100b_cpu", "us/record", False, [("kuiperlite/sdk", 0.8)]),
     ("source_100b_host", "cores", False, []),
+    ("source_100b_stood", "s", False, []),
     ("source_4k", "records/s", True, [("kuiperlite/sdk", 2.5)]),
     ("source_4k_cpu", "us/record", False, [("kuiperlite/sdk", 0.8)]),
     ("source_4k_host", "cores", False, []),
+    ("source_4k_stood", "s", False, []),
     ("memory_after_10k", "MB", False, []),
     ("sink_ack", "records/s", True, [("kuiperlite/sdk", 1.0), ("kuiperlite/bare", 0.9)]),
     ("sink_ack_cpu", "us/record", False, [("kuiperlite/sdk", 1.0)]),
@@ -241,18 +245,27 @@ class Incomplete(TimeoutError):
         self.received = received
 
 
-def drain(sock: Optional[nng.Socket], count: int, timeout: float = 120) -> None:
-    """Receive ``count`` raw messages (the host decodes nothing, to stay out of the way)."""
+def drain(sock: Optional[nng.Socket], count: int, timeout: float = 120) -> float:
+    """Receive ``count`` raw messages (the host decodes nothing, to stay out of the way).
+
+    Returns:
+        how long nothing came once the first message had, in whole receive
+        timeouts (the host's sockets wait TICK): a flow that stood still,
+        found without timing each message.
+    """
     assert sock is not None, "the channel is closed"
     deadline = time.monotonic() + timeout
-    received = 0
+    received = idle = 0
     while received < count:
         try:
             sock.recv()
             received += 1
         except nng.Timeout:
+            idle += received > 0
+            nudge()  # see kuiperlite.dev.ends.nudge: a stall of the host's, not the plugin's
             if time.monotonic() > deadline:
                 raise Incomplete(received, count) from None
+    return idle * TICK
 
 
 class Span:
@@ -277,8 +290,8 @@ def measure_source(plugin: Plugin, name: str, count: int, size: str) -> dict[str
     span = Span(plugin)
     handle = plugin.host.start_source("emit", rule=rule(plugin.system),
                                       config={"count": count, "size": size})
-    drain(handle.channel.sock, count)
-    figures = span.figures(name, count)
+    stood = drain(handle.channel.sock, count)
+    figures = dict(span.figures(name, count), **{f"{name}_stood": stood})
     handle.stop()
     return figures
 

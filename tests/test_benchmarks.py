@@ -24,6 +24,9 @@ def test_quick_benchmark_runs_and_writes_results(tmp_path):
     for figure in ("source_100b", "sink_ack", "function", "scale_sinks"):
         for system in ("kuiperlite", "sdk", "bare"):
             assert busy[(f"{figure}_host", system)] > 0
+    # And how long a source's flow stood still: a stalled repeat is told from a slow one.
+    for system in ("kuiperlite", "sdk", "bare"):
+        assert busy[("source_100b_stood", system)] >= 0
 
 
 def test_quick_scale_benchmark_runs_and_every_record_arrives(tmp_path):
