@@ -4,6 +4,8 @@ import threading
 
 import pytest
 
+from kuiperlite.channels import Direct
+from kuiperlite.dev import ends
 from kuiperlite.dev.ends import Responder
 from kuiperlite.errors import HostError
 
@@ -29,9 +31,6 @@ def test_host_responder_notices_a_dead_peer():
 
 
 def test_nudges_from_many_threads_each_move_their_own_message():
-    from kuiperlite.channels import Direct
-    from kuiperlite.dev import ends
-
     def nudges():
         for _ in range(50):
             ends.nudge()
