@@ -37,7 +37,7 @@ import pynng
 
 import kuiperlite
 from kuiperlite import nng, wire
-from kuiperlite.channels import TICK
+from kuiperlite.channels import TICK, Direct
 from kuiperlite.dev import Host, gowire
 from kuiperlite.dev.ends import nudge
 
@@ -333,47 +333,123 @@ def measure_function(plugin: Plugin, calls: int) -> dict[str, float]:
                 function_p99=latencies[int(len(latencies) * 0.99)] * 1e6)
 
 
+# A sweep that moved nothing pauses this long, so that where host and plugin
+# share a core the host gives it up rather than spin: far shorter than the
+# plugin needs to fill an instance's queues (some 256 records).
+PAUSE = 0.0002
+
+
+class Flowed(NamedTuple):
+    """What :func:`flow` saw: records moved, fairness (sources, sinks), share that arrived."""
+
+    received: int
+    fairness: tuple[float, float]
+    complete: float
+
+
+def fairness(rates: list[float]) -> float:
+    """The slowest rate over the fastest: 0 if none moved a record, 1 if there are none."""
+    if not rates:
+        return 1.0
+    fastest = max(rates)
+    return min(rates) / fastest if fastest else 0.0
+
+
+def flow(sources: list[Any], sinks: list[Any], each: int, timeout: float = 120,
+         still: float = 10) -> Flowed:
+    """Every source emits and every sink takes ``each`` records at once.
+
+    One host thread sweeps every socket without waiting, as eKuiper's
+    goroutines serve each instance; a Python thread per instance (taking
+    turns at the GIL) makes the host, not the plugin, the limit: with 100
+    sources on a slow machine, the host left sockets unread for more than a
+    second, and a plugin whose sends give up after a second (the SDK's)
+    lost its sources. A sweep takes one message from each source, as each
+    of eKuiper's source goroutines takes one at a time: a sweep that took
+    all a source had would serve first the sources that had most, and
+    measure the host's fairness, not the plugin's. A sweep that moved
+    nothing pauses (PAUSE); one that stood still for a whole TICK nudges
+    (see kuiperlite.dev.ends.nudge). The flow ends after ``timeout``
+    seconds, or once nothing moved for ``still`` seconds (instances that
+    gave up: the SDK's sources end on a send that waited a second).
+    """
+    payload = orjson.dumps(make("100"))
+    drains = [Direct(handle.channel.sock) for handle in sources]
+    feeds = [(Direct(handle.data.sock), Direct(handle.ack.sock)) for handle in sinks]
+    received = [0] * (len(sources) + len(sinks))
+    finished = [0.0] * len(received)
+    sent = [False] * len(sinks)  # a record is out, its ack not back yet
+    flowing, feeding = set(range(len(sources))), set(range(len(sinks)))
+    t0 = moved_at = nudged_at = time.perf_counter()
+    deadline = t0 + timeout
+    while (flowing or feeding) and time.perf_counter() < deadline:
+        moved = False
+        for i in list(flowing):
+            try:
+                if drains[i].try_recv() is not None:
+                    received[i] += 1
+                    moved = True
+            except nng.NNGError:  # a source whose channel closed
+                flowing.discard(i)
+            if received[i] >= each:
+                finished[i] = time.perf_counter() - t0
+                flowing.discard(i)
+        for j in list(feeding):
+            data, ack = feeds[j]
+            try:
+                if sent[j]:
+                    if ack.try_recv() is None:
+                        continue
+                    sent[j] = False
+                    moved = True
+                    received[len(sources) + j] += 1
+                    if received[len(sources) + j] >= each:
+                        finished[len(sources) + j] = time.perf_counter() - t0
+                        feeding.discard(j)
+                        continue
+                sent[j] = data.try_send(payload)
+                moved = moved or sent[j]
+            except nng.NNGError:  # a sink that stopped taking records
+                feeding.discard(j)
+        now = time.perf_counter()
+        if moved:
+            moved_at = nudged_at = now
+            continue
+        if now - moved_at >= still:
+            break
+        if now - nudged_at >= TICK:
+            nudge()
+            nudged_at = now
+        time.sleep(PAUSE)
+    elapsed = time.perf_counter() - t0
+    for i in range(len(received)):
+        finished[i] = finished[i] or elapsed  # an instance whose records stopped coming
+    rates = [n / f for n, f in zip(received, finished)]
+    # Within each kind: a source sends as fast as it is read, an acked sink's
+    # rate is one record per round trip.
+    return Flowed(sum(received), (fairness(rates[:len(sources)]), fairness(rates[len(sources):])),
+                  sum(received) / max(len(received) * each, 1))
+
+
 def measure_scale(plugin: Plugin, kind: str, instances: int, each: int) -> dict[str, float]:
     rules = [rule(plugin.system) for _ in range(instances)]
     handles: list[Any]
     if kind == "source":
         handles = [plugin.host.start_source("emit", rule=r, config={"count": each}) for r in rules]
+        span = Span(plugin)
+        flowed = flow(handles, [], each)
     else:
         handles = [plugin.host.start_sink("ack", rule=r, config={"count": each,
                                                                   "requireAck": True})
                    for r in rules]
-    payload = orjson.dumps(make("100"))
-    finished = [0.0] * instances
-    received = [each] * instances  # fewer for an instance whose records stopped coming
-
-    def work(i: int) -> None:
-        try:
-            if kind == "source":
-                drain(handles[i].channel.sock, each, timeout=60)
-            else:
-                for _ in range(each):
-                    handles[i].data.sock.send(payload)
-                    handles[i].ack.sock.recv()
-        except Incomplete as err:
-            received[i] = err.received
-        except nng.NNGError:
-            received[i] = 0  # a sink that stopped taking records
-        finished[i] = time.perf_counter() - span.t0
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(instances)]
-    span = Span(plugin)
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+        span = Span(plugin)
+        flowed = flow([], handles, each)
     name = f"scale_{kind}s"
-    figures = span.figures(name, sum(received))
+    figures = span.figures(name, flowed.received)
     for handle in handles:
         handle.stop()
-    rates = [n / f for n, f in zip(received, finished)]
-    # 0: no instance moved a record
-    figures[f"{name}_fairness"] = min(rates) / max(rates) if max(rates) else 0.0
-    figures[f"{name}_complete"] = sum(received) / (instances * each)
+    figures[f"{name}_fairness"] = min(flowed.fairness)
+    figures[f"{name}_complete"] = flowed.complete
     return figures
 
 

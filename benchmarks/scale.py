@@ -41,17 +41,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import run as bench  # noqa: E402  (pinning, plugin copies, drain, results)
+import run as bench  # noqa: E402  (pinning, plugin copies, the flow, results)
 
-from kuiperlite import nng  # noqa: E402
-from kuiperlite.channels import Direct  # noqa: E402
 from kuiperlite.wire import STOP  # noqa: E402
-
-from records import make  # noqa: E402
 
 # Each instance moves more records than the plugin's and the host's queues
 # hold (256), or a source's records would be in the host before the clock starts.
@@ -90,68 +84,6 @@ def settle_memory(plugin: bench.Plugin, baseline: float, control: Any,
     return plugin.memory_mb()
 
 
-def flow(sources: list[Any], sinks: list[Any], each: int,
-         timeout: float = 120) -> tuple[float, tuple[float, ...], float]:
-    """Every source emits and every sink takes ``each`` records at once.
-
-    One host thread sweeps every socket without waiting, as eKuiper's
-    goroutines serve each instance; a Python thread per instance (thousands
-    on the host's one core, taking turns at the GIL) would make the host,
-    not the plugin, the limit. A sweep takes one message from each source,
-    as each of eKuiper's source goroutines takes one at a time: a sweep
-    that took all a source had would serve first the sources that had
-    most, and measure the host's fairness, not the plugin's.
-
-    Returns:
-        Records per second in all, fairness (slowest rate over fastest)
-        among the sources and among the sinks, and the share of records
-        that arrived.
-    """
-    payload = orjson.dumps(make("100"))
-    drains = [Direct(handle.channel.sock) for handle in sources]
-    feeds = [(Direct(handle.data.sock), Direct(handle.ack.sock)) for handle in sinks]
-    received = [0] * (len(sources) + len(sinks))
-    finished = [0.0] * len(received)
-    sent = [False] * len(sinks)  # a record is out, its ack not back yet
-    flowing, feeding = set(range(len(sources))), set(range(len(sinks)))
-    t0 = time.perf_counter()
-    deadline = t0 + timeout
-    while (flowing or feeding) and time.perf_counter() < deadline:
-        for i in list(flowing):
-            try:
-                if drains[i].try_recv() is not None:
-                    received[i] += 1
-            except nng.NNGError:  # a source whose channel closed
-                flowing.discard(i)
-            if received[i] >= each:
-                finished[i] = time.perf_counter() - t0
-                flowing.discard(i)
-        for j in list(feeding):
-            data, ack = feeds[j]
-            try:
-                if sent[j]:
-                    if ack.try_recv() is None:
-                        continue
-                    sent[j] = False
-                    received[len(sources) + j] += 1
-                    if received[len(sources) + j] >= each:
-                        finished[len(sources) + j] = time.perf_counter() - t0
-                        feeding.discard(j)
-                        continue
-                sent[j] = data.try_send(payload)
-            except nng.NNGError:  # a sink that stopped taking records
-                feeding.discard(j)
-    elapsed = time.perf_counter() - t0
-    for i in range(len(received)):
-        finished[i] = finished[i] or elapsed  # an instance whose records stopped coming
-    rates = [n / f for n, f in zip(received, finished)]
-    # Within each kind: a source sends as fast as it is read, an acked sink's
-    # rate is one record per round trip.
-    kinds = (rates[:len(sources)], rates[len(sources):])
-    fairness = tuple(min(kind) / max(kind) if kind else 1.0 for kind in kinds)
-    return sum(received) / elapsed, fairness, sum(received) / (len(received) * each)
-
-
 def measure(system: str, n: int, each: int, wait: float, log: Any) -> dict[str, float]:
     plugin = bench.Plugin(system)
     try:
@@ -170,8 +102,9 @@ def measure(system: str, n: int, each: int, wait: float, log: Any) -> dict[str, 
         sources = [plugin.host.start_source("emit", rule=bench.rule(system),
                                             config={"count": each}) for _ in range(n)]
         cpu0, t0 = plugin.cpu(), time.perf_counter()
-        rate, fairness, complete = flow(sources, sinks, each)
-        plugin_busy = (plugin.cpu() - cpu0) / (time.perf_counter() - t0)
+        flowed = bench.flow(sources, sinks, each)
+        elapsed = time.perf_counter() - t0
+        plugin_busy = (plugin.cpu() - cpu0) / elapsed
         sources += resting
         stop_s = 0.0
         for handle in sources + sinks:
@@ -182,8 +115,9 @@ def measure(system: str, n: int, each: int, wait: float, log: Any) -> dict[str, 
         threads_left = settle(plugin, idle_threads) - idle_threads
         mb_left = settle_memory(plugin, idle_mb, sinks[-1].control, wait) - idle_mb
         return {"start_s": start_s, "kb_per_instance": (started_mb - idle_mb) * 1024 / (2 * n),
-                "records_per_s": rate, "fairness": min(fairness), "fairness_sources": fairness[0],
-                "fairness_sinks": fairness[1], "complete": complete,
+                "records_per_s": flowed.received / elapsed, "fairness": min(flowed.fairness),
+                "fairness_sources": flowed.fairness[0], "fairness_sinks": flowed.fairness[1],
+                "complete": flowed.complete,
                 "plugin_busy": plugin_busy,
                 "stop_s": stop_s, "threads_left": threads_left,
                 "mb_left": mb_left, "idle_mb": idle_mb}

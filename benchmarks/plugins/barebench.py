@@ -2,7 +2,8 @@
 
 The floor of what Python does on this transport: a control loop with the
 handshake and keepalive, one thread per source or sink instance, one per
-function channel, orjson for the JSON.
+function channel, orjson for the JSON. Like kuiperlite's, its sources wait
+for a slow reader rather than end on the first send that times out.
 """
 
 import os
@@ -48,10 +49,19 @@ def source(ctrl, stop):
     sock = pynng.Push0(send_timeout=1000)
     dial(sock, f"ipc:///tmp/{meta['ruleId']}_{meta['opId']}_{meta['instanceId']}.ipc")
     record = make(str(conf.get("size", "100")))
-    for _ in range(int(conf.get("count", 1000))):
-        sock.send(orjson.dumps({"message": record, "meta": None}))
-    stop.wait()
-    sock.close()
+    try:
+        for _ in range(int(conf.get("count", 1000))):
+            message = orjson.dumps({"message": record, "meta": None})
+            while True:  # a slow reader: wait on, as eKuiper reads every record in the end
+                try:
+                    sock.send(message)
+                    break
+                except pynng.Timeout:
+                    if stop.is_set():
+                        return
+        stop.wait()
+    finally:
+        sock.close()
 
 
 def sink(ctrl, stop, data):
