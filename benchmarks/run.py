@@ -237,14 +237,6 @@ class Plugin:
         self.host.close()
 
 
-class Incomplete(TimeoutError):
-    """Fewer messages than expected came before the deadline."""
-
-    def __init__(self, received: int, count: int) -> None:
-        super().__init__(f"got {received} of {count} records")
-        self.received = received
-
-
 def drain(sock: Optional[nng.Socket], count: int, timeout: float = 120) -> float:
     """Receive ``count`` raw messages (the host decodes nothing, to stay out of the way).
 
@@ -264,7 +256,7 @@ def drain(sock: Optional[nng.Socket], count: int, timeout: float = 120) -> float
             idle += received > 0
             nudge()  # see kuiperlite.dev.ends.nudge: a stall of the host's, not the plugin's
             if time.monotonic() > deadline:
-                raise Incomplete(received, count) from None
+                raise TimeoutError(f"got {received} of {count} records") from None
     return idle * TICK
 
 
@@ -436,14 +428,14 @@ def measure_scale(plugin: Plugin, kind: str, instances: int, each: int) -> dict[
     handles: list[Any]
     if kind == "source":
         handles = [plugin.host.start_source("emit", rule=r, config={"count": each}) for r in rules]
-        span = Span(plugin)
-        flowed = flow(handles, [], each)
+        sources, sinks = handles, []
     else:
         handles = [plugin.host.start_sink("ack", rule=r, config={"count": each,
                                                                   "requireAck": True})
                    for r in rules]
-        span = Span(plugin)
-        flowed = flow([], handles, each)
+        sources, sinks = [], handles
+    span = Span(plugin)
+    flowed = flow(sources, sinks, each)
     name = f"scale_{kind}s"
     figures = span.figures(name, flowed.received)
     for handle in handles:
