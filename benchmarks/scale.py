@@ -12,7 +12,11 @@ and every instance stops.
 
 - ``start_s``: seconds to start all 2N. Linear start: the largest count's
   time over the smallest's stays within the ratio of the counts (2.5 for
-  1,000 and 2,500).
+  1,000 and 2,500). ``start_steps``: the seconds of each tenth of the
+  starts, in order: a start that grows with the count shows as steps that
+  grow, whatever the machine's speed that minute; ``start_steal_s``: CPU
+  seconds the machine's hypervisor took from this one meanwhile (a slow
+  step with steal is the machine's, not the plugin's).
 - ``kb_per_instance``: the plugin's memory (PSS) once the 2N run, over the
   idle plugin's, per instance. Target: under 30 KB.
 - ``fairness``: the slowest instance's rate over the fastest's, among the
@@ -84,20 +88,35 @@ def settle_memory(plugin: bench.Plugin, baseline: float, control: Any,
     return plugin.memory_mb()
 
 
+def steal() -> float:
+    """CPU seconds the hypervisor has taken from this machine's CPUs since boot."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()  # cpu user nice system idle iowait irq softirq steal
+    return int(fields[8]) / bench.CLK_TCK if len(fields) > 8 else 0.0
+
+
 def measure(system: str, n: int, each: int, wait: float, log: Any) -> dict[str, float]:
     plugin = bench.Plugin(system)
     try:
         time.sleep(1.0)
         idle_mb, idle_threads = plugin.memory_mb(), threads(plugin)
         resting, sinks = [], []
-        t0 = time.perf_counter()
-        for _ in range(n):  # sources that emit nothing: the start alone is timed
+        steps: list[float] = []
+        stolen, t0 = steal(), time.perf_counter()
+        step_t0 = t0
+        for i in range(n):  # sources that emit nothing: the start alone is timed
             resting.append(plugin.host.start_source("emit", rule=bench.rule(system),
                                                     config={"count": 0}))
             sinks.append(plugin.host.start_sink("ack", rule=bench.rule(system),
                                                 config={"count": 0, "requireAck": True}))
+            if (i + 1) * 10 // n > len(steps):
+                now = time.perf_counter()
+                steps.append(now - step_t0)
+                step_t0 = now
         start_s = time.perf_counter() - t0
-        log(f"{system} {n}+{n}: started in {start_s:.1f} s")
+        stolen = steal() - stolen
+        log(f"{system} {n}+{n}: started in {start_s:.1f} s, by tenths "
+            f"{' '.join(f'{step:.2f}' for step in steps)}, {stolen:.1f} s stolen")
         started_mb = plugin.memory_mb()
         sources = [plugin.host.start_source("emit", rule=bench.rule(system),
                                             config={"count": each}) for _ in range(n)]
@@ -115,7 +134,8 @@ def measure(system: str, n: int, each: int, wait: float, log: Any) -> dict[str, 
             stop_s += time.perf_counter() - t0
         threads_left = settle(plugin, idle_threads) - idle_threads
         mb_left = settle_memory(plugin, idle_mb, sinks[-1].control, wait) - idle_mb
-        return {"start_s": start_s, "kb_per_instance": (started_mb - idle_mb) * 1024 / (2 * n),
+        return {"start_s": start_s, "start_steps": steps, "start_steal_s": stolen,
+                "kb_per_instance": (started_mb - idle_mb) * 1024 / (2 * n),
                 "records_per_s": flowed.received / elapsed, "fairness": min(flowed.fairness),
                 "fairness_sources": flowed.fairness[0], "fairness_sinks": flowed.fairness[1],
                 "complete": flowed.complete,

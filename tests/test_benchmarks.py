@@ -39,4 +39,8 @@ def test_quick_scale_benchmark_runs_and_every_record_arrives(tmp_path):
     assert environment["environment"]["mode"] == "quick"
     assert row["system"] == "kuiperlite" and row["instances"] == 60
     assert row["complete"] == 1.0  # every record of every instance arrived
+    # The start by tenths, which add up to the whole start.
+    assert len(row["start_steps"]) == 10
+    assert abs(sum(row["start_steps"]) - row["start_s"]) < 0.1 * row["start_s"]
+    assert row["start_steal_s"] >= 0
     assert row["threads_left"] <= 0  # the plugin's threads are back to their baseline
