@@ -95,7 +95,7 @@ def steal() -> float:
     return int(fields[8]) / bench.CLK_TCK if len(fields) > 8 else 0.0
 
 
-def measure(system: str, n: int, each: int, wait: float, log: Any) -> dict[str, float]:
+def measure(system: str, n: int, each: int, wait: float, log: Any) -> dict[str, Any]:
     plugin = bench.Plugin(system)
     try:
         time.sleep(1.0)
