@@ -359,6 +359,7 @@ class SinkInstance:
         self.own_threads = shared.own_threads
         self.waiter: Optional[Pending] = None  # the receive its own thread waits for
         self.task = False  # made a task, once too many sinks run for a thread each
+        self.batched = False  # the last step ended after a whole batch
         self.require_ack = control.config.get("requireAck") in (True, "true")
         self.inflight = shared.inflight
         self.slot = self.inflight.take_slot(slot)
@@ -467,6 +468,9 @@ class SinkInstance:
             if not self.opened:
                 self._open()
             pending, stopping = self.pending, self.stopping
+            # Only a sink that has just taken a message lingers for the next:
+            # one just started, or woken by a cancel, has no stream to wait for.
+            streaming, self.batched = self.batched, False
             if pending.busy:
                 try:
                     payload: Optional[bytes] = pending.received()
@@ -474,17 +478,20 @@ class SinkInstance:
                     payload = None
                 if payload is not None and not stopping.is_set():
                     self._collect(payload)
+                    streaming = True
             try_recv, collect, quiet = self.try_recv, self._collect, self.scheduler.quiet
             for _ in range(BATCH):
                 if stopping.is_set():
                     return self._finish()  # data after the stop is not collected
-                payload = self._linger() if quiet() else try_recv()
+                payload = self._linger() if streaming and quiet() else try_recv()
                 if payload is None:
                     pending.recv()
                     if stopping.is_set():
                         pending.cancel()  # a stop that came meanwhile found nothing to cancel
                     return WAIT
                 collect(payload)
+                streaming = True
+            self.batched = True  # a whole batch: the stream goes on in the next step
             return AGAIN
         except nng.Closed:
             return self._finish()
