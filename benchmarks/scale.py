@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -214,11 +215,7 @@ def start_ratio(rows: list[dict[str, Any]]) -> tuple[float, float] | None:
     if len(by_count) < 2:
         return None
     small, large = min(by_count), max(by_count)
-
-    def mean(times: list[float]) -> float:
-        return sum(times) / len(times)
-
-    return large / small, mean(by_count[large]) / mean(by_count[small])
+    return large / small, statistics.mean(by_count[large]) / statistics.mean(by_count[small])
 
 
 if __name__ == "__main__":
