@@ -583,6 +583,17 @@ def write_results(output: str, prefix: str, environment: dict[str, Any],
     return path
 
 
+def positive(text: str) -> int:
+    """A command-line count: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def add_python_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--python", help="the interpreter plugins run with, as eKuiper's portable.pythonBin "
@@ -594,7 +605,7 @@ def add_python_option(parser: argparse.ArgumentParser) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny counts, one repeat (CI)")
-    parser.add_argument("--repeats", type=int, help="repeats per figure (default 3)")
+    parser.add_argument("--repeats", type=positive, help="repeats per figure (default 3)")
     parser.add_argument("--output", default=str(HERE / "results"), help="folder for JSON lines")
     parser.add_argument("--no-pin", action="store_true",
                         help="let host and plugins share every core")

@@ -155,8 +155,9 @@ def measure(system: str, n: int, each: int, wait: float, log: Any) -> dict[str, 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small counts (CI)")
-    parser.add_argument("--counts", type=int, nargs="+", help="sources (and sinks) per run")
-    parser.add_argument("--each", type=int, help="records per instance")
+    parser.add_argument("--counts", type=bench.positive, nargs="+",
+                        help="sources (and sinks) per run")
+    parser.add_argument("--each", type=bench.positive, help="records per instance")
     parser.add_argument("--systems", nargs="+", default=["kuiperlite", "sdk"],
                         choices=list(bench.SYSTEMS))
     parser.add_argument("--output", default=str(HERE / "results"), help="folder for JSON lines")

@@ -50,3 +50,13 @@ def test_quick_scale_benchmark_runs_and_every_record_arrives(tmp_path):
     assert abs(sum(row["start_steps"]) - row["start_s"]) < 0.1 * row["start_s"]
     assert row["start_steal_s"] >= 0
     assert row["threads_left"] <= 0  # the plugin's threads are back to their baseline
+
+
+def test_a_count_below_one_is_refused_with_a_sentence():
+    options = (("scale.py", "--counts"), ("scale.py", "--each"), ("run.py", "--repeats"))
+    for script, option in options:
+        out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), option, "0"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert f"argument {option}: expected a whole number of at least 1, got '0'" in out.stderr
+        assert "Traceback" not in out.stderr
