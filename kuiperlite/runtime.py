@@ -7,7 +7,6 @@ import gc
 import logging
 import mmap
 import os
-import signal
 import sys
 import threading
 import time
@@ -38,6 +37,7 @@ from .kinds import BY_WIRE
 from .plugin import Plugin, collect, importing, summary
 from .recycling import RECYCLE_IDLE, RECYCLE_MB, Recycler
 from .scheduler import Scheduler
+from .signals import StopSignals
 from .state import Stores, open_store
 from .supervisor import InFlight, Journal, Replay
 from .symbols import AnySpec, FunctionSpec
@@ -91,6 +91,7 @@ class Runtime:
         self.shared = Shared(self.scheduler, self.inflight, self.stores, OwnThreads(
             env_count("KUIPERLITE_SINK_THREADS", SINK_THREADS)))
         self.shutdown = threading.Event()
+        self.signals = StopSignals()
         self.reason = ""
         # Only a supervised worker has a successor to give way to.
         self.recycler = None if journal is None else Recycler(
@@ -226,10 +227,7 @@ class Runtime:
     def serve(self) -> int:
         """Handshake and answer commands until the host is gone; the exit code."""
         plugin = self.plugin
-        if threading.current_thread() is threading.main_thread():  # before any command
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda num, _frame: self.request_shutdown(
-                    f"received {signal.Signals(num).name}"))
+        self.signals.install()  # before any command
         log.info("plugin %s (pid %d) serving %s", plugin.name, os.getpid(), summary(plugin))
         address = wire.control_address(plugin.name)
         try:
@@ -269,8 +267,10 @@ class Runtime:
     def _watch(self, control: Requester) -> None:
         parent = os.getppid()
         host = self.host_pid or parent
-        while not self.shutdown.wait(0.25):
-            if os.getppid() != parent or not process_alive(host):
+        while not self.shutdown.is_set():
+            if self.signals.wait(0.25) is not None:
+                self.reason = self.reason or f"received {self.signals.name}"
+            elif os.getppid() != parent or not process_alive(host):
                 gone = host if not process_alive(host) else parent
                 self.reason = f"the host process {gone} is gone"
             elif control.disconnected_for() > self.orphan_grace:
@@ -302,9 +302,10 @@ class Runtime:
                        "worker takes its place")
 
     def request_shutdown(self, reason: str) -> None:
-        """Make :meth:`serve` return (thread-safe; used by signal handlers)."""
+        """Make :meth:`serve` return (from any thread but a signal handler's)."""
         self.reason = self.reason or reason
         self.shutdown.set()
+        self.signals.wake()
 
     def close(self) -> None:
         """Stop every instance, giving user teardown a bounded time to run.

@@ -1,5 +1,6 @@
 """The runtime in real plugin processes, driven through the embedded host."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from kuiperlite.dev import Host, gowire
 from kuiperlite.errors import HostError
 from kuiperlite.wire import Control, Meta
 
-from conftest import FIXTURES, fresh_worker, place_plugin, unique, wait_until
+from conftest import FIXTURES, fresh_worker, pid_alive, place_plugin, unique, wait_until
 
 CONDA = FIXTURES / "bin"  # a stand-in for `conda run`, which holds output back
 
@@ -198,6 +199,25 @@ def test_sigterm_stops_instances_and_exits(kuiperlite_host, plugin):
     host.process.reader.join(5)  # the last lines may still be in the pipe
     assert host.process.printed("SLEEPER-CLOSED term"), list(host.process.output)
     assert host.process.printed("exits: received SIGTERM")
+
+
+def test_a_burst_of_stop_signals_always_ends_the_plugin(kuiperlite_host, plugin):
+    # Ctrl-C or `timeout` signals a whole process group, often more than once. A
+    # handler that took a lock its own thread held deadlocked the worker in about
+    # a third of such bursts, leaving it behind for good.
+    for round_ in range(30):
+        host = kuiperlite_host(plugin)
+        host.start_source("sleeper", rule=f"burst{round_}")
+        pids = (host.process.pid, host.process.worker)
+        for _ in range(100):
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signum)
+        wait_until(lambda process=host.process, worker=pids[1]:
+                   process.poll() is not None and not pid_alive(worker),
+                   10, message=f"the plugin and its worker to exit after burst {round_}")
+        host.close()
 
 
 def test_plugin_exits_when_the_control_peer_vanishes(plugin):
