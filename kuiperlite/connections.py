@@ -22,6 +22,7 @@ import collections.abc
 import inspect
 import logging
 import threading
+import time
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, NamedTuple, Optional, TypeVar, overload
@@ -164,18 +165,26 @@ def declared(namespace: Mapping[str, Any]) -> dict[str, ConnectionSpec]:
     return found
 
 
+# How long a start waits for its connections to open before it fails.
+OPEN_TIMEOUT = 10.0
+
+
 class _Open:
-    """One open resource: its connection, the config it opened with, and its users."""
+    """One resource, opening or open: its connection, config, users, and how the open went.
 
-    __slots__ = ("spec", "config", "resource", "gen", "users")
+    ``ready`` is set once the open returned: with ``resource``, or with ``error``.
+    """
 
-    def __init__(self, spec: ConnectionSpec, config: dict[str, Any], resource: Any,
-                 gen: Any) -> None:
+    __slots__ = ("spec", "config", "resource", "gen", "users", "ready", "error")
+
+    def __init__(self, spec: ConnectionSpec, config: dict[str, Any]) -> None:
         self.spec = spec
         self.config = config
-        self.resource = resource
-        self.gen = gen
+        self.resource: Any = None
+        self.gen: Any = None
         self.users = 1
+        self.ready = threading.Event()
+        self.error = ""
 
 
 class Lease:
@@ -196,22 +205,30 @@ class Lease:
 class Connections:
     """The resources open in one process, shared by equal config, counted by user.
 
-    Starts acquire them from the control thread, one at a time; an instance
-    releases its lease from its own thread once its user code has ended, so
-    a resource never closes under code that may still use it, and its
-    teardown never holds up a command.
+    A connection's code (its open and its close) never runs on the thread
+    that asks for it or gives it back: each open runs on a thread of its
+    own, which a start waits for, at most ``timeout`` seconds, and each
+    close too. So an open or a close that hangs holds up no command, no
+    other connection and no exit; an open that returns after its start gave
+    up is closed at once. Instances release their leases once their user
+    code has ended, so a resource never closes under code that may still
+    use it.
+
+    Args:
+        timeout: seconds :meth:`acquire` waits for its connections to open.
     """
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()  # guards the open resources and their users
-        self._opening = threading.Lock()  # one acquire at a time: no config opens twice
-        self._open: list[_Open] = []
+    def __init__(self, timeout: float = OPEN_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._lock = threading.Lock()  # guards the resources and their users
+        self._open: list[_Open] = []  # opening or open
+        self._closing: set[threading.Thread] = set()
 
     def acquire(self, uses: Sequence[Uses], kwargs: dict[str, Any], user: str) -> Lease:
         """Swap each connection parameter's config in ``kwargs`` for its resource.
 
-        A resource open with an equal config is shared; otherwise the
-        connection opens one now.
+        A resource open (or opening) with an equal config is shared;
+        otherwise the connection opens one now.
 
         Args:
             uses: the symbol's connection parameters.
@@ -219,63 +236,110 @@ class Connections:
             user: the instance, for messages: ``sink 'insert' of rule r1/op1/0``.
 
         Raises:
-            KuiperliteError: a connection failed to open: one sentence naming
-                it, the user and the cause (the traceback goes to the log).
-                Whatever this call took is given back.
+            KuiperliteError: a connection failed to open, or did not within
+                ``timeout``: one sentence naming it, the user and the cause
+                (the traceback goes to the log). Whatever this call took is
+                given back.
         """
         lease = Lease(self, user)
-        with self._opening:
-            try:
-                for use in uses:
-                    config = kwargs[use.param]
-                    entry = self._share(use.connection, config) or \
-                        self._open_one(use.connection, config, user)
-                    lease.held.append(entry)
-                    kwargs[use.param] = entry.resource
-            except BaseException:
-                lease.release()
-                raise
+        deadline = time.monotonic() + self.timeout
+        try:
+            for use in uses:
+                entry = self._entry(use.connection, kwargs[use.param], user)
+                lease.held.append(entry)
+                if not entry.ready.wait(max(0.0, deadline - time.monotonic())):
+                    raise KuiperliteError(
+                        f"Cannot open {entry.spec.what} for {user}: it did not open within "
+                        f"{self.timeout:g} s (KUIPERLITE_OPEN_TIMEOUT); it is closed as soon "
+                        "as its open returns.")
+                if entry.error:
+                    raise KuiperliteError(entry.error)
+                kwargs[use.param] = entry.resource
+        except BaseException:
+            lease.release()
+            raise
         return lease
 
-    def _share(self, spec: ConnectionSpec, config: dict[str, Any]) -> Optional[_Open]:
+    def _entry(self, spec: ConnectionSpec, config: dict[str, Any], user: str) -> _Open:
+        """The resource for ``config``: one open or opening shared, else one opening now."""
         with self._lock:
             for entry in self._open:
-                if entry.spec.name == spec.name and entry.config == config:
+                if entry.spec.name == spec.name and entry.config == config and not entry.error:
                     entry.users += 1
                     return entry
-        return None
+            entry = _Open(spec, config)
+            self._open.append(entry)
+        threading.Thread(target=self._open_one, args=(entry, user), daemon=True,
+                         name=f"open {spec.what} for {user}").start()
+        return entry
 
-    def _open_one(self, spec: ConnectionSpec, config: dict[str, Any], user: str) -> _Open:
+    def _open_one(self, entry: _Open, user: str) -> None:
+        """On a thread of its own: run the connection's open, then say how it went."""
+        spec = entry.spec
+        error = ""
         try:
-            gen = spec.func(**config)
+            gen = spec.func(**entry.config)
             resource = next(gen)
         except StopIteration:
-            raise KuiperliteError(f"Cannot open {spec.what} for {user}: it returned without "
-                                  "yielding its resource.") from None
+            error = (f"Cannot open {spec.what} for {user}: it returned without yielding its "
+                     "resource.")
         except BaseException as err:
             log.error("cannot open %s for %s", spec.what, user, exc_info=True)
-            raise KuiperliteError(f"Cannot open {spec.what} for {user}: "
-                                  f"{error_text(err).rstrip('.')}.") from err
-        entry = _Open(spec, config, resource, gen)
+            error = f"Cannot open {spec.what} for {user}: {error_text(err).rstrip('.')}."
         with self._lock:
-            self._open.append(entry)
-        log.info("opened %s for %s", spec.what, user)
-        return entry
+            if error:
+                entry.error = error
+            else:
+                entry.gen, entry.resource = gen, resource
+            unwanted = not error and entry.users == 0  # every start waiting for it gave up
+            if error or unwanted:
+                self._open.remove(entry)
+            entry.ready.set()
+        if unwanted:
+            _close(entry, "no start waits for it any more")
+        elif not error:
+            log.info("opened %s for %s", spec.what, user)
 
     def _release(self, entry: _Open, user: str) -> None:
         with self._lock:
             entry.users -= 1
-            if entry.users > 0 or entry not in self._open:
+            # One still opening is closed by its opener, once no start wants it.
+            if entry.users > 0 or not entry.ready.is_set() or entry not in self._open:
                 return
             self._open.remove(entry)
-        _close(entry, f"its last user stopped: {user}")
+            closer = threading.Thread(target=self._close_one, daemon=True,
+                                      args=(entry, f"its last user stopped: {user}"),
+                                      name=f"close {entry.spec.what}")
+            self._closing.add(closer)
+        closer.start()
+
+    def _close_one(self, entry: _Open, why: str) -> None:
+        try:
+            _close(entry, why)
+        finally:
+            with self._lock:
+                self._closing.discard(threading.current_thread())
+
+    def settle(self, timeout: Optional[float] = None) -> bool:
+        """Wait for the closes under way; False if one was still running after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            closing = list(self._closing)
+        for closer in closing:
+            closer.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(closer.is_alive() for closer in closing)
 
     def close(self) -> None:
-        """Close every resource still open, whoever holds it (at exit; best effort)."""
+        """Close every resource still open, whoever holds it (at exit; best effort).
+
+        Closes already under way are waited for; opens still running are not.
+        """
         with self._lock:
-            entries, self._open = self._open, []
+            entries = [entry for entry in self._open if entry.ready.is_set()]
+            self._open = [entry for entry in self._open if not entry.ready.is_set()]
         for entry in entries:
             _close(entry, "at exit")
+        self.settle()
 
 
 def _close(entry: _Open, why: str) -> None:

@@ -22,7 +22,7 @@ from .channels import (
     env_number,
     env_seconds,
 )
-from .connections import Connections, Lease
+from .connections import OPEN_TIMEOUT, Connections, Lease
 from .errors import DefinitionError, KuiperliteError, NoSymbols, PluginError, error_text
 from .instances import (
     INSTANCES,
@@ -86,7 +86,7 @@ class Runtime:
         # Opened by the first instance that uses its state, in this process.
         self.stores = Stores(lambda: open_store(plugin.name))
         # Opened by the first instance that needs each, in this process.
-        self.connections = Connections()
+        self.connections = Connections(env_seconds("KUIPERLITE_OPEN_TIMEOUT", OPEN_TIMEOUT))
         self.scheduler = Scheduler(on_idle=release_memory)
         self.shared = Shared(self.scheduler, self.inflight, self.stores, OwnThreads(
             env_count("KUIPERLITE_SINK_THREADS", SINK_THREADS)))
@@ -113,15 +113,14 @@ class Runtime:
             log.warning("bad command %r: %s", raw[:200], err)
             return wire.answer(str(err))
         try:
-            with self._lock:
-                if self.leaving.is_set():
-                    raise Unanswered
-                if self.shutdown.is_set():
-                    return wire.answer("The plugin is shutting down.")
-                if name == START:
-                    self.start(control, raw)
-                else:
-                    self.stop(control)
+            if self.leaving.is_set():
+                raise Unanswered
+            if self.shutdown.is_set():
+                return wire.answer("The plugin is shutting down.")
+            if name == START:
+                self.start(control, raw)
+            else:
+                self.stop(control)
         except Unanswered:
             raise
         except KuiperliteError as err:
@@ -153,26 +152,34 @@ class Runtime:
         if isinstance(symbol, FunctionSpec):
             # eKuiper sends this right after listening on the function's
             # channel, new or re-created: connect to it now.
-            self._function(symbol).channel.reconnect()
+            with self._lock:
+                self._function(symbol).channel.reconnect()
             return
         kwargs = symbol.bind_config(control.config)
         assert control.meta is not None
         key = control.meta.key(symbol.name)
-        old = self.instances.pop(key, None)
-        if old is not None:
-            log.info("%s is started again; stopping the running one first", old.what)
-            self._stop_instance(old)
+        # Connections open on threads of their own; this waits for them, bounded,
+        # holding no lock, so that an open that hangs holds up neither exit nor stop.
         lease = self.connections.acquire(symbol.connections, kwargs,
                                          instance_what(symbol, control.meta))
         try:
-            instance = self._launch(symbol, control, kwargs, lease, slot)
+            with self._lock:
+                if self.leaving.is_set():
+                    raise Unanswered
+                if self.shutdown.is_set():
+                    raise KuiperliteError("The plugin is shutting down.")
+                old = self.instances.pop(key, None)
+                if old is not None:
+                    log.info("%s is started again; stopping the running one first", old.what)
+                    self._stop_instance(old)
+                instance = self._launch(symbol, control, kwargs, lease, slot)
+                self.instances[key] = instance
+                self.started += 1
+                if self.journal is not None:
+                    self.journal.started(key, getattr(instance, "slot", -1), command)
         except BaseException:
             lease.release()
             raise
-        self.instances[key] = instance
-        self.started += 1
-        if self.journal is not None:
-            self.journal.started(key, getattr(instance, "slot", -1), command)
         log.info("started %s", instance.what)
 
     def _launch(self, symbol: AnySpec, control: Control, kwargs: dict[str, Any], lease: Lease,
@@ -197,9 +204,10 @@ class Runtime:
             return
         assert control.meta is not None
         key = control.meta.key(control.symbol_name)
-        instance = self.instances.pop(key, None)
-        if self.journal is not None:
-            self.journal.stopped(key)
+        with self._lock:
+            instance = self.instances.pop(key, None)
+            if self.journal is not None:
+                self.journal.stopped(key)
         if instance is None:
             log.info("stop for %s: not running (already stopped, or started before a restart)",
                      _what(control))
@@ -259,8 +267,7 @@ class Runtime:
         for replay in self.replay:
             try:
                 _, control = wire.decode_command(replay.command)
-                with self._lock:
-                    self.start(control, replay.command, replay.slot)
+                self.start(control, replay.command, replay.slot)
             except BaseException as err:
                 log.error("cannot start %s again: %s", replay.key, error_text(err))
 

@@ -320,8 +320,10 @@ def test_equal_configs_share_one_resource_until_the_last_user_releases_it(events
     assert events == ["open /a"]
     a.release()
     b.release()
+    registry.settle()
     assert events == ["open /a"]
     c.release()
+    registry.settle()
     assert events == ["open /a", "close /a"]
     again, d = started(registry, insert, {"path": "/a"})
     assert again["store"] is not first["store"] and events[-1] == "open /a"
@@ -336,6 +338,7 @@ def test_distinct_configs_get_distinct_resources(events):
     assert len({id(a["store"]), id(b["store"]), id(c["store"])}) == 3
     for lease in (first, second, third):
         lease.release()
+    registry.settle()
     assert sorted(events) == ["close /a", "close /a", "close /b", "open /a", "open /a", "open /b"]
 
 
@@ -369,6 +372,7 @@ def test_a_failed_open_is_one_sentence_and_gives_back_what_the_start_took(events
             registry.acquire(symbol.connections, kwargs, "sink 'k' of rule r1/op1/0")
         assert str(info.value) == ("Cannot open connection 'flaky' for sink 'k' of rule r1/op1/0:"
                                    " OperationalError: unable to open database file.")
+    registry.settle()
     assert events == ["open /shared", "open /own", "close /own"]  # the shared one stays open
     assert "unable to open database file" in caplog.text  # with its traceback
     symbol = read(e, marks_of(e)[0], found)
@@ -377,6 +381,7 @@ def test_a_failed_open_is_one_sentence_and_gives_back_what_the_start_took(events
                                               "resource.$"):
         registry.acquire(symbol.connections, symbol.bind_config({}), "sink 'e' of rule r/o/0")
     running.release()
+    registry.settle()
     assert events[-1] == "close /shared"
 
 
@@ -402,6 +407,7 @@ def test_teardown_errors_are_logged_never_raised(caplog):
     lease = registry.acquire(symbol.connections, symbol.bind_config({}), "sink 'k' of rule r/o/0")
     lease.release()
     lease.release()  # once only
+    registry.settle()
     assert "connection 'twice' yielded a second time while closing (its last user stopped: " \
            "sink 'k' of rule r/o/0); a connection yields its resource once" in caplog.text
     assert "connection 'breaks' failed to close (its last user stopped: sink 'k' of rule " \
@@ -424,6 +430,7 @@ def test_releases_from_many_threads_close_it_once_and_exit_closes_the_rest(event
         thread.start()
     for thread in threads:
         thread.join(10)
+    registry.settle()
     assert events == ["open /a", "open /b", "close /a"]
     registry.close()  # the plugin exits while /b is still in use
     held.release()  # its user ends after: nothing closes twice

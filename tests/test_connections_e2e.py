@@ -7,12 +7,14 @@ opened, for whom, and when it closed.
 
 import os
 import signal
+import threading
+import time
 
 import pytest
 
 from kuiperlite.errors import HostError
 
-from conftest import fresh_worker, unique, wait_until
+from conftest import fresh_worker, pid_alive, unique, wait_until
 
 
 @pytest.fixture
@@ -145,3 +147,79 @@ def test_connections_close_when_the_plugin_exits(host, tmp_path):
     os.kill(host.process.pid, signal.SIGTERM)
     wait_until(lambda: host.process.poll() is not None, message="the plugin to exit")
     assert lines(path, "CLOSE") == lines(path, "OPEN") != []
+
+
+def test_an_open_that_hangs_fails_its_start_in_time_and_every_other_command_is_answered(
+        kuiperlite_host, copy_plugin, tmp_path):
+    host = kuiperlite_host(copy_plugin("connected"), env={"KUIPERLITE_OPEN_TIMEOUT": "1"})
+    hung, path = str(tmp_path / "hung"), str(tmp_path / "journal")
+    began = time.monotonic()
+    with pytest.raises(HostError, match=r"Cannot open connection 'db' for sink 'write' of rule "
+                                        r"\S+: it did not open within 1 s"):
+        host.start_sink("write", rule=unique("k"), config={"path": hung, "hang": 3600})
+    assert time.monotonic() - began < 8
+    with host.start_sink("write", rule=unique("k"),
+                         config={"path": path, "requireAck": True}) as snk:
+        assert snk.send({"n": 1}) is None
+    with host.function("alive") as fn:
+        assert fn.call() is True
+    os.kill(host.process.pid, signal.SIGTERM)
+    wait_until(lambda: host.process.poll() is not None, 15, message="the plugin to exit")
+    assert lines(path, "CLOSE") == lines(path, "OPEN") != []
+
+
+@pytest.mark.parametrize("ending", ["SIGTERM", "the host goes away"])
+def test_a_start_waiting_for_an_open_that_hangs_never_holds_up_the_exit(
+        kuiperlite_host, copy_plugin, tmp_path, ending):
+    host = kuiperlite_host(copy_plugin("connected"), env={
+        "KUIPERLITE_OPEN_TIMEOUT": "600", "KUIPERLITE_ORPHAN_GRACE": "0.5"})
+    hung = str(tmp_path / "hung")
+    refused = []
+
+    def start() -> None:
+        try:
+            host.start_sink("write", rule=unique("k"), config={"path": hung, "hang": 3600})
+        except HostError as err:
+            refused.append(err)
+
+    starting = threading.Thread(target=start, daemon=True)
+    starting.start()
+    wait_until(lambda: host.process.printed(f"OPENING {hung}"), message="the open to begin")
+    supervisor, worker = host.process.pid, host.process.worker
+    if ending == "SIGTERM":
+        os.kill(supervisor, signal.SIGTERM)
+    else:
+        host.control.close()
+    wait_until(lambda: host.process.poll() is not None and not pid_alive(worker), 15,
+               message="the plugin and its worker to exit")
+    starting.join(30)
+    assert refused  # the start got no ok
+
+
+@pytest.mark.parametrize("user", ["sink", "finished source"])
+def test_a_close_that_hangs_holds_up_no_command_and_the_exit_is_bounded(
+        kuiperlite_host, copy_plugin, tmp_path, user):
+    host = kuiperlite_host(copy_plugin("connected"), env={"KUIPERLITE_EXIT_GRACE": "2"})
+    slow, path = str(tmp_path / "slow"), str(tmp_path / "journal")
+    config = {"path": slow, "hang_close": 3600}
+    if user == "sink":
+        running = host.start_sink("write", rule=unique("k"), config={**config, "requireAck": True})
+        assert running.send({"n": 1}) is None
+    else:
+        running = host.start_source("once", rule=unique("r"), config=config)
+        assert running.recv()[0]["journal"]
+        wait_until(lambda: host.process.printed(f"{running.what} finished"),
+                   message="the source to finish")
+    began = time.monotonic()
+    running.stop()
+    wait_until(lambda: host.process.printed(f"CLOSING {slow}"), message="the close to begin")
+    with host.start_sink("write", rule=unique("k"),
+                         config={"path": path, "requireAck": True}) as other:
+        assert other.send({"n": 2}) is None
+    with host.function("alive") as fn:
+        assert fn.call() is True
+    assert time.monotonic() - began < 8
+    worker = host.process.worker
+    os.kill(host.process.pid, signal.SIGTERM)
+    wait_until(lambda: host.process.poll() is not None and not pid_alive(worker), 15,
+               message="the plugin to exit despite the close that hangs")

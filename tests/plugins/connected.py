@@ -9,6 +9,7 @@ Used by tests/test_connections_e2e.py, copied under a name of the test's own.
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,7 +35,11 @@ class Journal:
             self.file.flush()
 
 
-def _journal(path: str, fail: bool, broken_close: bool) -> Iterator[Journal]:
+def _journal(path: str, fail: bool, broken_close: bool, hang: float = 0.0,
+             hang_close: float = 0.0) -> Iterator[Journal]:
+    if hang:
+        print("OPENING", path, flush=True)
+        time.sleep(hang)  # a server that takes the connection and never answers
     if fail:
         raise OSError("unable to open database file")
     journal = Journal(path)
@@ -43,6 +48,9 @@ def _journal(path: str, fail: bool, broken_close: bool) -> Iterator[Journal]:
     try:
         yield journal
     finally:
+        if hang_close:
+            print("CLOSING", path, flush=True)
+            time.sleep(hang_close)
         journal.write(f"CLOSE {journal.id}")
         journal.file.close()
         if broken_close:
@@ -50,15 +58,18 @@ def _journal(path: str, fail: bool, broken_close: bool) -> Iterator[Journal]:
 
 
 @connection
-def db(*, path: str, fail: bool = False, broken_close: bool = False) -> Iterator[Journal]:
+def db(*, path: str, fail: bool = False, broken_close: bool = False, hang: float = 0.0,
+       hang_close: float = 0.0) -> Iterator[Journal]:
     """The journal the rows go to.
 
     Args:
         path: the journal file.
         fail: fail to open.
         broken_close: fail after closing.
+        hang: seconds the open blocks first, deaf to any stop.
+        hang_close: seconds the close blocks first.
     """
-    yield from _journal(path, fail, broken_close)
+    yield from _journal(path, fail, broken_close, hang, hang_close)
 
 
 @connection
@@ -87,6 +98,12 @@ def watch(ctx: Context, *, interval: float = 0.02, db: Journal) -> Iterator[dict
     while ctx.sleep(interval):
         yield {"journal": db.id, "n": n}
         n += 1
+
+
+@source
+def once(ctx: Context, *, db: Journal) -> Iterator[dict]:
+    """Emit which journal it uses, once, and end."""
+    yield {"journal": db.id}
 
 
 @function
