@@ -27,10 +27,12 @@ error instead of running them again: they may be what killed it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import mmap
 import os
+import select
 import signal
 import struct
 import sys
@@ -156,9 +158,18 @@ class Journal:
         self.since = time.monotonic()
         self._lock = threading.Lock()
 
+    def forked(self) -> None:
+        """In a process the worker forked (user code's ``multiprocessing``): close the pipe."""
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        self.fd = -1
+        self._lock = threading.Lock()
+
     def _write(self, kind: bytes, data: bytes) -> None:
         frame = _HEAD.pack(kind, len(data)) + data
         with self._lock:
+            if self.fd < 0:
+                return
             try:
                 view = memoryview(frame)
                 while view:
@@ -185,20 +196,74 @@ class Journal:
         self._write(NAME, plugin.encode())
 
 
-def _frames(fd: int) -> Iterator[tuple[bytes, bytes]]:
-    """Frames from the pipe until the worker's end closes (it exited or died)."""
-    buffer = b""
-    while True:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return
-        buffer += chunk
+def _frames(fd: int, worker: int) -> Iterator[tuple[bytes, bytes]]:
+    """Frames from the pipe until ``worker`` has exited or died.
+
+    The end of the pipe is no sign of that: a process the worker forked
+    (``multiprocessing``, say) may hold its write end long after. So the
+    worker itself is watched, through a pidfd where Linux has one, else by
+    asking every tenth of a second; once it is gone, what it wrote is read.
+    """
+    watch = _pidfd(worker)
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    if watch is not None:
+        poller.register(watch, select.POLLIN)
+    frames = _Frames()
+    reading = True
+    try:
+        while True:
+            events = dict(poller.poll(None if watch is not None else 100))
+            if reading and events.get(fd):
+                chunk = os.read(fd, 65536)
+                if chunk:
+                    yield from frames.feed(chunk)
+                else:  # every write end is closed: wait for the worker alone
+                    poller.unregister(fd)
+                    reading = False
+            if (watch in events) if watch is not None else _exited(worker):
+                break
+        if reading:  # what the worker wrote before it went
+            os.set_blocking(fd, False)
+            with contextlib.suppress(BlockingIOError):
+                while chunk := os.read(fd, 65536):
+                    yield from frames.feed(chunk)
+    finally:
+        if watch is not None:
+            os.close(watch)
+
+
+class _Frames:
+    """Splits the bytes read from the pipe into frames."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+
+    def feed(self, chunk: bytes) -> Iterator[tuple[bytes, bytes]]:
+        buffer = self.buffer + chunk
         while len(buffer) >= _HEAD.size:
             kind, size = _HEAD.unpack_from(buffer)
             if len(buffer) < _HEAD.size + size:
                 break
             yield kind, buffer[_HEAD.size:_HEAD.size + size]
             buffer = buffer[_HEAD.size + size:]
+        self.buffer = buffer
+
+
+def _pidfd(pid: int) -> Optional[int]:
+    """A descriptor that becomes readable when ``pid`` exits (Linux 5.3 and later), else None."""
+    try:
+        return os.pidfd_open(pid)  # type: ignore[attr-defined,unused-ignore]
+    except (AttributeError, OSError):
+        return None
+
+
+def _exited(pid: int) -> bool:
+    """Whether the child ``pid`` has exited (it stays to be reaped by ``waitpid``)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 def _record(kind: bytes, data: bytes, starts: dict[str, Replay]) -> Optional[int]:
@@ -315,6 +380,7 @@ def supervise(work: Work) -> int:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, signal.SIG_DFL)
             journal = Journal(write_end)
+            os.register_at_fork(after_in_child=journal.forked)
             result = 1
             supervisor = os.getppid()
             try:
@@ -333,7 +399,7 @@ def supervise(work: Work) -> int:
         started = time.monotonic()
         code: Optional[int] = None
         recycled = False
-        for kind, data in _frames(read_end):
+        for kind, data in _frames(read_end, worker):
             if kind == NAME:
                 plugin = data.decode()
             recycled = recycled or kind == RECYCLE

@@ -148,6 +148,20 @@ def test_a_worker_killed_from_outside_is_back_within_a_second(kuiperlite_host):
     snk.stop()
 
 
+def test_a_worker_that_forked_a_helper_is_replaced_at_once_when_it_dies(kuiperlite_host):
+    host = kuiperlite_host(HOSTILE)
+    with host.function("spawn_helper") as spawn:
+        helper = spawn.call(60)
+    try:
+        worker = host.process.worker
+        os.kill(worker, signal.SIGKILL)
+        fresh_worker(host, worker, 5)  # not once the helper, holding the journal's pipe, ends
+        with host.function("pid") as pid:
+            assert pid.call() == host.process.worker
+    finally:
+        os.kill(helper, signal.SIGKILL)
+
+
 def test_a_sink_message_in_flight_when_the_worker_died_is_acked_with_an_error(
         kuiperlite_host):
     host = kuiperlite_host(HOSTILE)

@@ -4,9 +4,13 @@ The whole supervisor, killing and crashing real workers, is in test_hostile.py.
 """
 
 import os
+import signal
+import struct
 import subprocess
 import sys
 import threading
+import time
+from typing import Callable
 
 import pytest
 
@@ -17,23 +21,89 @@ from kuiperlite.supervisor import InFlight, Journal, Replay, shared_page
 from conftest import SCRIPTS
 
 
-def test_the_journal_carries_starts_stops_and_the_goodbye_over_a_pipe():
-    read_end, write_end = os.pipe()
-    starts: dict = {}
-    codes: list = []
-    reader = threading.Thread(target=lambda: codes.extend(
-        supervisor._record(kind, data, starts) for kind, data in supervisor._frames(read_end)))
-    reader.start()
-    journal = Journal(write_end)
-    journal.started("r1_op1_0_print", 70, b'{"cmd":"start","arg":"..."}')
-    journal.started("r2_op1_0_pyjson", -1, b"x" * 100_000)  # larger than a pipe's buffer
-    journal.stopped("r1_op1_0_print")
-    journal.exiting(0)
+def worker_writing(write: Callable[[Journal], None], read_end: int, write_end: int) -> int:
+    """Fork a process that writes to a journal on the pipe, then exits; its pid."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            os.close(read_end)
+            write(Journal(write_end))
+            code = 0
+        finally:
+            os._exit(code)
     os.close(write_end)
-    reader.join(10)
+    return pid
+
+
+def test_the_journal_carries_starts_stops_and_the_goodbye_over_a_pipe():
+    def write(journal: Journal) -> None:
+        journal.started("r1_op1_0_print", 70, b'{"cmd":"start","arg":"..."}')
+        journal.started("r2_op1_0_pyjson", -1, b"x" * 100_000)  # larger than a pipe's buffer
+        journal.stopped("r1_op1_0_print")
+        journal.exiting(0)
+
+    read_end, write_end = os.pipe()
+    pid = worker_writing(write, read_end, write_end)
+    starts: dict = {}
+    codes = [supervisor._record(kind, data, starts)
+             for kind, data in supervisor._frames(read_end, pid)]
     os.close(read_end)
+    assert os.waitpid(pid, 0)[1] == 0
     assert codes == [None, None, None, 0]
     assert list(starts.values()) == [Replay("r2_op1_0_pyjson", -1, b"x" * 100_000)]
+
+
+@pytest.mark.parametrize("watch", ["pidfd", "asking"])
+def test_the_worker_is_watched_itself_not_the_pipe_another_process_still_holds(watch,
+                                                                             monkeypatch):
+    if watch == "asking":  # as where Linux has no pidfd
+        monkeypatch.setattr(supervisor, "_pidfd", lambda pid: None)
+    def write(journal: Journal) -> None:
+        # A process of its own holds the pipe's write end on after the worker died.
+        holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                                  pass_fds=(journal.fd,))
+        journal.named(str(holder.pid))
+        journal.exiting(3)
+
+    read_end, write_end = os.pipe()
+    began = time.monotonic()
+    pid = worker_writing(write, read_end, write_end)
+    frames: list = []
+    try:
+        frames.extend(supervisor._frames(read_end, pid))
+        assert time.monotonic() - began < 10
+        assert [kind for kind, _ in frames] == [supervisor.NAME, supervisor.EXIT]
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+        for kind, data in frames:
+            if kind == supervisor.NAME:
+                os.kill(int(data), signal.SIGKILL)
+
+
+def test_a_process_the_worker_forks_has_no_journal_to_write_to():
+    def write(journal: Journal) -> None:
+        # As supervise() has its worker do; this is that worker.
+        os.register_at_fork(after_in_child=journal.forked)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.fstat(journal.fd if journal.fd >= 0 else write_end)
+                code = 1
+            except OSError:
+                code = 0
+            os._exit(code)
+        journal.exiting(os.waitpid(pid, 0)[1])
+
+    read_end, write_end = os.pipe()
+    pid = worker_writing(write, read_end, write_end)
+    try:
+        frames = list(supervisor._frames(read_end, pid))
+    finally:
+        os.close(read_end)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert frames == [(supervisor.EXIT, struct.pack("<i", 0))]  # the forked one saw no pipe
 
 
 def test_the_journal_survives_its_supervisor_going_away():

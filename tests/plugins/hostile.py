@@ -133,6 +133,16 @@ def holds(ctx: Context, *, stubborn: str) -> Iterator[dict]:
 
 
 @function
+def spawn_helper(seconds: float) -> int:
+    """Fork a helper process, as multiprocessing does, that lives ``seconds``; its pid."""
+    import multiprocessing
+
+    helper = multiprocessing.get_context("fork").Process(target=time.sleep, args=(seconds,))
+    helper.start()
+    return int(helper.pid or 0)
+
+
+@function
 def pid() -> int:
     """The process that runs the user code."""
     return os.getpid()
