@@ -3,27 +3,78 @@
 Set ``KUIPERLITE_STATE_URL=redis://host:port/db``. Each scope is one Redis
 hash, named ``kuiperlite:<plugin>:<scope as JSON>``; its fields are the keys
 and their values JSON text, so ``incr`` is Redis's own atomic ``HINCRBY``.
+
+Messages and logs show the URL without its credentials: see :func:`shown`.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
 from .errors import StateError
 from .state import Scope, incremented
 
+SCHEMES = ("redis", "rediss", "unix")
+URL_FORMS = ("redis://[[user]:password@]host[:port][/db], rediss://... for TLS, or "
+             "unix:///path/to/redis.sock[?db=N]")
+_NUMBER = re.compile(r"[0-9]+")
+
+
+def shown(url: str) -> str:
+    """``url`` as messages show it: scheme, host, port and db, and the names of its
+    query parameters with their values as ``***``; never a user or a password.
+
+    Raises:
+        StateError: the URL is malformed; the sentence names what is wrong in it
+            without showing any of it, for a malformed URL may hide a password anywhere.
+    """
+    def malformed(problem: str) -> StateError:
+        return StateError(f"The state store URL is malformed: {problem}; write {URL_FORMS}.")
+
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme not in SCHEMES:
+        raise malformed("it does not begin with redis://, rediss:// or unix://")
+    if "#" in url:
+        raise malformed("it holds a '#', which a password must write as %23")
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise malformed("it cannot be parsed") from None
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name == "db" and not _NUMBER.fullmatch(value) for name, value in query):
+        raise malformed("its db parameter is not a number")
+    if scheme == "unix":
+        if not parts.path:
+            raise malformed("it names no socket file")
+        where = f"unix://{parts.path}"
+    else:
+        try:
+            port = parts.port
+        except ValueError:  # not a number, or past 65535
+            port = 0
+        if port == 0:
+            raise malformed("its port is not a number from 1 to 65535")
+        if not parts.hostname:
+            raise malformed("it names no host")
+        if not re.fullmatch(r"(/[0-9]*)?", parts.path):
+            raise malformed("its path is not a db number such as /0")
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        where = f"{scheme}://{host}{'' if port is None else f':{port}'}{parts.path}"
+    if query:
+        where += "?" + "&".join(f"{name}={value if name == 'db' else '***'}"
+                                for name, value in query)
+    return where
+
 
 class RedisStore:
     """A plugin's state in a Redis server, shared by every machine that runs the plugin."""
 
     def __init__(self, url: str, plugin: str) -> None:
-        parts = urlsplit(url)
-        # Messages and logs never show a password from the URL.
-        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2])
-        self.where = urlunsplit(shown)
+        self.where = shown(url)
         try:
             import redis
         except ImportError:
@@ -36,8 +87,15 @@ class RedisStore:
         try:
             self._db = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=10)
             self._db.ping()
-        except (ValueError, redis.RedisError) as err:
-            raise StateError(f"The state store {self.where} cannot be reached: {err}.") \
+        except TypeError as err:  # a query parameter the connection does not take
+            name = re.findall(r"'([^']*)'", str(err))
+            raise StateError(f"The state store {self.where} cannot be opened: redis takes no "
+                             f"query parameter {name[-1] if name else ''!r}.") from None
+        except ValueError as err:  # a query parameter's value
+            raise StateError(f"The state store {self.where} cannot be opened: "
+                             f"{_said(err)}.") from None
+        except redis.RedisError as err:
+            raise StateError(f"The state store {self.where} cannot be reached: {_said(err)}.") \
                 from None
 
     def _name(self, scope: Scope) -> str:
@@ -47,7 +105,7 @@ class RedisStore:
         try:
             return getattr(self._db, method)(*args)
         except self._errors as err:
-            raise StateError(f"The state store {self.where} failed: {err}.") from None
+            raise StateError(f"The state store {self.where} failed: {_said(err)}.") from None
 
     def get(self, scope: Scope, key: str) -> Optional[str]:
         value = self._call("hget", self._name(scope), key)
@@ -67,7 +125,7 @@ class RedisStore:
             incremented(scope, key, self.get(scope, key), amount)
             raise StateError(f"State {key!r} of {scope.what}: incr failed.") from None
         except self._errors as err:
-            raise StateError(f"The state store {self.where} failed: {err}.") from None
+            raise StateError(f"The state store {self.where} failed: {_said(err)}.") from None
 
     def _scopes(self, rule: Optional[str], symbol: Optional[str]) -> list[tuple[bytes, Scope]]:
         pattern = _glob_escape(self.prefix) + "*"
@@ -75,7 +133,7 @@ class RedisStore:
         try:
             names = list(self._db.scan_iter(match=pattern))
         except self._errors as err:
-            raise StateError(f"The state store {self.where} failed: {err}.") from None
+            raise StateError(f"The state store {self.where} failed: {_said(err)}.") from None
         for name in names:
             try:
                 scope = Scope(*orjson.loads(name[len(self.prefix.encode()):]))
@@ -106,3 +164,8 @@ class RedisStore:
 
 def _glob_escape(text: str) -> str:
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
+def _said(err: BaseException) -> str:
+    """An error's text without its closing full stop, to end a sentence of ours."""
+    return str(err).rstrip(".")

@@ -146,3 +146,24 @@ def test_a_store_that_cannot_be_used_is_the_sources_error(kuiperlite_host, plugi
         errors = src.errors
     assert f"The state store {folder}/{plugin.stem}.sqlite3 cannot be used (file is not a " \
            "database); kuiperlite never resets a store" in errors[0]
+
+
+def test_no_credential_of_the_state_url_shows_in_a_plugins_errors_logs_or_serve(
+        kuiperlite_host, local_ekuiper, plugin, redis_url):
+    """The session's redis-server has no password: one given is refused, and the sentence
+    that says so, in the source's errors, the plugin's log and serve's view, hides it."""
+    url = f"{redis_url}?username=alice&password=s3cret&db=1"
+    shown = f"{redis_url}?username=***&password=***&db=1"
+    host = kuiperlite_host(plugin, state_url=url)
+    with host.start_source("numbers", rule=unique("r")) as src:
+        with pytest.raises(HostError, match="No record"):
+            src.recv(timeout=3)
+        errors = src.errors
+    assert f"StateError: The state store {shown} cannot be reached: " in errors[0]
+    assert host.process is not None
+    logged = "\n".join(host.process.output)
+    assert shown in logged
+    served = local_ekuiper(str(plugin), "--state-url", url, ready=f"state: The state store "
+                           f"{shown} cannot be reached: ")
+    for text in (*errors, logged, *served.lines):
+        assert "s3cret" not in text and "alice" not in text
