@@ -138,19 +138,87 @@ def _requirements(plugin_file: Path, requirements: Optional[str]) -> list[str]:
     if requirements and not path.is_file():
         raise PluginError(f"The requirements file {requirements} does not exist.")
     if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line and line not in lines:
+        for number, line in requirement_lines(path.read_text(encoding="utf-8")):
+            option = _OPTION.match(line)
+            if option and option.group(1) in _INCLUDES:
+                raise PluginError(f"{path}, line {number}: {line!r} names another file, which "
+                                  "the zip would not hold; write its lines into this file "
+                                  "instead.")
+            if line not in lines:
                 lines.append(line)
-    taken = {_project(line) for line in lines}
-    return lines + [r for r in runtime_requirements() if _project(r) not in taken]
+    taken = {project_of(line) for line in lines}
+    return lines + [r for r in runtime_requirements() if project_of(r) not in taken]
 
 
-def _project(requirement: str) -> str:
-    for i, char in enumerate(requirement):
-        if not (char.isalnum() or char in "-_."):
-            return requirement[:i].lower().replace("_", "-")
-    return requirement.lower().replace("_", "-")
+# A requirements file as pip reads it (pip's own parser is not a dependency of ours).
+_COMMENT = re.compile(r"(^|\s)#.*")  # a '#' inside a URL (#sha256=, #egg=) is not one
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")  # PEP 508
+_AFTER_NAME = ("", "[", "(", "<", ">", "=", "!", "~", ";", "@")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_ARCHIVE = re.compile(r"\.(whl|zip|tar|tar\.gz|tgz|tar\.bz2|tbz|tar\.xz|txz)\Z", re.IGNORECASE)
+_EGG = re.compile(r"[#&]egg=([^&]*)")
+_OPTION = re.compile(r"(--[A-Za-z0-9-]+|-[A-Za-z])[=\s]*(.*)", re.DOTALL)
+_INCLUDES = ("-r", "--requirement", "-c", "--constraint")
+_EDITABLE = ("-e", "--editable")
+
+
+def requirement_lines(text: str) -> list[tuple[int, str]]:
+    """The lines of a requirements file as pip reads them, each with the number it starts on.
+
+    A line ending in a backslash goes on on the next; a ``#`` at the start of
+    a line or after whitespace starts a comment, but not one inside a URL
+    (``#sha256=...``, ``#egg=...``); blank lines go.
+    """
+    out: list[tuple[int, str]] = []
+    parts: list[str] = []
+    first = 0
+    for number, line in enumerate([*text.splitlines(), ""], 1):
+        if not parts:
+            first = number
+        comment = line.lstrip().startswith("#")
+        if line.endswith("\\") and not comment:
+            parts.append(line[:-1])
+            continue
+        parts.append(" " + line if comment else line)
+        joined = _COMMENT.sub("", "".join(parts)).strip()
+        parts = []
+        if joined:
+            out.append((first, joined))
+    return out
+
+
+def project_of(line: str) -> Optional[str]:
+    """The project a requirement line installs, its name normalized (PEP 503), or None.
+
+    Reads ``name``, ``name[extras] ...``, ``name @ url``, a URL or an editable
+    (``-e``) with ``#egg=name``, and a wheel's URL or path. None for another
+    option line and for a link whose project pip learns only by building it.
+    """
+    option = _OPTION.match(line)
+    if option:
+        return _link_project(option.group(2)) if option.group(1) in _EDITABLE else None
+    name = _NAME.match(line)
+    if name and not _URL.match(line) and not _ARCHIVE.search(name.group()) \
+            and line[name.end():].lstrip()[:1] in _AFTER_NAME:
+        return _normalized(name.group())
+    return _link_project(line)
+
+
+def _link_project(link: str) -> Optional[str]:
+    words = link.split()
+    link = words[0] if words else ""
+    egg = _EGG.search(link)
+    if egg:
+        name = _NAME.match(egg.group(1))
+        return _normalized(name.group()) if name else None
+    file = link.split("#")[0].split("?")[0].rsplit("/", 1)[-1]
+    if file.lower().endswith(".whl") and file.count("-") >= 4:  # name-version-...-platform.whl
+        return _normalized(file.split("-")[0])
+    return None
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _kuiperlite_files() -> list[tuple[str, Path]]:

@@ -7,6 +7,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kuiperlite import PluginError, launcher, packaging
 from kuiperlite.plugin import load
@@ -103,6 +105,89 @@ def test_user_requirements_win_over_kuiperlites(write_plugin, tmp_path):
     assert files["requirements.txt"] == b"pynng==0.8.1\nrequests>=2\norjson>=3.9\nattrs>=22.2\n"
     with pytest.raises(PluginError, match="does not exist"):
         packaging.contents(load(str(path)), requirements=str(tmp_path / "missing.txt"))
+
+
+def zip_requirements(write_plugin, tmp_path, text):
+    """The lines of the zip's requirements.txt for a plugin whose requirements are ``text``."""
+    path = write_plugin("from kuiperlite import function\n\n@function\ndef f(x):\n"
+                        "    return x\n")
+    req = tmp_path / "reqs.txt"
+    req.write_text(text)
+    files = packaging.contents(load(str(path)), requirements=str(req))
+    return files["requirements.txt"].decode().splitlines()
+
+
+def test_requirement_lines_are_read_as_pip_reads_them(write_plugin, tmp_path):
+    text = ("# pinned for the device\n"
+            "pkg @ https://example.com/pkg-1.0.tar.gz#sha256=0123abcd  # the fork\n"
+            "git+https://example.com/repo.git#egg=foo&subdirectory=sub\n"
+            "requests>=2\t# http\n"
+            "tool==1.0 \\\n"
+            "  --hash=sha256:0123abcd\n"
+            "--index-url https://pypi.example/simple\n"
+            "   # an indented comment \\\n"
+            "other#not-a-comment\n")
+    assert zip_requirements(write_plugin, tmp_path, text) == [
+        "pkg @ https://example.com/pkg-1.0.tar.gz#sha256=0123abcd",
+        "git+https://example.com/repo.git#egg=foo&subdirectory=sub",
+        "requests>=2",
+        "tool==1.0   --hash=sha256:0123abcd",
+        "--index-url https://pypi.example/simple",
+        "other#not-a-comment",
+        "pynng<0.10,>=0.8.1", "orjson>=3.9", "attrs>=22.2"]
+
+
+@pytest.mark.parametrize("line", [
+    "pynng @ https://example.com/pynng-0.8.1.tar.gz#sha256=00ff",
+    "PyNNG[extra]@https://example.com/pynng.zip",
+    "git+https://github.com/codypiersall/pynng#egg=pynng",
+    "git+https://github.com/codypiersall/pynng.git@v0.8.1#egg=pynng&subdirectory=.",
+    "-e git+https://github.com/codypiersall/pynng.git#egg=pynng",
+    "--editable=git+https://github.com/codypiersall/pynng.git#egg=PyNNG",
+    "https://example.com/wheels/pynng-0.8.1-cp311-cp311-manylinux_2_28_x86_64.whl",
+    "pynng==0.8.1 --hash=sha256:00ff",
+])
+def test_pynng_given_by_a_url_or_an_option_is_required_once(write_plugin, tmp_path, line):
+    assert zip_requirements(write_plugin, tmp_path, line + "\n") == [
+        line, "orjson>=3.9", "attrs>=22.2"]
+
+
+PEP508_LINES = [
+    "Foo.Bar_baz>=1.0", "foo[extra1, extra2] >= 1 ; python_version >= '3.8'",
+    "foo @ https://example.com/y.zip#sha256=ab", "foo[bar]@ git+https://example.com/y.git@v1",
+    "foo (>=1.0)", "foo===1.0", "foo~=1.2", "A", "a-b.c_d!=2", "foo;sys_platform=='linux'",
+    "zope.interface", "A__B--c..D",
+]
+
+
+@pytest.mark.parametrize("line", PEP508_LINES)
+def test_the_project_of_a_requirement_is_the_one_packaging_reads(line):
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    assert packaging.project_of(line) == canonicalize_name(Requirement(line).name)
+
+
+@given(name=st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,8}[A-Za-z0-9])?", fullmatch=True),
+       extras=st.sampled_from(["", "[a]", " [a,b-c] "]),
+       rest=st.sampled_from(["", ">=1.0", " == 2.*", " @ https://example.com/x.tar.gz#md5=00",
+                             "; os_name == 'posix'", " (<3,>1)"]))
+def test_any_pep508_name_is_read_as_packaging_reads_it(name, extras, rest):
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    line = name + extras + rest
+    assert packaging.project_of(line) == canonicalize_name(Requirement(line).name)
+
+
+@pytest.mark.parametrize("line", ["-r more.txt", "--requirement=more.txt",
+                                  "-c constraints.txt", "--constraint constraints.txt"])
+def test_a_requirements_file_naming_another_file_is_refused(write_plugin, tmp_path, line):
+    with pytest.raises(PluginError) as info:
+        zip_requirements(write_plugin, tmp_path, f"requests\n{line}\n")
+    assert str(info.value) == (
+        f"{tmp_path / 'reqs.txt'}, line 2: {line!r} names another file, which the zip would "
+        "not hold; write its lines into this file instead.")
 
 
 def test_conda_install_script(write_plugin):
