@@ -21,6 +21,7 @@ import ast
 import fnmatch
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -49,25 +50,35 @@ SKIP_PARTS = {"__pycache__", ".git", ".hg", ".svn", ".venv", "venv", ".mypy_cach
 # Fixed timestamps and modes make the zip a function of its contents.
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
+# Every value of the plugin's goes in through shlex.quote, so nothing in it runs.
 INSTALL_SH = '''\
 #!/bin/sh
-# Installs the Python dependencies of plugin {name} for the python eKuiper runs.
+# Installs the Python dependencies of the plugin PLUGIN (set below) for the python eKuiper runs.
 # eKuiper runs this script from the plugin's folder when it installs the zip.
 # Usage: install.sh [PYTHON]   (default: $KUIPERLITE_PYTHON, else python, else python3)
 # Extra pip options (e.g. --user): KUIPERLITE_PIP_ARGS.
 set -e
+PLUGIN={name}
 cd "$(dirname "$0")"
 PYTHON="${{1:-${{KUIPERLITE_PYTHON:-python}}}}"
 if ! command -v "$PYTHON" >/dev/null 2>&1; then PYTHON=python3; fi
-{pip_line}
+pip_run() {{ {pip} "$@"; }}
 if [ -d wheels ]; then
-  echo "installing the dependencies of {name} from the bundled wheels (offline)"
-  $PIP install $KUIPERLITE_PIP_ARGS --no-index --find-links wheels -r requirements.txt
+  echo "installing the dependencies of $PLUGIN from the bundled wheels (offline)"
+  pip_run install $KUIPERLITE_PIP_ARGS --no-index --find-links wheels -r requirements.txt
 else
-  echo "installing the dependencies of {name} with pip"
-  $PIP install $KUIPERLITE_PIP_ARGS -r requirements.txt
+  echo "installing the dependencies of $PLUGIN with pip"
+  pip_run install $KUIPERLITE_PIP_ARGS -r requirements.txt
 fi
 '''
+
+
+def install_sh(plugin: Plugin) -> str:
+    """The zip's install.sh: pip (in the plugin's conda env, if it names one) installs
+    requirements.txt, from the bundled wheels when there are some."""
+    env = plugin.about.conda_env
+    pip = f'conda run -n {shlex.quote(env)} "$PYTHON" -m pip' if env else '"$PYTHON" -m pip'
+    return INSTALL_SH.format(name=shlex.quote(plugin.name), pip=pip)
 
 
 def local_modules(entry: Path) -> list[Path]:
@@ -300,9 +311,7 @@ def contents(plugin: Plugin, *, include: Iterable[str] = (), exclude: Iterable[s
     for name, path in _kuiperlite_files():
         files[name] = path.read_bytes()
     files["requirements.txt"] = ("\n".join(_requirements(entry, requirements)) + "\n").encode()
-    env = plugin.about.conda_env
-    pip_line = f'PIP="conda run -n {env} $PYTHON -m pip"' if env else 'PIP="$PYTHON -m pip"'
-    files["install.sh"] = INSTALL_SH.format(name=plugin.name, pip_line=pip_line).encode()
+    files["install.sh"] = install_sh(plugin).encode()
     if wheels_dir is not None:
         for wheel in sorted(wheels_dir.glob("*.whl")):
             files[f"wheels/{wheel.name}"] = wheel.read_bytes()

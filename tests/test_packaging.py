@@ -190,17 +190,40 @@ def test_a_requirements_file_naming_another_file_is_refused(write_plugin, tmp_pa
         "not hold; write its lines into this file instead.")
 
 
-def test_conda_install_script(write_plugin):
-    path = write_plugin('''
-        import kuiperlite
-        ABOUT = kuiperlite.About(conda_env="edge")
+HOSTILE = "$(touch marker1)`touch marker2`;touch marker3 'q\"\ntouch marker4 "
 
-        @kuiperlite.function
-        def f(x):
-            return x
-    ''')
-    script = packaging.contents(load(str(path)))["install.sh"].decode()
-    assert 'PIP="conda run -n edge $PYTHON -m pip"' in script
+
+@pytest.mark.parametrize("field", ["conda_env", "name"])
+def test_install_sh_runs_nothing_a_value_in_it_holds(write_plugin, tmp_path, field):
+    """Each value install.sh holds reaches conda (a stand-in on PATH) and echo as it was:
+    nothing in it runs, though a conda env and a plugin name are the author's text."""
+    path = write_plugin("import kuiperlite\n\n@kuiperlite.function\ndef f(x):\n"
+                        "    return x\n")
+    plugin = load(str(path))
+    env, name = ("edge" + HOSTILE, plugin.name) if field == "conda_env" else \
+        ("edge", plugin.name + HOSTILE)
+    plugin = plugin._replace(name=name, about=plugin.about._replace(conda_env=env))
+    files = packaging.contents(plugin)
+    folder = tmp_path / "plugin"
+    folder.mkdir()
+    (folder / "install.sh").write_bytes(files["install.sh"])
+    (folder / "requirements.txt").write_bytes(files["requirements.txt"])
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    conda = bin_dir / "conda"
+    conda.write_text(f"#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done "
+                     f"> {tmp_path}/args\n")
+    conda.chmod(0o755)
+    (bin_dir / "my python").write_text("#!/bin/sh\nexit 1\n")  # conda stands in for it
+    (bin_dir / "my python").chmod(0o755)
+    out = subprocess.run(["/bin/sh", "install.sh", "my python"], cwd=folder, capture_output=True,
+                         text=True, env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, timeout=30)
+    assert not list(tmp_path.rglob("marker*")), "install.sh ran a command from a value"
+    assert out.returncode == 0, out.stderr
+    args = (tmp_path / "args").read_text().split("\0")[:-1]
+    assert args == ["run", "-n", env, "my python", "-m", "pip", "install", "-r",
+                    "requirements.txt"]
+    assert out.stdout == f"installing the dependencies of {name} with pip\n"
 
 
 def test_install_sh_installs_the_requirements_for_the_given_python(tmp_path):
