@@ -224,7 +224,15 @@ _OPTIONS = {
 }
 
 
-def batch_task_threads() -> None:
+def threads() -> set[str]:
+    """The ids of this process's threads now (empty where /proc is not)."""
+    try:
+        return set(os.listdir("/proc/self/task"))
+    except OSError:
+        return set()
+
+
+def batch_task_threads(before: set[str], wait: float = 2.0) -> None:
     """Make nng's task threads in this process batch threads.
 
     A batch thread (Linux's ``SCHED_BATCH``) that is woken does not take the
@@ -235,24 +243,42 @@ def batch_task_threads() -> None:
     core back, three times per message. nng's other threads stay as they
     are: a close waits for the reaper, a timeout for the expiry thread, and
     as batch threads they would wait for whatever else runs on the core.
-    Call it once nng's threads exist (after the first socket opens); on a
-    system without the policy it does nothing.
+
+    nng starts its threads with the first socket, and each names itself
+    once it runs, which on a busy machine may be a while later. So this
+    takes the threads that are new since ``before`` (the ids from
+    :func:`threads` before that socket opened), and waits up to ``wait``
+    seconds for each to have a name of its own. On a system without the
+    policy it does nothing.
     """
     policy = getattr(os, "SCHED_BATCH", None)
     if policy is None:
         return
+    inherited = _name("self")  # what a thread is called before it names itself
+    pending = threads() - before
+    deadline = time.monotonic() + wait
+    while pending:
+        for tid in list(pending):
+            name = _name(f"self/task/{tid}")
+            if name == inherited and time.monotonic() < deadline:
+                continue  # not named yet
+            pending.discard(tid)
+            if name == "nng:task":
+                try:
+                    os.sched_setscheduler(int(tid), policy, os.sched_param(0))
+                except OSError:  # a thread that just ended, or a policy the system refuses
+                    pass
+        if pending:
+            time.sleep(0.002)
+
+
+def _name(where: str) -> str:
+    """The name of a process or thread under /proc (empty when it is gone)."""
     try:
-        threads = os.listdir("/proc/self/task")
+        with open(f"/proc/{where}/comm") as comm:
+            return comm.read().strip()
     except OSError:
-        return
-    for tid in threads:
-        try:
-            with open(f"/proc/self/task/{tid}/comm") as comm:
-                if comm.read().strip() != "nng:task":
-                    continue
-            os.sched_setscheduler(int(tid), policy, os.sched_param(0))
-        except OSError:  # a thread that just ended, or a policy the system refuses
-            continue
+        return ""
 
 
 class Endpoint:

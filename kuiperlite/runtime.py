@@ -238,13 +238,16 @@ class Runtime:
         self.signals.install()  # before any command
         log.info("plugin %s (pid %d) serving %s", plugin.name, os.getpid(), summary(plugin))
         address = wire.control_address(plugin.name)
+        before = nng.threads()
         try:
             control = Requester(address, keepalive=self.keepalive)
         except ConnectionError as err:
             log.error("cannot reach eKuiper: %s; is a host listening for plugin %r?",
                       err, plugin.name)
             return 1
-        nng.batch_task_threads()  # nng's threads exist now that a socket is open
+        # nng's threads start with the first socket and name themselves soon after.
+        threading.Thread(target=nng.batch_task_threads, args=(before,), daemon=True,
+                         name="kuiperlite-batch-threads").start()
         self._replay()
         threading.Thread(target=control.serve, args=(self.handle, self.shutdown),
                          name="control", daemon=True).start()

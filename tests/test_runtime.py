@@ -334,16 +334,22 @@ def _policies(pid: int) -> dict[str, set[int]]:
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux's scheduling policies")
 def test_nngs_task_threads_are_batch_threads_and_the_others_are_not(kuiperlite_host, plugin):
+    def settled(pid: int) -> dict[str, set[int]]:
+        # The worker sets them once nng's threads have named themselves.
+        return wait_until(lambda: (lambda p: p if p.get("nng:task") == {os.SCHED_BATCH}
+                                   else None)(_policies(pid)), 10,
+                          message="nng's task threads to be batch threads")
+
     host = kuiperlite_host(plugin)
     with host.function("revert") as fn:
         assert fn.call("abc") == "cba"
         first = host.process.worker
         assert first is not None
-        seen = [_policies(first)]
+        seen = [settled(first)]
         os.kill(first, signal.SIGKILL)  # a fresh worker starts nng's threads, and sets them again
         fresh = fresh_worker(host, first)
         assert fn.call("xyz") == "zyx"
-        seen.append(_policies(fresh))
+        seen.append(settled(fresh))
     for policies in seen:
         assert policies.pop("nng:task") == {os.SCHED_BATCH}
         assert {"nng:poll:epoll", "nng:reap2"} <= set(policies)  # a close waits for the reaper
