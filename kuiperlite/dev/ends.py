@@ -9,6 +9,7 @@ control channel and each function's), where commands go out as replies.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -19,6 +20,10 @@ from ..channels import TICK, Direct, close, listen, ms
 from ..errors import HostError, ProtocolError
 
 T = TypeVar("T")
+log = logging.getLogger("kuiperlite")
+
+# How long the host waits for a socket's close before it leaves it behind.
+CLOSE_WAIT = 10.0
 
 
 def checked_address(address: str, *names: tuple[str, str]) -> str:
@@ -71,6 +76,29 @@ def nudge() -> None:
             pull.recv()
 
 
+def bounded_close(sock: nng.Socket, address: str) -> None:
+    """Close a socket no thread uses, waiting at most :data:`CLOSE_WAIT` seconds.
+
+    nng before 1.9 (pynng 0.8.1) can hang a close for good while the peer
+    sends (see :func:`kuiperlite.channels.close`). The close runs on a
+    thread of its own, so that such a hang leaves that one socket behind,
+    said in the log, instead of hanging the test or serve that closed it.
+    """
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            close(sock)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"close {address}", daemon=True).start()
+    if not done.wait(CLOSE_WAIT):
+        log.warning("closing the socket on %s did not end within %g s; it is left behind (nng "
+                    "%d.%d can hang a close while the plugin sends; pynng 0.9 and later do not)",
+                    address, CLOSE_WAIT, *nng.VERSION)
+
+
 def listening(address: str, holder: Optional[str], make: Callable[[], T]) -> T:
     """``make()``, which listens on ``address``; its failure becomes a HostError.
 
@@ -98,7 +126,8 @@ class Channel:
     waits at most one slice for the user to let go.
     """
 
-    def __init__(self, sock: nng.Socket) -> None:
+    def __init__(self, sock: nng.Socket, address: str = "") -> None:
+        self.address = address
         self.sock: Optional[nng.Socket] = sock
         self.direct = Direct(sock)
         self.lock = threading.Lock()
@@ -114,7 +143,7 @@ class Channel:
         with self.lock:
             if self.sock is None:
                 return False
-            close(self.sock)
+            bounded_close(self.sock, self.address)
             self.sock = None
             return True
 
@@ -134,7 +163,7 @@ class Responder(Channel):
         self.address = address
         self.alive = alive
         self.holder = holder
-        super().__init__(self._listen())
+        super().__init__(self._listen(), address)
 
     def _listen(self) -> nng.Socket:
         def make() -> nng.Socket:
@@ -153,7 +182,7 @@ class Responder(Channel):
         """Close the socket and listen again on the same address."""
         with self.lock:
             if self.sock is not None:
-                close(self.sock)
+                bounded_close(self.sock, self.address)
             sock = self._listen()
             self.sock, self.direct = sock, Direct(sock)
 

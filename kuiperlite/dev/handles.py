@@ -79,7 +79,7 @@ class SourceHandle:
         self.what = what(control)
         self.address = wire.data_address(_checked(control, host.ipc_dir), host.ipc_dir)
         self.channel = Channel(listening(self.address, _holder(control),
-                                         lambda: puller(self.address)))
+                                         lambda: puller(self.address)), self.address)
         try:
             host.command(START, control)
         except BaseException:
@@ -171,7 +171,7 @@ class SinkHandle:
         meta = _checked(control, host.ipc_dir)
         self.address = wire.data_address(meta, host.ipc_dir)
         ack = wire.ack_address(meta, host.ipc_dir)
-        self.ack = Channel(listening(ack, _holder(control), lambda: puller(ack)))
+        self.ack = Channel(listening(ack, _holder(control), lambda: puller(ack)), ack)
         data: Optional[nng.Socket] = None
         try:
             host.command(START, control)
@@ -186,7 +186,7 @@ class SinkHandle:
             if data is not None:
                 data.close()
             raise
-        self.data = Channel(data)
+        self.data = Channel(data, self.address)
         host.handles.append(self)
 
     def __enter__(self) -> SinkHandle:

@@ -1,6 +1,7 @@
 """The host's channel ends."""
 
 import threading
+import time
 
 import pytest
 
@@ -44,3 +45,24 @@ def test_nudges_from_many_threads_each_move_their_own_message():
     assert ends._pair is not None
     _push, pull = ends._pair
     assert Direct(pull).try_recv() is None  # no nudge left a message behind
+
+
+def test_a_close_that_hangs_is_left_behind_in_bounded_time(monkeypatch, caplog):
+    # nng 1.6 can hang a close for good; this one hangs until the test lets it go.
+    real_close, release = ends.close, threading.Event()
+
+    def hanging(sock):
+        release.wait(30)
+        real_close(sock)
+
+    monkeypatch.setattr(ends, "close", hanging)
+    monkeypatch.setattr(ends, "CLOSE_WAIT", 0.5)
+    host = Responder(address(), lambda: None)
+    began = time.monotonic()
+    try:
+        assert host.close() is True
+        assert time.monotonic() - began < 5
+        assert host.closed
+        assert f"closing the socket on {host.address} did not end within 0.5 s" in caplog.text
+    finally:
+        release.set()
