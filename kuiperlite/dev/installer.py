@@ -50,6 +50,7 @@ INSTALL_TIMEOUT = 600.0
 # What a zip entry's data may fail with: corrupt, encrypted, or an unknown method.
 READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError,
                ValueError)
+PLUGIN_NAME_RULE = "a plugin name holds only letters, digits, _ and -"
 # A symbol name becomes a file name in the zip and in eKuiper's folders.
 _BAD_SYMBOL = re.compile(r"[/\\\x00-\x1f\x7f]|\.\.")
 
@@ -78,17 +79,34 @@ class Entries:
         raise InstallFailed(f"missing {name}{what}")
 
 
+def check_plugin_name(name: str) -> str:
+    """``name``, once it is a plugin name eKuiper takes: one or more letters, digits,
+    ``_`` and ``-`` (eKuiper's rule for the names it keeps, rules and streams too).
+
+    The name becomes the plugin's folder and the names of its zip and json, so
+    a name that passes stays in the folders meant for it. It is stricter than
+    :func:`kuiperlite.wire.check_ipc_name`, the plugin's rule for any name the
+    host sends, which refuses only what cannot be part of a socket file name.
+
+    Raises:
+        InstallFailed: naming the value and the rule.
+    """
+    if not PLUGIN_NAME_PATTERN.match(name):
+        raise InstallFailed(f"invalid name {name!r}: {PLUGIN_NAME_RULE}")
+    return name
+
+
 def zip_name(zip_path: Path) -> str:
     """The plugin name a zip's file name gives.
 
     Raises:
         InstallFailed: the file is not named ``<plugin name>.zip``.
     """
-    name = zip_path.name[:-4] if zip_path.name.endswith(".zip") else ""
-    if not name or not PLUGIN_NAME_PATTERN.match(name):
-        raise InstallFailed(f"the zip must be named <plugin name>.zip with letters, digits, "
-                            f"_ and - only; got {zip_path.name!r}")
-    return name
+    try:
+        return check_plugin_name(zip_path.name[:-4] if zip_path.name.endswith(".zip") else "")
+    except InstallFailed:
+        raise InstallFailed(f"the zip must be named <plugin name>.zip, and {PLUGIN_NAME_RULE}; "
+                            f"got {zip_path.name!r}") from None
 
 
 class PluginZip:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kuiperlite import packaging
-from kuiperlite.dev.installer import InstallFailed, install
+from kuiperlite.dev.installer import InstallFailed, check_plugin_name, install
 from kuiperlite.plugin import load
 
 from conftest import EXAMPLES
@@ -130,6 +130,16 @@ def test_not_a_zip_and_a_wrong_name(tmp_path):
         1, "kuiperlite: plug.zip is not a zip file (File is not a zip file)\n")
     with pytest.raises(InstallFailed, match="the zip must be named <plugin name>.zip"):
         install(str(tmp_path / "a b.zip"), str(tmp_path / "e"))
+
+
+def test_a_plugin_name_is_ekuipers_kind_of_name():
+    for name in ["a", "My_plugin-2", "9"]:
+        assert check_plugin_name(name) == name
+    for name in ["", "../x", "/abs/x", "a b", "a.b", "a\x00b", "x\n", "é"]:
+        with pytest.raises(InstallFailed) as caught:
+            check_plugin_name(name)
+        assert str(caught.value) == (f"invalid name {name!r}: a plugin name holds only "
+                                     "letters, digits, _ and -")
 
 
 def test_an_installed_plugin_is_replaced_only_with_force(pysam_zip, tmp_path):
