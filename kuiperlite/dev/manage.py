@@ -20,14 +20,19 @@ As eKuiper since late 2025 (without ``allowExternalFileAccess``), a
 nothing, so ``http(s)://`` files are refused too. It hosts no rules: every
 plugin's ``refCount`` is empty.
 
-Every method raises a domain error (:class:`BadRequest`, :class:`NotFound`)
-with eKuiper's message; the HTTP layer gives it its status.
+Every plugin name is checked by eKuiper's rule
+(:func:`~kuiperlite.dev.installer.check_plugin_name`) before it becomes a
+path. Every method raises a domain error (:class:`BadRequest`,
+:class:`NotFound`) with eKuiper's message, also for what the file system
+refuses; the HTTP layer gives it its status.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -38,7 +43,7 @@ import orjson
 
 from ..errors import KuiperliteError
 from .host import Host
-from .installer import InstallFailed, install, installed_info, uninstall
+from .installer import InstallFailed, check_plugin_name, install, installed_info, uninstall
 from .session import BadRequest, NotFound, Session
 
 _FILE_NAME = re.compile(r"[^/\\\x00]+")
@@ -89,13 +94,16 @@ class Plugins:
 
     def describe(self, name: str) -> dict[str, Any]:
         """A plugin's info: name, version, language, executable and its symbols."""
+        prefix = f"describe portable plugin {name} error"
+        _check_name(name, prefix)
         with self.lock:
             if name not in self.infos:
-                raise NotFound(f"describe portable plugin {name} error: not found")
+                raise NotFound(f"{prefix}: not found")
             return dict(self.infos[name])
 
     def status(self, name: str) -> dict[str, Any]:
         """A plugin's process status: ``refCount``, ``status`` and ``errMsg``."""
+        _check_name(name, f"portable plugin {name} status error")
         with self.lock:
             status = self.statuses.get(name)
             host = self.hosts.get(name)
@@ -126,9 +134,9 @@ class Plugins:
         name = body.get("name")
         uri = body.get("file")
         paras = body.get("shellParas") or []
-        if not isinstance(name, str) or not name.strip():
+        if not isinstance(name, str) or not name.strip(" "):
             raise BadRequest(f"{prefix}: invalid name {name}: should not be empty")
-        name = name.strip()
+        name = _check_name(name.strip(" "), prefix)
         if not isinstance(uri, str) or not uri.endswith(".zip"):
             raise BadRequest(f"{prefix}: invalid uri {uri}")
         if not isinstance(paras, list) or not all(isinstance(p, str) for p in paras):
@@ -137,11 +145,12 @@ class Plugins:
         with self.lock:
             if name in self.infos:
                 raise BadRequest(f"{prefix}: invalid name {name}: duplicate")
-            self._install(name, zip_path, paras, prefix)
+            self._install(name, uri, zip_path, paras, prefix)
         return f"portable plugin {name} is {action}d"
 
     def update(self, name: str, body: dict[str, Any]) -> str:
         """Delete plugin ``name`` (if installed), then register the body's, as eKuiper's PUT."""
+        _check_name(name, "portable plugin update command error")
         try:
             self.delete(name)
         except BadRequest:
@@ -150,9 +159,11 @@ class Plugins:
 
     def delete(self, name: str) -> str:
         """Stop plugin ``name`` and remove its files."""
+        prefix = f"delete portable plugin {name} error"
+        _check_name(name, prefix)
         with self.lock:
             if name not in self.infos:
-                raise BadRequest(f"delete portable plugin {name} error: plugin {name} not found")
+                raise BadRequest(f"{prefix}: plugin {name} not found")
             del self.infos[name]
             host = self.hosts.pop(name, None)
             if host is not None:
@@ -182,18 +193,24 @@ class Plugins:
             raise BadRequest(f"{prefix}: fail to download file {uri}: no such file")
         return path
 
-    def _install(self, name: str, zip_path: Path, paras: list[str], prefix: str) -> None:
+    def _install(self, name: str, uri: str, zip_path: Path, paras: list[str],
+                 prefix: str) -> None:
         # eKuiper downloads the file as <name>.zip: the plugin name is the zip's.
         staged = self.base / "plugins" / "portable" / f"{name}.zip"
-        staged.parent.mkdir(parents=True, exist_ok=True)
         try:
-            staged.write_bytes(zip_path.read_bytes())
+            try:
+                staged.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(zip_path, staged)
+            except OSError as err:
+                raise BadRequest(f"{prefix}: fail to download file {uri}: "
+                                 f"{_reason(err)}") from None
             try:
                 done = install(str(staged), str(self.base), shell_paras=paras)
-            except InstallFailed as err:
-                raise BadRequest(f"{prefix}: fail to install plugin: {err}") from None
+            except (InstallFailed, OSError) as err:
+                raise BadRequest(f"{prefix}: fail to install plugin: {_reason(err)}") from None
         finally:
-            staged.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                staged.unlink(missing_ok=True)
         info = installed_info(self.base, name) or done.info
         executable = str(done.plugin_dir / str(info["executable"]))
         status: dict[str, Any] = {"refCount": {}, "status": "initializing", "errMsg": ""}
@@ -216,6 +233,21 @@ class Plugins:
             "sources": info.get("sources"), "sinks": info.get("sinks"),
             "functions": info.get("functions")}
         self.log(f"installed plugin {name} in {done.plugin_dir}; running (pid {host.pid})")
+
+
+def _check_name(name: str, prefix: str) -> str:
+    """``name``, once eKuiper's rule for plugin names takes it."""
+    try:
+        return check_plugin_name(name)
+    except InstallFailed as err:
+        raise BadRequest(f"{prefix}: {err}") from None
+
+
+def _reason(err: Exception) -> str:
+    """What went wrong, as one line: an OSError's words and the path it names."""
+    if isinstance(err, OSError) and err.strerror:
+        return f"{err.filename}: {err.strerror}" if err.filename else err.strerror
+    return str(err)
 
 
 def _plugin_env() -> dict[str, str]:

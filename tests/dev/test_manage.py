@@ -202,3 +202,53 @@ def test_serve_with_a_plugin_file_shows_it_read_only(local_ekuiper, write_plugin
     assert server.request("POST", "/symbol/stop", start)[0] == 200
     status, text = server.request("GET", "/plugins/portables/other/status")
     assert (status, json.loads(text)["error"]) == (404, 1002)
+
+
+RULE = "a plugin name holds only letters, digits, _ and -"
+
+
+def refusal(answer):
+    """The message of an eKuiper error answer, once it is one."""
+    status, text = answer
+    assert 400 <= status < 500, answer
+    body = json.loads(text)
+    assert body["error"] == 1000, body
+    return body["message"]
+
+
+def test_plugin_names_are_checked_before_anything_is_written(local_ekuiper, plugin_zip,
+                                                             tmp_path):
+    server = local_ekuiper()
+    path = uploaded(server, plugin_zip)
+    victim = tmp_path / "victim.zip"
+    victim.write_bytes(b"precious")
+    outside = tmp_path / "made"
+    for name in [str(tmp_path / "victim"), "../" * 12 + f"{outside}/x", "a\x00b", "a b",
+                 "a.b", "\tx"]:
+        body = {"name": name, "file": f"file://{path}", "shellParas": PARAS}
+        for method, target in [("POST", "/plugins/portables"),
+                               ("PUT", "/plugins/portables/ok")]:
+            message = refusal(server.request(method, target, body))
+            action = "create" if method == "POST" else "update"
+            assert message == (f"portable plugin {action} command error: invalid name "
+                               f"{name!r}: {RULE}"), message
+    for method in ("GET", "DELETE", "PUT"):
+        message = refusal(server.request(method, "/plugins/portables/..%2Fx", {}))
+        assert message.endswith(f"invalid name '../x': {RULE}"), message
+    assert victim.read_bytes() == b"precious"
+    assert not outside.exists()
+    base = Path(path).parents[2]
+    assert sorted(str(p.relative_to(base)) for p in base.rglob("*")) == [
+        "data", "data/uploads", f"data/uploads/{plugin_zip.name}"]
+    assert server.request("GET", "/plugins/portables") == (200, "[]")
+
+
+def test_a_name_the_file_system_refuses_is_answered_in_json(local_ekuiper, plugin_zip):
+    server = local_ekuiper()
+    path = uploaded(server, plugin_zip)
+    message = refusal(server.request("POST", "/plugins/portables", {
+        "name": "a" * 300, "file": f"file://{path}", "shellParas": PARAS}))
+    assert message.startswith(f"portable plugin create command error: fail to download file "
+                              f"file://{path}: ") and message.endswith("File name too long"), \
+        message
+    assert server.request("GET", "/plugins/portables") == (200, "[]")
