@@ -25,6 +25,10 @@ Every plugin name is checked by eKuiper's rule
 path. Every method raises a domain error (:class:`BadRequest`,
 :class:`NotFound`) with eKuiper's message, also for what the file system
 refuses; the HTTP layer gives it its status.
+
+Reads never wait for an install: one lock guards what is installed, held
+only to read or change it, and another lets one install, update or delete
+run at a time, install.sh and the plugin's start included.
 """
 
 from __future__ import annotations
@@ -69,7 +73,8 @@ class Plugins:
         self.ekuiper = ekuiper
         self.init_timeout = init_timeout
         self.log = log
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # what is installed; held only to read or change it
+        self.changing = threading.RLock()  # one install, update or delete at a time
         self.hosts: dict[str, Host] = {}
         self.infos: dict[str, dict[str, Any]] = {}
         self.statuses: dict[str, dict[str, Any]] = {}
@@ -142,43 +147,47 @@ class Plugins:
         if not isinstance(paras, list) or not all(isinstance(p, str) for p in paras):
             raise BadRequest(f"{prefix}: shellParas must be a list of strings")
         zip_path = self._local_zip(uri, prefix)
-        with self.lock:
-            if name in self.infos:
-                raise BadRequest(f"{prefix}: invalid name {name}: duplicate")
+        with self.changing:
+            with self.lock:
+                if name in self.infos:
+                    raise BadRequest(f"{prefix}: invalid name {name}: duplicate")
             self._install(name, uri, zip_path, paras, prefix)
         return f"portable plugin {name} is {action}d"
 
     def update(self, name: str, body: dict[str, Any]) -> str:
         """Delete plugin ``name`` (if installed), then register the body's, as eKuiper's PUT."""
         _check_name(name, "portable plugin update command error")
-        try:
-            self.delete(name)
-        except BadRequest:
-            pass
-        return self.register(body, action="update")
+        with self.changing:
+            try:
+                self.delete(name)
+            except BadRequest:
+                pass
+            return self.register(body, action="update")
 
     def delete(self, name: str) -> str:
         """Stop plugin ``name`` and remove its files."""
         prefix = f"delete portable plugin {name} error"
         _check_name(name, prefix)
-        with self.lock:
-            if name not in self.infos:
-                raise BadRequest(f"{prefix}: plugin {name} not found")
-            del self.infos[name]
-            host = self.hosts.pop(name, None)
+        with self.changing:
+            with self.lock:
+                if name not in self.infos:
+                    raise BadRequest(f"{prefix}: plugin {name} not found")
+                del self.infos[name]
+                host = self.hosts.pop(name, None)
+                self.statuses[name].update(status="stop", errMsg="")
             if host is not None:
                 host.close()
-            self.statuses[name].update(status="stop", errMsg="")
             uninstall(self.base, name)
         self.log(f"deleted plugin {name}")
         return f"portable plugin {name} is deleted"
 
     def close(self) -> None:
-        """Stop every plugin."""
-        with self.lock:
-            for host in self.hosts.values():
-                host.close()
+        """Stop every plugin, once an install under way has ended."""
+        with self.changing, self.lock:
+            hosts = list(self.hosts.values())
             self.hosts.clear()
+        for host in hosts:
+            host.close()
 
     def _local_zip(self, uri: str, prefix: str) -> Path:
         parts = urlsplit(uri)
@@ -214,24 +223,27 @@ class Plugins:
         info = installed_info(self.base, name) or done.info
         executable = str(done.plugin_dir / str(info["executable"]))
         status: dict[str, Any] = {"refCount": {}, "status": "initializing", "errMsg": ""}
-        self.statuses[name] = status
+        with self.lock:
+            self.statuses[name] = status
         try:
             host = Host.launch(executable, executable=True, name=name, python=self.python,
                                env=_plugin_env(), ekuiper=self.ekuiper,
                                init_timeout=self.init_timeout)
         except (KuiperliteError, ValueError, OSError) as err:
             message = f"plugin {executable} control handshake error: {err}"
-            status.update(status="error", errMsg=message)
+            with self.lock:
+                status.update(status="error", errMsg=message)
             uninstall(self.base, name)
             raise BadRequest(f"{prefix}: fail to install plugin: {message}") from None
-        self.hosts[name] = host
-        status.update(status="running", errMsg="")
-        self.infos[name] = {
-            "name": name, "version": str(info.get("version") or ""),
-            "language": info.get("language"), "executable": executable,
-            **{k: info[k] for k in ("virtualEnvType", "env") if k in info},
-            "sources": info.get("sources"), "sinks": info.get("sinks"),
-            "functions": info.get("functions")}
+        with self.lock:
+            self.hosts[name] = host
+            status.update(status="running", errMsg="")
+            self.infos[name] = {
+                "name": name, "version": str(info.get("version") or ""),
+                "language": info.get("language"), "executable": executable,
+                **{k: info[k] for k in ("virtualEnvType", "env") if k in info},
+                "sources": info.get("sources"), "sinks": info.get("sinks"),
+                "functions": info.get("functions")}
         self.log(f"installed plugin {name} in {done.plugin_dir}; running (pid {host.pid})")
 
 

@@ -2,6 +2,10 @@
 
 import json
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -9,6 +13,8 @@ import pytest
 
 from kuiperlite import packaging
 from kuiperlite.plugin import load
+
+from conftest import wait_until
 
 PLUGIN = '''
 from collections.abc import Iterator
@@ -252,3 +258,44 @@ def test_a_name_the_file_system_refuses_is_answered_in_json(local_ekuiper, plugi
                               f"file://{path}: ") and message.endswith("File name too long"), \
         message
     assert server.request("GET", "/plugins/portables") == (200, "[]")
+
+
+INSTALL_WAITS = b"""#!/bin/sh
+touch "$1.running"
+i=0
+while [ ! -e "$1" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+"""
+
+
+def test_reads_are_answered_while_install_sh_runs(local_ekuiper, plugin_zip, tmp_path):
+    server = local_ekuiper()
+    slow = tmp_path / "slow" / plugin_zip.name
+    slow.parent.mkdir()
+    with zipfile.ZipFile(plugin_zip) as old, zipfile.ZipFile(slow, "w") as new:
+        for entry in old.infolist():
+            new.writestr(entry, INSTALL_WAITS if entry.filename == "install.sh"
+                         else old.read(entry))
+    path = uploaded(server, slow)
+    flag = tmp_path / "go"
+    answers = []
+    body = {"name": plugin_zip.stem, "file": f"file://{path}", "shellParas": [str(flag)]}
+    install = threading.Thread(target=lambda: answers.append(
+        server.request("POST", "/plugins/portables", body)))
+    install.start()
+    try:
+        wait_until(lambda: Path(f"{flag}.running").exists(), 30, message="install.sh to run")
+        for _ in range(3):
+            started = time.monotonic()
+            for route in ("/plugins/portables", "/config/uploads",
+                          f"/plugins/portables/{plugin_zip.stem}"):
+                try:
+                    with urllib.request.urlopen(server.url + route, timeout=5) as resp:
+                        assert resp.status == 200
+                except urllib.error.HTTPError as err:
+                    assert err.code == 404, route
+            assert time.monotonic() - started < 5
+            assert install.is_alive()
+    finally:
+        flag.touch()
+        install.join(60)
+    assert answers == [(201, f"portable plugin {plugin_zip.stem} is created")]
