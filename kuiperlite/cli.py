@@ -200,7 +200,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  reload=args.reload, mock=mock, allow_remote=args.allow_remote,
                  max_body=args.max_body, request_timeout=args.request_timeout,
                  ekuiper=args.ekuiper, state_dir=args.state_dir, state_url=args.state_url,
-                 token=args.token, log=lambda line: print(line, flush=True))
+                 token=args.token, max_upload=args.max_upload,
+                 log=lambda line: print(line, flush=True))
 
 
 def _ekuiper_argument(parser: argparse.ArgumentParser) -> None:
@@ -372,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="keep the plugin's state in a Redis server, redis://host:port/db")
     serve.add_argument("--token", help="without a plugin file: answer only requests whose "
                                        "Authorization header is TOKEN")
+    serve.add_argument("--max-upload", type=int, default=1 << 30, metavar="BYTES",
+                       help="without a plugin file: largest upload POST /config/uploads "
+                            "accepts (default: 1 GiB; it is written to disk as it arrives)")
     _ekuiper_argument(serve)
     serve.set_defaults(func=cmd_serve)
 

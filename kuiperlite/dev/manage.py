@@ -22,7 +22,8 @@ plugin's ``refCount`` is empty.
 
 Every plugin name is checked by eKuiper's rule
 (:func:`~kuiperlite.dev.installer.check_plugin_name`) before it becomes a
-path. Every method raises a domain error (:class:`BadRequest`,
+path, and an upload's file name is taken as eKuiper takes it (its last path
+element). Every method raises a domain error (:class:`BadRequest`,
 :class:`NotFound`) with eKuiper's message, also for what the file system
 refuses; the HTTP layer gives it its status.
 
@@ -35,12 +36,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import sys
+import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, BinaryIO, Callable, Optional
 from urllib.parse import unquote, urlsplit
 
 import orjson
@@ -49,8 +50,6 @@ from ..errors import KuiperliteError
 from .host import Host
 from .installer import InstallFailed, check_plugin_name, install, installed_info, uninstall
 from .session import BadRequest, NotFound, Session
-
-_FILE_NAME = re.compile(r"[^/\\\x00]+")
 
 
 class Plugins:
@@ -79,18 +78,26 @@ class Plugins:
         self.infos: dict[str, dict[str, Any]] = {}
         self.statuses: dict[str, dict[str, Any]] = {}
 
-    def upload(self, filename: Optional[str], data: bytes) -> str:
-        """Save an uploaded file as ``data/uploads/<filename>``; its absolute path."""
-        if not filename or not _FILE_NAME.fullmatch(filename) or filename in (".", ".."):
-            raise BadRequest(f"Error creating the file: invalid file name {filename!r}")
-        path = self.uploads / filename
-        path.write_bytes(data)
-        self.log(f"uploaded {filename} ({len(data)} bytes) to {path}")
-        return str(path)
+    def receive(self, filename: str) -> Upload:
+        """Begin saving an uploaded file as eKuiper does: as ``data/uploads/<name>``,
+        ``<name>`` the last element of ``filename``; :meth:`Upload.keep` puts it there.
+
+        Raises:
+            BadRequest: the name cannot be a file in the uploads folder, or the file
+                system refused it.
+        """
+        name = filename.rstrip("/").rsplit("/", 1)[-1]
+        if name in ("", ".", "..") or "\x00" in name:
+            raise BadRequest(f"Error saving the file: invalid file name {filename!r}: it "
+                             "must end in the name of a file")
+        return Upload(self.uploads / name, log=self.log)
 
     def uploaded(self) -> list[str]:
         """The uploaded files' absolute paths, as ``GET /config/uploads`` lists them."""
-        return sorted(str(p) for p in self.uploads.iterdir())
+        try:
+            return sorted(str(p) for p in self.uploads.iterdir())
+        except OSError as err:
+            raise BadRequest(f"Error reading the file upload dir: {_reason(err)}") from None
 
     def listing(self) -> list[dict[str, Any]]:
         """Every installed plugin's info, as ``GET /plugins/portables`` lists them."""
@@ -247,6 +254,60 @@ class Plugins:
         self.log(f"installed plugin {name} in {done.plugin_dir}; running (pid {host.pid})")
 
 
+class Upload:
+    """An uploaded file on its way to ``path``: written in a folder of its own beside
+    the uploads, so a name the file system refuses fails before any byte is taken,
+    and moved into place by :meth:`keep` only once the whole form has arrived.
+
+    Raises:
+        BadRequest: the file system refused the name.
+    """
+
+    def __init__(self, path: Path, log: Callable[[str], None]) -> None:
+        self.path = path
+        self.log = log
+        self.size = 0
+        self.folder: Optional[Path] = None
+        self.file: Optional[BinaryIO] = None
+        try:
+            self.folder = Path(tempfile.mkdtemp(prefix=".upload-", dir=path.parent.parent))
+            self.file = open(self.folder / path.name, "wb")  # noqa: SIM115 - keep() closes it
+        except OSError as err:
+            self.discard()
+            raise self._failed(err) from None
+
+    def write(self, data: bytes) -> None:
+        assert self.file is not None
+        try:
+            self.file.write(data)
+        except OSError as err:
+            raise self._failed(err) from None
+        self.size += len(data)
+
+    def keep(self) -> str:
+        """Move the file into place, replacing one of its name; its absolute path."""
+        assert self.file is not None
+        try:
+            self.file.close()
+            os.replace(self.file.name, self.path)
+        except OSError as err:
+            raise self._failed(err) from None
+        finally:
+            self.discard()
+        self.log(f"uploaded {self.path.name} ({self.size} bytes) to {self.path}")
+        return str(self.path)
+
+    def _failed(self, err: OSError) -> BadRequest:
+        return BadRequest(f"Error saving the file: {self.path}: {err.strerror or err}")
+
+    def discard(self) -> None:
+        """Remove what was written and not kept."""
+        if self.file is not None:
+            self.file.close()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def _check_name(name: str, prefix: str) -> str:
     """``name``, once eKuiper's rule for plugin names takes it."""
     try:
@@ -285,7 +346,7 @@ class HostedPlugin:
         raise BadRequest(f"serve hosts plugin {self.session.info['name']} from its file; "
                          "start serve without a plugin file to install plugins")
 
-    upload = register = update = delete = _refuse
+    receive = register = update = delete = _refuse
 
     def uploaded(self) -> list[str]:
         return []

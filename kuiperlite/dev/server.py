@@ -18,12 +18,17 @@ Started with no plugin file, it is a local eKuiper for plugins instead
 ``GET /metadata/functions``,
 with eKuiper's bodies: plain text for what changed, JSON for what is read,
 and errors as eKuiper's ``{"error": <code>, "message": "..."}`` with 400,
-or 404 for what does not exist. With a plugin file, the same paths
+or 404 for what does not exist. An upload's form is read part by part as
+it arrives (:class:`Form`) and its file written to disk on the way, so
+memory does not grow with its size. With a plugin file, the same paths
 describe the plugin it hosts, read-only (:class:`~.manage.HostedPlugin`).
 """
 
 from __future__ import annotations
 
+import email.message
+import email.parser
+import email.policy
 import hmac
 import ipaddress
 import json
@@ -34,6 +39,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional, Union
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -41,7 +47,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import orjson
 
 from ..errors import HostError, KuiperliteError
-from .manage import HostedPlugin, Plugins
+from .manage import HostedPlugin, Plugins, Upload
 from .session import (
     BadRequest,
     Conflict,
@@ -54,7 +60,12 @@ from .session import (
 )
 
 MAX_BODY = 1 << 20
-MAX_UPLOAD = 256 << 20  # the largest file POST /config/uploads takes
+# The largest body POST /config/uploads takes (--max-upload). eKuiper sets
+# none: the 1 GiB it names is how much of a form Go keeps in memory before
+# it spills to disk. serve refuses more than that 1 GiB.
+MAX_UPLOAD = 1 << 30
+MAX_PART_HEAD = 16 << 10  # bytes of one form part's headers
+CHUNK = 1 << 16  # bytes read from the socket at a time
 # eKuiper's error codes (pkg/errorx): NOT_FOUND, and Undefined_Err for the rest.
 EKUIPER_NOT_FOUND, EKUIPER_ERROR = 1002, 1000
 REQUEST_TIMEOUT = 10.0
@@ -144,6 +155,85 @@ ROUTES: dict[tuple[str, str], str] = {
 }
 
 
+class Form:
+    """A multipart/form-data body, read part by part as it arrives (RFC 7578).
+
+    Memory holds one chunk and a part's headers at most: a part's data is
+    handed on chunk by chunk, and what no one reads is dropped.
+
+    Args:
+        read: up to that many more bytes of the body; ``b""`` once all came.
+        boundary: the boundary the Content-Type names.
+    """
+
+    def __init__(self, read: Callable[[int], bytes], boundary: str) -> None:
+        self.read = read
+        self.delimiter = b"\r\n--" + boundary.encode("latin-1")
+        self.buffer = b"\r\n"  # the first boundary is then found as the others are
+
+    def parts(self) -> Iterator[tuple[email.message.EmailMessage, Iterator[bytes]]]:
+        """Each part's headers and its data, until the closing boundary.
+
+        Raises:
+            BadRequest: the body is not such a form, or ended before its closing boundary.
+        """
+        while (at := self.buffer.find(self.delimiter)) < 0:  # the preamble goes
+            self.buffer = self.buffer[-len(self.delimiter):]
+            self._more("before the first boundary")
+        self.buffer = self.buffer[at + len(self.delimiter):]
+        while self._next_part():
+            headers = self._headers()
+            data = self._data()
+            yield headers, data
+            for _ in data:
+                pass
+
+    def _more(self, where: str) -> None:
+        chunk = self.read(CHUNK)
+        if not chunk:
+            raise BadRequest(f"Error parse the multi part form: the body ended {where}.")
+        self.buffer += chunk
+
+    def _next_part(self) -> bool:
+        """Past a boundary: False at the closing one, else True once past its line end."""
+        while len(self.buffer.lstrip(b" \t")) < 2:
+            if len(self.buffer) > MAX_PART_HEAD:
+                break
+            self._more("after a boundary")
+        if self.buffer.startswith(b"--"):
+            return False
+        rest = self.buffer.lstrip(b" \t")
+        if not rest.startswith(b"\r\n"):
+            raise BadRequest("Error parse the multi part form: a boundary must end its line.")
+        self.buffer = rest[2:]
+        return True
+
+    def _headers(self) -> email.message.EmailMessage:
+        while not self.buffer.startswith(b"\r\n") and (
+                end := self.buffer.find(b"\r\n\r\n")) < 0:
+            if len(self.buffer) > MAX_PART_HEAD:
+                raise BadRequest("Error parse the multi part form: a part's headers take "
+                                 f"more than {MAX_PART_HEAD} bytes.")
+            self._more("in a part's headers")
+        if self.buffer.startswith(b"\r\n"):
+            head, self.buffer = b"", self.buffer[2:]
+        else:
+            head, self.buffer = self.buffer[:end], self.buffer[end + 4:]
+        parser = email.parser.BytesHeaderParser(policy=email.policy.HTTP)
+        return parser.parsebytes(head + b"\r\n\r\n")
+
+    def _data(self) -> Iterator[bytes]:
+        keep = len(self.delimiter) - 1  # what may be the start of the next boundary
+        while (at := self.buffer.find(self.delimiter)) < 0:
+            if len(self.buffer) > keep:
+                yield self.buffer[:-keep]
+                self.buffer = self.buffer[-keep:]
+            self._more("inside a part, before the closing boundary")
+        if at:
+            yield self.buffer[:at]
+        self.buffer = self.buffer[at + len(self.delimiter):]
+
+
 class Handler(BaseHTTPRequestHandler):
     """Routes requests to the :class:`Session`; every answer is JSON.
 
@@ -155,6 +245,7 @@ class Handler(BaseHTTPRequestHandler):
 
     server: DebugServer
     unread = 0  # body bytes announced and not read yet
+    drain_max = DRAIN_MAX  # how much of a refused body is read and dropped
 
     def setup(self) -> None:
         super().setup()
@@ -242,7 +333,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise NotFound(f"No endpoint {path}; serve without a plugin file offers "
                                "/config/uploads and /plugins/portables.")
             if route == "upload":
-                self._text(201, plugins.upload(*self._upload()))
+                self._text(201, self._upload(plugins))
             elif route in ("uploaded", "listing", "functions_meta"):
                 self._send(200, orjson.dumps(getattr(plugins, route)()), "application/json")
             elif route in ("describe", "status"):
@@ -262,6 +353,7 @@ class Handler(BaseHTTPRequestHandler):
                     self._text(status, f"{err}\n")
                 else:
                     self._text(status, orjson.dumps({"error": code, "message": str(err)}).decode())
+                self._drain()
             except OSError:
                 return
         except OSError:
@@ -271,34 +363,84 @@ class Handler(BaseHTTPRequestHandler):
                         f"{traceback.format_exc()}")
             self._refuse(500, f"serve failed on this request: {type(err).__name__}: {err}")
 
-    def _upload(self) -> tuple[Optional[str], bytes]:
-        """The file name and bytes of the multipart form's ``uploadFile``."""
-        import email.parser
-        import email.policy
-
-        length = _announced(self.headers.get("Content-Length"))
-        if length < 0:
-            raise BadRequest("Error parse the multi part form: send a Content-Length.")
-        if length > MAX_UPLOAD:
-            raise TooLarge(f"The body has {length} bytes; the limit is {MAX_UPLOAD}.")
+    def _upload(self, plugins: Union[Plugins, HostedPlugin]) -> str:
+        """Save the multipart form's ``uploadFile`` as it arrives; its absolute path."""
+        length = self._length()
+        if length > self.server.max_upload:
+            raise TooLarge(f"The body has {length} bytes; the limit is "
+                           f"{self.server.max_upload} (--max-upload).")
+        self.drain_max = length  # a refusal mid-form is still answered
         media = self.headers.get("Content-Type") or ""
-        if not media.lower().startswith("multipart/form-data"):
+        head = email.parser.HeaderParser(policy=email.policy.HTTP).parsestr(
+            f"Content-Type: {media}\r\n\r\n")
+        boundary = head.get_param("boundary")
+        if head.get_content_type() != "multipart/form-data":
             raise BadRequest("Error parse the multi part form: request Content-Type isn't "
                              "multipart/form-data")
+        if not isinstance(boundary, str) or not 0 < len(boundary) <= 70:
+            raise BadRequest("Error parse the multi part form: the Content-Type needs a "
+                             "boundary of 1 to 70 characters")
+        deadline = time.monotonic() + self.server.request_timeout
+
+        def read(size: int) -> bytes:
+            if self.unread <= 0:
+                return b""
+            if time.monotonic() > deadline:
+                raise self._late()
+            try:
+                chunk = self.rfile.read1(min(size, self.unread))
+            except OSError:
+                raise self._late() from None
+            self.unread = self.unread - len(chunk) if chunk else 0
+            return chunk
+
+        upload: Optional[Upload] = None
         try:
-            raw = self._read(length)
-        except OSError:
-            self.unread = 0
-            raise BodyTimeout(f"The body did not arrive within {self.server.request_timeout:g}"
-                              " s.") from None
+            for headers, data in Form(read, boundary).parts():
+                filename = headers.get_filename()
+                if upload is None and filename and headers.get_param(
+                        "name", header="content-disposition") == "uploadFile":
+                    upload = plugins.receive(filename)
+                    for chunk in data:
+                        upload.write(chunk)
+            if upload is None:
+                raise BadRequest("Error Retrieving the File: http: no such file")
+            self.close_connection = True  # as eKuiper, which keeps no connection alive
+            self._drain()  # what follows the closing boundary
+            return upload.keep()
+        finally:
+            if upload is not None:
+                upload.discard()
+
+    def _late(self) -> BodyTimeout:
         self.unread = 0
-        form = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            f"Content-Type: {media}\r\n\r\n".encode("latin-1") + raw)
-        for part in form.iter_parts() if form.is_multipart() else []:
-            if part.get_param("name", header="content-disposition") == "uploadFile":
-                data = part.get_payload(decode=True)
-                return part.get_filename(), data if isinstance(data, bytes) else b""
-        raise BadRequest("Error Retrieving the File: http: no such file")
+        return BodyTimeout(f"The body did not arrive within {self.server.request_timeout:g} s "
+                           "(--request-timeout sets the bound).")
+
+    def _length(self) -> int:
+        """The body's length as its one Content-Length announces it.
+
+        Raises:
+            BadRequest: no plain Content-Length, more than one, or a Transfer-Encoding.
+        """
+        lengths = self.headers.get_all("Content-Length") or []
+        if len(lengths) > 1:
+            raise BadRequest(f"The request has {len(lengths)} Content-Length headers; "
+                             "send one.")
+        if self.headers.get("Transfer-Encoding"):
+            raise BadRequest("serve reads a body by its Content-Length; send it without "
+                             f"Transfer-Encoding {self.headers['Transfer-Encoding']!r}.")
+        length = _announced(lengths[0] if lengths else "0")
+        if length < 0:
+            raise BadRequest(f"Content-Length must be a number of bytes, got {lengths[0]!r}.")
+        return length
+
+    def _drain(self) -> None:
+        """Read and drop the body no one read (so the client, still sending it, sees the
+        answer rather than a reset), when it is not too long for that."""
+        left, self.unread = self.unread, 0
+        if 0 < left <= self.drain_max:
+            self._read(left, keep=False)
 
     def _text(self, status: int, text: str) -> None:
         self._send(status, text.encode(), "text/plain; charset=utf-8")
@@ -317,9 +459,7 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         try:
             self._reply(status, {"error": message})
-            left, self.unread = self.unread, 0
-            if left <= DRAIN_MAX:
-                self._read(left, keep=False)
+            self._drain()
         except OSError:
             return
 
@@ -364,16 +504,7 @@ class Handler(BaseHTTPRequestHandler):
                             f"(Sec-Fetch-Site: {site}).")
 
     def _body(self) -> dict[str, Any]:
-        lengths = self.headers.get_all("Content-Length") or []
-        if len(lengths) > 1:
-            raise BadRequest(f"The request has {len(lengths)} Content-Length headers; "
-                             "send one.")
-        if self.headers.get("Transfer-Encoding"):
-            raise BadRequest("serve reads a body by its Content-Length; send it without "
-                             f"Transfer-Encoding {self.headers['Transfer-Encoding']!r}.")
-        length = _announced(lengths[0] if lengths else "0")
-        if length < 0:
-            raise BadRequest(f"Content-Length must be a number of bytes, got {lengths[0]!r}.")
+        length = self._length()
         if length > self.server.max_body:
             raise TooLarge(f"The body has {length} bytes; the limit is "
                            f"{self.server.max_body}.")
@@ -444,6 +575,7 @@ class DebugServer(ThreadingHTTPServer):
         address: the host and port to listen on.
         session: the session requests go to.
         max_body: the largest body accepted, in bytes.
+        max_upload: the largest body ``POST /config/uploads`` accepts, in bytes.
         allow_remote: also answer requests for ``address``'s host (for any IP
             address when it is a wildcard such as 0.0.0.0), not only loopback;
             web pages must still come from loopback or that host.
@@ -454,7 +586,8 @@ class DebugServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], session: Optional[Session], max_body: int, *,
                  allow_remote: bool = False, request_timeout: float = REQUEST_TIMEOUT,
-                 plugins: Optional[Plugins] = None, token: Optional[str] = None) -> None:
+                 plugins: Optional[Plugins] = None, token: Optional[str] = None,
+                 max_upload: int = MAX_UPLOAD) -> None:
         self.session = session
         self.plugins: Union[Plugins, HostedPlugin]
         if plugins is not None:
@@ -465,6 +598,7 @@ class DebugServer(ThreadingHTTPServer):
         self.token = token
         self.log: Callable[[str], None] = self.plugins.log
         self.max_body = max_body
+        self.max_upload = max_upload
         self.request_timeout = request_timeout
         self.remote = address[0].strip("[]").lower() if allow_remote else None
         super().__init__(address, Handler)
@@ -566,7 +700,8 @@ def serve(target: Optional[str], *, host: str = "127.0.0.1", port: int = 33333,
           allow_remote: bool = False,
           max_body: int = MAX_BODY, request_timeout: float = REQUEST_TIMEOUT, ekuiper: int = 2,
           state_dir: Optional[str] = None, state_url: Optional[str] = None,
-          token: Optional[str] = None, log: Callable[[str], None] = print) -> int:
+          token: Optional[str] = None, max_upload: int = MAX_UPLOAD,
+          log: Callable[[str], None] = print) -> int:
     """Run the test server until Ctrl-C or SIGTERM.
 
     Args:
@@ -586,6 +721,7 @@ def serve(target: Optional[str], *, host: str = "127.0.0.1", port: int = 33333,
         state_url: keep it in this Redis server instead.
         token: without a plugin file, answer only requests whose ``Authorization``
             header is this token, as an eKuiper with authentication does.
+        max_upload: without a plugin file, the largest upload accepted, in bytes.
         log: called with each line for the terminal.
 
     Returns:
@@ -610,7 +746,7 @@ def serve(target: Optional[str], *, host: str = "127.0.0.1", port: int = 33333,
     if target is None:
         return _serve_plugins(host, port, allow_remote=allow_remote, max_body=max_body,
                               request_timeout=request_timeout, ekuiper=ekuiper, token=token,
-                              log=log)
+                              max_upload=max_upload, log=log)
     try:
         session = Session(target, attach=attach, mock=mock, log=log, ekuiper=ekuiper,
                           state_dir=state_dir, state_url=state_url)
@@ -650,7 +786,7 @@ def serve(target: Optional[str], *, host: str = "127.0.0.1", port: int = 33333,
 
 def _serve_plugins(host: str, port: int, *, allow_remote: bool, max_body: int,
                    request_timeout: float, ekuiper: int, token: Optional[str],
-                   log: Callable[[str], None]) -> int:
+                   max_upload: int, log: Callable[[str], None]) -> int:
     """serve with no plugin file: eKuiper's plugin management API until Ctrl-C or SIGTERM."""
     import shutil
     import tempfile
@@ -659,7 +795,8 @@ def _serve_plugins(host: str, port: int, *, allow_remote: bool, max_body: int,
     plugins = Plugins(base, ekuiper=ekuiper, log=log)
     try:
         httpd = DebugServer((host, port), None, max_body, allow_remote=allow_remote,
-                            request_timeout=request_timeout, plugins=plugins, token=token)
+                            request_timeout=request_timeout, plugins=plugins, token=token,
+                            max_upload=max_upload)
     except (OSError, OverflowError) as err:
         shutil.rmtree(base, ignore_errors=True)
         reason = (err.strerror if isinstance(err, OSError) else None) or str(err)

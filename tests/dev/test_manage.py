@@ -1,11 +1,13 @@
 """serve with no plugin file: eKuiper's plugin management API, over real HTTP."""
 
+import http.client
 import json
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -213,6 +215,29 @@ def test_serve_with_a_plugin_file_shows_it_read_only(local_ekuiper, write_plugin
 RULE = "a plugin name holds only letters, digits, _ and -"
 
 
+def post_form(server, filename, chunks, size, *, field="uploadFile", tail=None, timeout=60):
+    """POST a multipart form with one file part whose bytes come from ``chunks`` (``size``
+    in all), streamed as they are made; the status and text of the answer."""
+    boundary = uuid.uuid4().hex
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; "
+            f"filename=\"{filename}\"\r\nContent-Type: application/zip\r\n\r\n").encode()
+    tail = f"\r\n--{boundary}--\r\n".encode() if tail is None else tail
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+    try:
+        conn.putrequest("POST", "/config/uploads")
+        conn.putheader("Content-Type", f"multipart/form-data; boundary={boundary}")
+        conn.putheader("Content-Length", str(len(head) + size + len(tail)))
+        conn.endheaders()
+        conn.send(head)
+        for chunk in chunks:
+            conn.send(chunk)
+        conn.send(tail)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
 def refusal(answer):
     """The message of an eKuiper error answer, once it is one."""
     status, text = answer
@@ -258,6 +283,66 @@ def test_a_name_the_file_system_refuses_is_answered_in_json(local_ekuiper, plugi
                               f"file://{path}: ") and message.endswith("File name too long"), \
         message
     assert server.request("GET", "/plugins/portables") == (200, "[]")
+
+
+def test_upload_file_system_errors_are_answered_in_json(local_ekuiper, plugin_zip):
+    server = local_ekuiper()
+    uploads = Path(uploaded(server, plugin_zip)).parent
+    message = refusal(post_form(server, "a" * 300 + ".zip", [b"zip"], 3))
+    assert message == f"Error saving the file: {uploads / ('a' * 300 + '.zip')}: File name " \
+                      "too long", message
+    (uploads / "folder.zip").mkdir()
+    message = refusal(post_form(server, "folder.zip", [b"zip"], 3))
+    assert message == f"Error saving the file: {uploads / 'folder.zip'}: Is a directory", \
+        message
+    assert sorted(p.name for p in uploads.iterdir()) == ["folder.zip", plugin_zip.name]
+    assert sorted(p.name for p in uploads.parent.iterdir()) == ["uploads"]
+
+
+def test_upload_file_names_as_ekuiper_takes_them(local_ekuiper, tmp_path):
+    server = local_ekuiper()
+    status, text = post_form(server, "../../up/x.zip", [b"zip"], 3)
+    assert status == 201 and text.endswith("/data/uploads/x.zip"), (status, text)
+    assert Path(text).read_bytes() == b"zip"
+    for name in ["..", ".", "/", "a\x00b.zip"]:
+        message = refusal(post_form(server, name, [b"zip"], 3))
+        assert message.startswith("Error saving the file: invalid file name "), message
+    assert json.loads(server.request("GET", "/config/uploads")[1]) == [text]
+
+
+def vm_hwm(pid: int) -> int:
+    """The peak resident memory of process ``pid``, in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("VmHWM:")).split()[1]) << 10
+
+
+def test_an_upload_streams_to_disk_in_bounded_memory(local_ekuiper):
+    server = local_ekuiper()
+    status, text = post_form(server, "warm.zip", [b"zip"], 3)
+    assert status == 201, text
+    before = vm_hwm(server.proc.pid)
+    # Short lines: the shape that cost a whole-body parse the most.
+    line = b"x" * 30 + b"\r\n"
+    chunk = line * (1 << 15)  # 1 MiB
+    count = 64
+    status, text = post_form(server, "big.zip", (chunk for _ in range(count)),
+                             len(chunk) * count)
+    assert status == 201, text
+    assert Path(text).stat().st_size == len(chunk) * count
+    grown = vm_hwm(server.proc.pid) - before
+    assert grown < 16 << 20, f"serve's peak memory grew by {grown >> 20} MiB"
+
+
+def test_an_upload_over_the_limit_or_cut_short_keeps_nothing(local_ekuiper):
+    server = local_ekuiper("--max-upload", "1000")
+    status, text = post_form(server, "big.zip", [b"x" * 2000], 2000)
+    message = json.loads(text)["message"]
+    assert status == 413 and message.startswith("The body has ") \
+        and message.endswith(" bytes; the limit is 1000 (--max-upload)."), text
+    status, text = post_form(server, "short.zip", [b"x" * 100], 100, tail=b"\r\n--nope--\r\n")
+    assert status == 400 and json.loads(text)["message"].startswith(
+        "Error parse the multi part form: "), text
+    assert server.request("GET", "/config/uploads") == (200, "[]")
 
 
 INSTALL_WAITS = b"""#!/bin/sh
