@@ -355,11 +355,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--reload", action="store_true",
                        help="restart the plugin when its file or local modules change")
     serve.add_argument("--mock", metavar="FILE",
-                       help='mock data: {"sink": [payloads], "function": [[args], ...]}, '
-                            "each a list or an object of lists by symbol name")
-    serve.add_argument("--sink-data", metavar="JSON", help="mock payloads for running sinks")
+                       help='mock data to feed running sinks and functions: {"sink": '
+                            '[payloads], "function": [[args], ...]}, each a list or an object '
+                            "of lists by symbol name (default: none; a start request can ask "
+                            'with "mock": true or a list)')
+    serve.add_argument("--sink-data", metavar="JSON",
+                       help="mock payloads to feed every running sink (default: none)")
     serve.add_argument("--function-args", metavar="JSON",
-                       help="mock argument lists for running functions")
+                       help="mock argument lists to call every running function with "
+                            "(default: none)")
     serve.add_argument("--mock-interval", type=float, default=1.0, metavar="SECONDS",
                        help="seconds between mock sends and calls (0: none; default 1)")
     serve.add_argument("--max-body", type=int, default=1 << 20, metavar="BYTES",

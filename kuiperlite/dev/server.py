@@ -711,7 +711,8 @@ def serve(target: Optional[str], *, host: str = "127.0.0.1", port: int = 33333,
         port: the port to listen on.
         attach: wait for a plugin started by hand instead of launching it.
         reload: restart the plugin when its file or local modules change.
-        mock: what running sinks and functions are fed (default: eKuiper's mock data).
+        mock: what running sinks and functions are fed (default: nothing, unless a
+            start request asks).
         allow_remote: allow ``host`` to be other than loopback.
         max_body: the largest request body accepted, in bytes.
         request_timeout: seconds a request may take to arrive.

@@ -2,9 +2,11 @@
 
 A :class:`Session` launches the plugin (or waits for one started by hand),
 starts and stops symbols on request, reads what running sources emit, feeds
-running sinks mock records and calls running functions with mock arguments
-every second, keeps every event for the REST API, prints a live log, and
-with ``--reload`` restarts the plugin when its files change.
+running sinks and functions mock data where it was asked for (``--mock``,
+``--sink-data``, ``--function-args``, or ``"mock"`` in a start request;
+nothing unasked, as a sink may write to a real system), keeps every event
+for the REST API, prints a live log, and with ``--reload`` restarts the
+plugin when its files change.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from . import gowire, proc
 from .handles import FunctionHandle, SinkHandle, SourceHandle
 from .host import Host, launch_argv
 
-# What eKuiper's plugin test server feeds sinks and functions.
+# What eKuiper's plugin test server feeds sinks and functions; serve, when a start asks.
 MOCK_SINK_DATA: list[Any] = [{"name": "hello", "count": 5}, {"name": "world", "count": 10}]
 MOCK_FUNCTION_ARGS: list[list[Any]] = [["twelve"], ["eleven"]]
 DESCRIBE_TIMEOUT = 60.0  # seconds the plugin file may take to import
@@ -73,15 +75,42 @@ class LoadFailed(PluginFailed):
 
 @attrs.define
 class Mock:
-    """Mock data for running sinks and functions, per symbol or for all."""
+    """Mock data for running sinks and functions, per symbol or for all; none by default."""
 
-    sink: Any = attrs.field(factory=lambda: list(MOCK_SINK_DATA))
-    function: Any = attrs.field(factory=lambda: list(MOCK_FUNCTION_ARGS))
+    sink: Any = attrs.field(factory=list)
+    function: Any = attrs.field(factory=list)
     interval: float = 1.0
 
     def for_symbol(self, kind: Kind, symbol: str) -> list[Any]:
         data = self.sink if kind is SINK else self.function
         return list(data.get(symbol, []) if isinstance(data, dict) else data)
+
+    def for_start(self, kind: Kind, symbol: str, asked: Any) -> list[Any]:
+        """What an instance a start request starts is fed: the start's ``mock`` when it
+        is a list, eKuiper's test server's data when it is true and serve was given
+        none for the symbol, nothing when it is false, else what serve was given.
+
+        Raises:
+            BadRequest: ``mock`` is none of these, or the start is a source's.
+        """
+        if asked is None:
+            return [] if kind is SOURCE else self.for_symbol(kind, symbol)
+        if kind is SOURCE:
+            raise BadRequest("mock feeds sinks and functions; a source makes its own records.")
+        what = "payloads" if kind is SINK else "argument lists"
+        if asked is True:
+            return self.for_symbol(kind, symbol) or list(
+                MOCK_SINK_DATA if kind is SINK else MOCK_FUNCTION_ARGS)
+        if asked is False:
+            return []
+        if isinstance(asked, list) and (kind is SINK or all(isinstance(a, list) for a in asked)):
+            return asked
+        if isinstance(asked, list):
+            wrong = next(a for a in asked if not isinstance(a, list))
+            raise BadRequest(f"mock must be true, false or a list of {what}, got a list "
+                             f"holding {describe_value(wrong)}.")
+        raise BadRequest(f"mock must be true, false or a list of {what}, "
+                         f"got {describe_value(asked)}.")
 
 
 @attrs.define(eq=False)
@@ -328,6 +357,7 @@ class Session:
             datasource = ""
         elif not isinstance(datasource, str):
             raise BadRequest(f"dataSource must be a string, got {describe_value(datasource)}.")
+        feed = self.mock.for_start(kind, symbol, body.get("mock"))
         if kind.per_rule:
             self._fits(control)
         with self.lock:
@@ -348,11 +378,11 @@ class Session:
                     running.handle = self.host.start_sink(
                         symbol, rule=meta.rule_id, op=meta.op_id, instance=meta.instance_id,
                         config=config)
-                    work = functools.partial(self._mock, running,
+                    work = functools.partial(self._mock, running, feed,
                                              functools.partial(self._send, running))
                 else:
                     running.handle = self._function(symbol)
-                    work = functools.partial(self._mock, running, functools.partial(
+                    work = functools.partial(self._mock, running, feed, functools.partial(
                         self._call, running, running.handle))
             except ValueError as err:
                 raise BadRequest(str(err)) from None
@@ -476,9 +506,9 @@ class Session:
                 data = {"message": message, "meta": meta} if meta else message
                 self._record(running, "record", data, f"record {_json(data)}")
 
-    def _mock(self, running: Running, action: Callable[[Any], Any]) -> None:
-        """Every mock interval, hand the next mock payload or argument list to ``action``."""
-        items = self.mock.for_symbol(running.kind, running.symbol)
+    def _mock(self, running: Running, items: list[Any], action: Callable[[Any], Any]) -> None:
+        """Every mock interval, hand the next of ``items`` (payloads or argument lists)
+        to ``action``."""
         for item in itertools.cycle(items) if items and self.mock.interval > 0 else []:
             if running.stopping.wait(self.mock.interval):
                 return

@@ -271,6 +271,37 @@ def test_sink_mock_feed_send_and_acks(serve):
     assert server.said('[sink keep rule1] sent {"fail":true} -> ack OSError: disk full')
 
 
+def test_running_sinks_and_functions_get_mock_data_only_when_asked(serve):
+    server = serve("--mock-interval", "0.05").ready()
+    sink = start_body("keep", "sink", config={"requireAck": True})
+    assert server.request("POST", "/symbol/start", sink)[0] == 200
+    assert server.request("POST", "/symbol/start", start_body("shout", "func"))[0] == 200
+    # serve waits up to a second, on its side, for a mock send or call to show
+    assert events(server, wait=1, kind="ack") == []
+    assert events(server, wait=0, kind="result") == []
+    assert not server.said("KEEP")
+
+    asked = start_body("keep", "sink", rule="rule2", config={"requireAck": True}, mock=True)
+    assert server.request("POST", "/symbol/start", asked)[0] == 200
+    acks = at_least(server, 2, kind="ack")
+    assert [(e["meta"]["ruleId"], e["data"]["payload"]) for e in acks] == [
+        ("rule2", {"name": "hello", "count": 5}), ("rule2", {"name": "world", "count": 10})]
+    called = start_body("shout", "func", rule="rule3", mock=[["a"], ["b"]])
+    assert server.request("POST", "/symbol/start", called)[0] == 200
+    results = at_least(server, 2, kind="result", ruleId="rule3")
+    assert [e["data"]["result"] for e in results] == ["A!", "B!"]
+    for body, message in [
+        (start_body("keep", "sink", rule="r4", mock="yes"),
+         "mock must be true, false or a list of payloads, got the string 'yes'."),
+        (start_body("shout", "func", rule="r4", mock=["a"]),
+         "mock must be true, false or a list of argument lists, got a list holding the "
+         "string 'a'."),
+        (start_body("counter", "source", rule="r4", mock=True),
+         "mock feeds sinks and functions; a source makes its own records."),
+    ]:
+        assert server.request("POST", "/symbol/start", body) == (400, {"error": message})
+
+
 def test_function_calls_and_mock_calls(serve, tmp_path):
     mock = tmp_path / "mock.json"
     mock.write_text(json.dumps({"function": {"shout": [["hey"], ["ho"]]}}))
