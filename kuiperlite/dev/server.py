@@ -34,7 +34,6 @@ import ipaddress
 import json
 import math
 import re
-import signal
 import sys
 import threading
 import time
@@ -47,6 +46,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import orjson
 
 from ..errors import HostError, KuiperliteError
+from ..signals import StopSignals
 from .manage import HostedPlugin, Plugins, Upload
 from .session import (
     BadRequest,
@@ -682,17 +682,18 @@ def load_mock(path: Optional[str], sink_data: Optional[str],
     return mock
 
 
-def _interrupt(signum: int, _frame: Any) -> None:
-    """SIGTERM and SIGINT stop serve the way Ctrl-C does."""
-    raise KeyboardInterrupt
+def _serve_until_stopped(httpd: DebugServer, signals: StopSignals) -> None:
+    """Answer requests on a thread of their own until SIGTERM or SIGINT (Ctrl-C).
 
-
-def _stop_on_signals() -> None:
-    """Have SIGTERM and SIGINT stop serve, also when it inherited SIGINT ignored
-    (a shell starts background commands so, and Python then keeps it)."""
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, _interrupt)
+    The signals only set a flag (:class:`~kuiperlite.signals.StopSignals`), so
+    that a burst of them, as a terminal sends to a whole process group, can
+    never break into the shutdown that follows the first.
+    """
+    answering = threading.Thread(target=httpd.serve_forever, name="serve http", daemon=True)
+    answering.start()
+    while signals.wait(3600) is None:
+        pass
+    httpd.shutdown()
 
 
 def serve(target: Optional[str], *, host: str = "127.0.0.1", port: int = 33333,
@@ -730,6 +731,8 @@ def serve(target: Optional[str], *, host: str = "127.0.0.1", port: int = 33333,
         start, 2 when serve could not begin (a file that does not load, a
         socket or port it cannot have); each failure is one sentence in the log.
     """
+    signals = StopSignals()
+    signals.install()  # from the start: a Ctrl-C never lands in the middle of something
     if host not in LOOPBACK and not allow_remote:
         log(f"kuiperlite: refusing to listen on {host}: the test server starts and stops "
             "plugin code for anyone who reaches it; add --allow-remote to mean it.")
@@ -747,7 +750,7 @@ def serve(target: Optional[str], *, host: str = "127.0.0.1", port: int = 33333,
     if target is None:
         return _serve_plugins(host, port, allow_remote=allow_remote, max_body=max_body,
                               request_timeout=request_timeout, ekuiper=ekuiper, token=token,
-                              max_upload=max_upload, log=log)
+                              max_upload=max_upload, log=log, signals=signals)
     try:
         session = Session(target, attach=attach, mock=mock, log=log, ekuiper=ekuiper,
                           state_dir=state_dir, state_url=state_url)
@@ -765,16 +768,13 @@ def serve(target: Optional[str], *, host: str = "127.0.0.1", port: int = 33333,
         reason = (err.strerror if isinstance(err, OSError) else None) or str(err)
         log(f"kuiperlite: cannot listen on {host}:{port}: {reason.rstrip('.')}.")
         return 2
-    _stop_on_signals()
     try:
         session.open()
         if reload:
             session.watch_files()
         log(f"REST API on http://{host}:{httpd.server_address[1]}: POST /symbol/start, "
             "/symbol/stop, /symbol/send, /function/call; GET /symbols, /symbol/output")
-        httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        _serve_until_stopped(httpd, signals)
     except HostError as err:
         log(f"kuiperlite: the plugin did not start: {err}")
         return 1
@@ -787,7 +787,7 @@ def serve(target: Optional[str], *, host: str = "127.0.0.1", port: int = 33333,
 
 def _serve_plugins(host: str, port: int, *, allow_remote: bool, max_body: int,
                    request_timeout: float, ekuiper: int, token: Optional[str],
-                   max_upload: int, log: Callable[[str], None]) -> int:
+                   max_upload: int, log: Callable[[str], None], signals: StopSignals) -> int:
     """serve with no plugin file: eKuiper's plugin management API until Ctrl-C or SIGTERM."""
     import shutil
     import tempfile
@@ -803,15 +803,12 @@ def _serve_plugins(host: str, port: int, *, allow_remote: bool, max_body: int,
         reason = (err.strerror if isinstance(err, OSError) else None) or str(err)
         log(f"kuiperlite: cannot listen on {host}:{port}: {reason.rstrip('.')}.")
         return 2
-    _stop_on_signals()
     try:
         log(f"eKuiper plugin API on http://{host}:{httpd.server_address[1]}: POST "
             "/config/uploads; GET, POST /plugins/portables; GET, PUT, DELETE "
             "/plugins/portables/{name}; GET /plugins/portables/{name}/status "
             f"(plugins installed under {base})")
-        httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        _serve_until_stopped(httpd, signals)
     finally:
         log("stopping: installed plugins")
         plugins.close()

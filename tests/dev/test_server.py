@@ -1,5 +1,6 @@
 """``python -m kuiperlite serve`` as a subprocess, driven over real HTTP."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -57,7 +58,7 @@ class Serve:
     folder must be empty once serve stopped.
     """
 
-    def __init__(self, *args, cwd=None):
+    def __init__(self, *args, cwd=None, session=False):
         self.port = free_port()
         self.lines: list[str] = []
         self.ipc_dir = ipc_folder()
@@ -65,7 +66,7 @@ class Serve:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kuiperlite", "serve", *map(str, args),
              "--port", str(self.port)], cwd=cwd, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, env=self.env)
+            stderr=subprocess.STDOUT, text=True, env=self.env, start_new_session=session)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -400,6 +401,25 @@ def test_signals_stop_everything_cleanly(serve, signum):
     assert not pid_alive(pid)
     assert server.said("[source counter rule1] stopped")
     assert server.said("[sink keep rule1] stopped")
+
+
+def test_bursts_of_signals_to_the_whole_group_stop_everything_cleanly(serve):
+    # Ctrl-C, or `timeout`, signals serve and the plugin it runs, often more than once.
+    for round_ in range(5):
+        server = serve(session=True).ready()
+        server.request("POST", "/symbol/start", start_body("counter", "source"))
+        pid = server.request("GET", "/symbols")[1]["pid"]
+        for _ in range(50):
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(server.proc.pid, signum)
+        server.proc.wait(20)
+        output = "\n".join(server.lines)
+        assert server.proc.returncode == 0, output
+        assert "Traceback" not in output, output
+        wait_until(lambda pid=pid: not pid_alive(pid), 15,
+                   message=f"the plugin to exit after burst {round_}")
+        server.stop()
 
 
 def test_non_loopback_needs_an_explicit_flag(plugin):
