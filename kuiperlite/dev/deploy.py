@@ -70,11 +70,12 @@ def deploy_into(target: str, into: str, *, run_script: bool = True, force: bool 
         InstallFailed: the zip fails a check, the plugin exists without ``force``,
             or install.sh failed.
     """
+    base = Path(into).resolve()
     with plugin_zip(target, include=include, exclude=exclude) as zip_path:
-        done = install(str(zip_path), into, shell_paras=shell_paras, run_script=run_script,
-                       force=force, install_timeout=install_timeout)
+        done = install(str(zip_path), str(base), shell_paras=shell_paras,
+                       run_script=run_script, force=force, install_timeout=install_timeout)
     report(f"installed plugin {done.name} into {done.plugin_dir} "
-           f"({len(done.files)} files; symbol metadata in {Path(into) / 'etc'})")
+           f"({len(done.files)} files; symbol metadata in {base / 'etc'})")
     if done.install_seconds is not None:
         report(f"install.sh finished in {done.install_seconds:.1f} s")
     elif not run_script and (done.plugin_dir / "install.sh").exists():

@@ -345,7 +345,7 @@ def install(zip_path: str, base: str, *, shell_paras: Sequence[str] = (),
         InstallFailed: a check failed, the plugin exists without ``force``, or
             install.sh failed; nothing the install wrote is left behind.
     """
-    root = Path(base)
+    root = Path(base).resolve()  # install.sh runs in the plugin folder: paths are absolute
     with PluginZip.open(Path(zip_path)) as plugin:
         plugin_dir = root / "plugins" / "portable" / plugin.name
         if plugin_dir.exists() and not force:

@@ -162,3 +162,14 @@ def test_an_installed_plugin_is_replaced_only_with_force(pysam_zip, tmp_path):
     assert "etc/sinks/print.json" not in got
     assert "plugins/portable/pysam/leftover.txt" not in got
     assert got["plugins/portable/pysam/pysam.json"] == info
+
+
+def test_a_relative_folder_is_the_folder_it_names_from_where_deploy_runs(pysam_zip, tmp_path):
+    zip_path = with_entries(pysam_zip, tmp_path / "pysam.zip",
+                            add={"install.sh": b'echo "$(pwd) $*" > ran.txt\n'})
+    out = deploy(zip_path, "--into", "ekuiper", "--shell-para", "x", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    plugin_dir = tmp_path / "ekuiper/plugins/portable/pysam"
+    assert out.stdout.startswith(f"installed plugin pysam into {plugin_dir} (")
+    assert f"symbol metadata in {tmp_path / 'ekuiper/etc'})" in out.stdout
+    assert (plugin_dir / "ran.txt").read_text() == f"{plugin_dir} x\n"
