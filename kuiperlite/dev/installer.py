@@ -20,10 +20,16 @@ eKuiper refuses a name it already holds; so does :func:`install`, unless
 ``force``: then it first removes the old plugin as eKuiper's delete does
 (its folder and the metadata its json lists), which is what eKuiper's
 ``PUT /plugins/portables/{name}`` does before it installs again.
+
+Nothing is written through a link: a link in place of the plugin folder is
+removed, not what it points to (as eKuiper's ``os.RemoveAll`` removes it),
+and the folder is made anew; a link or a file in place of a metadata file
+is replaced, never written into.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import stat
@@ -242,12 +248,15 @@ class PluginZip:
         written: list[Path] = []
         for name, target in self.targets(base).items():
             entry = self.entries.files[name]
-            target.parent.mkdir(parents=True, exist_ok=True)
             written.append(target)
             # zipfile never yields more than an entry's declared size, and
             # scan() refused a zip whose sizes add up to more than the bound.
             try:
-                with self.archive.open(entry) as data, open(target, "wb") as out:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                # A new file in place of what was there: never written through a
+                # link (or a hard link) to a file elsewhere.
+                target.unlink(missing_ok=True)
+                with self.archive.open(entry) as data, open(target, "xb") as out:
                     shutil.copyfileobj(data, out, 1 << 20)
             except READ_ERRORS as err:
                 raise InstallFailed(f"{entry.filename} cannot be read from the zip "
@@ -325,7 +334,16 @@ def uninstall(base: Path, name: str) -> None:
             if isinstance(symbol, str) and not _BAD_SYMBOL.search(symbol):
                 for suffix in suffixes:
                     (base / "etc" / folder / f"{symbol}{suffix}").unlink(missing_ok=True)
-    shutil.rmtree(base / "plugins" / "portable" / name, ignore_errors=True)
+    remove_plugin_dir(base / "plugins" / "portable" / name)
+
+
+def remove_plugin_dir(plugin_dir: Path) -> None:
+    """Remove what stands at ``plugin_dir`` as Go's ``os.RemoveAll`` does: a link or a
+    file itself (never what a link points to), a folder with all it holds."""
+    if plugin_dir.is_symlink() or not plugin_dir.is_dir():
+        plugin_dir.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(plugin_dir, ignore_errors=True)
 
 
 def install(zip_path: str, base: str, *, shell_paras: Sequence[str] = (),
@@ -348,7 +366,7 @@ def install(zip_path: str, base: str, *, shell_paras: Sequence[str] = (),
     root = Path(base).resolve()  # install.sh runs in the plugin folder: paths are absolute
     with PluginZip.open(Path(zip_path)) as plugin:
         plugin_dir = root / "plugins" / "portable" / plugin.name
-        if plugin_dir.exists() and not force:
+        if os.path.lexists(plugin_dir) and not force:
             raise InstallFailed(f"plugin {plugin.name} is already installed in {plugin_dir}; "
                                 "pass --force to replace it")
         plugin.scan()
@@ -358,7 +376,12 @@ def install(zip_path: str, base: str, *, shell_paras: Sequence[str] = (),
             uninstall(root, plugin.name)
         done = Installed(plugin.name, info, plugin_dir)
         try:
-            plugin_dir.mkdir(parents=True, exist_ok=True)
+            plugin_dir.parent.mkdir(parents=True, exist_ok=True)
+            plugin_dir.mkdir()
+        except OSError as err:
+            raise InstallFailed(f"cannot make the plugin folder {plugin_dir}: "
+                                f"{err.strerror or err}") from None
+        try:
             done.files = plugin.unpack(root)
             if run_script:
                 done.install_seconds = run_install_sh(plugin_dir, shell_paras, install_timeout)

@@ -173,3 +173,49 @@ def test_a_relative_folder_is_the_folder_it_names_from_where_deploy_runs(pysam_z
     assert out.stdout.startswith(f"installed plugin pysam into {plugin_dir} (")
     assert f"symbol metadata in {tmp_path / 'ekuiper/etc'})" in out.stdout
     assert (plugin_dir / "ran.txt").read_text() == f"{plugin_dir} x\n"
+
+
+def test_a_linked_plugin_folder_is_replaced_never_written_through(pysam_zip, tmp_path):
+    """As eKuiper's delete before a reinstall (os.RemoveAll) removes the link, not what
+    it points to; links where the symbol metadata goes are replaced the same way."""
+    zip_path = with_entries(pysam_zip, tmp_path / "pysam.zip",
+                            add={"install.sh": b'echo "$(pwd)" > ran.txt\n'})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "mine.txt").write_text("mine")
+    (outside / "mine.yaml").write_text("mine")
+    base = tmp_path / "ekuiper"
+    plugin_dir = base / "plugins/portable/pysam"
+    plugin_dir.parent.mkdir(parents=True)
+    plugin_dir.symlink_to(outside, target_is_directory=True)
+    (base / "etc/sources").mkdir(parents=True)
+    (base / "etc/sources/pyjson.yaml").symlink_to(outside / "mine.yaml")
+    out = deploy(zip_path, "--into", base)
+    assert (out.returncode, out.stderr) == (
+        1, f"kuiperlite: plugin pysam is already installed in {plugin_dir}; pass --force to "
+           "replace it\n")
+    out = deploy(zip_path, "--into", base, "--force")
+    assert out.returncode == 0, out.stderr
+    assert tree(outside) == {"mine.txt": b"mine", "mine.yaml": b"mine"}
+    assert not plugin_dir.is_symlink() and (plugin_dir / "ran.txt").read_text() == \
+        f"{plugin_dir}\n"
+    assert not (base / "etc/sources/pyjson.yaml").is_symlink()
+    with zipfile.ZipFile(pysam_zip) as archive:
+        assert tree(base)["etc/sources/pyjson.yaml"] == archive.read("sources/pyjson.yaml")
+        assert tree(plugin_dir)["pysam.json"] == archive.read("pysam.json")
+
+
+def test_a_dangling_link_in_place_of_the_plugin_folder(pysam_zip, tmp_path):
+    base = tmp_path / "ekuiper"
+    plugin_dir = base / "plugins/portable/pysam"
+    plugin_dir.parent.mkdir(parents=True)
+    plugin_dir.symlink_to(tmp_path / "gone")
+    out = deploy(pysam_zip, "--into", base, "--no-install")
+    assert (out.returncode, out.stderr) == (
+        1, f"kuiperlite: plugin pysam is already installed in {plugin_dir}; pass --force to "
+           "replace it\n")
+    out = deploy(pysam_zip, "--into", base, "--no-install", "--force")
+    assert out.returncode == 0, out.stderr
+    assert not (tmp_path / "gone").exists()
+    assert plugin_dir.is_dir() and not plugin_dir.is_symlink()
+    assert (plugin_dir / "pysam_main.py").is_file()
