@@ -140,7 +140,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         if args.url:
             deploy_url(args.target, args.url, token=args.token or os.environ.get(TOKEN_ENV),
                        shell_paras=args.shell_para, force=args.force, include=args.include,
-                       exclude=args.exclude, wait=args.wait)
+                       exclude=args.exclude, wait=args.wait, timeout=args.request_timeout)
         else:
             deploy_into(args.target, args.into, run_script=not args.no_install,
                         force=args.force, shell_paras=args.shell_para, include=args.include,
@@ -157,7 +157,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .dev.deploy import TOKEN_ENV, DeployFailed, show_status
 
     try:
-        show_status(args.name, args.url, token=args.token or os.environ.get(TOKEN_ENV))
+        show_status(args.name, args.url, token=args.token or os.environ.get(TOKEN_ENV),
+                    timeout=args.request_timeout)
     except DeployFailed as err:
         print(f"kuiperlite: {err}", file=sys.stderr)
         return 1
@@ -169,7 +170,7 @@ def cmd_undeploy(args: argparse.Namespace) -> int:
 
     try:
         undeploy(args.name, args.url, token=args.token or os.environ.get(TOKEN_ENV),
-                 force=args.force)
+                 force=args.force, timeout=args.request_timeout)
     except DeployFailed as err:
         print(f"kuiperlite: {err}", file=sys.stderr)
         return 1
@@ -208,6 +209,12 @@ def _ekuiper_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ekuiper", type=int, choices=(1, 2), default=2, metavar="{1,2}",
                         help="the eKuiper generation to behave like: 2 (default) sends a "
                              "source's datasource in its config, 1 as the top-level dataSource")
+
+
+def _request_timeout_argument(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    parser.add_argument("--request-timeout", type=float, default=120.0, metavar="SECONDS",
+                        help=f"{prefix}seconds one request to eKuiper may take in all, from "
+                             "connecting to the last byte of its answer (default: 120)")
 
 
 def _plugin_arguments(parser: argparse.ArgumentParser) -> None:
@@ -289,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(default: KUIPERLITE_EKUIPER_TOKEN)")
     deploy.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
                         help="with --url: seconds to wait for the plugin to run (default: 30)")
+    _request_timeout_argument(deploy, "with --url: ")
     deploy.add_argument("--no-install", action="store_true",
                         help="with --into: do not run install.sh")
     deploy.add_argument("--shell-para", action="append", default=[], metavar="ARG",
@@ -328,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                              help="eKuiper's REST address, e.g. http://127.0.0.1:9081")
         command.add_argument("--token", help="eKuiper's token, when it asks for one "
                                              "(default: KUIPERLITE_EKUIPER_TOKEN)")
+        _request_timeout_argument(command)
     undeploy.add_argument("--force", action="store_true",
                           help="delete it even while rules use it")
     status.set_defaults(func=cmd_status)

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import html
+import http.client
 import json
+import math
 import re
+import socket
 import tempfile
+import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -85,6 +87,8 @@ def deploy_into(target: str, into: str, *, run_script: bool = True, force: bool 
 
 TOKEN_ENV = "KUIPERLITE_EKUIPER_TOKEN"
 STATUS_WAIT = 30.0  # seconds deploy waits for the plugin to run
+REQUEST_TIMEOUT = 120.0  # seconds one request may take, from connecting to its answer's end
+MAX_ANSWER = 4 << 20  # bytes of one answer read; eKuiper's are a few kilobytes
 
 
 class DeployFailed(KuiperliteError):
@@ -92,32 +96,53 @@ class DeployFailed(KuiperliteError):
 
 
 class EKuiper:
-    """eKuiper's REST API, over urllib.
+    """eKuiper's REST API, over http.client.
+
+    Each request has a connection of its own and one deadline, from connecting
+    to the last byte of the answer, and no answer is read beyond
+    :data:`MAX_ANSWER` bytes. No redirect is followed: eKuiper's API answers
+    every route itself, so a redirect means the address is not that API (a
+    proxy, a login page), and following one would send the request, its body
+    and the token where the user did not point.
 
     Args:
         url: eKuiper's REST address, ``http://host:9081``.
         token: the token for eKuiper's ``Authorization`` header, when it asks for one.
-        timeout: seconds one request may take.
+        timeout: seconds one request may take in all.
 
     Raises:
-        DeployFailed: the URL is not an http(s) address.
+        DeployFailed: the URL is not an http(s) address, or the timeout not a number
+            of seconds above 0.
     """
 
-    def __init__(self, url: str, token: Optional[str] = None, timeout: float = 120.0) -> None:
+    def __init__(self, url: str, token: Optional[str] = None,
+                 timeout: float = REQUEST_TIMEOUT) -> None:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        try:
+            port = parts.port
+        except ValueError:  # not a number, or out of range
+            port = 0
+        if (parts.scheme not in ("http", "https") or not parts.hostname or port == 0
+                or parts.query or parts.fragment):
             raise DeployFailed(f"{url!r} is not eKuiper's REST address; give one like "
                                "http://127.0.0.1:9081")
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise DeployFailed(f"the request timeout (--request-timeout) must be a number of "
+                               f"seconds above 0, not {timeout!r}")
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self._connect = (parts.scheme, parts.hostname, port)
+        self._prefix = parts.path.rstrip("/")
 
     def call(self, method: str, path: str, *, body: Any = None, data: Optional[bytes] = None,
              media: Optional[str] = None) -> tuple[int, bytes]:
         """The status and body of eKuiper's answer; 2xx and 4xx answers are returned.
 
         Raises:
-            DeployFailed: eKuiper cannot be reached, asks for a token, or fails (5xx).
+            DeployFailed: eKuiper cannot be reached, does not answer in time, answers
+                with a redirect or more than :data:`MAX_ANSWER` bytes, asks for a
+                token, or fails (5xx).
         """
         headers = {}
         if body is not None:
@@ -126,27 +151,89 @@ class EKuiper:
             headers["Content-Type"] = media
         if self.token:
             headers["Authorization"] = self.token
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                return answer.status, answer.read()
-        except urllib.error.HTTPError as err:
-            status, text = err.code, err.read()
-        except urllib.error.URLError as err:
-            reason = getattr(err.reason, "strerror", None) or str(err.reason)
-            raise DeployFailed(f"cannot reach eKuiper at {self.url}: {reason}; is it running "
-                               "there?") from None
-        except (TimeoutError, OSError) as err:
-            raise DeployFailed(f"eKuiper at {self.url} did not answer {method} {path}: "
-                               f"{err}") from None
+        status, location, text = self._exchange(method, path, data, headers)
+        if 300 <= status < 400:
+            raise DeployFailed(f"eKuiper at {self.url} answered {method} {path} with a redirect "
+                               f"({status}) to {location[:200] or 'nowhere'}; kuiperlite follows "
+                               "no redirect: give eKuiper's own REST address with --url")
         if status == 401:
             raise DeployFailed(f"eKuiper at {self.url} refused {method} {path} without a valid "
                                f"token ({_message(text)}); pass --token or set {TOKEN_ENV}")
         if status >= 500:
             raise DeployFailed(f"eKuiper at {self.url} failed on {method} {path} ({status}): "
                                f"{_message(text)}")
+        if status < 200:
+            raise DeployFailed(f"eKuiper at {self.url} answered {method} {path} with status "
+                               f"{status}; expected a final answer (2xx or 4xx)")
         return status, text
+
+    def _exchange(self, method: str, path: str, data: Optional[bytes],
+                  headers: dict[str, str]) -> tuple[int, str, bytes]:
+        """One request on a connection of its own: the answer's status, Location and body.
+
+        A timer shuts the socket down at the deadline, ending whatever read or
+        write is under way: a socket's timeout bounds each read, not the answer.
+        """
+        scheme, host, port = self._connect
+        kind = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+        connection = kind(host, port, timeout=self.timeout)
+        expired = threading.Event()
+        held: list[socket.socket] = []  # the connection lets go of its socket once answered
+
+        def expire() -> None:
+            expired.set()
+            for sock in held or [connection.sock]:
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+        late = DeployFailed(f"eKuiper at {self.url} did not answer {method} {path} within "
+                            f"{self.timeout:g} s (--request-timeout sets the bound)")
+        timer = threading.Timer(self.timeout, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            try:
+                connection.connect()
+            except OSError as err:
+                if expired.is_set():
+                    raise late from None
+                raise DeployFailed(f"cannot reach eKuiper at {self.url}: {_reason(err)}; is it "
+                                   "running there?") from None
+            held.append(connection.sock)
+            if expired.is_set():  # before the socket was there to shut down
+                raise late
+            connection.request(method, self._prefix + path, body=data, headers=headers)
+            with connection.getresponse() as answer:
+                text = self._read(answer, method, path)
+            timer.cancel()
+            if expired.is_set():  # the end of the answer may be the shutdown's
+                raise late
+            return answer.status, answer.getheader("Location") or "", text
+        except (OSError, http.client.HTTPException) as err:
+            if expired.is_set():
+                raise late from None
+            raise DeployFailed(f"eKuiper at {self.url} broke off {method} {path} "
+                               f"({_reason(err)}); is that eKuiper's REST address?") from None
+        finally:
+            timer.cancel()
+            connection.close()
+
+    def _read(self, answer: http.client.HTTPResponse, method: str, path: str) -> bytes:
+        """The answer's body; refused, unread, beyond :data:`MAX_ANSWER` bytes."""
+        too_big = DeployFailed(f"eKuiper at {self.url} answered {method} {path} with more than "
+                               f"{MAX_ANSWER} bytes, the most kuiperlite reads of one answer; "
+                               "is that eKuiper's REST address?")
+        if answer.length is not None and answer.length > MAX_ANSWER:
+            raise too_big
+        body = bytearray()
+        while True:
+            chunk = answer.read(1 << 16)
+            if not chunk:
+                return bytes(body)
+            body += chunk
+            if len(body) > MAX_ANSWER:
+                raise too_big
 
     def json(self, path: str) -> Any:
         """The JSON eKuiper answers ``GET path`` with; None for a 404.
@@ -203,6 +290,11 @@ class EKuiper:
             raise DeployFailed(f"eKuiper at {self.url} refused the upload of {zip_path.name} "
                                f"({status}): {_message(text)}")
         return html.unescape(text.decode("utf-8", "replace")).strip()
+
+
+def _reason(err: BaseException) -> str:
+    """Why a connection failed, in words: the system's, else the error's own."""
+    return getattr(err, "strerror", None) or str(err) or type(err).__name__
 
 
 def _message(text: bytes) -> str:
@@ -275,14 +367,15 @@ def _checked(zip_path: Path) -> tuple[str, dict[str, Any], dict[str, int]]:
 def deploy_url(target: str, url: str, *, token: Optional[str] = None,
                shell_paras: Sequence[str] = (), force: bool = False,
                include: Iterable[str] = (), exclude: Iterable[str] = (),
-               wait: float = STATUS_WAIT, report: Callable[[str], None] = print) -> None:
+               wait: float = STATUS_WAIT, timeout: float = REQUEST_TIMEOUT,
+               report: Callable[[str], None] = print) -> None:
     """Upload the plugin to the eKuiper at ``url``, install or upgrade it, and wait until
     it runs.
 
     Raises:
         DeployFailed: a step failed; the message says what state the plugin is in.
     """
-    client = EKuiper(url, token)
+    client = EKuiper(url, token, timeout)
     with plugin_zip(target, include=include, exclude=exclude) as zip_path:
         name, info, new_args = _checked(zip_path)
         installed = client.plugin(name)
@@ -362,13 +455,13 @@ def _installed(client: EKuiper, name: str) -> dict[str, Any]:
 
 
 def show_status(name: str, url: str, *, token: Optional[str] = None,
-                report: Callable[[str], None] = print) -> None:
+                timeout: float = REQUEST_TIMEOUT, report: Callable[[str], None] = print) -> None:
     """Report plugin ``name``'s status, symbols and the rules using it.
 
     Raises:
         DeployFailed: eKuiper cannot be asked, or holds no such plugin.
     """
-    client = EKuiper(url, token)
+    client = EKuiper(url, token, timeout)
     info = _installed(client, name)
     status = client.status(name) or {}
     state = status.get("status", "unknown")
@@ -382,14 +475,14 @@ def show_status(name: str, url: str, *, token: Optional[str] = None,
 
 
 def undeploy(name: str, url: str, *, token: Optional[str] = None, force: bool = False,
-             report: Callable[[str], None] = print) -> None:
+             timeout: float = REQUEST_TIMEOUT, report: Callable[[str], None] = print) -> None:
     """Delete plugin ``name`` from eKuiper; refused while rules use it, unless ``force``.
 
     Raises:
         DeployFailed: eKuiper cannot be asked, holds no such plugin, rules use
             it, or eKuiper refused the delete.
     """
-    client = EKuiper(url, token)
+    client = EKuiper(url, token, timeout)
     info = _installed(client, name)
     rules = rules_using(client, name, info, client.status(name))
     if rules and not force:

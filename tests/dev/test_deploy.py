@@ -6,12 +6,14 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from kuiperlite import packaging
+from kuiperlite.dev.deploy import MAX_ANSWER, DeployFailed, EKuiper
 from kuiperlite.plugin import load
 
 V1 = '''
@@ -226,3 +228,175 @@ def test_serve_takes_a_token_only_without_a_plugin_file(write_plugin):
     assert (out.returncode, out.stdout) == (
         2, "kuiperlite: --token guards the plugin management API, which serve offers without "
            "a plugin file; leave out the file or the token.\n")
+
+
+def reply(handler, status, body=b"", headers=()):
+    """Answer a request: status, headers, then the body (bytes, or JSON for anything else)."""
+    if not isinstance(body, bytes):
+        body = json.dumps(body).encode()
+    handler.send_response(status)
+    for key, value in dict(headers).items():
+        handler.send_header(key, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def answering(status, body=b"", headers=()):
+    return lambda handler: reply(handler, status, body, headers)
+
+
+NOT_FOUND = answering(404, {"error": 1002, "message": "not found"})
+
+
+class StandIn:
+    """A real HTTP server standing in for eKuiper: ``routes`` maps "METHOD /path" to a
+    function answering on the request handler (404 for anything else); each request is
+    kept in ``seen`` as (method, path, its Authorization header)."""
+
+    def __init__(self, routes, default=NOT_FOUND):
+        self.routes = routes
+        self.seen = []
+        stand = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def answer(self):
+                stand.seen.append((self.command, self.path, self.headers["Authorization"]))
+                self.rfile.read(int(self.headers["Content-Length"] or 0))
+                stand.routes.get(f"{self.command} {self.path}", default)(self)
+
+            do_GET = do_POST = do_PUT = do_DELETE = answer  # noqa: N815
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def ekuiper(name):
+    """The answers of an eKuiper holding no plugin ``name``, installing it and running it."""
+    return {
+        "POST /config/uploads": answering(201, f"/kuiper/data/uploads/{name}.zip".encode()),
+        "POST /plugins/portables": answering(201, f"portable plugin {name} is created".encode()),
+        f"GET /plugins/portables/{name}/status": answering(
+            200, {"refCount": {}, "status": "running", "errMsg": ""}),
+    }
+
+
+@pytest.fixture
+def stand_in():
+    """Start StandIn servers (routes, default); each is stopped after the test."""
+    started = []
+
+    def start(*args):
+        started.append(StandIn(*args))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def test_a_redirect_to_another_host_is_refused_and_the_token_stays_home(stand_in, write_plugin):
+    path = write_plugin(V1)
+    name = path.stem
+    other = stand_in(ekuiper(name))
+    first = stand_in({}, lambda handler: reply(handler, 302, headers={
+        "Location": other.url + handler.path}))
+    out = deploy(path, "--url", first.url, "--token", "s3cret")
+    assert one_sentence(out) == (
+        f"eKuiper at {first.url} answered GET /plugins/portables/{name} with a redirect (302) "
+        f"to {other.url}/plugins/portables/{name}; kuiperlite follows no redirect: give "
+        "eKuiper's own REST address with --url")
+    assert first.seen == [("GET", f"/plugins/portables/{name}", "s3cret")]
+    assert other.seen == []
+
+
+def test_a_redirect_on_register_is_a_failure(stand_in, write_plugin):
+    path = write_plugin(V1)
+    name = path.stem
+    routes = ekuiper(name)
+    routes["POST /plugins/portables"] = answering(303, headers={"Location": "/done"})
+    routes["GET /done"] = answering(200, b"ok")
+    server = stand_in(routes)
+    out = deploy(path, "--url", server.url)
+    assert one_sentence(out) == (
+        f"eKuiper at {server.url} answered POST /plugins/portables with a redirect (303) to "
+        "/done; kuiperlite follows no redirect: give eKuiper's own REST address with --url")
+    assert [seen[:2] for seen in server.seen] == [
+        ("GET", f"/plugins/portables/{name}"), ("POST", "/config/uploads"),
+        ("POST", "/plugins/portables")]
+
+
+def trickle(handler, size=40, every=0.2):
+    """Announce ``size`` bytes of JSON, then send one byte every ``every`` seconds."""
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(size))
+    handler.end_headers()
+    pause = threading.Event()
+    try:
+        for byte in b"{}".rjust(size):
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            pause.wait(every)
+    except OSError:  # the client gave up
+        pass
+
+
+def test_an_answer_that_trickles_is_cut_at_the_deadline(stand_in, write_plugin):
+    path = write_plugin(V1)
+    name = path.stem
+    server = stand_in({f"GET /plugins/portables/{name}": trickle})
+    started = time.monotonic()
+    with pytest.raises(DeployFailed) as failed:
+        EKuiper(server.url, timeout=1.0).plugin(name)
+    assert time.monotonic() - started < 3  # the whole answer takes 8 s
+    expected = (f"eKuiper at {server.url} did not answer GET /plugins/portables/{name} within "
+                "1 s (--request-timeout sets the bound)")
+    assert str(failed.value) == expected
+    assert one_sentence(deploy(path, "--url", server.url, "--request-timeout", "1")) == expected
+    assert one_sentence(deploy(path, "--url", server.url, "--request-timeout", "0")) == (
+        "the request timeout (--request-timeout) must be a number of seconds above 0, not 0.0")
+
+
+def flood(declared):
+    """An answer of 256 MiB, sent as fast as the client takes it; its Content-Length
+    ``declared`` (None: none, the answer ends when the connection closes). The bytes
+    the client took are counted in ``flood.sent``."""
+    def answer(handler):
+        handler.send_response(200)
+        if declared is not None:
+            handler.send_header("Content-Length", str(declared))
+        handler.end_headers()
+        chunk = b" " * (1 << 16)
+        try:
+            for _ in range(256 << 20 >> 16):
+                handler.wfile.write(chunk)
+                answer.sent += len(chunk)
+        except OSError:  # the client gave up
+            pass
+        handler.close_connection = True
+
+    answer.sent = 0
+    return answer
+
+
+@pytest.mark.parametrize("declared", [None, 3 << 29], ids=["undeclared", "1.5 GB declared"])
+def test_an_oversized_answer_is_refused_without_reading_it_whole(stand_in, write_plugin,
+                                                                 declared):
+    """The client stops early: what the server could write bounds what it read and held."""
+    path = write_plugin(V1)
+    name = path.stem
+    answer = flood(declared)
+    server = stand_in({f"GET /plugins/portables/{name}": answer})
+    assert one_sentence(deploy(path, "--url", server.url)) == (
+        f"eKuiper at {server.url} answered GET /plugins/portables/{name} with more than "
+        f"{MAX_ANSWER} bytes, the most kuiperlite reads of one answer; is that eKuiper's "
+        "REST address?")
+    assert answer.sent < MAX_ANSWER + (32 << 20)  # what socket buffers hold besides
