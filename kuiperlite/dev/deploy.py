@@ -40,6 +40,7 @@ from typing import Any, Callable, Optional
 from urllib.parse import quote, urlsplit
 
 from ..errors import KuiperliteError
+from ..hints import describe_value
 from .installer import INSTALL_TIMEOUT, Installed, InstallFailed, PluginZip, install
 
 
@@ -249,22 +250,63 @@ class EKuiper:
                                f"{_message(text)}")
         try:
             return json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise DeployFailed(f"{self.url} answered GET {path} with something that is not "
                                f"JSON ({text[:60]!r}); is it eKuiper's REST address?") from None
 
+    def unexpected(self, where: str, what: str, expected: str) -> DeployFailed:
+        """The error for an answer of the wrong shape: ``where`` is the request."""
+        return DeployFailed(f"eKuiper at {self.url} answered {where} with {what}; "
+                            f"expected {expected}")
+
+    def field(self, answer: dict[str, Any], key: str, kind: type, expected: str,
+              where: str) -> Any:
+        """``answer[key]``, when it is missing, null or a ``kind``."""
+        value = answer.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise self.unexpected(where, f"{key!r} being {describe_value(value)}", expected)
+        return value
+
+    def object(self, path: str) -> Optional[dict[str, Any]]:
+        """The JSON object eKuiper answers ``GET path`` with; None for a 404."""
+        answer = self.json(path)
+        if answer is not None and not isinstance(answer, dict):
+            raise self.unexpected(f"GET {path}", describe_value(answer), "an object")
+        return answer
+
     def plugin(self, name: str) -> Optional[dict[str, Any]]:
-        """Plugin ``name``'s info, None when eKuiper holds none of that name."""
-        info = self.json(f"/plugins/portables/{quote(name)}")
-        if info is not None and not isinstance(info, dict):
-            raise DeployFailed(f"{self.url} described plugin {name} as "
-                               f"{type(info).__name__}, not an object; is it eKuiper?")
+        """Plugin ``name``'s info, None when eKuiper holds none of that name.
+
+        Raises:
+            DeployFailed: the answer is not a plugin's info; the message names what was
+                expected.
+        """
+        path = f"/plugins/portables/{quote(name)}"
+        info = self.object(path)
+        if info is not None:
+            self.field(info, "version", str, "a string", f"GET {path}")
+            for kind in ("sources", "sinks", "functions"):
+                names = self.field(info, kind, list, "a list of names", f"GET {path}")
+                for symbol in names or []:
+                    if not isinstance(symbol, str):
+                        raise self.unexpected(f"GET {path}", f"{kind!r} holding "
+                                              f"{describe_value(symbol)}", "a list of names")
         return info
 
     def status(self, name: str) -> Optional[dict[str, Any]]:
-        """Plugin ``name``'s process status (``status``, ``errMsg``, ``refCount``)."""
-        status = self.json(f"/plugins/portables/{quote(name)}/status")
-        return status if isinstance(status, dict) else None
+        """Plugin ``name``'s process status (``status``, ``errMsg``, ``refCount``); None
+        when eKuiper holds none.
+
+        Raises:
+            DeployFailed: the answer is not a status; the message names what was expected.
+        """
+        path = f"/plugins/portables/{quote(name)}/status"
+        status = self.object(path)
+        if status is not None:
+            for key, kind, expected in (("status", str, "a string"), ("errMsg", str, "a string"),
+                                        ("refCount", dict, "an object of rule ids")):
+                self.field(status, key, kind, expected, f"GET {path}")
+        return status
 
     def function_args(self) -> Optional[dict[str, int]]:
         """Each installed function's number of arguments, from ``GET /metadata/functions``;
@@ -289,7 +331,11 @@ class EKuiper:
         if status != 201:
             raise DeployFailed(f"eKuiper at {self.url} refused the upload of {zip_path.name} "
                                f"({status}): {_message(text)}")
-        return html.unescape(text.decode("utf-8", "replace")).strip()
+        path = html.unescape(text.decode("utf-8", "replace")).strip()
+        if not path or "\n" in path:
+            raise self.unexpected("POST /config/uploads", repr(text[:60]),
+                                  f"the path it saved {zip_path.name} at")
+        return path
 
 
 def _reason(err: BaseException) -> str:
@@ -302,7 +348,7 @@ def _message(text: bytes) -> str:
     text itself; lines (an install.sh's output) are joined with " | "."""
     decoded = text.decode("utf-8", "replace").strip()
     message = decoded[:2000] or "no message"
-    with contextlib.suppress(ValueError):
+    with contextlib.suppress(ValueError, RecursionError):
         body = json.loads(decoded)
         if isinstance(body, dict) and isinstance(body.get("message"), str):
             message = body["message"]
@@ -428,20 +474,30 @@ def rules_using(client: EKuiper, name: str, info: dict[str, Any],
     """
     found = set((status or {}).get("refCount") or {})
     listed = client.json("/rules")
+    if listed is not None and not isinstance(listed, list):
+        raise client.unexpected("GET /rules", describe_value(listed), "a list of rules")
     symbols = _symbols(info)
     calls = [re.compile(rf"\b{re.escape(f)}\s*\(", re.IGNORECASE) for f in symbols["functions"]]
-    for rule in listed if isinstance(listed, list) else []:
+    for rule in listed or []:
         rule_id = rule.get("id") if isinstance(rule, dict) else None
-        if not isinstance(rule_id, str) or rule_id in found:
+        if not isinstance(rule_id, str):
+            what = (f"a rule whose 'id' is {describe_value(rule_id)}" if isinstance(rule, dict)
+                    else f"the rule {describe_value(rule)}")
+            raise client.unexpected("GET /rules", what, "rules as objects with a string 'id'")
+        if rule_id in found:
             continue
-        detail = client.json(f"/rules/{quote(rule_id)}")
-        if not isinstance(detail, dict):
+        path = f"/rules/{quote(rule_id)}"
+        detail = client.object(path)
+        if detail is None:  # deleted meanwhile
             continue
-        sql = detail.get("sql")
-        sql = sql if isinstance(sql, str) else ""
-        actions = detail.get("actions")
-        sinks = {key for action in (actions if isinstance(actions, list) else [])
-                 if isinstance(action, dict) for key in action}
+        sql = client.field(detail, "sql", str, "a string", f"GET {path}") or ""
+        actions = client.field(detail, "actions", list, "a list of objects", f"GET {path}")
+        sinks: set[str] = set()
+        for action in actions or []:
+            if not isinstance(action, dict):
+                raise client.unexpected(f"GET {path}", f"'actions' holding "
+                                        f"{describe_value(action)}", "a list of objects")
+            sinks.update(action)
         if any(call.search(sql) for call in calls) or sinks & set(symbols["sinks"]):
             found.add(rule_id)
     return sorted(found)

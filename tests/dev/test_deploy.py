@@ -400,3 +400,44 @@ def test_an_oversized_answer_is_refused_without_reading_it_whole(stand_in, write
         f"{MAX_ANSWER} bytes, the most kuiperlite reads of one answer; is that eKuiper's "
         "REST address?")
     assert answer.sent < MAX_ANSWER + (32 << 20)  # what socket buffers hold besides
+
+
+@pytest.mark.parametrize("route, answer, message", [
+    ("GET /plugins/portables/{name}", {"name": "{name}", "sources": 5},
+     "answered GET /plugins/portables/{name} with 'sources' being the number 5; expected a "
+     "list of names"),
+    ("GET /plugins/portables/{name}", {"name": "{name}", "functions": ["add", 1]},
+     "answered GET /plugins/portables/{name} with 'functions' holding the number 1; expected "
+     "a list of names"),
+    ("GET /plugins/portables/{name}/status", [],
+     "answered GET /plugins/portables/{name}/status with a list; expected an object"),
+    ("GET /plugins/portables/{name}/status", {"status": 7},
+     "answered GET /plugins/portables/{name}/status with 'status' being the number 7; "
+     "expected a string"),
+    ("GET /plugins/portables/{name}/status", {"status": "running", "refCount": 5},
+     "answered GET /plugins/portables/{name}/status with 'refCount' being the number 5; "
+     "expected an object of rule ids"),
+    ("POST /config/uploads", b"",
+     "answered POST /config/uploads with b''; expected the path it saved {name}.zip at"),
+])
+def test_answers_of_the_wrong_shape_are_one_sentence(stand_in, write_plugin, route, answer,
+                                                     message):
+    path = write_plugin(V1)
+    name = path.stem
+    routes = ekuiper(name)
+    if not isinstance(answer, bytes):
+        answer = json.loads(json.dumps(answer).replace("{name}", name))
+    status = 201 if route.startswith("POST") else 200
+    routes[route.format(name=name)] = answering(status, answer)
+    server = stand_in(routes)
+    out = deploy(path, "--url", server.url, "--wait", "2")
+    assert one_sentence(out) == f"eKuiper at {server.url} " + message.format(name=name)
+
+
+def test_json_nested_too_deep_is_not_json_either(stand_in, write_plugin):
+    path = write_plugin(V1)
+    name = path.stem
+    server = stand_in({f"GET /plugins/portables/{name}": answering(200, b"[" * 100_000)})
+    assert one_sentence(deploy(path, "--url", server.url)) == (
+        f"{server.url} answered GET /plugins/portables/{name} with something that is not JSON "
+        f"({b'[' * 60!r}); is it eKuiper's REST address?")

@@ -53,7 +53,9 @@ def test_status_and_undeploy_against_serve(local_ekuiper, write_plugin):
 @pytest.fixture
 def ekuiper_with_rules():
     """A real HTTP server answering as an eKuiper holding plugin p and four rules:
-    r1 runs one of its symbols, r2 calls its function, r3 uses none of it, r4 its sink."""
+    r1 runs one of its symbols, r2 calls its function, r3 uses none of it, r4 its sink.
+    Its url, the paths it was asked to delete, and its answers by path (a test may
+    change them)."""
     deleted = []
     answers = {
         "/plugins/portables/p": {"name": "p", "version": "2", "language": "python",
@@ -86,13 +88,13 @@ def ekuiper_with_rules():
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Stand)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", deleted
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", deleted, answers
     httpd.shutdown()
     httpd.server_close()
 
 
 def test_rules_using_a_plugin_come_from_its_status_and_the_rules(ekuiper_with_rules):
-    url, deleted = ekuiper_with_rules
+    url, deleted, _ = ekuiper_with_rules
     out = kuiperlite("status", "p", "--url", url)
     assert out.stdout.splitlines()[-1] == "  rules using it: r1, r2, r4"
     out = kuiperlite("undeploy", "p", "--url", url)
@@ -103,3 +105,44 @@ def test_rules_using_a_plugin_come_from_its_status_and_the_rules(ekuiper_with_ru
     out = kuiperlite("undeploy", "p", "--url", url, "--force")
     assert (out.returncode, out.stdout) == (0, "portable plugin p is deleted\n")
     assert deleted == ["/plugins/portables/p"]
+
+
+@pytest.mark.parametrize("path, key, value, message", [
+    ("/plugins/portables/p", "sources", 5,
+     "answered GET /plugins/portables/p with 'sources' being the number 5; expected a list of "
+     "names"),
+    ("/plugins/portables/p", "version", [2],
+     "answered GET /plugins/portables/p with 'version' being a list; expected a string"),
+    ("/plugins/portables/p/status", "refCount", 5,
+     "answered GET /plugins/portables/p/status with 'refCount' being the number 5; expected "
+     "an object of rule ids"),
+    ("/plugins/portables/p/status", None, ["running"],
+     "answered GET /plugins/portables/p/status with a list; expected an object"),
+    ("/rules", None, {"r2": {}},
+     "answered GET /rules with an object; expected a list of rules"),
+    ("/rules", None, [{"id": "r2"}, 5],
+     "answered GET /rules with the rule the number 5; expected rules as objects with a "
+     "string 'id'"),
+    ("/rules", None, [{"name": "r2"}],
+     "answered GET /rules with a rule whose 'id' is null; expected rules as objects with a "
+     "string 'id'"),
+    ("/rules/r3", "sql", 5,
+     "answered GET /rules/r3 with 'sql' being the number 5; expected a string"),
+    ("/rules/r3", "actions", {"log": {}},
+     "answered GET /rules/r3 with 'actions' being an object; expected a list of objects"),
+    ("/rules/r3", "actions", ["log"],
+     "answered GET /rules/r3 with 'actions' holding the string 'log'; expected a list of "
+     "objects"),
+])
+def test_answers_of_the_wrong_shape_are_one_sentence(ekuiper_with_rules, path, key, value,
+                                                     message):
+    """Nothing is deleted on an answer kuiperlite cannot read as eKuiper's."""
+    url, deleted, answers = ekuiper_with_rules
+    if key is None:
+        answers[path] = value
+    else:
+        answers[path] = dict(answers[path], **{key: value})
+    for command in (["status"], ["undeploy", "--force"]):
+        out = kuiperlite(*command, "p", "--url", url)
+        assert (out.returncode, out.stderr) == (1, f"kuiperlite: eKuiper at {url} {message}\n")
+    assert deleted == []
