@@ -269,16 +269,26 @@ class SourceAdapter:
 
     def emit(self, item: Any, meta: Any = None) -> None:
         """Deliver what user code produced: a dict, an attrs or dataclass instance, a
-        list of those, or a Record."""
+        list of those, or a Record.
+
+        Each element of a list is a record of its own: one that cannot be sent
+        is reported and dropped, and the others are sent.
+
+        Raises:
+            EncodeError: ``item``, not a list, cannot be sent.
+        """
         if type(item) is dict:
             self.deliver(item, meta)
         elif isinstance(item, Record):
             self.deliver(item.data, item.meta if meta is None else meta)
         elif isinstance(item, (list, tuple)):
             for element in item:
-                if isinstance(element, (list, tuple)) and not isinstance(element, Record):
-                    raise EncodeError("A list of records holds a list; expected objects.")
-                self.emit(element, meta)
+                try:
+                    if isinstance(element, (list, tuple)) and not isinstance(element, Record):
+                        raise EncodeError("A list of records holds a list; expected objects.")
+                    self.emit(element, meta)
+                except EncodeError as err:
+                    self._dropped(err)
         elif item is None:
             return
         elif isinstance(item, dict) or is_record(type(item)):

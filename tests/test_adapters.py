@@ -139,6 +139,37 @@ def test_unencodable_and_misshapen_records_are_reported_and_the_source_goes_on()
     assert "must be a dict" in out.errors[2]
 
 
+def _a_list_with_a_bad_element():
+    """What the three list tests send: a good record, a number, a nested list, a good one."""
+    return [{"seq": 3}, 5, [{"nested": 1}], {"seq": 4}]
+
+
+@pytest.mark.parametrize("style", ["generator", "emit", "async generator"])
+def test_each_element_of_a_list_is_its_own_message_and_a_bad_one_drops_alone(style):
+    if style == "generator":
+        @source
+        def s(ctx):
+            yield _a_list_with_a_bad_element()
+            yield {"seq": 5}
+    elif style == "emit":
+        @source
+        def s(ctx):
+            ctx.emit(_a_list_with_a_bad_element())
+            ctx.emit({"seq": 5})
+    else:
+        @source
+        async def s(ctx):
+            yield _a_list_with_a_bad_element()
+            yield {"seq": 5}
+
+    out, _ = run_source(s)
+    assert out.records == [({"seq": 3}, None), ({"seq": 4}, None), ({"seq": 5}, None)]
+    assert out.errors == [
+        "The source 's' dropped a record: A record must be a dict, an attrs or dataclass "
+        "instance, a list of those or a Record, got the number 5.",
+        "The source 's' dropped a record: A list of records holds a list; expected objects."]
+
+
 def test_failing_source_reports_and_returns():
     @source
     def s(ctx):
