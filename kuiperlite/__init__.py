@@ -18,7 +18,7 @@ _HOMES = {
     "ArgumentError": "errors", "ConfigError": "errors", "DefinitionError": "errors",
     "KuiperliteError": "errors", "PluginError": "errors", "StateError": "errors",
     "Stopped": "errors", "State": "state",
-    "source": "symbols", "sink": "symbols", "function": "symbols",
+    "source": "symbols", "sink": "symbols", "function": "symbols", "Backoff": "symbols",
     "connection": "connections",
     "run": "runtime",
 }
@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .plugin import load as load
     from .runtime import run as run
     from .state import State as State
+    from .symbols import Backoff as Backoff
     from .symbols import function as function
     from .symbols import sink as sink
     from .symbols import source as source

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Callable, Optional
 
 import orjson
@@ -127,39 +128,59 @@ class SourceAdapter:
     ``deliver`` may raise :class:`EncodeError` (the record is reported and the
     source goes on) or :class:`Stopped` (the source ends, its ``finally``
     blocks run).
+
+    A source that raises is reported; with its spec's ``retry`` backoff, it
+    is called again after ``again`` seconds, with the same context and
+    state, at most ``restarts`` times (None: until it is stopped).
     """
 
     def __init__(self, spec: SourceSpec, kwargs: dict[str, Any], deliver: Deliver,
                  report: Optional[Callable[[str], None]] = None, *, rule_id: str = "",
                  op_id: str = "", instance_id: int = 0, datasource: str = "",
-                 config: Optional[dict] = None, state: Optional[State] = None) -> None:
+                 config: Optional[dict] = None, state: Optional[State] = None,
+                 restarts: Optional[int] = None) -> None:
         self.spec = spec
         self.kwargs = kwargs
         self.deliver = deliver
         self.report = report
+        self.restarts = restarts
         self.stopping = threading.Event()
         self.ctx = Context(spec.name, spec.kind, rule_id=rule_id, op_id=op_id,
                            instance_id=instance_id, datasource=datasource, config=config,
                            stopping=self.stopping, emit=self.emit, emit_error=self.emit_error,
                            state=state)
         self.error: Optional[BaseException] = None  # what the user code raised, if anything
+        # After a failure: seconds until the user code is called again (None: never).
+        self.again: Optional[float] = None
+        self._failures = 0  # failures in a row, for the backoff
+        self._began = 0.0  # when the user function was last called
         self._loop = _Loop()
         self._gen: Any = None  # a generator source's generator, once pull() has called it
         self._ended = False
 
     def run(self) -> None:
-        """Run the user code until it returns, fails or is stopped.
+        """Run the user code until it returns, fails for good or is stopped.
 
         Errors are logged with their traceback and reported on the channel;
-        they never propagate.
+        they never propagate. Between a failure and the next call it waits
+        on the stop event, so a stop ends the wait at once.
         """
+        try:
+            while True:
+                self._run_once()
+                if self.again is None or self.stopping.wait(self.again):
+                    return
+        finally:
+            self._loop.close()
+
+    def _run_once(self) -> None:
+        """Call the user function and drive it to its end."""
         spec = self.spec
         if spec.style == GENERATOR:
             while self.pull(1024):
                 pass
             return
-        args = _arguments(spec.context_index, self.ctx, spec.datasource_index,
-                          self.ctx.datasource)
+        args = self._begin()
         try:
             if spec.style == PLAIN:
                 self._returned(spec.func(*args, **self.kwargs))
@@ -171,28 +192,35 @@ class SourceAdapter:
             pass
         except BaseException as err:
             self._failed(err)
-        finally:
-            self._loop.close()
+
+    def _begin(self) -> list[Any]:
+        """A new call of the user function: its arguments; the last failure is over."""
+        self.again = None
+        self.error = None
+        self._began = time.monotonic()
+        spec = self.spec
+        return _arguments(spec.context_index, self.ctx, spec.datasource_index,
+                          self.ctx.datasource)
 
     def pull(self, limit: int) -> bool:
         """Drive a generator source for up to ``limit`` of its records.
 
-        The first call calls the user function. Encoding errors are reported
-        and the generator goes on; other errors are reported and end it.
+        The first call calls the user function, and so does the first after
+        a failure that ``again`` says it starts again from (the caller waits
+        those seconds first). Encoding errors are reported and the generator
+        goes on; other errors are reported and end it.
 
         Returns:
-            False once the source has ended (returned, failed or stopped),
-            its generator closed so that its ``finally`` blocks have run.
+            False once the generator has ended (returned, failed or stopped),
+            closed so that its ``finally`` blocks have run.
         """
         gen = self._gen
         if gen is None:
             if self._ended:
                 return False
-            spec = self.spec
-            args = _arguments(spec.context_index, self.ctx, spec.datasource_index,
-                              self.ctx.datasource)
+            args = self._begin()
             try:
-                gen = self._gen = spec.func(*args, **self.kwargs)
+                gen = self._gen = self.spec.func(*args, **self.kwargs)
             except BaseException as err:
                 self._failed(err)
                 return self._end()
@@ -221,24 +249,46 @@ class SourceAdapter:
             return self._end()
 
     def end(self) -> None:
-        """End a generator source that :meth:`pull` drove: its ``finally`` blocks run."""
-        self._end()
+        """End a generator source that :meth:`pull` drove, for good: its ``finally``
+        blocks run, and it is not called again."""
+        self._close()
+        self._ended = True
 
     def _end(self) -> bool:
-        """Close the generator (its ``finally`` blocks run); False, for :meth:`pull`."""
-        gen, self._gen, self._ended = self._gen, None, True
+        """Close the generator (its ``finally`` blocks run); it ends for good unless
+        ``again`` says when it starts again. False, for :meth:`pull`."""
+        self._close()
+        self._ended = self.again is None
+        return False
+
+    def _close(self) -> None:
+        gen, self._gen = self._gen, None
         if gen is not None:
             try:
                 gen.close()
             except BaseException as err:
                 self._failed(err)
-        return False
 
     def _failed(self, err: BaseException) -> None:
-        """Log what the user code raised, with its traceback, and report it."""
+        """Log what the user code raised, with its traceback, and report it, saying
+        when it starts again."""
         self.error = err
-        self.ctx.logger.error("failed", exc_info=err)
-        self._report(f"The {self.spec.what} failed: {error_text(err)}")
+        self.again = self._next_start()
+        message = wire.source_failure(self.spec.what, error_text(err), self.again)
+        self.ctx.logger.error("%s", message, exc_info=err)
+        self._report(message)
+
+    def _next_start(self) -> Optional[float]:
+        """Seconds until a source that just failed is called again; None: never."""
+        backoff = self.spec.retry
+        if backoff is None or self.stopping.is_set() or self.restarts == 0:
+            return None
+        if self.restarts is not None:
+            self.restarts -= 1
+        if time.monotonic() - self._began >= backoff.most:  # a healthy run
+            self._failures = 0
+        self._failures += 1
+        return backoff.delay(self._failures)
 
     def _returned(self, value: Any) -> None:
         if value is not None:

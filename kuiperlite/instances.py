@@ -119,6 +119,9 @@ class SourceInstance:
     for eKuiper to read. User code may emit from threads of its own too, so
     a send from any thread but the task's holds ``lock``, and the socket is
     closed under it: never while in use.
+
+    A source that raised starts again after its backoff: a thread of its own
+    waits on the stop event, a task on a scheduler timer, holding no worker.
     """
 
     def __init__(self, spec: SourceSpec, control: Control, kwargs: dict[str, Any],
@@ -154,6 +157,7 @@ class SourceInstance:
         self.stepper = 0
         self.pulling = True  # until the generator has ended
         self.scheduled = self.pending is not None  # until the last step is done
+        self.resting = False  # a generator that failed waits to start again
         self.waiting: Optional[Waiting] = None  # since the pending send began, until it went
 
     def start(self) -> None:
@@ -184,7 +188,7 @@ class SourceInstance:
                 return WAIT
             backlog.popleft()
         if not self.pulling:
-            return self._idle()
+            return self._idle() if self.adapter.again is None else self._rest()
         # A record at a time: the generator is not resumed while one it yielded
         # waits to be sent (what follows its yield may note the record as gone).
         self.stepper = threading.get_ident()
@@ -227,6 +231,28 @@ class SourceInstance:
         if self.waiting is not None:
             self.waiting.over()
             self.waiting = None
+
+    def _rest(self) -> Outcome:
+        """The generator failed and everything is sent: it starts again after its
+        backoff, which a timer counts, so no worker waits."""
+        again = self.adapter.again
+        assert again is not None
+        with self.lock:
+            stopping = self.stopping.is_set()
+            self.resting = not stopping  # stop() wakes it from here on
+        if stopping:
+            return self._finish()
+        self.scheduler.later(again, self._rested)
+        return WAIT
+
+    def _rested(self) -> None:
+        """On the monitor: the backoff is over, the next step calls the generator again."""
+        with self.lock:
+            if not self.resting:  # stopped meanwhile
+                return
+            self.resting = False
+            self.pulling = True
+        self.scheduler.ready(self)
 
     def _idle(self) -> Outcome:
         """The generator has ended and everything is sent: wait for the stop, threadless."""
@@ -291,15 +317,22 @@ class SourceInstance:
                         "write. Read the state before the first record to keep none queued.",
                         self.what, QUEUE)
 
+    def _in_step(self, payload: bytes) -> bool:
+        """In the task's own step, send ``payload`` behind what waits, never
+        waiting itself; False in any other thread."""
+        if self.stepper != threading.get_ident():
+            return False
+        if self.backlog or not self.direct.try_send(payload):
+            self.backlog.append(payload)
+        return True
+
     def _deliver(self, data: Any, meta: Any) -> None:
         payload = wire.encode_record(data, meta)
         if self.first:
             self.first = False
             if not self.state.used:
                 self.sock.set("send_buffer", QUEUE)  # growing a queue drops nothing
-        if self.stepper == threading.get_ident():  # the task's own step: never wait
-            if self.backlog or not self.direct.try_send(payload):
-                self.backlog.append(payload)
+        if self._in_step(payload):
             return
         with self.lock:
             if self.closed or self.stopping.is_set():  # a sender that waited for the lock
@@ -314,18 +347,23 @@ class SourceInstance:
                 raise Stopped() from None
 
     def _report(self, message: str) -> None:
+        payload = wire.encode_source_error(message)
+        if self._in_step(payload):  # after the records the generator yielded before it
+            return
         with self.lock:
             if not self.closed:
                 with contextlib.suppress(nng.NNGError):
-                    self.direct.send(wire.encode_source_error(message))
+                    self.direct.send(payload)
 
     def stop(self) -> None:
         self.adapter.stop()
         if self.pending is None:
             return  # its thread sees the stop
         with self.lock:
-            scheduled = self.scheduled
-        if scheduled:
+            scheduled, resting, self.resting = self.scheduled, self.resting, False
+        if resting:  # waiting to start again: its next step finishes, now
+            self.scheduler.ready(self)
+        elif scheduled:
             self.pending.cancel()  # a waiting step goes on at once, and finishes
         else:  # a generator that had ended: no step runs to close it
             self._ended()

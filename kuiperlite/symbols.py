@@ -14,11 +14,22 @@ from __future__ import annotations
 
 import collections.abc
 import inspect
+import math
 import os
 import re
 import typing
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple, Optional, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    ClassVar,
+    NamedTuple,
+    Optional,
+    TypeVar,
+    Union,
+    overload,
+)
 
 from . import config, dynamic, hints, records
 from .context import Context
@@ -44,6 +55,26 @@ ASYNC_GENERATOR = "async generator"
 _INFERABLE = (str, int, float, bool, dict, list)
 
 
+class Backoff(NamedTuple):
+    """How a source that raised starts again: ``@source(retry=Backoff(first=0.5, most=10))``.
+
+    The first wait is ``first`` seconds, each wait after is twice the one
+    before, up to ``most``; a run that lasted ``most`` seconds or more counts
+    as healthy, and the wait after it is ``first`` again.
+
+    Attributes:
+        first: seconds before the first restart.
+        most: the longest wait, in seconds.
+    """
+
+    first: float = 1.0
+    most: float = 30.0
+
+    def delay(self, failures: int) -> float:
+        """The wait before the next start, after ``failures`` (1 or more) failures in a row."""
+        return min(self.most, self.first * 2.0 ** min(failures - 1, 64))
+
+
 class Mark(NamedTuple):
     """What a decorator recorded: the kind and the options given to it."""
 
@@ -52,6 +83,7 @@ class Mark(NamedTuple):
     description: Optional[str] = None
     label: Optional[str] = None
     aggregate: bool = False
+    retry: Any = True
 
 
 def _marker(kind: Kind, target: Any, options: dict[str, Any]) -> Any:
@@ -73,10 +105,11 @@ def _marker(kind: Kind, target: Any, options: dict[str, Any]) -> Any:
 def source(func: F, /) -> F: ...
 @overload
 def source(target: Optional[str] = None, /, *, name: Optional[str] = None,
-           description: Optional[str] = None,
-           label: Optional[str] = None) -> Callable[[F], F]: ...
+           description: Optional[str] = None, label: Optional[str] = None,
+           retry: Union[bool, Backoff] = True) -> Callable[[F], F]: ...
 def source(target: Any = None, /, *, name: Optional[str] = None,
-           description: Optional[str] = None, label: Optional[str] = None) -> Any:
+           description: Optional[str] = None, label: Optional[str] = None,
+           retry: Union[bool, Backoff] = True) -> Any:
     """Mark a function as a source symbol.
 
     The function is a generator (sync or async) that yields records, or a
@@ -84,13 +117,23 @@ def source(target: Any = None, /, *, name: Optional[str] = None,
     the :class:`Context` and the stream's datasource; keyword-only parameters
     are the config properties.
 
+    A source that raises is reported (eKuiper counts it as the rule's
+    exception) and, by default, called again after a wait: 1 s, doubling up
+    to 30 s, back to 1 s after a run of 30 s or more, until its rule stops.
+    Its ``ctx.state`` is the same in every run. A source that returns is not
+    called again.
+
     Args:
         target: the function (bare ``@source``) or the symbol name.
         name: the symbol name; defaults to the function's name.
         description: overrides the docstring as the description.
         label: the name eKuiper's UI shows; defaults to a readable form of the name.
+        retry: True to start a source that raised again with the default
+            :class:`Backoff`, a ``Backoff`` of its own for other waits, or
+            False to leave it failed until its rule restarts.
     """
-    return _marker(SOURCE, target, {"name": name, "description": description, "label": label})
+    return _marker(SOURCE, target, {"name": name, "description": description, "label": label,
+                                    "retry": retry})
 
 
 @overload
@@ -235,15 +278,18 @@ class Spec:
 
 
 class SourceSpec(Spec):
-    """A source: positionally, its Context and the stream's datasource."""
+    """A source: positionally, its Context and the stream's datasource; and how it
+    starts again after it raised (``retry``, None: it does not)."""
 
     kind = SOURCE
 
     def __init__(self, *args: Any, datasource_index: Optional[int] = None,
-                 datasource_name: Optional[str] = None, **kwargs: Any) -> None:
+                 datasource_name: Optional[str] = None, retry: Optional[Backoff] = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.datasource_index = datasource_index
         self.datasource_name = datasource_name
+        self.retry = retry
 
 
 class SinkSpec(Spec):
@@ -368,9 +414,30 @@ class _Reader:
         if self.mark.kind == SOURCE:
             return SourceSpec(self.name, self.func, self.where, self.style,
                               datasource_index=value_index, datasource_name=None if
-                              value_index is None else positional[value_index][0].name, **common)
+                              value_index is None else positional[value_index][0].name,
+                              retry=self.retry(), **common)
         return SinkSpec(self.name, self.func, self.where, self.style, data_index=value_index,
                         data=self.sink_data(positional, value_index, found), **common)
+
+    def retry(self) -> Optional[Backoff]:
+        """A source's ``retry`` option as the backoff it starts again with (None: never)."""
+        retry = self.mark.retry
+        if retry is True:
+            return Backoff()
+        if retry is False:
+            return None
+        if not isinstance(retry, Backoff):
+            raise self.fail(f"retry must be True, False or kuiperlite.Backoff(first=..., "
+                            f"most=...), got {hints.describe_value(retry)}")
+        for field, value in zip(retry._fields, retry):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not 0 < value < math.inf:
+                raise self.fail(f"retry's {field} must be a number of seconds above 0, got "
+                                f"{hints.describe_value(value)}")
+        if retry.most < retry.first:
+            raise self.fail(f"retry's most ({retry.most:g} s) is less than its first "
+                            f"({retry.first:g} s); most is the longest wait")
+        return retry
 
     def context(self, positional: list[tuple[inspect.Parameter, Any]]
                 ) -> tuple[Optional[int], Optional[int]]:

@@ -80,8 +80,12 @@ def _connected(symbol: AnySpec, kwargs: dict[str, Any], rule_id: str) -> Iterato
 def run_source(func: Callable[..., Any], count: Optional[int] = 1, *,
                config: Optional[dict] = None, datasource: str = "", timeout: float = 5.0,
                meta: bool = False, rule_id: str = "test",
-               state: Optional[Stores] = None) -> Records:
+               state: Optional[Stores] = None, restarts: int = 0) -> Records:
     """Run a source until it produced ``count`` records, then stop it.
+
+    A source that raises is not started again unless ``restarts`` allows it:
+    then it is, after the waits its ``retry`` backoff gives (within
+    ``timeout``), as in a plugin, and each failure is in ``.errors``.
 
     Args:
         func: a function marked ``@source``.
@@ -93,6 +97,8 @@ def run_source(func: Callable[..., Any], count: Optional[int] = 1, *,
         meta: return :class:`Record` objects (data and meta) instead of the data.
         rule_id: the rule id the context reports.
         state: the store ``ctx.state`` uses (default: a fresh one in memory).
+        restarts: how many times a source that raised is started again (a
+            source declared ``retry=False`` never is).
 
     Returns:
         The records, in order (with ``.errors``).
@@ -102,19 +108,23 @@ def run_source(func: Callable[..., Any], count: Optional[int] = 1, *,
         KuiperliteError: a connection it uses failed to open.
         EncodeError: a record cannot be carried as JSON.
         TimeoutError: fewer than ``count`` records came within ``timeout``.
-        Exception: whatever the source itself raised.
+        ValueError: ``restarts`` is not a whole number, 0 or more.
+        Exception: whatever the source raised the last time it ran, when it
+            was not started again.
     """
     symbol = _spec(func, SOURCE, "run_source")
     assert isinstance(symbol, SourceSpec)
+    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 0:
+        raise ValueError(f"restarts must be a whole number, 0 or more, got {restarts!r}.")
     kwargs = symbol.bind_config(config or {})
     with _connected(symbol, kwargs, rule_id):
         return _run_source(symbol, kwargs, count, config, datasource, timeout, meta, rule_id,
-                           state)
+                           state, restarts)
 
 
 def _run_source(symbol: SourceSpec, kwargs: dict[str, Any], count: Optional[int],
                 config: Optional[dict], datasource: str, timeout: float, meta: bool,
-                rule_id: str, state: Optional[Stores]) -> Records:
+                rule_id: str, state: Optional[Stores], restarts: int) -> Records:
     records = Records()
     records.errors = []
     encode_errors: list[EncodeError] = []
@@ -131,7 +141,7 @@ def _run_source(symbol: SourceSpec, kwargs: dict[str, Any], count: Optional[int]
 
     adapter = SourceAdapter(symbol, kwargs, deliver, records.errors.append, rule_id=rule_id,
                             op_id="test", datasource=datasource, config=config,
-                            state=_state(state, symbol, rule_id))
+                            state=_state(state, symbol, rule_id), restarts=restarts)
     thread = threading.Thread(target=adapter.run, name=f"test source {symbol.name}", daemon=True)
     thread.start()
     thread.join(timeout)

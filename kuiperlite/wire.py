@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from typing import Any, NamedTuple, Optional
 
 import orjson
 
 from .errors import EncodeError, ProtocolError
 from .hints import describe_value
-from .kinds import BY_WIRE, KINDS, SINK, Kind
+from .kinds import BY_WIRE, KINDS, SINK, SOURCE, Kind
 from .records import is_record, record_fields
 
 HANDSHAKE = b"handshake"
@@ -315,6 +316,46 @@ def encode_source_error(text: str) -> bytes:
     it as the rule's exception, with the text in its ``last_exception``.
     """
     return orjson.dumps(text)
+
+
+class SourceFailure(NamedTuple):
+    """What a source's failure report says: its error, and the seconds until
+    the source starts again (None: it does not)."""
+
+    error: str
+    again: Optional[float]
+
+
+# How a failure report ends when the source starts again.
+_AGAIN = "; it starts again in "
+_FAILURE = re.compile(rf"The {SOURCE.word} '[^']*' failed: (.*?)(?:{re.escape(_AGAIN)}"
+                      r"(\d+(?:\.\d+)?(?:e[-+]\d+)?) s)?\Z", re.S)
+
+
+def source_failure(what: str, error: str, again: Optional[float] = None) -> str:
+    """The sentence a source that raised is logged and reported with.
+
+    ``The source 'feed' failed: OSError: gateway down; it starts again in 2 s``,
+    or without its last part when it does not start again.
+    :func:`read_source_failure` reads it back.
+
+    Args:
+        what: the source, as messages name it (``source 'feed'``).
+        error: what it raised, as one line.
+        again: seconds until it starts again, or None.
+    """
+    text = f"The {what} failed: {error}"
+    return text if again is None else f"{text}{_AGAIN}{again:g} s"
+
+
+def read_source_failure(text: str) -> Optional[SourceFailure]:
+    """What a source error's text says of a failure, or None for any other error
+    (a dropped record, ``ctx.emit_error``)."""
+    found = _FAILURE.match(text)
+    if found is None:
+        return None
+    again = found.group(2)
+    return SourceFailure(found.group(1), None if again is None else float(again))
 
 
 def encode_ack(error: Optional[str] = None) -> bytes:

@@ -9,10 +9,12 @@ from typing import Any, Literal, Optional
 import orjson
 import pytest
 
-from kuiperlite import Context, Record, function, sink, source, wire
+from kuiperlite import Backoff, Context, Record, function, sink, source, wire
 from kuiperlite.adapters import FunctionAdapter, SinkAdapter, SourceAdapter
 from kuiperlite.dev import gowire
 from kuiperlite.symbols import AnySpec, marks_of, read
+
+from conftest import wait_until
 
 
 def spec(func) -> AnySpec:
@@ -170,8 +172,8 @@ def test_each_element_of_a_list_is_its_own_message_and_a_bad_one_drops_alone(sty
         "The source 's' dropped a record: A list of records holds a list; expected objects."]
 
 
-def test_failing_source_reports_and_returns():
-    @source
+def test_a_failing_source_with_retry_off_reports_and_returns():
+    @source(retry=False)
     def s(ctx):
         yield {"a": 1}
         raise ValueError("sensor unplugged")
@@ -179,6 +181,118 @@ def test_failing_source_reports_and_returns():
     out, _ = run_source(s)
     assert out.records == [({"a": 1}, None)]
     assert out.errors == ["The source 's' failed: ValueError: sensor unplugged"]
+
+
+def flaky(style, backoff):
+    """A source of ``style`` that raises in its first two runs, then emits its run count."""
+    def begin(ctx):
+        runs = ctx.state.incr("runs")
+        if runs < 3:
+            raise OSError(f"gateway down ({runs})")
+        return {"runs": runs}
+
+    if style == "generator":
+        def s(ctx):
+            yield begin(ctx)
+    elif style == "plain":
+        def s(ctx):
+            ctx.emit(begin(ctx))
+    elif style == "async":
+        async def s(ctx):
+            ctx.emit(begin(ctx))
+    else:
+        async def s(ctx):
+            yield begin(ctx)
+    return source(retry=backoff)(s)
+
+
+def run_until_a_record(func, timeout=10.0):
+    """Run a source until its first record; what it produced, and the seconds it took."""
+    sym = spec(func)
+    out = Collector()
+
+    def deliver(data, meta):
+        out.deliver(data, meta)
+        adapter.stop()
+
+    adapter = SourceAdapter(sym, {}, deliver, out.report, rule_id="r", op_id="o")
+    started = time.monotonic()
+    thread = threading.Thread(target=adapter.run)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"no record within {timeout} s"
+    return out, time.monotonic() - started
+
+
+@pytest.mark.parametrize("style", ["generator", "plain", "async", "async generator"])
+def test_a_source_that_raises_starts_again_after_its_backoff_with_its_state(style):
+    out, took = run_until_a_record(flaky(style, Backoff(first=0.05, most=1)))
+    assert out.errors == [
+        "The source 's' failed: OSError: gateway down (1); it starts again in 0.05 s",
+        "The source 's' failed: OSError: gateway down (2); it starts again in 0.1 s"]
+    assert out.records == [({"runs": 3}, None)]  # the third run saw what the first two kept
+    assert took >= 0.15
+
+
+def test_the_backoff_doubles_up_to_its_most_and_starts_over_after_a_healthy_run():
+    assert [Backoff().delay(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+    assert Backoff(first=0.5, most=3).delay(10_000) == 3
+    lasted = [0, 0, 0, 0.2, 0]  # how long each run lasts before it raises
+
+    @source(retry=Backoff(first=0.01, most=0.02))
+    def s(ctx):
+        runs = ctx.state.incr("runs")
+        if runs > len(lasted):
+            ctx.emit({"runs": runs})
+            return
+        ctx.sleep(lasted[runs - 1])
+        raise OSError("down")
+
+    out, _ = run_until_a_record(s)
+    waits = [e.rsplit(" in ", 1)[1] for e in out.errors]
+    # A run of 0.2 s, past the longest wait, was healthy: the wait after it is the first.
+    assert waits == ["0.01 s", "0.02 s", "0.02 s", "0.01 s", "0.02 s"]
+
+
+def test_a_stop_during_the_backoff_ends_the_source_at_once():
+    calls = []
+
+    @source(retry=Backoff(first=60, most=60))
+    def s(ctx):
+        calls.append(1)
+        raise OSError("down")
+
+    sym = spec(s)
+    out = Collector()
+    adapter = SourceAdapter(sym, {}, out.deliver, out.report)
+    thread = threading.Thread(target=adapter.run)
+    thread.start()
+    wait_until(lambda: out.errors, message="the failure")
+    started = time.monotonic()
+    adapter.stop()
+    thread.join(10)
+    assert not thread.is_alive() and time.monotonic() - started < 1
+    assert calls == [1]
+    assert out.errors == ["The source 's' failed: OSError: down; it starts again in 60 s"]
+
+
+def test_a_source_that_returns_or_fails_at_its_stop_is_not_started_again():
+    calls = []
+
+    @source
+    def returns(ctx):
+        calls.append("returns")
+
+    @source
+    def fails_at_stop(ctx):
+        calls.append("fails")
+        ctx.sleep(60)
+        raise OSError("the connection closed")
+
+    run_source(returns)
+    out, took = run_source(fails_at_stop, stop_after=0.05)
+    assert calls == ["returns", "fails"] and took < 5
+    assert out.errors == ["The source 'fails_at_stop' failed: OSError: the connection closed"]
 
 
 def test_source_that_returns_at_once():

@@ -4,13 +4,14 @@ The plugin is tests/plugins/resilient.py. Each test reads the source's data
 channel in arrival order, records and errors alike, as eKuiper receives them.
 """
 
+import time
 from typing import Any
 
 import pytest
 
 from kuiperlite.dev import gowire
 
-from conftest import unique
+from conftest import threads_of, unique, wait_until
 
 
 @pytest.fixture
@@ -41,3 +42,39 @@ def test_a_bad_element_of_a_list_is_reported_and_the_rest_arrive(host, symbol):
                       "list; expected objects."),
             ("record", {"seq": 4}),
             ("record", {"seq": 5})]
+
+
+@pytest.mark.parametrize("symbol", ["gateway", "gateway_emit"])
+def test_a_source_that_raises_is_reported_and_starts_again_with_its_state(host, symbol):
+    started = time.monotonic()
+    with host.start_source(symbol, rule=unique("r")) as src:
+        assert messages(src, 4) == [
+            ("error", f"The source '{symbol}' failed: ConnectionError: gateway down (try 1); "
+                      "it starts again in 0.1 s"),
+            ("error", f"The source '{symbol}' failed: ConnectionError: gateway down (try 2); "
+                      "it starts again in 0.2 s"),
+            ("record", {"try": 3, "n": 1}),  # the third try saw the tries the others counted
+            ("record", {"try": 3, "n": 2})]
+        assert time.monotonic() - started >= 0.3  # both waits were waited
+    assert host.process.printed(f"The source '{symbol}' failed: ConnectionError: gateway down "
+                                "(try 2); it starts again in 0.2 s")
+
+
+def test_sources_waiting_to_start_again_hold_no_worker_and_a_stop_ends_them_at_once(host):
+    with host.start_source("gateway", rule=unique("r")) as warm:
+        warm.records(2)  # the scheduler's worker and monitor are up
+    pid = host.process.worker
+    baseline = threads_of(pid)
+    rules = [unique("r") for _ in range(20)]
+    downs = [host.start_source("down", rule=rule, config={"tag": rule}) for rule in rules]
+    for src in downs:
+        assert messages(src, 1)[0][0] == "error"
+    with host.start_source("gateway", rule=unique("r")) as src:
+        assert [r["n"] for r in src.records(2)] == [1, 2]  # served while twenty rest
+    assert threads_of(pid) <= baseline + 2
+    started = time.monotonic()
+    for src in downs:
+        src.stop()
+    wait_until(lambda: all(host.process.printed(f"LINK-CLOSED {rule}") for rule in rules),
+               10, message="every resting source to end, and its connection to close")
+    assert time.monotonic() - started < 10  # not the 60 s of their backoff

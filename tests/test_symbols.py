@@ -4,7 +4,7 @@ from typing import Annotated, Any, Literal, Optional
 
 import pytest
 
-from kuiperlite import Context, DefinitionError, Dynamic, function, sink, source
+from kuiperlite import Backoff, Context, DefinitionError, Dynamic, function, sink, source
 from kuiperlite.errors import ConfigError
 from kuiperlite.kinds import FUNCTION, SINK, SOURCE
 from kuiperlite.symbols import (
@@ -267,6 +267,42 @@ def test_definition_errors_name_function_line_and_parameter(decorator, func, par
     if param:
         assert param in message
     delattr(func, "__kuiperlite__")
+
+
+def test_a_sources_retry_is_the_default_backoff_its_own_or_none():
+    def f(ctx):
+        yield {}
+
+    assert spec(source(f)).retry == Backoff(first=1.0, most=30.0)
+    delattr(f, "__kuiperlite__")
+    assert spec(source(retry=Backoff(first=0.5, most=10))(f)).retry == (0.5, 10)
+    delattr(f, "__kuiperlite__")
+    assert spec(source(retry=False)(f)).retry is None
+
+
+@pytest.mark.parametrize(("retry", "problem"), [
+    ("yes", "retry must be True, False or kuiperlite.Backoff(first=..., most=...), got the "
+            "string 'yes'"),
+    (None, "retry must be True, False or kuiperlite.Backoff(first=..., most=...), got null"),
+    (3, "retry must be True, False or kuiperlite.Backoff(first=..., most=...), got the number 3"),
+    (Backoff(first=0), "retry's first must be a number of seconds above 0, got the number 0"),
+    (Backoff(first=True), "retry's first must be a number of seconds above 0, got true"),
+    (Backoff(most=float("inf")), "retry's most must be a number of seconds above 0, got the "
+                                 "number inf"),
+    (Backoff(first="1"), "retry's first must be a number of seconds above 0, got the string "
+                         "'1'"),
+    (Backoff(first=5, most=2), "retry's most (2 s) is less than its first (5 s); most is the "
+                               "longest wait"),
+])
+def test_a_bad_retry_is_refused_at_collection_naming_the_function(retry, problem):
+    @source(retry=retry)
+    def feed(ctx):
+        yield {}
+
+    with pytest.raises(DefinitionError) as info:
+        spec(feed)
+    assert str(info.value).startswith("source 'feed' (")
+    assert f"test_symbols.py:{inspect.getsourcelines(feed)[1]}): {problem}" in str(info.value)
 
 
 def test_dynamic_config_of_a_sink_is_read_with_its_hint():

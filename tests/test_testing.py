@@ -7,6 +7,7 @@ import pytest
 
 from kuiperlite import (
     ArgumentError,
+    Backoff,
     ConfigError,
     Context,
     Dynamic,
@@ -48,14 +49,36 @@ def test_run_source_until_it_returns_keeps_reported_errors():
     assert records.errors == ["sensor 3 is offline"]
 
 
-def test_run_source_raises_what_the_source_raised():
+def test_run_source_raises_what_the_source_raised_without_waiting_for_a_restart():
     @source
     def broken(ctx):
         yield {"a": 1}
         raise ValueError("no device")
 
+    started = time.monotonic()
     with pytest.raises(ValueError, match="no device"):
         run_source(broken, 2)
+    assert time.monotonic() - started < 0.9  # the source's backoff is 1 s: no restart
+
+
+@source(retry=Backoff(first=0.01, most=1))
+def gateway(ctx):
+    runs = ctx.state.incr("runs")
+    if runs <= 2:
+        raise OSError(f"gateway down ({runs})")
+    yield {"runs": runs}
+
+
+def test_run_source_starts_a_failing_source_again_when_the_test_allows_restarts():
+    records = run_source(gateway, restarts=2)
+    assert records == [{"runs": 3}]
+    assert records.errors == [
+        "The source 'gateway' failed: OSError: gateway down (1); it starts again in 0.01 s",
+        "The source 'gateway' failed: OSError: gateway down (2); it starts again in 0.02 s"]
+    with pytest.raises(OSError, match=r"gateway down \(2\)"):
+        run_source(gateway, restarts=1)  # the second failure is the last: no restart left
+    with pytest.raises(ValueError, match="restarts must be a whole number, 0 or more, got -1"):
+        run_source(gateway, restarts=-1)
 
 
 def test_run_source_raises_for_unencodable_records_and_config_errors():

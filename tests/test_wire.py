@@ -154,6 +154,21 @@ def test_a_source_error_is_a_json_string():
     assert raw == b'"The source \\"x\\" failed: ValueError: <bad>"'
 
 
+@pytest.mark.parametrize("again", [None, 2, 0.05, 30])
+def test_a_source_failure_is_read_back_from_its_sentence(again):
+    text = wire.source_failure("source 'feed'", "OSError: gateway down\nat 10:00", again)
+    assert text.startswith("The source 'feed' failed: OSError: gateway down\nat 10:00")
+    assert wire.read_source_failure(text) == ("OSError: gateway down\nat 10:00", again)
+
+
+def test_other_source_errors_are_no_failure():
+    assert wire.read_source_failure("sensor 3 is offline") is None
+    assert wire.read_source_failure("The source 'feed' dropped a record: A record must be a "
+                                    "dict") is None
+    assert wire.source_failure("source 'feed'", "E", 2) == \
+        "The source 'feed' failed: E; it starts again in 2 s"
+
+
 def test_portable_config_argument_is_optional_and_tolerant():
     assert wire.parse_portable_config(["x"]) == {}
     assert wire.parse_portable_config(["x", '{"sendTimeout":1000,"more":1}'])["more"] == 1

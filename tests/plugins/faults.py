@@ -46,13 +46,13 @@ def bad_records(ctx: Context) -> Iterator[Any]:
     yield {"ok": True}
 
 
-@source
+@source(retry=False)
 def fails_setup(ctx: Context) -> Iterator[dict]:
     raise RuntimeError("no device")
     yield
 
 
-@source
+@source(retry=False)
 def fails_midway(ctx: Context) -> Iterator[dict]:
     yield {"n": 1}
     raise RuntimeError("lost the device")

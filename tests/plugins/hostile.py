@@ -52,7 +52,7 @@ def callbacks(ctx: Context, *, threads: int = 4, size: int = 2000) -> None:
     ctx.sleep(3600)
 
 
-@source
+@source(retry=False)
 def escapes(ctx: Context, *, how: str = "exit") -> Generator[dict, None, None]:
     """Yield one record, then raise what ``how`` names."""
     yield {"before": how}

@@ -37,9 +37,9 @@ def sleeper(ctx: Context) -> Iterator[dict]:
         print("SLEEPER-CLOSED", ctx.rule_id, flush=True)
 
 
-@source
+@source(retry=False)
 def broken(ctx: Context) -> Iterator[dict]:
-    """Yield one record, then fail."""
+    """Yield one record, then fail for good."""
     yield {"ok": 1}
     raise ValueError("sensor unplugged")
 

@@ -20,7 +20,7 @@ def counter(ctx: Context, *, step: int = 1) -> Iterator[dict]:
         i += step
 
 
-@source
+@source(retry=False)
 def unplugged(ctx: Context) -> Iterator[dict]:
     raise OSError("sensor unplugged")
 
