@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from kuiperlite.dev import gowire
+from kuiperlite.dev.handles import RETRYING, RUNNING
+from kuiperlite.errors import HostError
 
 from conftest import threads_of, unique, wait_until
 
@@ -58,6 +60,22 @@ def test_a_source_that_raises_is_reported_and_starts_again_with_its_state(host, 
         assert time.monotonic() - started >= 0.3  # both waits were waited
     assert host.process.printed(f"The source '{symbol}' failed: ConnectionError: gateway down "
                                 "(try 2); it starts again in 0.2 s")
+
+
+def test_the_hosts_handle_shows_a_source_retrying_then_running(host):
+    with host.start_source("gateway", rule=unique("r")) as src:
+        assert src.status.state == RUNNING
+        assert src.recv()[0] == {"try": 3, "n": 1}  # the two failures went by on the way
+        assert len(src.errors) == 2 and src.status.state == RUNNING
+    with host.start_source("down", rule=unique("r"), config={"tag": "x"}) as src:
+        def failed() -> list[str]:
+            with pytest.raises(HostError, match="No record"):
+                src.recv(timeout=0.05)
+            return src.errors
+
+        wait_until(failed, message="the failure")
+        assert src.status.state == RETRYING and src.status.error == "ConnectionError: gateway down"
+        assert 50 < src.status.again_at - time.time() <= 60
 
 
 def test_sources_waiting_to_start_again_hold_no_worker_and_a_stop_ends_them_at_once(host):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from .. import nng, wire
 from ..channels import TICK, dial, ms, puller
@@ -62,6 +62,31 @@ def _holder(control: Control) -> str:
     return f"rule {control.meta.rule_id!r}"
 
 
+RUNNING, RETRYING, FAILED = "running", "retrying", "failed"
+
+
+class SourceStatus(NamedTuple):
+    """How a source is doing, as the messages received from it say.
+
+    Attributes:
+        state: RUNNING; RETRYING, when it raised and starts again; FAILED,
+            when it raised and does not (its ``retry`` is off).
+        error: what it raised, while it is not running.
+        again_at: when (``time.time()``) a retrying source starts again.
+    """
+
+    state: str = RUNNING
+    error: Optional[str] = None
+    again_at: Optional[float] = None
+
+    @classmethod
+    def after(cls, failure: wire.SourceFailure) -> SourceStatus:
+        """The status a failure report leaves a source in."""
+        if failure.again is None:
+            return cls(FAILED, failure.error)
+        return cls(RETRYING, failure.error, time.time() + failure.again)
+
+
 class SourceHandle:
     """A started source instance, seen from the host.
 
@@ -70,6 +95,8 @@ class SourceHandle:
             decode, which it logs and (2.x) counts as the rule's exceptions.
         mistakes: ``{"error": ...}`` messages, which eKuiper takes for empty
             rows, losing the text: the SDKs' way to report an error.
+        status: how the source is doing, by the last failure report or record
+            :meth:`recv` received.
     """
 
     def __init__(self, host: Host, control: Control) -> None:
@@ -87,6 +114,7 @@ class SourceHandle:
             raise
         self.errors: list[str] = []
         self.mistakes: list[str] = []
+        self.status = SourceStatus()
         host.handles.append(self)
 
     def __enter__(self) -> SourceHandle:
@@ -117,7 +145,8 @@ class SourceHandle:
     def recv(self, timeout: float = 10.0) -> tuple[Any, Any]:
         """The next row as eKuiper ingests it: ``(message, meta)``.
 
-        Errors go to ``errors``. A message eKuiper decodes to no message (the
+        Errors go to ``errors``; a failure report, and the row after one, set
+        ``status``. A message eKuiper decodes to no message (the
         SDKs' ``{"error": ...}``) is the empty row ``{}`` eKuiper would ingest,
         logged as a warning.
         """
@@ -129,6 +158,9 @@ class SourceHandle:
             except gowire.SourceError as err:
                 log.info("%s: %s", self.what, err)
                 self.errors.append(err.text)
+                failure = wire.read_source_failure(err.text)
+                if failure is not None:
+                    self.status = SourceStatus.after(failure)
                 continue
             except ProtocolError as err:  # pragma: no cover - decode raises SourceError
                 self.errors.append(str(err))
@@ -138,6 +170,8 @@ class SourceHandle:
                 log.warning("%s sent {\"error\": %r}: eKuiper takes it for an EMPTY ROW and "
                             "loses the text; report errors so that eKuiper fails to decode "
                             "them", self.what, decoded.stray_error)
+            if self.status.state != RUNNING:
+                self.status = SourceStatus()
             return (decoded.message if decoded.message is not None else {}), decoded.meta
 
     def records(self, count: int, timeout: float = 10.0) -> list[Any]:

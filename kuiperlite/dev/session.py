@@ -34,7 +34,7 @@ from ..packaging import local_modules
 from ..state import Scope, Store, open_store, sqlite_path
 from ..wire import Control, FuncMeta, Meta
 from . import gowire, proc
-from .handles import FunctionHandle, SinkHandle, SourceHandle
+from .handles import FunctionHandle, SinkHandle, SourceHandle, SourceStatus
 from .host import Host, launch_argv
 
 # What eKuiper's plugin test server feeds sinks and functions; serve, when a start asks.
@@ -488,6 +488,7 @@ class Session:
 
     def _read_source(self, running: Running) -> None:
         handle: SourceHandle = running.handle
+        failed = False
         while not running.stopping.is_set():
             try:
                 message, meta = handle.recv(timeout=0.5)
@@ -496,13 +497,20 @@ class Session:
             # What the source reported comes before its next row, or with none.
             while handle.errors:
                 error = handle.errors.pop(0)
-                self._record(running, "error", error, f"error: {error}")
+                failure = wire.read_source_failure(error)
+                # A failure is shown as the status it leaves: retrying or failed.
+                word = "error" if failure is None else SourceStatus.after(failure).state
+                failed = failed or failure is not None
+                self._record(running, "error", error, f"{word}: {error}")
             while handle.mistakes:
                 text = handle.mistakes.pop(0)
                 self._record(running, "error", text,
                              f'sent {{"error": {_json(text)}}}, which eKuiper takes for an empty '
                              "row: the text is lost there")
             if message is not None:
+                if failed:
+                    failed = False
+                    self.print(f"{running.tag} running again")
                 data = {"message": message, "meta": meta} if meta else message
                 self._record(running, "record", data, f"record {_json(data)}")
 
@@ -562,7 +570,7 @@ class Session:
                 "stale": self.reload_error is not None,
                 "reload_error": self.reload_error,
                 "symbols": {k: self.info[k] for k in ("sources", "sinks", "functions")},
-                "running": [_as_json(r) for r in self.running.values()]}
+                "running": [{**_as_json(r), **_status(r)} for r in self.running.values()]}
 
     def output(self, query: dict[str, str], since: int, wait: float) -> list[dict[str, Any]]:
         """Events after ``since`` that match the query, waiting up to ``wait`` for one."""
@@ -634,6 +642,20 @@ def _control(body: dict[str, Any]) -> Control:
 
 def _as_json(running: Running) -> dict[str, Any]:
     return {"pluginType": running.kind.wire, "symbolName": running.symbol, "meta": running.meta}
+
+
+def _status(running: Running) -> dict[str, Any]:
+    """How an instance is doing, for ``GET /symbols``: a source's status as its
+    messages say (:class:`~kuiperlite.dev.handles.SourceStatus`), else running."""
+    status = running.handle.status if isinstance(running.handle, SourceHandle) \
+        else SourceStatus()
+    shown: dict[str, Any] = {"status": status.state}
+    if status.error is not None:
+        shown["error"] = status.error
+    if status.again_at is not None:
+        shown["startsAgainAt"] = status.again_at
+        shown["startsAgainIn"] = round(max(0.0, status.again_at - time.time()), 3)
+    return shown
 
 
 def _json(value: Any) -> str:

@@ -189,7 +189,7 @@ def test_symbols_and_the_original_start_stop_api(serve, plugin):
     status, info = server.request("GET", "/symbols")
     assert status == 200
     assert info["plugin"] == plugin.stem and info["alive"] and pid_alive(info["pid"])
-    assert info["symbols"] == {"sources": ["counter", "unplugged"], "sinks": ["keep"],
+    assert info["symbols"] == {"sources": ["counter", "unplugged", "flaky"], "sinks": ["keep"],
                                "functions": ["shout", "broken"]}
     # the body eKuiper's plugin test server documents
     body = {"symbolName": "counter", "meta": {"ruleId": "rule1", "opId": "op1",
@@ -200,7 +200,7 @@ def test_symbols_and_the_original_start_stop_api(serve, plugin):
     assert [e["data"]["i"] for e in records] == [0, 2]
     assert server.request("GET", "/symbols")[1]["running"] == [
         {"pluginType": "source", "symbolName": "counter",
-         "meta": {"ruleId": "rule1", "opId": "op1", "instanceId": 1}}]
+         "meta": {"ruleId": "rule1", "opId": "op1", "instanceId": 1}, "status": "running"}]
     assert server.request("POST", "/symbol/stop", body)[0] == 200
     assert server.said("[source counter rule1] record {\"i\":0,")
     assert server.request("POST", "/symbol/stop", body) == (404, {
@@ -214,7 +214,7 @@ def test_symbols_and_the_original_start_stop_api(serve, plugin):
     ("POST", "/symbol/start", b'{"symbolName": "counter", "pluginType": "widget"}', 400,
      "pluginType must be source, sink or func, got the string 'widget'."),
     ("POST", "/symbol/start", b'{"symbolName": "nope", "pluginType": "source"}', 404,
-     "has no source named 'nope'; its sources: counter, unplugged."),
+     "has no source named 'nope'; its sources: counter, unplugged, flaky."),
     ("POST", "/symbol/start", b'{"symbolName": "counter", "pluginType": "source", '
                               b'"meta": {"ruleId": ""}}', 400,
      "meta.ruleId must be a non-empty string, got the string ''."),
@@ -315,13 +315,45 @@ def test_function_calls_and_mock_calls(serve, tmp_path):
     assert server.said('[function shout rule1] shout("hey") -> "HEY!"')
 
 
-def test_a_source_that_only_fails_shows_its_error(serve):
+def running_status(server, symbol):
+    """The entry GET /symbols gives a running symbol."""
+    return next(r for r in server.request("GET", "/symbols")[1]["running"]
+                if r["symbolName"] == symbol)
+
+
+def test_a_source_that_only_fails_shows_its_error_and_that_it_failed(serve):
     server = serve().ready()
     assert server.request("POST", "/symbol/start", start_body("unplugged", "source"))[0] == 200
     [error] = at_least(server, 1, kind="error")
     assert error["data"] == "The source 'unplugged' failed: OSError: sensor unplugged"
-    wait_until(lambda: server.said("[source unplugged rule1] error: The source 'unplugged' "
+    wait_until(lambda: server.said("[source unplugged rule1] failed: The source 'unplugged' "
                                    "failed: OSError: sensor unplugged"), message="the error line")
+    assert running_status(server, "unplugged") == {
+        "pluginType": "source", "symbolName": "unplugged",
+        "meta": {"ruleId": "rule1", "opId": "op1", "instanceId": 1},
+        "status": "failed", "error": "OSError: sensor unplugged"}
+
+
+def test_a_failing_source_shows_as_retrying_until_its_records_flow(serve, tmp_path):
+    server = serve().ready()
+    gate = tmp_path / "gate"
+    body = start_body("flaky", "source", config={"gate": str(gate)})
+    assert server.request("POST", "/symbol/start", body)[0] == 200
+    status = wait_until(lambda: (lambda r: r if r["status"] == "retrying" else None)(
+        running_status(server, "flaky")), message="the retrying status")
+    assert status["error"] == "OSError: sensor unplugged"
+    assert 0 <= status["startsAgainIn"] <= 0.2
+    assert abs(status["startsAgainAt"] - time.time()) < 5
+    wait_until(lambda: server.said("[source flaky rule1] retrying: The source 'flaky' failed: "
+                                   "OSError: sensor unplugged; it starts again in 0.2 s"),
+               message="the retrying line")
+    gate.write_text("")  # the sensor is back
+    [record] = at_least(server, 1, kind="record", symbolName="flaky")
+    assert record["data"] == {"up": True}
+    assert running_status(server, "flaky")["status"] == "running"
+    assert "error" not in running_status(server, "flaky")
+    wait_until(lambda: server.said("[source flaky rule1] running again"),
+               message="the running line")
 
 
 def test_output_stream(serve):

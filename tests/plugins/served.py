@@ -1,4 +1,4 @@
-"""A plugin for serve: a counting source, a failing one, a sink, two functions.
+"""A plugin for serve: a counting source, two failing ones, a sink, two functions.
 
 Used by tests/dev/test_server.py, copied under a name of the test's own; its
 reload test edits the copy.
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import kuiperlite
-from kuiperlite import Context, function, sink, source
+from kuiperlite import Backoff, Context, function, sink, source
 
 
 @source
@@ -23,6 +23,14 @@ def counter(ctx: Context, *, step: int = 1) -> Iterator[dict]:
 @source(retry=False)
 def unplugged(ctx: Context) -> Iterator[dict]:
     raise OSError("sensor unplugged")
+
+
+@source(retry=Backoff(first=0.2, most=0.2))
+def flaky(ctx: Context, *, gate: str) -> Iterator[dict]:
+    """Fail while the file ``gate`` does not exist, then yield one record."""
+    if not os.path.exists(gate):
+        raise OSError("sensor unplugged")
+    yield {"up": True}
 
 
 @sink
