@@ -24,7 +24,7 @@ import orjson
 from . import wire
 from .context import Context, Record
 from .dynamic import RenderError, Template, render
-from .errors import ArgumentError, EncodeError, ProtocolError, Stopped, error_text
+from .errors import ArgumentError, ConfigError, EncodeError, ProtocolError, Stopped, error_text
 from .hints import ANY, Converter, Hint, Mismatch, describe_value
 from .kinds import FUNCTION
 from .records import holds_records, is_record
@@ -131,7 +131,9 @@ class SourceAdapter:
 
     A source that raises is reported; with its spec's ``retry`` backoff, it
     is called again after ``again`` seconds, with the same context and
-    state, at most ``restarts`` times (None: until it is stopped).
+    state, at most ``restarts`` times (None: until it is stopped). One that
+    raises :class:`~kuiperlite.errors.ConfigError` is not: its config will
+    not get better.
     """
 
     def __init__(self, spec: SourceSpec, kwargs: dict[str, Any], deliver: Deliver,
@@ -147,7 +149,8 @@ class SourceAdapter:
         self.stopping = threading.Event()
         self.ctx = Context(spec.name, spec.kind, rule_id=rule_id, op_id=op_id,
                            instance_id=instance_id, datasource=datasource, config=config,
-                           stopping=self.stopping, emit=self.emit, emit_error=self.emit_error,
+                           stopping=self.stopping, emit=self._emit_or_drop,
+                           emit_error=self.emit_error,
                            state=state)
         self.error: Optional[BaseException] = None  # what the user code raised, if anything
         # After a failure: seconds until the user code is called again (None: never).
@@ -273,7 +276,8 @@ class SourceAdapter:
         """Log what the user code raised, with its traceback, and report it, saying
         when it starts again."""
         self.error = err
-        self.again = self._next_start()
+        # A ConfigError says the config is wrong: starting again would not mend it.
+        self.again = None if isinstance(err, ConfigError) else self._next_start()
         message = wire.source_failure(self.spec.what, error_text(err), self.again)
         self.ctx.logger.error("%s", message, exc_info=err)
         self._report(message)
@@ -347,6 +351,14 @@ class SourceAdapter:
             raise EncodeError(
                 "A record must be a dict, an attrs or dataclass instance, a list of those or a "
                 f"Record, got {describe_value(item)}.")
+
+    def _emit_or_drop(self, item: Any, meta: Any = None) -> None:
+        """``ctx.emit``: a record that cannot be sent is reported and dropped, as a
+        yielded one is, and the source goes on."""
+        try:
+            self.emit(item, meta)
+        except EncodeError as err:
+            self._dropped(err)
 
     def emit_error(self, message: str) -> None:
         """``ctx.emit_error``: log the message and report it on the channel."""

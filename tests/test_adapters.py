@@ -9,7 +9,17 @@ from typing import Any, Literal, Optional
 import orjson
 import pytest
 
-from kuiperlite import Backoff, Context, Record, function, sink, source, wire
+from kuiperlite import (
+    Backoff,
+    ConfigError,
+    Context,
+    Record,
+    function,
+    sink,
+    source,
+    testing,
+    wire,
+)
 from kuiperlite.adapters import FunctionAdapter, SinkAdapter, SourceAdapter
 from kuiperlite.dev import gowire
 from kuiperlite.symbols import AnySpec, marks_of, read
@@ -170,6 +180,41 @@ def test_each_element_of_a_list_is_its_own_message_and_a_bad_one_drops_alone(sty
         "The source 's' dropped a record: A record must be a dict, an attrs or dataclass "
         "instance, a list of those or a Record, got the number 5.",
         "The source 's' dropped a record: A list of records holds a list; expected objects."]
+
+
+@pytest.mark.parametrize("style", ["yield", "ctx.emit"])
+def test_a_single_record_json_cannot_carry_is_reported_and_the_source_goes_on(style):
+    if style == "yield":
+        @source(retry=False)
+        def s(ctx):
+            yield {"when": {1, 2}}
+            yield {"seq": 2}
+    else:
+        @source(retry=False)
+        def s(ctx):
+            ctx.emit({"when": {1, 2}})
+            ctx.emit({"seq": 2})
+
+    out, _ = run_source(s)
+    assert out.records == [({"seq": 2}, None)]
+    assert len(out.errors) == 1
+    assert out.errors[0].startswith("The source 's' dropped a record: The record cannot be "
+                                    "encoded as JSON")
+
+
+def test_a_source_that_raises_a_config_error_is_not_started_again():
+    runs = []
+
+    @source(retry=Backoff(first=0.01, most=0.02))
+    def s(ctx, *, interval: int = 0):
+        runs.append(interval)
+        if interval <= 0:
+            raise ConfigError(f"interval must be positive, got {interval}")
+        yield {"interval": interval}
+
+    with pytest.raises(ConfigError, match="interval must be positive, got 0"):
+        testing.run_source(s, restarts=5)
+    assert runs == [0]
 
 
 def test_a_failing_source_with_retry_off_reports_and_returns():

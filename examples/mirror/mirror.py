@@ -31,7 +31,9 @@ def random(ctx: Context, *, pattern: dict, interval: int = 1000, seed: int = 1,
             negative: any earlier one).
     """
     if interval <= 0 or seed <= 0:
-        raise ValueError(f"interval and seed must be positive, got {interval} and {seed}")
+        # A ConfigError is reported once: the source is not started again with it.
+        raise kuiperlite.ConfigError(f"interval and seed must be positive, got {interval} "
+                                     f"and {seed}")
     seen: list[bytes] = []
     while ctx.sleep(interval / 1000):
         record = {key: value + rand.randrange(seed) if isinstance(value, (int, float))
