@@ -435,6 +435,7 @@ class Requester:
 
     def __init__(self, address: str, *, keepalive: float = KEEPALIVE, block: bool = True) -> None:
         self.address = address
+        self.listener: Optional[tuple[int, int]] = None  # the socket file reconnect() reached
         # resend_time=0: nng's REQ would resend an unanswered request after
         # 60 s, and the host would take the copy for a fresh answer.
         self.sock = Socket(nng.REQ, recv_timeout=ms(keepalive), send_timeout=ms(keepalive),
@@ -447,23 +448,30 @@ class Requester:
             self.sock.set("reconnect_time_max", 500)
             self.sock.dial(address)
 
-    def reconnect(self) -> None:
-        """Connect now if the channel has no peer, rather than at nng's next retry.
+    def reconnect(self, timeout: float = 1.0) -> None:
+        """Connect to the channel's listener now, unless connected to that one already.
 
         eKuiper listens on a function's channel just before it sends the
-        function's start command; without this, the first call waits for the
-        background redial, up to its 500 ms backoff. A new dialer tries at
-        once; the old one, between retries, is closed.
+        function's start command, also when it re-creates the channel. A
+        channel connected to none, or to a listener that is gone (its pipe
+        may still be listed a moment after eKuiper closed it), dials at once
+        and waits up to ``timeout`` seconds for the connection: the first
+        call then never waits for nng's background redial (50 to 500 ms).
+        A listener is told apart from the one before by its socket file.
         """
-        if self.sock.pipes:
+        listener = socket_file_id(self.address)
+        if self.sock.pipes and listener == self.listener:
             return
         dialers = list(self.sock.dialers)
+        connects = self.sock.connects
         try:
             self.sock.dial(self.address)  # tries at once
         except nng.NNGError:
             return
         for dialer in dialers:
             dialer.close()
+        if self.sock.wait_connected(timeout, since=connects):
+            self.listener = listener
 
     def disconnected_for(self) -> float:
         """Seconds since the channel lost its last peer; 0 while connected."""

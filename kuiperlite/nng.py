@@ -309,6 +309,7 @@ class Socket:
         self.socket = opened[0]  # nng_socket, by value, as nng's functions take it
         self.closed = False
         self.pipes = 0
+        self.connects = 0  # peers ever connected
         self.dialers: list[Endpoint] = []
         self._peers = threading.Condition()
         self._lost_at: Optional[float] = time.monotonic()
@@ -331,6 +332,7 @@ class Socket:
         with self._peers:
             if event == lib.NNG_PIPE_EV_ADD_POST:
                 self.pipes += 1
+                self.connects += 1
                 self._lost_at = None
             elif self.pipes > 0:
                 self.pipes -= 1
@@ -338,9 +340,11 @@ class Socket:
                     self._lost_at = time.monotonic()
             self._peers.notify_all()
 
-    def wait_connected(self, timeout: float) -> bool:
-        """Wait until a peer is connected; whether one is."""
+    def wait_connected(self, timeout: float, since: int = -1) -> bool:
+        """Wait until a peer is connected (one more than ``since`` connects, if given)."""
         with self._peers:
+            if since >= 0:
+                return self._peers.wait_for(lambda: self.connects > since, timeout)
             return self._peers.wait_for(lambda: self.pipes > 0, timeout)
 
     def disconnected_for(self) -> float:

@@ -1,3 +1,4 @@
+import os
 import socket
 import threading
 import time
@@ -5,7 +6,7 @@ import time
 import pynng
 import pytest
 
-from kuiperlite import nng
+from kuiperlite import nng, wire
 from kuiperlite.channels import (
     TICK,
     Direct,
@@ -125,6 +126,29 @@ def test_late_listener_gets_the_handshake():
             assert host.request(b"x", 5) == b"re:x"
         finally:
             host.close()
+
+
+def test_reconnect_reaches_a_recreated_listener_while_the_old_pipe_is_still_listed():
+    # eKuiper re-creates a function's channel: it closes its listener and listens
+    # again, then sends the start. The plugin may still list its pipe to the old
+    # listener then; here the old one stays open, so the pipe stays listed.
+    addr = address()
+    old = Responder(addr, lambda: None)
+    with Served(addr, block=False) as served:
+        served.requester.sock.set("reconnect_time_min", 60_000)  # no background redial
+        served.requester.sock.set("reconnect_time_max", 60_000)
+        old.wait_handshake(5)
+        served.requester.reconnect()
+        os.unlink(wire.ipc_path(addr))  # the socket file goes, as when eKuiper closes it
+        new = Responder(addr, lambda: None)
+        try:
+            assert served.requester.sock.pipes  # the old pipe is still there
+            served.requester.reconnect()
+            new.wait_handshake(5)
+            assert new.request(b"x", 5) == b"re:x"
+        finally:
+            new.close()
+            old.close()
 
 
 def test_disconnected_for_tracks_the_peer():
