@@ -21,6 +21,8 @@ from .channels import (
     env_count,
     env_number,
     env_seconds,
+    remove_socket_file,
+    socket_file_id,
 )
 from .connections import OPEN_TIMEOUT, Connections, Lease
 from .errors import DefinitionError, KuiperliteError, NoSymbols, PluginError, error_text
@@ -33,7 +35,7 @@ from .instances import (
     Shared,
     instance_what,
 )
-from .kinds import BY_WIRE
+from .kinds import BY_WIRE, SINK
 from .plugin import Plugin, collect, importing, summary
 from .recycling import RECYCLE_IDLE, RECYCLE_MB, Recycler
 from .scheduler import Scheduler
@@ -125,11 +127,15 @@ class Runtime:
             raise
         except KuiperliteError as err:
             log.warning("cannot %s the %s: %s", name, _what(control), err)
-            return wire.answer(str(err))
+            text = str(err)
         except BaseException as err:
             log.exception("cannot %s the %s", name, _what(control))
-            return wire.answer(f"Cannot {name} the {_what(control)}: {error_text(err)}")
-        return wire.OK
+            text = f"Cannot {name} the {_what(control)}: {error_text(err)}"
+        else:
+            return wire.OK
+        if name == START:
+            free_ack_address(control)
+        return wire.answer(text)
 
     def _symbol(self, control: Control) -> AnySpec:
         kind = BY_WIRE[control.plugin_type]
@@ -350,6 +356,25 @@ class Runtime:
         if self.journal is not None:
             self.journal.exiting(0)
         exit_now(0)
+
+
+def free_ack_address(control: Control) -> None:
+    """After refusing a sink's start, remove the socket file of its ack channel.
+
+    eKuiper listens on a sink's ack channel before it sends the start, and
+    when the plugin refuses the start, ``PortableSink.Connect`` (eKuiper
+    2.x, internal/plugin/portable/runtime/sink.go) returns the error without
+    closing that listener. It keeps the socket file, so every retry of the
+    rule fails with "address in use" until eKuiper restarts. Without the
+    file, the retry's listener takes the address; the leaked one is never
+    reached again. The file is eKuiper's own at that moment (nothing else
+    listens on a rule's ack address, and eKuiper never uses it after a
+    refused start), so removing it is safe here and only here.
+    """
+    if control.kind is not SINK or control.meta is None:
+        return
+    address = wire.ack_address(control.meta)
+    remove_socket_file(address, socket_file_id(address))
 
 
 def release_memory() -> None:

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from kuiperlite import wire
+from kuiperlite.channels import puller
 from kuiperlite.dev import Host, gowire
 from kuiperlite.errors import HostError
 from kuiperlite.wire import Control, Meta
@@ -42,6 +43,26 @@ def test_config_errors_fail_the_start_and_the_plugin_goes_on(kuiperlite_host, pl
         host.start_source("counter", config={"count": "many"})
     with host.function("revert") as fn:
         assert fn.call("abc") == "cba"
+
+
+def test_a_refused_sink_start_frees_the_ack_address_ekuiper_leaves_listening(kuiperlite_host,
+                                                                              plugin):
+    # eKuiper 2.x listens on the ack channel, sends the start, and on a refusal
+    # returns without closing that listener: a retry would find the address taken.
+    host = kuiperlite_host(plugin)
+    meta = Meta(unique("k"), "op1", 0)
+    ack = wire.ack_address(meta, host.ipc_dir)
+    leaked = puller(ack)  # eKuiper's listener, never closed after the refusal
+    try:
+        with pytest.raises(HostError, match="Config 'quiet' of the sink 'collect'"):
+            host.command(wire.START, Control("collect", "sink", meta,
+                                             config={"quiet": "loud"}))
+        assert not os.path.exists(wire.ipc_path(ack))  # the address is free again
+        with host.start_sink("collect", rule=meta.rule_id,
+                             config={"requireAck": True}) as retried:
+            assert retried.send({"name": "after the retry"}) is None
+    finally:
+        leaked.close()
 
 
 @pytest.mark.parametrize(("raw", "phrase"), [
