@@ -473,6 +473,15 @@ class Requester:
         if self.sock.wait_connected(timeout, since=connects):
             self.listener = listener
 
+    def stop_keepalive(self) -> None:
+        """Wait for each command for as long as it takes, never sending the handshake again.
+
+        eKuiper 1.x takes a handshake sent while it was idle for the answer
+        to its next command, which then fails with "receive error:
+        handshake" (2.x skips it). Call it from the thread that serves.
+        """
+        self.sock.set("recv_timeout", -1)
+
     def disconnected_for(self) -> float:
         """Seconds since the channel lost its last peer; 0 while connected."""
         return self.sock.disconnected_for()

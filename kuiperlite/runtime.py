@@ -74,6 +74,10 @@ class Runtime:
         self.plugin = plugin
         # Read here, once the log is set up: a bad value is said there.
         self.keepalive = keepalive or env_seconds("KUIPERLITE_KEEPALIVE", KEEPALIVE)
+        # The eKuiper generation serving us: declared, or learned from a command (0: unknown).
+        self.generation = 0
+        self.declared = env_count("KUIPERLITE_EKUIPER", 0)
+        self.control: Optional[Requester] = None
         self.orphan_grace = orphan_grace or env_seconds("KUIPERLITE_ORPHAN_GRACE", ORPHAN_GRACE)
         self.exit_grace = env_seconds("KUIPERLITE_EXIT_GRACE", EXIT_GRACE)
         self.function_index = {name: i for i, name in enumerate(plugin.functions)}
@@ -161,6 +165,12 @@ class Runtime:
             with self._lock:
                 self._function(symbol).channel.reconnect()
             return
+        if control.generation and not self.generation:
+            self._learn_generation(control.generation)
+        if self.generation == 1 and control.kind is SINK and control.config.get("requireAck"):
+            log.info("%s: eKuiper 1.x reads no acks (it looks for an integer requiredACKs, "
+                     "which a rule's JSON never gives), so none are sent", _what(control))
+            control = control._replace(config={**control.config, "requireAck": False})
         kwargs = symbol.bind_config(control.config)
         assert control.meta is not None
         key = control.meta.key(symbol.name)
@@ -188,6 +198,14 @@ class Runtime:
             raise
         log.info("started %s", instance.what)
 
+    def _learn_generation(self, generation: int) -> None:
+        """A command showed which eKuiper serves the plugin: act on what that one does."""
+        self.generation = generation
+        if generation == 1 and self.control is not None:
+            log.info("eKuiper 1.x serves this plugin: the control channel sends no keepalive "
+                     "handshake (1.x would take it for the answer to its next command)")
+            self.control.stop_keepalive()
+
     def _launch(self, symbol: AnySpec, control: Control, kwargs: dict[str, Any], lease: Lease,
                 slot: int) -> Instance:
         """Make an instance and start its thread; raises with a sentence when it cannot."""
@@ -214,6 +232,10 @@ class Runtime:
             instance = self.instances.pop(key, None)
             if self.journal is not None:
                 self.journal.stopped(key)
+        if self.generation == 1:
+            # eKuiper 1.x never closes a sink's ack listener: its next start of the
+            # rule would find the address taken (see free_ack_address).
+            free_ack_address(control)
         if instance is None:
             log.info("stop for %s: not running (already stopped, or started before a restart)",
                      _what(control))
@@ -246,7 +268,7 @@ class Runtime:
         address = wire.control_address(plugin.name)
         before = nng.threads()
         try:
-            control = Requester(address, keepalive=self.keepalive)
+            control = self.control = Requester(address, keepalive=self.keepalive)
         except ConnectionError as err:
             log.error("cannot reach eKuiper: %s; is a host listening for plugin %r?",
                       err, plugin.name)
@@ -254,6 +276,11 @@ class Runtime:
         # nng's threads start with the first socket and name themselves soon after.
         threading.Thread(target=nng.batch_task_threads, args=(before,), daemon=True,
                          name="kuiperlite-batch-threads").start()
+        if self.declared in (1, 2):
+            self._learn_generation(self.declared)
+        elif self.declared:
+            log.warning("KUIPERLITE_EKUIPER=%d is not an eKuiper generation (1 or 2); it is "
+                        "learned from the commands", self.declared)
         self._replay()
         threading.Thread(target=control.serve, args=(self.handle, self.shutdown),
                          name="control", daemon=True).start()
@@ -359,17 +386,21 @@ class Runtime:
 
 
 def free_ack_address(control: Control) -> None:
-    """After refusing a sink's start, remove the socket file of its ack channel.
+    """Remove the socket file of a sink's ack channel that eKuiper leaves listening.
 
-    eKuiper listens on a sink's ack channel before it sends the start, and
-    when the plugin refuses the start, ``PortableSink.Connect`` (eKuiper
-    2.x, internal/plugin/portable/runtime/sink.go) returns the error without
-    closing that listener. It keeps the socket file, so every retry of the
-    rule fails with "address in use" until eKuiper restarts. Without the
-    file, the retry's listener takes the address; the leaked one is never
-    reached again. The file is eKuiper's own at that moment (nothing else
-    listens on a rule's ack address, and eKuiper never uses it after a
-    refused start), so removing it is safe here and only here.
+    eKuiper listens on a sink's ack channel before it sends the start. When
+    the plugin refuses the start, eKuiper 2.x's ``PortableSink.Connect``
+    (internal/plugin/portable/runtime/sink.go) returns the error without
+    closing that listener, and eKuiper 1.x never closes it, not even at the
+    sink's stop. The leaked listener keeps the socket file, so the next
+    start of the rule fails with "address in use" until eKuiper restarts.
+    Without the file, that start's listener takes the address, and the
+    leaked one is never reached again.
+
+    Called after a refused sink start, and under 1.x after a sink's stop:
+    then the file is eKuiper's leaked listener's (nothing else listens on a
+    rule's ack address, and eKuiper never uses it again), so removing it is
+    safe there and only there.
     """
     if control.kind is not SINK or control.meta is None:
         return

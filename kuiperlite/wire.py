@@ -69,6 +69,7 @@ class Control(NamedTuple):
     meta: Optional[Meta] = None
     datasource: str = ""
     config: dict = {}
+    generation: int = 0  # the eKuiper generation the command shows: 1, 2, or 0 (it does not)
 
     @property
     def kind(self) -> Kind:
@@ -247,12 +248,15 @@ def _control(ctrl: dict) -> Control:
             f"The dataSource of {symbol!r} must be a string, got {describe_value(datasource)}."
         )
     check_ipc_name(symbol, "symbolName")
+    # Only 1.x fills the top-level dataSource; only 2.x adds "datasource" to a
+    # source's config. Sinks and functions look the same under both.
+    generation = 1 if ctrl.get("dataSource") else 2 if "datasource" in config else 0
     if not kind.per_rule:
-        return Control(symbol, kind.wire, None, datasource, config)
+        return Control(symbol, kind.wire, None, datasource, config, generation)
     meta = _meta(ctrl.get("meta"), kind.what(symbol))
     # The rule's names become socket file names: never a path elsewhere.
     check_meta(meta, kind)
-    return Control(symbol, kind.wire, meta, datasource, config)
+    return Control(symbol, kind.wire, meta, datasource, config, generation)
 
 
 def _meta(raw: Any, what: str) -> Meta:

@@ -144,6 +144,22 @@ def test_a_call_after_a_keepalive_period_is_answered(peer):
         assert fn.call("xyz") == "zyx"
 
 
+def test_under_ekuiper_1x_the_sdks_keepalive_is_taken_for_a_commands_answer(kuiperlite_host,
+                                                                            tmp_path):
+    # eKuiper 1.x's control channel takes a keepalive handshake that crossed a
+    # command for its answer. The SDK sends one after 5 s of silence, so the
+    # next command fails; kuiperlite's plugins send none under 1.x (test_runtime).
+    suffix = unique("_")
+    copy = tmp_path / f"{unique('sdk')}.py"
+    shutil.copy(PLUGINS["official-sdk"]["pysam"], copy)
+    host = kuiperlite_host(copy, executable=True, ekuiper=1, ipc_dir="/tmp",
+                           env={"SYMBOL_SUFFIX": suffix})
+    src = host.start_source("pyjson" + suffix, rule=unique("r"), datasource="demo")
+    time.sleep(6)  # longer than the SDK's 5 s keepalive
+    with pytest.raises(HostError, match="^handshake$"):
+        src.stop()
+
+
 # The stream's datasource, as each system's source sees it: (argument, config).
 DATASOURCE_SEEN = {
     ("kuiperlite", 2): ("building-7", "building-7"),

@@ -45,6 +45,24 @@ def test_config_errors_fail_the_start_and_the_plugin_goes_on(kuiperlite_host, pl
         assert fn.call("abc") == "cba"
 
 
+@pytest.mark.parametrize("known", ["from the start command", "declared"])
+def test_under_ekuiper_1x_no_keepalive_is_taken_for_a_commands_answer(kuiperlite_host, plugin,
+                                                                      known):
+    # eKuiper 1.x takes a handshake the plugin sent while it was idle for the
+    # answer to its next command, which then fails ("receive error: handshake").
+    env = {"KUIPERLITE_KEEPALIVE": "0.2"}
+    if known == "declared":
+        env["KUIPERLITE_EKUIPER"] = "1"
+    host = kuiperlite_host(plugin, ekuiper=1, env=env)
+    src = host.start_source("sleeper", rule=unique("r"), datasource="demo")
+    time.sleep(1.0)  # five keepalive periods of silence on the control channel
+    src.stop()
+    time.sleep(1.0)
+    with host.start_source("counter", rule=unique("r"), datasource="demo") as again:
+        assert again.recv()[0]["i"] == 0
+    assert host.process.printed("eKuiper 1.x serves this plugin")
+
+
 def test_a_refused_sink_start_frees_the_ack_address_ekuiper_leaves_listening(kuiperlite_host,
                                                                               plugin):
     # eKuiper 2.x listens on the ack channel, sends the start, and on a refusal

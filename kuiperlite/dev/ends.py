@@ -159,10 +159,11 @@ class Responder(Channel):
     """
 
     def __init__(self, address: str, alive: Callable[[], None],
-                 holder: Optional[str] = None) -> None:
+                 holder: Optional[str] = None, *, as_1x: bool = False) -> None:
         self.address = address
         self.alive = alive
         self.holder = holder
+        self.as_1x = as_1x
         super().__init__(self._listen(), address)
 
     def _listen(self) -> nng.Socket:
@@ -223,6 +224,11 @@ class Responder(Channel):
         As eKuiper does: with no request pending, take the plugin's next one
         (a keepalive or a late answer) first; skip answers starting with ``h``,
         which are keepalives that crossed a command, and send again.
+
+        eKuiper 1.x's control channel (``as_1x``) skips no such answer, so a
+        keepalive that crossed a command is taken for its answer; and after
+        taking the plugin's next request first, it sends the command and
+        reports success without reading the answer.
         """
         deadline = time.monotonic() + timeout
         with self.lock:
@@ -234,7 +240,9 @@ class Responder(Channel):
                 except nng.BadState:
                     self._recv(deadline, "request from the plugin")
                     self._send(payload, deadline)
+                    if self.as_1x:
+                        return wire.OK
                 answer = self._recv(deadline, "answer")
-                if answer[:1] != b"h":
+                if answer[:1] != b"h" or self.as_1x:
                     return answer
 

@@ -217,7 +217,8 @@ class Host:
     def _control_channel(self) -> Responder:
         address = checked_address(wire.control_address(self.name, self.ipc_dir),
                                   ("plugin name", self.name))
-        return Responder(address, self._check_alive, f"plugin {self.name!r}")
+        return Responder(address, self._check_alive, f"plugin {self.name!r}",
+                         as_1x=self.ekuiper == 1)
 
     @classmethod
     def launch(cls, path: str, *, executable: bool = False, name: Optional[str] = None,
