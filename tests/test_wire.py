@@ -24,8 +24,17 @@ def command(cmd="start", **ctrl):
 def test_decode_start_command():
     name, control = wire.decode_command(command(dataSource="t/1", config={"a": 1}))
     assert name == "start"
-    assert control == Control("pyjson", "source", Meta("r1", "o1", 2), "t/1", {"a": 1})
+    # the top-level dataSource is eKuiper 1.x's
+    assert control == Control("pyjson", "source", Meta("r1", "o1", 2), "t/1", {"a": 1},
+                              generation=1)
     assert control.meta.key("pyjson") == "r1_o1_2_pyjson"
+
+
+def test_a_command_shows_the_ekuiper_generation_where_it_can():
+    assert wire.decode_command(command(dataSource="t/1"))[1].generation == 1
+    assert wire.decode_command(command(config={"datasource": "t/1"}))[1].generation == 2
+    sink = {"symbolName": "print", "pluginType": "sink", "config": {"requireAck": True}}
+    assert wire.decode_command(command(**sink))[1].generation == 0  # sinks look alike
 
 
 def test_both_datasource_spellings_are_accepted():

@@ -22,7 +22,7 @@ def test_host_command_matches_go_encoding():
                    '"pluginType":"source","dataSource":"a\\u003cb",'
                    '"config":{"a":"\\u0026","z":1}}')
     assert wire.decode_command(raw)[1] == Control("pyjson", "source", Meta("r1", "o1", 0), "a<b",
-                                                  {"a": "&", "z": 1})
+                                                  {"a": "&", "z": 1}, generation=1)
 
 
 def test_host_function_control_omits_empty_fields_but_not_meta():
