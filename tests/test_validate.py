@@ -23,6 +23,12 @@ def exec_error(fn, *values):
     return str(info.value)
 
 
+def refused(function, sentence):
+    """What eKuiper's parser says when a function's Validate refuses."""
+    return (f"validate function {function} error: validate return state is false, "
+            f"got &{{State:false Result:{sentence}}}")
+
+
 def test_literals_exec_converts_pass(kuiperlite_host, plugin):
     host = kuiperlite_host(plugin)
     with host.function("typed") as fn:
@@ -107,3 +113,27 @@ def test_the_count_is_checked_first_and_a_value_is_no_expression(kuiperlite_host
         with pytest.raises(ValueError, match="Validate's arguments are SQL expressions, got "
                                              "the string 'abc'"):
             fn.validate("abc")
+
+
+def test_the_sql_reaches_each_function_it_calls(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
+    nested = "SELECT tagged('t', maybe(x > 1)) FROM demo"
+    with host.function("tagged") as fn:
+        assert fn.validate_sql(nested) == "function maybe not found"
+        assert fn.validate_sql(nested, functions=["maybe"]) is None
+        assert fn.validate_sql("SELECT tagged('t', maybe('yes')) FROM demo",
+                               functions=["maybe"]) == refused(
+            "maybe", "Argument 1 (flag) of maybe() must be true or false, got the string 'yes'.")
+        assert fn.validate_sql("SELECT x FROM demo WHERE tagged(true) = lower(x)") == refused(
+            "tagged", "Argument 1 (tag) of tagged() must be a string, got true.")
+
+
+def test_the_parsers_own_errors_come_before_any_validate(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
+    with host.function("typed") as fn:
+        assert fn.validate_sql("SELECT typed(x, 1e21) FROM demo") == (
+            'found function call "typed", expected ), but with "e21".')
+        assert fn.validate_sql("SELECT Typed(x) FROM demo") == "function Typed not found"
+        assert fn.validate_sql("SELECT typed(-x) FROM demo") == (
+            'found "-", expected expression.')
+        assert fn.validate_sql("SELEC x FROM demo") == 'Found "SELEC", Expected SELECT.\n'

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from .. import nng, wire
@@ -21,6 +22,8 @@ from ..kinds import FUNCTION
 from ..wire import START, STOP, Control, FuncMeta, Meta
 from . import gowire
 from .ends import Channel, Responder, checked_address, listening, nudge
+from .sql import SqlError
+from .sql import parse as parse_sql
 
 if TYPE_CHECKING:
     from .host import Host
@@ -337,17 +340,24 @@ class FunctionHandle:
         Raises:
             HostError: no answer within eKuiper's send and receive timeouts.
         """
+        return gowire.decode_reply(self.request_raw(func, args))
+
+    def request_raw(self, func: str, args: Optional[list]) -> bytes:
+        """Send one request as eKuiper encodes it; returns the reply's bytes.
+
+        Raises:
+            HostError: no answer within eKuiper's send and receive timeouts.
+        """
         host = self.host
         try:
-            raw = self.channel.request(gowire.encode_function_call(func, args),
-                                       host.send_timeout + host.recv_timeout)
+            return self.channel.request(gowire.encode_function_call(func, args),
+                                        host.send_timeout + host.recv_timeout)
         except HostError as err:
             if "in time" not in str(err):
                 raise
             raise HostError(f"No answer from function {self.symbol!r} within "
                             f"{host.recv_timeout:g} s (eKuiper's recvTimeout); eKuiper fails "
                             f"the call: time out, plugin {host.name} status running.") from None
-        return gowire.decode_reply(raw)
 
     def validate(self, *args: Any) -> Optional[str]:
         """None when the plugin accepts these arguments, else its error text.
@@ -367,6 +377,36 @@ class FunctionHandle:
                                  "or gowire.field().")
         state, result = self.request("Validate", list(args))
         return None if state else str(result)
+
+    def validate_sql(self, statement: str, *, functions: Iterable[str] = ()) -> Optional[str]:
+        """None when eKuiper's parser accepts this rule SQL, else its error text.
+
+        The plugin receives what eKuiper sends while it parses the statement
+        (:func:`kuiperlite.dev.sql.parse`): IsAggregate, then Validate with the
+        arguments of each call, as eKuiper's parser built them. Built-in
+        functions are eKuiper's; any other must be this function or one of
+        ``functions``.
+
+        Args:
+            statement: the rule's SQL, ``SELECT f(1, x) FROM demo``.
+            functions: the plugin's other functions the statement calls; each
+                is started as eKuiper starts it.
+
+        Raises:
+            HostError: the plugin does not answer in time, or refuses to start
+                one of ``functions``.
+        """
+        others = [self.host.function(name) for name in dict.fromkeys(functions)
+                  if name != self.symbol]
+        try:
+            senders = {handle.symbol: handle.request_raw for handle in [self, *others]}
+            parse_sql(statement, senders, ekuiper=self.host.ekuiper)
+        except SqlError as err:
+            return str(err)
+        finally:
+            for handle in others:
+                handle.close()
+        return None
 
     def is_aggregate(self) -> bool:
         state, result = self.request("IsAggregate", None)
