@@ -25,7 +25,8 @@ from . import wire
 from .context import Context, Record
 from .dynamic import RenderError, Template, render
 from .errors import ArgumentError, ConfigError, EncodeError, ProtocolError, Stopped, error_text
-from .hints import ANY, Converter, Hint, Mismatch, describe_value
+from .hints import ANY, Converter, Hint, Mismatch, describe_value, unwrap_optional
+from .hints import read as read_hint
 from .kinds import FUNCTION
 from .records import holds_records, is_record
 from .state import Scope, State, Stores
@@ -527,6 +528,39 @@ class SinkAdapter:
             self._loop.close()
 
 
+# The SQL literals a parameter takes at Validate, by the looser type of its hint, as
+# eKuiper's own functions take them (its ValidateOneStrArg, ValidateOneNumberArg,
+# ValidateTwoIntArg, had_changed): a string parameter no number, time unit or
+# boolean; a number parameter no string, time unit or boolean, but an integer; an
+# integer parameter no number with a fraction either; a boolean parameter only true
+# or false. Others take any literal their converter takes. Time units and whole
+# numbers reach Validate as integers, which is what these rules see of them.
+LITERALS = {"string": {"string"}, "int": {"integer"}, "float": {"integer", "number"},
+            "bool": {"boolean"}}
+
+# ast.Token of the operations that are true or false (eKuiper's ast.IsBooleanArg):
+# AND, OR, the comparisons, IN, NOT IN, BETWEEN, NOT BETWEEN, LIKE, NOT LIKE.
+CONDITIONS = frozenset({20, 21, 22, 23, 24, 25, 26, 27, 30, 32, 33, 34, 35, 36})
+
+
+def is_condition(expr: Any) -> bool:
+    """Whether a Validate argument is an operation that is true or false (in
+    parentheses too), such as ``x > 1``."""
+    while type(expr) is dict and len(expr) == 1 and "Expr" in expr:
+        expr = expr["Expr"]
+    return type(expr) is dict and expr.keys() == {"OP", "LHS", "RHS"} and \
+        expr["OP"] in CONDITIONS
+
+
+def _literal_kind(value: Any) -> str:
+    """The kind of SQL literal a value Validate receives was: a whole number is an integer."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    return "integer" if isinstance(value, int) else "number"
+
+
 class FunctionAdapter:
     """Answers eKuiper's Validate, Exec and IsAggregate requests for one function."""
 
@@ -578,10 +612,13 @@ class FunctionAdapter:
     def validate(self, args: list) -> Optional[str]:
         """Validate's answer for these SQL argument expressions: None, or why not.
 
-        It refuses a wrong count, and a literal that fails its parameter's
-        converter with every value Exec may receive for it, in the sentence
-        Exec gives; it accepts whatever only the running rule knows (see
-        :func:`kuiperlite.wire.literal_values`).
+        It refuses a wrong count; a literal, or a condition, that a parameter
+        of its type does not take by eKuiper's rules for its own functions
+        (:data:`LITERALS`: ``revert(123)`` for a string, ``celsius('70')``
+        for a number); and a literal its converter refuses (``'c'`` for
+        ``Literal['C', 'F']``, ``3`` for a list), in the sentence Exec gives.
+        It accepts whatever only the running rule knows, whose values Exec
+        converts (:func:`kuiperlite.wire.literal_values` reads the literals).
         """
         error = self._count_error(len(args))
         if error is not None:
@@ -593,20 +630,36 @@ class FunctionAdapter:
         return None
 
     def _literal_error(self, i: int, arg: Any) -> Optional[str]:
-        """Exec's sentence for argument ``i`` when it is a literal that never converts."""
+        """Why argument ``i`` is refused, when it is a literal or a condition."""
         convert, _exact, param = self._slot(i)
         values = wire.literal_values(arg)
-        if convert is None or not values:
+        condition = not values and is_condition(arg)
+        if not values and not condition:
             return None
-        mismatches = []
-        for value in values:
-            try:
-                # An aggregate receives the literal once per row of its window.
-                convert([value] if self.spec.aggregate else value)
+        # An aggregate receives the literal once per row of its window: its items.
+        aggregate = self.spec.aggregate
+        rule = (param.type.item if aggregate else param.type) or ANY
+        kinds = LITERALS.get(rule.value_type)
+        if condition:
+            if kinds is None or "boolean" in kinds:
                 return None
-            except Mismatch as err:
-                mismatches.append(err)
-        return self._mismatch(i, param, mismatches[0])
+            got = "a condition, which is true or false"
+        else:
+            value = values[0]
+            if convert is not None:
+                try:
+                    convert([value] if aggregate else value)
+                except Mismatch as err:
+                    return self._mismatch(i, param, err)
+            if kinds is None or _literal_kind(value) in kinds:
+                return None
+            got = describe_value(value)
+        expected = read_hint(unwrap_optional(rule.hint)).phrase  # a literal is never null
+        if aggregate:
+            got = f"a list (item 0 must be {expected}, got {got})"
+            expected = param.type.phrase
+        return f"Argument {i + 1} ({param.name}) of {self.spec.name}() must be {expected}, " \
+               f"got {got}."
 
     def _count_error(self, count: int) -> Optional[str]:
         """The error text for a wrong argument count, else None."""

@@ -73,6 +73,8 @@ class Hint(NamedTuple):
         fields: for an attrs class or a dataclass, its fields: (name, hint,
             required) each.
         dynamic: a sink's config parameter rendered per record (``Dynamic[X]``).
+        item: for a list, its items' hint: an aggregate function's window holds
+            one value of its SQL argument per row.
     """
 
     hint: Any
@@ -87,6 +89,7 @@ class Hint(NamedTuple):
     zero: Any = ""
     fields: Optional[tuple[tuple[str, Hint, bool], ...]] = None
     dynamic: bool = False
+    item: Optional[Hint] = None
 
 
 class Mismatch(ValueError):
@@ -386,7 +389,7 @@ def _read_list(hint: Any, item_hint: Any) -> Hint:
     _whole(hint, item)
     ui_type = _LIST_UI.get(item.ui_type or "", "list_string")
     if item.convert is None:
-        return _SIMPLE[list]._replace(hint=hint, ui_type=ui_type)
+        return _SIMPLE[list]._replace(hint=hint, ui_type=ui_type, item=item)
     phrase = f"a list of {_PLURALS.get(item.phrase, item.phrase)}"
     item_conv = item.convert
 
@@ -402,7 +405,7 @@ def _read_list(hint: Any, item_hint: Any) -> Hint:
         return out
 
     return _SIMPLE[list]._replace(hint=hint, convert=to_list, phrase=phrase, exact=None,
-                                  ui_type=ui_type)
+                                  ui_type=ui_type, item=item)
 
 
 def _read_dict(hint: Any, value_hint: Any) -> Hint:

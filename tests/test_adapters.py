@@ -15,6 +15,7 @@ from kuiperlite import (
     Context,
     Record,
     function,
+    hints,
     sink,
     source,
     testing,
@@ -575,6 +576,17 @@ HINTS = [str, int, float, bool, list, dict, list[int], Literal["a", 2], Color, O
          Optional[bool], Optional[list[str]], Any]
 LITERALS = ["abc", "12", " 7 ", "1.5", "true", "FALSE", "red", "RED", "a", "", 12, 0, 2, -3,
             1.5, -0.5, 3.0, 1e21, True, False]
+STRINGS = [value for value in LITERALS if isinstance(value, str)]
+INTEGERS = [12, 0, 2, -3, 3.0]  # 3.0 reaches Validate as 3, like an integer
+NUMBERS = [*INTEGERS, 1.5, -0.5, 1e21]
+BOOLEANS = [True, False]
+# The literals Validate takes for a parameter of each hint (for an aggregate, of a
+# list of it): by eKuiper's rules for its own functions, a string takes strings, an
+# integer integers, a number numbers, a boolean booleans; others take what converts.
+TAKEN = {str: STRINGS, int: INTEGERS, float: NUMBERS, bool: BOOLEANS, list: [], dict: [],
+         list[int]: [], Literal["a", 2]: ["a", 2], Color: ["red", "RED"],
+         Optional[int]: INTEGERS, Optional[bool]: BOOLEANS, Optional[list[str]]: [],
+         Any: LITERALS}
 
 
 def typed_function(hint, aggregate):
@@ -587,25 +599,31 @@ def typed_function(hint, aggregate):
 
 @pytest.mark.parametrize("aggregate", [False, True])
 @pytest.mark.parametrize("hint", HINTS, ids=str)
-def test_validate_refuses_a_literal_with_the_sentence_exec_gives(hint, aggregate):
-    """A literal Exec converts passes Validate; one it refuses is refused with
-    Exec's sentence, unless null, which Exec receives for a time literal (a
-    non-negative integer on the wire), converts."""
+def test_validate_takes_the_literals_ekuipers_own_functions_take(hint, aggregate):
+    """A literal of the parameter's type passes; any other is refused in Exec's
+    sentence: the one Exec gives when it refuses the value too, and the same
+    words when Exec would convert it."""
     adapter = typed_function(hint, aggregate)
+    phrase = adapter.spec.params[0].type.phrase
     for value in LITERALS:
         validated = request(adapter, "Validate", [gowire.literal(value)])
-        executed = request(adapter, "Exec", [[value] * 3 if aggregate else value, META])
-        if executed["state"]:
+        if value in TAKEN[hint] and type(value) in map(type, TAKEN[hint]):
             assert validated == {"state": True, "result": ""}, value
             continue
-        null = request(adapter, "Exec", [[None] if aggregate else None, META])["state"]
-        sent = orjson.loads(gowire.go_json(value))  # 3.0 goes as 3
-        may_be_time = type(sent) is int and sent >= 0
-        expected = executed if not (may_be_time and null) else {"state": True, "result": ""}
-        assert validated == expected, value
+        executed = request(adapter, "Exec", [[value] * 3 if aggregate else value, META])
+        if not executed["state"]:
+            assert validated == executed, value
+            continue
+        got = hints.describe_value(orjson.loads(gowire.go_json(value)))  # 3.0 goes as 3
+        expected = hints.describe(hints.unwrap_optional(hint))  # a literal is never null
+        if aggregate:
+            got = f"a list (item 0 must be {expected}, got {got})"
+            expected = phrase
+        assert validated == {"state": False, "result": f"Argument 1 (x) of f() must be "
+                                                       f"{expected}, got {got}."}, value
 
 
-def test_validate_checks_literals_and_leaves_the_rest_to_run_time():
+def test_validate_refuses_what_ekuiper_refuses_and_exec_still_converts_columns():
     @function
     def typed(s: str, n: int, x: float, flag: bool) -> list:
         return [s, n, x, flag]
@@ -613,15 +631,59 @@ def test_validate_checks_literals_and_leaves_the_rest_to_run_time():
     adapter = FunctionAdapter(spec(typed))
     x = gowire.field("x")
     ok = {"state": True, "result": ""}
-    assert request(adapter, "Validate", [gowire.literal(v) for v in (12, "12", "1.5", "true")]) \
-        == ok  # each converts at Exec: '12' is 12 for an int
+
+    def refused(text):
+        return {"state": False, "result": text}
+
+    assert request(adapter, "Validate", [gowire.literal(v) for v in ("a", 3, 1.5, True)]) == ok
+    assert request(adapter, "Validate", [gowire.literal(v) for v in ("a", 3, 2, False)]) == ok
+    assert request(adapter, "Validate", [gowire.literal(12), x, x, x]) == refused(
+        "Argument 1 (s) of typed() must be a string, got the number 12.")
+    assert request(adapter, "Validate", [x, gowire.literal("12"), x, x]) == refused(
+        "Argument 2 (n) of typed() must be an integer, got the string '12'.")
+    assert request(adapter, "Validate", [x, gowire.literal(3.5), x, x]) == refused(
+        "Argument 2 (n) of typed() must be an integer, got the number 3.5.")
+    assert request(adapter, "Validate", [x, x, gowire.literal("1.5"), x]) == refused(
+        "Argument 3 (x) of typed() must be a number, got the string '1.5'.")
+    assert request(adapter, "Validate", [x, x, x, gowire.literal("true")]) == refused(
+        "Argument 4 (flag) of typed() must be true or false, got the string 'true'.")
+    # a value the running rule supplies is converted at Exec, as before
+    assert request(adapter, "Exec", [12, "12", "1.5", "TRUE", META]) == {
+        "state": True, "result": ["12", 12, 1.5, True]}
+
+
+def test_a_condition_is_true_or_false():
+    @function
+    def typed(s: str, n: int, x: float, flag: bool) -> list:
+        return [s, n, x, flag]
+
+    adapter = FunctionAdapter(spec(typed))
+    x = gowire.field("x")
+    above = gowire.binary(x, ">", gowire.literal(1))  # x > 1
+    for condition in (above, gowire.binary(above, "AND", above), gowire.paren(above),
+                      gowire.operation(x, 35, gowire.like_pattern(gowire.literal("a%")))):
+        assert request(adapter, "Validate", [x, x, x, condition])["state"] is True
+        assert request(adapter, "Validate", [condition, x, x, x]) == {
+            "state": False, "result": "Argument 1 (s) of typed() must be a string, got a "
+                                      "condition, which is true or false."}
+    assert request(adapter, "Validate", [x, x, above, x])["result"] == (
+        "Argument 3 (x) of typed() must be a number, got a condition, which is true or false.")
+    plus = gowire.binary(x, "+", gowire.literal(1))  # x + 1: its value is the rule's
+    assert request(adapter, "Validate", [plus, plus, plus, plus])["state"] is True
+
+
+def test_validate_leaves_what_only_the_running_rule_knows():
+    @function
+    def typed(s: str, n: int, x: float, flag: bool) -> list:
+        return [s, n, x, flag]
+
+    adapter = FunctionAdapter(spec(typed))
+    x = gowire.field("x")
     assert request(adapter, "Validate", [x, gowire.call("lower", x),
                                          gowire.binary(x, "+", gowire.literal(1)),
-                                         gowire.field("x", "demo")]) == ok
-    assert request(adapter, "Validate", [gowire.literal(v) for v in ("a", 3.5, 1.5, True)]) == {
-        "state": False,
-        "result": "Argument 2 (n) of typed() must be an integer, got the number 3.5."}
-    assert request(adapter, "Validate", [{"Expr": gowire.literal(True)}, x, x, x]) == {
+                                         gowire.field("x", "demo")]) == {"state": True,
+                                                                         "result": ""}
+    assert request(adapter, "Validate", [gowire.paren(gowire.literal(True)), x, x, x]) == {
         "state": False, "result": "Argument 1 (s) of typed() must be a string, got true."}
     assert request(adapter, "Validate", [gowire.literal(True)]) == {
         "state": False,  # the count first
@@ -638,30 +700,33 @@ def test_validate_checks_each_vararg_and_an_aggregates_window():
         return sum(values)
 
     va = FunctionAdapter(spec(tagged))
-    args = [gowire.literal(v) for v in ("t", 1, "2", "x")]
-    assert request(va, "Validate", args) == request(va, "Exec", ["t", 1, "2", "x", META]) == {
+    assert request(va, "Validate", [gowire.literal(v) for v in ("t", 1, 2, 3)])["state"] is True
+    assert request(va, "Validate", [gowire.literal(v) for v in ("t", 1, 2, "x")]) == request(
+        va, "Exec", ["t", 1, 2, "x", META]) == {
         "state": False,
         "result": "Argument 4 (codes) of tagged() must be an integer, got the string 'x'."}
     agg = FunctionAdapter(spec(total))
     assert request(agg, "Validate", [gowire.literal(3)])["state"] is True
-    assert request(agg, "Validate", [gowire.literal("abc")]) == request(
-        agg, "Exec", [["abc", "abc"], META]) == {
+    assert request(agg, "Validate", [gowire.literal("3")]) == {
         "state": False, "result": "Argument 1 (values) of total() must be a list of numbers, "
-                                  "got a list (item 0 must be a number, got the string 'abc')."}
+                                  "got a list (item 0 must be a number, got the string '3')."}
+    assert request(agg, "Exec", [["3", "3"], META])["result"] == 6.0  # a column's strings
 
 
-def test_a_time_literal_may_be_null_at_exec():
+def test_a_time_unit_is_an_integer_to_validate():
     @function
     def maybe(flag: Optional[bool]) -> Optional[bool]:
         return flag
 
-    adapter = FunctionAdapter(spec(maybe))
-    ss = {"Val": 83}  # `ss` in eKuiper 2.2 to 2.4; Exec receives null for it
-    assert request(adapter, "Validate", [ss]) == {"state": True, "result": ""}
-    assert request(adapter, "Exec", [None, META]) == {"state": True, "result": None}
-    assert request(adapter, "Validate", [gowire.literal(-3)]) == {
+    @function
+    def scaled(n: int) -> int:
+        return n
+
+    ss = {"Val": 83}  # maybe(ss): eKuiper sends the unit's token, like the integer 83
+    assert request(FunctionAdapter(spec(maybe)), "Validate", [ss]) == {
         "state": False,
-        "result": "Argument 1 (flag) of maybe() must be true or false, got the number -3."}
+        "result": "Argument 1 (flag) of maybe() must be true or false, got the number 83."}
+    assert request(FunctionAdapter(spec(scaled)), "Validate", [ss])["state"] is True
 
 
 def test_exec_reads_values_never_shapes():

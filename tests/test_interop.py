@@ -93,10 +93,15 @@ def test_function_reverts_strings(peer):
         assert [fn.call(*args) for args in MOCK_FUNC_DATA] == ["evlewt", "nevele"]
 
 
-# What Validate answers for revert(true), a literal revert's Exec cannot take.
+# What Validate answers for revert(true), a literal revert's Exec cannot take, and
+# for revert(123), which eKuiper refuses for a string parameter of its own functions.
 VALIDATE_TRUE = {
     "kuiperlite": "Argument 1 (s) of revert() must be a string, got true.",
     "official-sdk": None,  # its example's validate accepts everything; Exec then fails
+}
+VALIDATE_NUMBER = {
+    "kuiperlite": "Argument 1 (s) of revert() must be a string, got the number 123.",
+    "official-sdk": None,
 }
 
 
@@ -112,6 +117,21 @@ def test_validate_of_a_literal_exec_cannot_take(peer):
             assert str(info.value) == VALIDATE_TRUE["kuiperlite"]
         else:
             assert "TypeError" in str(info.value)  # its traceback, as the call's error
+
+
+def test_validate_of_a_rules_sql(peer):
+    name = peer.name("revert")
+    with peer.host.function(name) as fn:
+        assert fn.validate_sql(f"SELECT {name}(lower(col1)) FROM demo WHERE "
+                               f"{name}('abc') = 'cba'") is None
+        assert fn.validate(gowire.literal(123)) == VALIDATE_NUMBER[peer.system]
+        if peer.system == "kuiperlite":
+            assert fn.validate_sql(f"SELECT {name}(123) FROM demo") == (
+                f"validate function {name} error: validate return state is false, "
+                f"got &{{State:false Result:{VALIDATE_NUMBER['kuiperlite']}}}")
+            assert fn.call(123) == "321"  # a column's number is still converted
+        else:
+            assert fn.validate_sql(f"SELECT {name}(123) FROM demo") is None
 
 
 def test_concurrent_source_instances(peer):

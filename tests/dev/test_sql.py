@@ -7,6 +7,7 @@ tests/dev/test_golden_validate.py holds the parser to eKuiper's own answers.
 
 import pytest
 
+from kuiperlite import adapters
 from kuiperlite.dev import gowire, sql
 
 import golden_corpus
@@ -31,6 +32,7 @@ def test_the_token_numbers_are_the_ones_the_wire_uses():
         ("OR", "OR"), ("=", "EQ"), ("!=", "NEQ"), ("<", "LT"), ("<=", "LTE"), (">", "GT"),
         (">=", "GTE"), ("->", "ARROW")]} == gowire.OPERATORS
     assert (sql.ASTERISK, sql.SS) == (gowire.ASTERISK, 83)
+    assert sql.CONDITIONS == adapters.CONDITIONS  # what the plugin side takes for a condition
 
 
 @pytest.mark.parametrize(("expr", "built"), [
