@@ -10,9 +10,12 @@ channels in eKuiper's order, moves bytes encoded and decoded as eKuiper does
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+
+import attrs
 
 from .. import nng, wire
 from ..channels import TICK, dial, ms, puller
@@ -24,6 +27,7 @@ from . import gowire
 from .ends import Channel, Responder, checked_address, listening, nudge
 from .sql import SqlError
 from .sql import parse as parse_sql
+from .sinkrule import Message, SinkRule
 
 if TYPE_CHECKING:
     from .host import Host
@@ -197,7 +201,12 @@ class SourceHandle:
 
 
 class SinkHandle:
-    """A started sink instance, seen from the host."""
+    """A started sink instance, seen from the host.
+
+    :meth:`emit` feeds it rule outputs as eKuiper does, through the sink
+    pipeline its properties configure (:mod:`kuiperlite.dev.sinkrule`);
+    :meth:`send` pushes one payload as it is.
+    """
 
     def __init__(self, host: Host, control: Control) -> None:
         assert control.meta is not None
@@ -205,6 +214,10 @@ class SinkHandle:
         self.control = control
         self.what = what(control)
         self.require_ack = control.config.get("requireAck") is True
+        self._rule: Optional[SinkRule] = None
+        self._emitting = threading.Lock()  # one emit at a time: the pipeline keeps state
+        self._in_flight = threading.Lock()  # held while a message is sent and its ack awaited
+        self._stopping = False
         meta = _checked(control, host.ipc_dir)
         self.address = wire.data_address(meta, host.ipc_dir)
         ack = wire.ack_address(meta, host.ipc_dir)
@@ -232,8 +245,72 @@ class SinkHandle:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
+    @property
+    def rule(self) -> SinkRule:
+        """eKuiper's sink pipeline for this sink's properties, made at first use.
+
+        Raises:
+            RuleError: eKuiper refuses a rule with these properties.
+            Unsupported: the host cannot play them.
+        """
+        if self._rule is None:
+            self._rule = SinkRule(self.control.config, self.control.symbol_name)
+        return self._rule
+
+    def emit(self, outputs: Iterable[Any], timeout: Optional[float] = None) -> list[Message]:
+        """Feed rule outputs to the sink as eKuiper does, and send what it sends.
+
+        Each output is a Row (a dict) or a Collection (a list of dicts). They
+        go through eKuiper's sink pipeline, driven by the sink's properties
+        (``sendSingle``, ``batchSize``, ``dataTemplate``, ``fields``,
+        ``omitIfEmpty``, templates in other properties...): the plugin
+        receives exactly the bytes eKuiper would send, one message at a
+        time, each acked before the next with ``requireAck``.
+
+        A :meth:`stop` from another thread lets the message in flight finish
+        (eKuiper waits for its ack), and the messages after it are not sent
+        (eKuiper may send a few of them: its loop picks at random between
+        the stop and the queue; the host sends none).
+
+        Args:
+            outputs: the rule's outputs, in order.
+            timeout: how long to wait for each ack (default: the host's timeout).
+
+        Returns:
+            Every message eKuiper makes of the outputs, in order: those sent,
+            with their ``ack`` (None for ok, or without requireAck), those
+            eKuiper drops (``error``, its text), and those not sent because
+            the sink stopped (``sent`` False). A batch still filling holds
+            its rows (``handle.rule.pending``).
+
+        Raises:
+            RuleError: eKuiper refuses a rule with this sink's properties
+                (``err.text`` is its error).
+            Unsupported: the properties need what the host does not play.
+            ValueError: an output is not a Row or a Collection of JSON values.
+            HostError: the sink is stopped, or a send or an ack timed out.
+        """
+        with self._emitting:
+            if self._stopping or self.data.closed:
+                raise HostError(f"The {self.what} is stopped.")
+            messages = self.rule.messages(outputs)
+            out: list[Message] = []
+            for message in messages:
+                if message.data is None:
+                    out.append(message)
+                    continue
+                with self._in_flight:
+                    if self._stopping:
+                        out.append(message)
+                        continue
+                    ack = self._deliver(message.data, timeout)
+                out.append(attrs.evolve(message, sent=True, ack=ack))
+            return out
+
     def send(self, payload: Any, timeout: Optional[float] = None) -> Optional[str]:
-        """Push one payload (bytes, or a value encoded as eKuiper does).
+        """Push one payload as it is: bytes, or a value encoded as eKuiper's
+        json encoder does. The sink's properties are not applied (:meth:`emit`
+        applies them).
 
         Args:
             timeout: how long to wait for the ack (default: the host's timeout).
@@ -243,10 +320,18 @@ class SinkHandle:
             without it, None at once.
 
         Raises:
-            HostError: the plugin did not take the payload within eKuiper's
-                send timeout, or did not ack in time (eKuiper would wait on).
+            HostError: the sink is stopped, or the plugin did not take the
+                payload within eKuiper's send timeout, or did not ack in time
+                (eKuiper would wait on).
         """
-        encoded = gowire.encode_payload(payload)
+        with self._in_flight:
+            if self._stopping:
+                raise HostError(f"The {self.what} is stopped.")
+            return self._deliver(gowire.encode_payload(payload), timeout)
+
+    def _deliver(self, encoded: bytes, timeout: Optional[float]) -> Optional[str]:
+        """Push bytes on the data channel, then wait for their ack, as eKuiper's
+        ``Collect`` does."""
         send_timeout = self.host.send_timeout
         deadline = time.monotonic() + send_timeout
         with self.data.lock:
@@ -288,12 +373,22 @@ class SinkHandle:
             return self.ack.direct.try_recv()
 
     def stop(self) -> None:
-        """Close data and ack channels, then send stop (eKuiper's order)."""
-        if self.close():
-            self.host.command(STOP, self.control)
+        """Stop as eKuiper stops a rule's sink: let the message in flight finish
+        (eKuiper waits for its ack; the host waits its send timeout and its
+        timeout at most), send no other, close the data and ack channels, then
+        send stop."""
+        self._stopping = True
+        finished = self._in_flight.acquire(timeout=self.host.send_timeout + self.host.timeout)
+        try:
+            if self.close():
+                self.host.command(STOP, self.control)
+        finally:
+            if finished:
+                self._in_flight.release()
 
     def close(self) -> bool:
         """Close both channels without a command; False if already closed."""
+        self._stopping = True
         if not self.data.close():
             return False
         self.ack.close()
