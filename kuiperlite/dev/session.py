@@ -36,6 +36,7 @@ from ..wire import Control, FuncMeta, Meta
 from . import gowire, proc
 from .handles import FunctionHandle, SinkHandle, SourceHandle, SourceStatus
 from .host import Host, launch_argv
+from .sinkrule import Message
 
 # What eKuiper's plugin test server feeds sinks and functions; serve, when a start asks.
 MOCK_SINK_DATA: list[Any] = [{"name": "hello", "count": 5}, {"name": "world", "count": 10}]
@@ -436,7 +437,8 @@ class Session:
             raise BadRequest(f"{err} Use a shorter ruleId or opId.") from None
 
     def send(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``POST /symbol/send``: push one payload into a running sink; its ack."""
+        """``POST /symbol/send``: feed one rule output (``data``: a row, or a list
+        of rows) to a running sink as eKuiper does; its ack and messages."""
         wanted = Running(_control(dict(body, pluginType=SINK.wire)))
         if "data" not in body:
             raise BadRequest("send needs 'data', the payload to push into the sink.")
@@ -444,7 +446,7 @@ class Session:
         if running is None:
             raise NotFound(f"sink {wanted.symbol!r} is not running for rule "
                            f"{wanted.ids.rule_id}; start it first.")
-        return {"ack": self._send(running, body["data"])}
+        return self._send(running, body["data"])
 
     def call(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /function/call``: call a function once; its result.
@@ -522,23 +524,40 @@ class Session:
                 return
             try:
                 action(item)
-            except PluginFailed:
+            except ServeError:
                 continue  # recorded and shown already; the next one may work
 
-    def _send(self, running: Running, payload: Any) -> Optional[str]:
+    def _send(self, running: Running, output: Any) -> dict[str, Any]:
+        """Feed one rule output to a running sink as eKuiper does (its sink
+        pipeline, :meth:`SinkHandle.emit <kuiperlite.dev.handles.SinkHandle.emit>`);
+        what became of it.
+
+        Returns:
+            ``ack``: with requireAck, ``"ok"`` or the first error ack of the
+            messages sent (None without requireAck, or when none was sent);
+            ``messages``: each message eKuiper makes of the output;
+            ``pending``: rows waiting for the batch to fill.
+        """
         handle: SinkHandle = running.handle
         try:
             with running.lock:
-                ack = handle.send(payload)
-        except KuiperliteError as err:
+                messages = handle.emit([output])
+        except (ValueError, KuiperliteError) as err:
             self._record(running, "error", str(err), f"could not send: {err}")
+            if isinstance(err, ValueError):
+                raise BadRequest(str(err)) from None
             raise PluginFailed(str(err)) from None
-        shown = "ok" if ack is None else ack
-        text = f"sent {_json(payload)} -> ack {shown}" if handle.require_ack else \
-            f"sent {_json(payload)} (no ack: requireAck is off)"
-        self._record(running, "ack", {"payload": payload, "ack": shown if handle.require_ack
-                                      else None}, text)
-        return shown if handle.require_ack else None
+        acks = [m.ack for m in messages if m.sent]
+        ack = None if not handle.require_ack or not acks else \
+            next((a for a in acks if a is not None), "ok")
+        shown = [_message_json(m, handle.require_ack) for m in messages]
+        pending = handle.rule.pending
+        result = {"ack": ack, "messages": shown, "pending": pending}
+        self._record(running, "ack", {"payload": output, **result},
+                     "; ".join(_message_line(m, handle.require_ack) for m in messages)
+                     or f"took {_json(output)}: nothing to send"
+                     + (f" ({pending} row(s) wait for the batch)" if pending else ""))
+        return result
 
     def _call(self, running: Running, handle: FunctionHandle, args: list[Any]) -> Any:
         shown = f"{running.symbol}({', '.join(_json(a) for a in args)})"
@@ -656,6 +675,28 @@ def _status(running: Running) -> dict[str, Any]:
         shown["startsAgainAt"] = status.again_at
         shown["startsAgainIn"] = round(max(0.0, status.again_at - time.time()), 3)
     return shown
+
+
+def _message_json(message: Message, require_ack: bool) -> dict[str, Any]:
+    """A message eKuiper made of a rule output, as serve reports it."""
+    if message.dropped:
+        return {"dropped": message.error, "op": message.op}
+    assert message.data is not None
+    ack = ("ok" if message.ack is None else message.ack) if require_ack and message.sent \
+        else None
+    return {"data": message.data.decode("utf-8", "replace"), "sent": message.sent, "ack": ack}
+
+
+def _message_line(message: Message, require_ack: bool) -> str:
+    if message.dropped:
+        return f"eKuiper drops a message: {message.logged}"
+    assert message.data is not None
+    data = message.data.decode("utf-8", "replace")
+    if not message.sent:
+        return f"did not send {data}: the sink stopped"
+    if not require_ack:
+        return f"sent {data} (no ack: requireAck is off)"
+    return f"sent {data} -> ack {'ok' if message.ack is None else message.ack}"
 
 
 def _json(value: Any) -> str:

@@ -261,15 +261,51 @@ def test_conflicts_and_body_limit(serve):
 
 def test_sink_mock_feed_send_and_acks(serve):
     server = serve("--sink-data", '[{"name": "mock"}]', "--mock-interval", "0.1").ready()
-    body = start_body("keep", "sink", config={"requireAck": True})
+    body = start_body("keep", "sink", config={"requireAck": True, "sendSingle": True})
     assert server.request("POST", "/symbol/start", body)[0] == 200
     acks = at_least(server, 1, kind="ack")
-    assert acks[0]["data"] == {"payload": {"name": "mock"}, "ack": "ok"}
-    assert server.request("POST", "/symbol/send", {**body, "data": {"fail": True}}) == (
-        200, {"ack": "OSError: disk full"})
-    assert server.request("POST", "/symbol/send", {**body, "data": [1, 2]}) == (200, {"ack": "ok"})
-    assert wait_until(lambda: server.said("KEEP [1, 2]"))
+    assert acks[0]["data"]["payload"] == {"name": "mock"} and acks[0]["data"]["ack"] == "ok"
+    status, got = server.request("POST", "/symbol/send", {**body, "data": {"fail": True}})
+    assert status == 200 and got["ack"] == "OSError: disk full"
+    status, got = server.request("POST", "/symbol/send", {**body, "data": [{"a": 1}, {"a": 2}]})
+    assert status == 200 and got["ack"] == "ok" and len(got["messages"]) == 2
+    assert wait_until(lambda: server.said("KEEP {'a': 2}"))
     assert server.said('[sink keep rule1] sent {"fail":true} -> ack OSError: disk full')
+
+
+def test_send_feeds_the_sink_as_ekuiper_does(serve):
+    server = serve().ready()
+    body = start_body("keep", "sink", config={"requireAck": True})
+    assert server.request("POST", "/symbol/start", body)[0] == 200
+    # sendSingle is off by default: eKuiper sends a row as a one-element list
+    assert server.request("POST", "/symbol/send", {**body, "data": {"fail": True}}) == (
+        200, {"ack": "ok", "pending": 0,
+              "messages": [{"data": '[{"fail":true}]', "sent": True, "ack": "ok"}]})
+    assert wait_until(lambda: server.said("KEEP [{'fail': True}]"))
+    status, err = server.request("POST", "/symbol/send", {**body, "data": [1, 2]})
+    assert status == 400 and err["error"] == (
+        "A rule output is a row (an object) or a collection (a list of objects), got a list.")
+
+    templated = start_body("keep", "sink", rule="rule2", config={
+        "sendSingle": True, "batchSize": 2, "topic": "{{.a.b}}"})
+    assert server.request("POST", "/symbol/start", templated)[0] == 200
+    assert server.request("POST", "/symbol/send", {**templated, "data": {"a": 1}}) == (
+        200, {"ack": None, "pending": 0, "messages": [{
+            "dropped": "fail to calculate props {{.a.b}} through data map[a:1] with "
+                       "dataTemplate for error template: sink:1:4: executing \"sink\" at "
+                       "<.a.b>: can't evaluate field b in type interface {}",
+            "op": "keep_0_1_transform"}]})
+    assert server.request("POST", "/symbol/send", {**templated, "data": {"a": {"b": 2}}}) == (
+        200, {"ack": None, "pending": 0, "messages": [
+            {"data": '[{"a":{"b":2}}]', "sent": True, "ack": None}]})
+    assert wait_until(lambda: server.said("KEEP [{'a': {'b': 2}}]"))
+
+    refused = start_body("keep", "sink", rule="rule3", config={"batchSize": -1})
+    assert server.request("POST", "/symbol/start", refused)[0] == 200
+    status, err = server.request("POST", "/symbol/send", {**refused, "data": {"a": 1}})
+    assert status == 400 and err["error"] == ("eKuiper refuses a rule with this sink's "
+                                              "properties: fail to parse sink configuration: "
+                                              "invalid batchSize -1")
 
 
 def test_running_sinks_and_functions_get_mock_data_only_when_asked(serve):
