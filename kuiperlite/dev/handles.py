@@ -25,9 +25,9 @@ from ..kinds import FUNCTION
 from ..wire import START, STOP, Control, FuncMeta, Meta
 from . import gowire
 from .ends import Channel, Responder, checked_address, listening, nudge
+from .sinkrule import Message, SinkRule
 from .sql import SqlError
 from .sql import parse as parse_sql
-from .sinkrule import Message, SinkRule
 
 if TYPE_CHECKING:
     from .host import Host
