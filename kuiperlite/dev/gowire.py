@@ -7,9 +7,8 @@ eKuiper really sends. The shapes both halves share (:class:`~kuiperlite.wire.Con
 :class:`~kuiperlite.wire.Meta`, :class:`~kuiperlite.wire.FuncMeta`) live in
 :mod:`kuiperlite.wire`, with the plugin's half.
 
-eKuiper's Go encoder sorts map keys, keeps struct fields in declaration
-order, writes integral floats as integers and escapes <, >, & and the two
-JavaScript line separators; :func:`go_json` reproduces all of it.
+eKuiper's Go encoder (``json.Marshal``) is reproduced by
+:mod:`kuiperlite.dev.gojson`: :func:`go_json` writes what it writes.
 
 Validate receives each SQL argument as the expression eKuiper parsed
 (its ``pkg/ast`` nodes, marshalled as they are): :func:`literal`,
@@ -26,53 +25,9 @@ import orjson
 
 from ..errors import ProtocolError
 from ..hints import describe_value
-from ..wire import _LENIENT, Control, FuncMeta, Meta, _loads
-
-_GO_ESCAPES = (
-    (b"<", b"\\u003c"),
-    (b">", b"\\u003e"),
-    (b"&", b"\\u0026"),
-    ("\u2028".encode(), b"\\u2028"),
-    ("\u2029".encode(), b"\\u2029"),
-)
-
-
-def go_json(value: Any) -> bytes:
-    """Encode a value as Go's ``encoding/json`` would.
-
-    Args:
-        value: a JSON-shaped value (dicts, lists, strings, numbers, bools, None).
-
-    Returns:
-        The JSON bytes: map keys sorted, integral floats as integers, and
-        ``<``, ``>``, ``&``, U+2028 and U+2029 escaped.
-    """
-    out = orjson.dumps(_go_values(value), option=orjson.OPT_SORT_KEYS | _LENIENT)
-    for raw, escaped in _GO_ESCAPES:
-        if raw in out:
-            out = out.replace(raw, escaped)
-    return out
-
-
-class Struct(dict):
-    """A Go struct: encoded with its fields in the order given, where a map's keys are sorted."""
-
-
-def _go_values(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
-        return int(value)
-    if isinstance(value, Struct):
-        return orjson.Fragment(_struct(*value.items()))
-    if isinstance(value, dict):
-        return {str(k): _go_values(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_go_values(v) for v in value]
-    return value
-
-
-def _struct(*fields: tuple[str, Any]) -> bytes:
-    """A Go struct: fields in the given order, each value Go-encoded."""
-    return b"{" + b",".join(go_json(k) + b":" + go_json(v) for k, v in fields) + b"}"
+from ..wire import Control, FuncMeta, Meta, _loads
+from .gojson import Struct, go_json
+from .gojson import struct_json as _struct
 
 
 def encode_control(control: Control) -> bytes:
@@ -107,6 +62,10 @@ def encode_command(name: str, control: Control) -> bytes:
     Args:
         name: ``"start"`` or ``"stop"``.
         control: the command's argument, sent as a JSON string in ``arg``.
+
+    Raises:
+        gojson.MarshalError: the config holds a value Go's encoder refuses (NaN,
+            an infinity); eKuiper's start or stop then fails before sending.
     """
     return _struct(("cmd", name), ("arg", encode_control(control).decode()))
 
@@ -129,6 +88,10 @@ def encode_function_call(func: str, args: Optional[list]) -> bytes:
     Args:
         func: ``"Validate"``, ``"Exec"`` or ``"IsAggregate"``.
         args: the arguments; none (or an empty list) is sent as ``null``.
+
+    Raises:
+        gojson.MarshalError: an argument Go's encoder refuses (NaN, an
+            infinity); eKuiper's call then fails before sending.
     """
     return _struct(("func", func), ("arg", args if args else None))
 
@@ -381,6 +344,9 @@ def encode_payload(data: Any) -> bytes:
 
     Args:
         data: bytes, sent as they are, or a value to encode as Go does.
+
+    Raises:
+        gojson.MarshalError: a value Go's encoder refuses (NaN, an infinity).
     """
     if isinstance(data, (bytes, bytearray)):
         return bytes(data)

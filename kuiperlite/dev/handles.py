@@ -23,7 +23,7 @@ from ..errors import HostError, ProtocolError
 from ..hints import describe_value
 from ..kinds import FUNCTION
 from ..wire import START, STOP, Control, FuncMeta, Meta
-from . import gowire
+from . import gojson, gowire
 from .ends import Channel, Responder, checked_address, listening, nudge
 from .sinkrule import Message, SinkRule
 from .sql import SqlError
@@ -433,6 +433,7 @@ class FunctionHandle:
         """Send one raw request; returns ``(state, result)``.
 
         Raises:
+            ValueError: an argument Go cannot encode (NaN, an infinity).
             HostError: no answer within eKuiper's send and receive timeouts.
         """
         return gowire.decode_reply(self.request_raw(func, args))
@@ -441,12 +442,18 @@ class FunctionHandle:
         """Send one request as eKuiper encodes it; returns the reply's bytes.
 
         Raises:
+            ValueError: an argument Go cannot encode (NaN, an infinity).
             HostError: no answer within eKuiper's send and receive timeouts.
         """
         host = self.host
         try:
-            return self.channel.request(gowire.encode_function_call(func, args),
-                                        host.send_timeout + host.recv_timeout)
+            payload = gowire.encode_function_call(func, args)
+        except gojson.MarshalError as err:
+            raise ValueError(f"The {func} call of function {self.symbol!r} cannot be sent: "
+                             f"Go's encoder refuses its arguments ({err}), and eKuiper fails "
+                             "the call the same way.") from None
+        try:
+            return self.channel.request(payload, host.send_timeout + host.recv_timeout)
         except HostError as err:
             if "in time" not in str(err):
                 raise

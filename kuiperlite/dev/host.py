@@ -31,9 +31,9 @@ from .. import wire
 from ..errors import HostError
 from ..kinds import SINK, SOURCE
 from ..wire import START, Control, Meta
-from . import gowire
+from . import gojson, gowire
 from .ends import Responder, checked_address
-from .handles import FunctionChannel, FunctionHandle, SinkHandle, SourceHandle
+from .handles import FunctionChannel, FunctionHandle, SinkHandle, SourceHandle, what
 
 PORTABLE_CONFIG = '{"sendTimeout":1000}'
 
@@ -69,6 +69,20 @@ def stream_options(ekuiper: int, datasource: str, **options: Any) -> dict[str, A
     out.update(options)
     out["format"] = str(out["format"]).lower()
     return out
+
+
+def source_control(symbol: str, meta: Meta, datasource: str = "",
+                   config: Optional[dict] = None, *, ekuiper: int = 2,
+                   **options: Any) -> Control:
+    """The Control eKuiper sends to start a source: the properties of its yaml
+    conf key, then the stream options (:func:`stream_options`) over them.
+
+    Args:
+        ekuiper: the eKuiper generation, 2 (``dataSource`` in the config) or 1
+            (``dataSource`` in the Control).
+    """
+    merged = {**(config or {}), **stream_options(ekuiper, datasource, **options)}
+    return Control(symbol, SOURCE.wire, meta, datasource if ekuiper == 1 else "", merged)
 
 
 def launch_argv(executable: str, python: str = sys.executable,
@@ -359,9 +373,18 @@ class Host:
 
         A start restarts a plugin that died (replaying the other starts); a stop
         to a dead plugin only forgets the command, as its instance is gone.
+
+        Raises:
+            ValueError: the config holds a value Go cannot encode (NaN, an
+                infinity); nothing is sent.
         """
         key = control.meta or Meta("", "", 0)
-        payload = gowire.encode_command(name, control)
+        try:
+            payload = gowire.encode_command(name, control)
+        except gojson.MarshalError as err:
+            raise ValueError(f"The {name} command of {what(control)} cannot be sent: Go's "
+                             f"encoder refuses its config ({err}), and eKuiper fails the "
+                             f"{name} the same way.") from None
         if name == START:
             self._ensure_running()
             self._send(payload)
@@ -392,9 +415,8 @@ class Host:
             config: the properties of the source's yaml conf key.
             options: stream options other than the datasource (``format=...``).
         """
-        merged = {**(config or {}), **stream_options(self.ekuiper, datasource, **options)}
-        top = datasource if self.ekuiper == 1 else ""
-        return Control(symbol, SOURCE.wire, meta, top, merged)
+        return source_control(symbol, meta, datasource, config, ekuiper=self.ekuiper,
+                              **options)
 
     def start_source(self, symbol: str, *, rule: str = "rule1", op: str = "op1",
                      instance: int = 0, datasource: str = "", config: Optional[dict] = None,

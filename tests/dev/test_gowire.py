@@ -4,8 +4,11 @@ import orjson
 import pytest
 
 from kuiperlite import wire
-from kuiperlite.dev import gowire
+from kuiperlite.dev import gojson, gowire
+from kuiperlite.dev.host import Host
 from kuiperlite.wire import Control, FuncMeta, Meta
+
+from conftest import unique
 
 
 def test_acks_are_decoded():
@@ -49,6 +52,35 @@ def test_source_messages_are_decoded_like_go():
     assert gowire.decode_source_message(b"null") == (None, None, None)  # an empty row
     # The SDKs' error message decodes to no message at all: an empty row in eKuiper.
     assert gowire.decode_source_message(b'{"error":"boom"}') == (None, None, "boom")
+
+
+def test_go_json_refuses_what_go_cannot_encode_with_a_sentence():
+    assert gojson.go_json({"b\udcff": 1, "a": b"\x00"}) == b'{"a":"AA==","b\\ufffd":1}'
+    for value, message in [
+            (2**64, "The integer 18446744073709551616 is beyond Go's int64 and uint64"),
+            ({1, 2}, "The value cannot be encoded as JSON"),
+            ([float("-inf")], "json: unsupported value: -Inf"),
+            (_nested(255), "The value nests too deep for the host to encode")]:
+        with pytest.raises(gojson.MarshalError, match=message):
+            gojson.go_json(value)
+    assert gojson.go_json(_nested(254)) == b"[" * 254 + b"]" * 254
+
+
+def _nested(levels):
+    value = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def test_a_config_go_cannot_encode_is_refused_before_anything_is_sent():
+    with Host(unique("p"), timeout=1) as host:
+        control = Control("s", "source", Meta("r", "o", 0), "", {"x": float("nan")})
+        with pytest.raises(ValueError, match=r"The start command of source 's' of rule r/o/0 "
+                           r"cannot be sent: Go's encoder refuses its config \(json: "
+                           r"unsupported value: NaN\), and eKuiper fails the start"):
+            host.command("start", control)
+        assert host.commands == {}
 
 
 @pytest.mark.parametrize(("raw", "text"), [
