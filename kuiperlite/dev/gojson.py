@@ -1,11 +1,18 @@
 """Go's ``encoding/json``, as far as eKuiper's side of the wire uses it.
 
-eKuiper is a Go program: what it sends is ``json.Marshal``'s bytes. The
-embedded host reproduces them here, so that :mod:`kuiperlite.dev.gowire`
-sends exactly what eKuiper sends: :func:`go_json` encodes as
-``json.Marshal`` does, map keys sorted, struct fields in order, floats as Go
-formats them, ``<``, ``>``, ``&``, U+2028 and U+2029 escaped, bytes in
-base64, NaN and infinities refused with Go's error.
+eKuiper is a Go program: what it sends is ``json.Marshal``'s bytes, and what
+it reads is ``json.Unmarshal`` into one of its structs. The embedded host
+reproduces both here, so that :mod:`kuiperlite.dev.gowire` can say exactly
+what eKuiper sends and concludes:
+
+- :func:`go_json` encodes as ``json.Marshal``: map keys sorted, struct fields
+  in order, floats as Go formats them, ``<``, ``>``, ``&``, U+2028 and U+2029
+  escaped, bytes in base64, NaN and infinities refused with Go's error.
+- :func:`unmarshal` decodes into a :class:`GoStruct` as ``json.Unmarshal``
+  does: its syntax errors, its type errors, keys matched to fields
+  case-insensitively, repeated keys merging into a map field, every number a
+  float64, invalid UTF-8 and lone surrogates replaced by U+FFFD, nesting
+  limited to 10000.
 
 Python values stand for Go's: ``float`` for float64 (and :class:`Float32` for
 float32), ``int`` for Go's integers, ``str`` for string (a lone surrogate, as
@@ -16,10 +23,14 @@ float32), ``int`` for Go's integers, ``str`` for string (a lone surrogate, as
 from __future__ import annotations
 
 import base64
+import codecs
+import json
 import math
 import re
 import struct
-from typing import Any
+import threading
+import unicodedata
+from typing import Any, NamedTuple, Optional, Union
 
 import orjson
 
@@ -33,6 +44,9 @@ _GO_ESCAPES = (
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _INT_RANGE = (-(1 << 63), (1 << 64) - 1)  # int64 to uint64
+
+# The most nested arrays and objects Go's scanner accepts (maxNestingDepth).
+MAX_DEPTH = 10000
 
 
 class MarshalError(ValueError):
@@ -203,3 +217,538 @@ def _object(value: dict) -> bytes:
 def struct_json(*fields: tuple[str, Any]) -> bytes:
     """A Go struct: fields in the given order, each value Go-encoded."""
     return b"{" + b",".join(go_json(k) + b":" + go_json(v) for k, v in fields) + b"}"
+
+
+# --------------------------------------------------------------- decode
+
+MAP = "map[string]interface {}"
+STRING = "string"
+BOOL = "bool"
+ANY = "interface {}"
+
+
+class GoStruct(NamedTuple):
+    """A Go struct ``json.Unmarshal`` decodes into.
+
+    Attributes:
+        name: its type as Go names it in errors, ``runtime.ackResponse``.
+        fields: each field's JSON name and Go type (:data:`MAP`, :data:`STRING`,
+            :data:`BOOL` or :data:`ANY`), in declaration order.
+    """
+
+    name: str
+    fields: tuple[tuple[str, str], ...]
+
+
+class UnmarshalError(NamedTuple):
+    """Why ``json.Unmarshal`` failed: ``text`` is its ``err.Error()``; ``syntax``
+    tells a ``*json.SyntaxError`` from a ``*json.UnmarshalTypeError``."""
+
+    text: str
+    syntax: bool
+
+
+def unmarshal(raw: bytes, into: GoStruct, *, python_ints: bool = False,
+              ) -> tuple[dict[str, Any], Optional[UnmarshalError]]:
+    """``json.Unmarshal(raw, &value)`` for a struct of type ``into``.
+
+    Args:
+        python_ints: give a number written as an integer, that float64 holds
+            exactly (below 2**53), as a Python int: the value Go holds, in the
+            type Python gives a JSON integer. Otherwise every number is a float.
+
+    Returns:
+        The fields' values by JSON name (Go's zero values where the bytes set
+        none: None, ``""``, False) and the error Go returns, or None. Like Go,
+        a type error leaves the rest decoded, and the first one is returned.
+    """
+    top, pairs, overflow = _decode_fast(raw, python_ints)
+    if top is _SLOW:
+        syntax = _check_valid(raw)
+        if syntax is not None:
+            return _zero(into), UnmarshalError(syntax, True)
+        top, pairs, overflow = _decode(raw, python_ints)
+    return _fill(into, top, pairs, overflow)
+
+
+_SLOW = object()
+_Decoded = tuple[Any, Optional[list[tuple[str, Any]]], dict[int, str]]
+
+
+def _go_replace(err: UnicodeError) -> tuple[str, int]:
+    # Go replaces each byte that does not start a valid UTF-8 sequence with
+    # U+FFFD and goes on at the next byte; Python's "replace" would take a
+    # truncated sequence as one.
+    assert isinstance(err, UnicodeDecodeError)
+    return "\ufffd", err.start + 1
+
+
+codecs.register_error("kuiperlite-go", _go_replace)
+
+# A \u escape of a surrogate, which Python's json keeps and Go replaces.
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+class _Slow(Exception):
+    """The fast decoder met what only the faithful one gets right."""
+
+
+def _decode_fast(raw: bytes, python_ints: bool) -> _Decoded:
+    """Python's json where it agrees with Go: with the pairs of the top object
+    kept; ``_SLOW`` where it may not (syntax errors, deep nesting, lone
+    surrogates, numbers beyond float64)."""
+    try:
+        text = raw.decode("utf-8", "kuiperlite-go")
+        if "\\u" in text and _ESCAPED_SURROGATE.search(text):
+            return _SLOW, None, {}
+        top = _DECODERS[python_ints].decode(text)
+    except (ValueError, RecursionError, _Slow):
+        return _SLOW, None, {}
+    return top, _last.pairs if isinstance(top, dict) else None, {}
+
+
+_last = threading.local()  # the pairs of the object the decoder ended last
+
+
+def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    _last.pairs = pairs  # objects end inner first: the top one ends last
+    return dict(pairs)
+
+
+def _fast_number(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise _Slow
+    return number
+
+
+def _fast_int(text: str) -> Union[int, float]:
+    number = _python_int(text)
+    return _fast_number(text) if number is None else number
+
+
+def _python_int(text: Union[str, bytes]) -> Optional[int]:
+    """A number written as an integer as a Python int, when float64 holds it
+    exactly (below 2**53, and not -0)."""
+    if len(text) > 17 or text in ("-0", b"-0"):
+        return None
+    number = int(text)
+    return number if abs(number) < 1 << 53 else None
+
+
+def _refuse(_: str) -> Any:
+    raise _Slow
+
+
+_DECODERS = {ints: json.JSONDecoder(object_pairs_hook=_pairs_hook, parse_float=_fast_number,
+                                    parse_int=_fast_int if ints else _fast_number,
+                                    parse_constant=_refuse)
+             for ints in (False, True)}
+
+
+def _zero(into: GoStruct) -> dict[str, Any]:
+    return {name: {STRING: "", BOOL: False}.get(kind) for name, kind in into.fields}
+
+
+def _kind(value: Any) -> str:
+    """The JSON kind Go names in a type error."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float, _Overflow)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+# Go's case folding of a key, as far as it can make one of these field names:
+# ASCII upper case, and the two runes that fold to ASCII letters.
+_FOLD = {**{c: c - 32 for c in range(ord("a"), ord("z") + 1)}, 0x17F: ord("S"), 0x212A: ord("K")}
+
+
+def _fill(into: GoStruct, top: Any, pairs: Optional[list[tuple[str, Any]]],
+          overflow: dict[int, str]) -> tuple[dict[str, Any], Optional[UnmarshalError]]:
+    out = _zero(into)
+    if top is None:
+        return out, None
+    if pairs is None:
+        return out, UnmarshalError(f"json: cannot unmarshal {_kind(top)} into Go value of type "
+                                   f"{into.name}", False)
+    error: Optional[str] = None
+    kinds = dict(into.fields)
+    folded = {name.translate(_FOLD): name for name in kinds}
+    where = into.name.rpartition(".")[2]
+    for i, (key, value) in enumerate(pairs):
+        name = key if key in kinds else folded.get(key.translate(_FOLD))
+        if name is None:
+            continue
+        kind = kinds[name]
+        wrong = _mismatch(kind, value)
+        if wrong is None and i in overflow:
+            wrong = f"number {overflow[i]}", "float64"
+        if wrong is not None:
+            if error is None:
+                error = f"json: cannot unmarshal {wrong[0]} into Go struct field " \
+                        f"{where}.{name} of type {wrong[1]}"
+            continue
+        if value is None:
+            if kind in (MAP, ANY):
+                out[name] = None
+        elif kind == MAP and out[name] is not None:
+            out[name].update(value)
+        else:
+            out[name] = value
+    return out, None if error is None else UnmarshalError(error, False)
+
+
+def _mismatch(kind: str, value: Any) -> Optional[tuple[str, str]]:
+    """What Go says a value of the wrong kind for a field is: ``("bool", "string")``."""
+    if value is None or kind == ANY:
+        return None
+    fits = {MAP: dict, STRING: str, BOOL: bool}[kind]
+    if isinstance(value, fits) and not isinstance(value, _Overflow):
+        return None
+    return _kind(value), kind
+
+
+class _Overflow(str):
+    """A number beyond float64, by its text (Go fails on it)."""
+
+
+class _Object:
+    """An object being decoded: its pairs so far, and the key of the next."""
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[str, Any]] = []
+        self.key: Optional[str] = None
+
+
+_TOKEN = re.compile(rb'[ \t\r\n]*(?:([][{}:,])|"((?:[^"\\]|\\.)*)"|(true|false|null)|'
+                    rb"(-?[0-9][0-9.eE+-]*))", re.S)
+_LITERALS = {b"true": True, b"false": False, b"null": None}
+
+
+def _decode(data: bytes, python_ints: bool) -> _Decoded:
+    """Decode JSON that :func:`_check_valid` accepted, without recursion (Go
+    takes 10000 levels): its value, the top object's pairs, and the first
+    number beyond float64 in the value of each of those pairs, by index."""
+    stack: list[Any] = []  # the open arrays (lists) and objects
+    overflow: dict[int, str] = {}
+    pos = 0
+    while True:
+        match = _TOKEN.match(data, pos)
+        assert match is not None, "only valid JSON is decoded"
+        pos = match.end()
+        punct, string, literal, number = match.groups()
+        value: Any
+        if punct in (b":", b","):
+            continue
+        if punct == b"{":
+            stack.append(_Object())
+            continue
+        if punct == b"[":
+            stack.append([])
+            continue
+        if punct == b"}":
+            pairs = stack.pop().pairs
+            if not stack:
+                return dict(pairs), pairs, overflow
+            value = dict(pairs)
+        elif punct == b"]":
+            value = stack.pop()
+        elif string is not None:
+            value = _unquote(string)
+            if isinstance(stack[-1] if stack else None, _Object) and stack[-1].key is None:
+                stack[-1].key = value
+                continue
+        elif literal is not None:
+            value = _LITERALS[literal]
+        else:
+            integer = _python_int(number) if python_ints and number.lstrip(b"-").isdigit() \
+                else None
+            value = float(number) if integer is None else integer
+            if math.isinf(value):
+                value = _Overflow(number.decode())
+                if stack and isinstance(stack[0], _Object):
+                    overflow.setdefault(len(stack[0].pairs), value)
+        if not stack:
+            return value, None, overflow
+        frame = stack[-1]
+        if isinstance(frame, _Object):
+            frame.pairs.append((frame.key, value))  # type: ignore[arg-type]
+            frame.key = None
+        else:
+            frame.append(value)
+
+
+_ESCAPE = re.compile(rb"\\(?:u([0-9a-fA-F]{4})|(.))", re.S)
+_SIMPLE = {b'"': '"', b"\\": "\\", b"/": "/", b"b": "\b", b"f": "\f", b"n": "\n", b"r": "\r",
+           b"t": "\t"}
+
+
+def _unquote(raw: bytes) -> str:
+    """A JSON string's text between its quotes, as Go reads it: a byte that is
+    not UTF-8 and a surrogate escape that is not half of a pair each become U+FFFD."""
+    if b"\\" not in raw:
+        return raw.decode("utf-8", "kuiperlite-go")
+    parts: list[Any] = []  # text, and the code units of \u escapes
+    pos = 0
+    for match in _ESCAPE.finditer(raw):
+        if match.start() > pos:
+            parts.append(raw[pos:match.start()].decode("utf-8", "kuiperlite-go"))
+        unit, char = match.groups()
+        parts.append(int(unit, 16) if unit is not None else _SIMPLE[char])
+        pos = match.end()
+    parts.append(raw[pos:].decode("utf-8", "kuiperlite-go"))
+    out: list[str] = []
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        i += 1
+        if isinstance(part, str):
+            out.append(part)
+        elif not 0xD800 <= part < 0xE000:
+            out.append(chr(part))
+        elif part < 0xDC00 and i < len(parts) and isinstance(parts[i], int) \
+                and 0xDC00 <= parts[i] < 0xE000:
+            out.append(chr(0x10000 + ((part - 0xD800) << 10) + parts[i] - 0xDC00))
+            i += 1
+        else:
+            out.append("\ufffd")
+    return "".join(out)
+
+
+# ---------------------------------------------------------- Go's scanner
+
+class _SyntaxError(Exception):
+    pass
+
+
+_KEY, _VALUE, _ARRAY = range(3)  # what an open object or array waits for
+_SPACE = b" \t\r\n"
+_DIGITS = b"0123456789"
+_HEX = b"0123456789abcdefABCDEF"
+_PLAIN = re.compile(rb'[^"\\\x00-\x1f]*')
+
+
+def _quote_char(c: int) -> str:
+    """A byte as Go quotes it in a syntax error: ``'x'``, ``'\\''``, ``'\\x01'``, ``'ÿ'``."""
+    if c == 0x27:
+        return "'\\''"
+    if c == 0x22:
+        return "'\"'"
+    if c == 0x5C:
+        return "'\\\\'"
+    char = chr(c)  # Go quotes the byte as the rune of the same number
+    if c == 0x20 or unicodedata.category(char)[0] in "LMNPS":
+        return f"'{char}'"
+    named = {7: "a", 8: "b", 9: "t", 10: "n", 11: "v", 12: "f", 13: "r"}
+    if c in named:
+        return f"'\\{named[c]}'"
+    if c < 0x20 or c == 0x7F:
+        return f"'\\x{c:02x}'"
+    return f"'\\u{c:04x}'"
+
+
+class _Scanner:
+    """Go's JSON scanner, a state per method: each takes the next byte."""
+
+    def __init__(self) -> None:
+        self.step = self.begin_value
+        self.stack: list[int] = []
+        self.done = False
+        self.word = b""  # the literal true, false or null being read
+        self.at = 0  # how much of it was read
+        self.hex = 0  # hex digits still expected in a \\u escape
+
+    def error(self, c: int, context: str) -> None:
+        raise _SyntaxError(f"invalid character {_quote_char(c)} {context}")
+
+    def push(self, c: int, state: int) -> None:
+        self.stack.append(state)
+        if len(self.stack) > MAX_DEPTH:
+            self.error(c, "exceeded max depth")
+
+    def pop(self) -> None:
+        self.stack.pop()
+        self.step = self.end_value if self.stack else self.end_top
+        self.done = not self.stack
+
+    def begin_value_or_empty(self, c: int) -> None:
+        if c in _SPACE:
+            return
+        if c == 0x5D:  # ]
+            self.end_value(c)
+        else:
+            self.begin_value(c)
+
+    def begin_value(self, c: int) -> None:
+        if c in _SPACE:
+            return
+        if c == 0x7B:  # {
+            self.step = self.begin_key_or_empty
+            self.push(c, _KEY)
+        elif c == 0x5B:  # [
+            self.step = self.begin_value_or_empty
+            self.push(c, _ARRAY)
+        elif c == 0x22:
+            self.step = self.in_string
+        elif c == 0x2D:  # -
+            self.step = self.neg
+        elif c == 0x30:
+            self.step = self.zero
+        elif c in b"tfn":
+            self.word = {0x74: b"true", 0x66: b"false", 0x6E: b"null"}[c]
+            self.at = 1
+            self.step = self.literal
+        elif c in _DIGITS:
+            self.step = self.one
+        else:
+            self.error(c, "looking for beginning of value")
+
+    def begin_key_or_empty(self, c: int) -> None:
+        if c in _SPACE:
+            return
+        if c == 0x7D:  # }
+            self.stack[-1] = _VALUE
+            self.end_value(c)
+        else:
+            self.begin_key(c)
+
+    def begin_key(self, c: int) -> None:
+        if c in _SPACE:
+            return
+        if c != 0x22:
+            self.error(c, "looking for beginning of object key string")
+        self.step = self.in_string
+
+    def end_value(self, c: int) -> None:
+        if not self.stack:
+            self.step = self.end_top
+            self.done = True
+            self.end_top(c)
+            return
+        if c in _SPACE:
+            self.step = self.end_value
+            return
+        state = self.stack[-1]
+        if state == _KEY:
+            if c != 0x3A:  # :
+                self.error(c, "after object key")
+            self.stack[-1] = _VALUE
+            self.step = self.begin_value
+        elif state == _VALUE:
+            if c == 0x2C:  # ,
+                self.stack[-1] = _KEY
+                self.step = self.begin_key
+            elif c == 0x7D:
+                self.pop()
+            else:
+                self.error(c, "after object key:value pair")
+        elif c == 0x2C:
+            self.step = self.begin_value
+        elif c == 0x5D:
+            self.pop()
+        else:
+            self.error(c, "after array element")
+
+    def end_top(self, c: int) -> None:
+        if c not in _SPACE:
+            self.error(c, "after top-level value")
+
+    def in_string(self, c: int) -> None:
+        if c == 0x22:
+            self.step = self.end_value
+        elif c == 0x5C:  # backslash
+            self.step = self.in_escape
+        elif c < 0x20:
+            self.error(c, "in string literal")
+
+    def in_escape(self, c: int) -> None:
+        if c in b'bfnrt\\/"':
+            self.step = self.in_string
+        elif c == 0x75:  # u
+            self.hex = 4
+            self.step = self.in_hex
+        else:
+            self.error(c, "in string escape code")
+
+    def in_hex(self, c: int) -> None:
+        if c not in _HEX:
+            self.error(c, "in \\u hexadecimal character escape")
+        self.hex -= 1
+        if not self.hex:
+            self.step = self.in_string
+
+    def neg(self, c: int) -> None:
+        if c == 0x30:
+            self.step = self.zero
+        elif c in _DIGITS:
+            self.step = self.one
+        else:
+            self.error(c, "in numeric literal")
+
+    def one(self, c: int) -> None:
+        if c not in _DIGITS:
+            self.zero(c)
+
+    def zero(self, c: int) -> None:
+        if c == 0x2E:  # .
+            self.step = self.dot
+        elif c in b"eE":
+            self.step = self.exponent
+        else:
+            self.end_value(c)
+
+    def dot(self, c: int) -> None:
+        if c not in _DIGITS:
+            self.error(c, "after decimal point in numeric literal")
+        self.step = self.fraction
+
+    def fraction(self, c: int) -> None:
+        if c in b"eE":
+            self.step = self.exponent
+        elif c not in _DIGITS:
+            self.end_value(c)
+
+    def exponent(self, c: int) -> None:
+        if c in b"+-":
+            self.step = self.exponent_sign
+        else:
+            self.exponent_sign(c)
+
+    def exponent_sign(self, c: int) -> None:
+        if c not in _DIGITS:
+            self.error(c, "in exponent of numeric literal")
+        self.step = self.exponent_digits
+
+    def exponent_digits(self, c: int) -> None:
+        if c not in _DIGITS:
+            self.end_value(c)
+
+    def literal(self, c: int) -> None:
+        expected = self.word[self.at]
+        if c != expected:
+            self.error(c, f"in literal {self.word.decode()} (expecting {chr(expected)!r})")
+        self.at += 1
+        if self.at == len(self.word):
+            self.step = self.end_value
+
+
+def _check_valid(data: bytes) -> Optional[str]:
+    """Go's ``checkValid``: None for valid JSON, else its syntax error's text."""
+    scan = _Scanner()
+    try:
+        i, end = 0, len(data)
+        while i < end:
+            if scan.step == scan.in_string:
+                i = _PLAIN.match(data, i).end()  # type: ignore[union-attr]
+                if i == end:
+                    break
+            scan.step(data[i])
+            i += 1
+        if not scan.done:
+            scan.step(0x20)  # Go's eof: a space ends a number or a literal
+    except _SyntaxError as err:
+        return str(err)
+    return None if scan.done else "unexpected end of JSON input"

@@ -1,14 +1,14 @@
-"""eKuiper's half of the wire: the bytes eKuiper's Go runtime sends and how it reads replies.
+"""eKuiper's half of the wire: the bytes eKuiper sends and what it concludes from answers.
 
 The embedded host encodes commands, sink payloads and function calls here
 exactly as eKuiper does, and decodes source messages, acks and function
-replies by eKuiper's rules, so that plugins are tested against the bytes
-eKuiper really sends. The shapes both halves share (:class:`~kuiperlite.wire.Control`,
-:class:`~kuiperlite.wire.Meta`, :class:`~kuiperlite.wire.FuncMeta`) live in
-:mod:`kuiperlite.wire`, with the plugin's half.
-
-eKuiper's Go encoder (``json.Marshal``) is reproduced by
-:mod:`kuiperlite.dev.gojson`: :func:`go_json` writes what it writes.
+replies by eKuiper's rules. A source message it reads as eKuiper's
+``internal/plugin/portable/runtime`` does: ``json.Unmarshal`` into its
+``messageWrapper`` (reproduced by :mod:`kuiperlite.dev.gojson`), then the
+row and meta a source node ingests, or the line it logs. The shapes both
+halves share (:class:`~kuiperlite.wire.Control`, :class:`~kuiperlite.wire.Meta`,
+:class:`~kuiperlite.wire.FuncMeta`) live in :mod:`kuiperlite.wire`, with the
+plugin's half.
 
 Validate receives each SQL argument as the expression eKuiper parsed
 (its ``pkg/ast`` nodes, marshalled as they are): :func:`literal`,
@@ -18,14 +18,14 @@ Validate receives each SQL argument as the expression eKuiper parsed
 
 from __future__ import annotations
 
+import json
 import math
-from typing import Any, NamedTuple, NoReturn, Optional
-
-import orjson
+from typing import Any, NamedTuple, Optional
 
 from ..errors import ProtocolError
 from ..hints import describe_value
 from ..wire import Control, FuncMeta, Meta, _loads
+from . import gojson
 from .gojson import Struct, go_json
 from .gojson import struct_json as _struct
 
@@ -353,70 +353,101 @@ def encode_payload(data: Any) -> bytes:
     return go_json(data)
 
 
-class SourceMessage(NamedTuple):
-    """A source message as eKuiper decodes it."""
+# eKuiper's struct a source message is unmarshalled into.
+MESSAGE_WRAPPER = gojson.GoStruct("runtime.messageWrapper",
+                                  (("message", gojson.MAP), ("meta", gojson.MAP)))
 
-    message: Optional[dict]  # None: eKuiper ingests an empty row
+
+class SourceMessage(NamedTuple):
+    """A source message as eKuiper decodes it.
+
+    Attributes:
+        message: the row; None for Go's nil map (no ``message``, or null),
+            which eKuiper still ingests, as an empty row.
+        meta: the meta; None when the plugin sent none, and eKuiper's source
+            node then gets ``{}``.
+        stray_error: the text of the SDKs' ``{"error": ...}``, which eKuiper
+            takes for an empty row (the text is lost there).
+    """
+
+    message: Optional[dict]
     meta: Optional[dict]
-    stray_error: Optional[str] = None  # the SDKs' {"error": ...}, which eKuiper ignores
+    stray_error: Optional[str] = None
 
 
 class SourceError(ProtocolError):
     """A source message eKuiper fails to decode, so it is an error.
 
-    ``str(err)`` is the line eKuiper logs; ``text`` is what the plugin meant
-    to say (the string itself when the message is a JSON string).
+    ``str(err)`` is eKuiper's error text, shown (bytes that are not UTF-8
+    replaced).
+
+    Attributes:
+        error: eKuiper's error text byte for byte (it holds the message's bytes).
+        text: what the plugin meant to say: the string itself when the
+            message is a JSON string, else the message.
     """
 
     def __init__(self, raw: bytes, why: str, text: Optional[str] = None) -> None:
-        shown = raw.decode("utf-8", "replace")
-        super().__init__(f"Invalid data format, cannot decode {shown} to json format "
-                         f"with error {why}")
-        self.text = shown if text is None else text
+        self.error = b"Invalid data format, cannot decode " + raw + \
+            b" to json format with error " + why.encode()
+        super().__init__(self.error.decode("utf-8", "replace"))
+        self.text = raw.decode("utf-8", "replace") if text is None else text
+
+    def node_log(self, op: str) -> bytes:
+        """The line eKuiper's source node logs (and counts as an exception).
+
+        Args:
+            op: the source's op id (the stream's name).
+        """
+        return f"Operation {op} error ".encode() + self.error
 
 
-def decode_source_message(raw: bytes) -> SourceMessage:
-    """Decode one source message by the rules of Go's ``encoding/json``.
+def decode_source_message(raw: bytes, *, python_ints: bool = False) -> SourceMessage:
+    """Decode one source message as eKuiper does: ``json.Unmarshal`` into its
+    ``messageWrapper`` (object fields ``message`` and ``meta``).
 
-    eKuiper unmarshals the bytes into a struct with the object fields
-    ``message`` and ``meta``: keys match case-insensitively (the last match
-    wins), other keys are ignored, and ``null`` or an object without
-    ``message`` decodes to an empty row.
+    Keys match the fields case-insensitively; a repeated key merges into the
+    map the one before it made; other keys are ignored; numbers are float64.
 
     Args:
         raw: the message's bytes.
+        python_ints: give a number written as an integer below 2**53 as a
+            Python int (the value eKuiper holds, as a float64).
 
     Raises:
         SourceError: the bytes are not JSON, not an object, or ``message`` or
             ``meta`` is not an object; eKuiper logs it and counts an exception.
     """
+    fields, error = gojson.unmarshal(raw, MESSAGE_WRAPPER, python_ints=python_ints)
+    if error is not None:
+        raise SourceError(raw, error.text, _json_string(raw))
+    message = fields["message"]
+    return SourceMessage(message, fields["meta"], None if message is not None else
+                         _stray_error(raw))
+
+
+def _json_string(raw: bytes) -> Optional[str]:
+    """The string a message that is one JSON string holds (a failure report)."""
+    if not raw.lstrip(b" \t\r\n").startswith(b'"'):
+        return None
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as err:
-        try:  # Go replaces invalid UTF-8 instead of failing
-            body = orjson.loads(raw.decode("utf-8", "replace"))
-        except orjson.JSONDecodeError:
-            raise SourceError(raw, f"invalid JSON ({err})") from None
-    if body is None:
-        return SourceMessage(None, None)
-    if not isinstance(body, dict):
-        _undecodable(raw, body, "the message", body if isinstance(body, str) else None)
-    fields: dict[str, Any] = {}
-    for key, value in body.items():
-        if key.lower() in ("message", "meta"):
-            fields[key.lower()] = value
-    for name in ("message", "meta"):
-        value = fields.get(name)
-        if value is not None and not isinstance(value, dict):
-            _undecodable(raw, value, f"its field {name!r}")
-    message, meta = fields.get("message"), fields.get("meta")
-    stray = body.get("error") if message is None else None
-    return SourceMessage(message, meta, None if stray is None else str(stray))
+        value = json.loads(raw.decode("utf-8", "kuiperlite-go"))
+    except ValueError:
+        return None
+    return value if isinstance(value, str) else None
 
 
-def _undecodable(raw: bytes, value: Any, what: str, text: Optional[str] = None) -> NoReturn:
-    raise SourceError(raw, f"cannot unmarshal {describe_value(value)} into {what}, "
-                           "which must be an object", text)
+def _stray_error(raw: bytes) -> Optional[str]:
+    if b'"error"' not in raw:
+        return None
+    try:
+        body = json.loads(raw.decode("utf-8", "kuiperlite-go"))
+    except (ValueError, RecursionError):
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    if error is None:
+        return None
+    return error if isinstance(error, str) else json.dumps(error)
 
 
 def decode_ack(raw: bytes) -> Optional[str]:

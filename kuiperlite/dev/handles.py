@@ -152,25 +152,27 @@ class SourceHandle:
     def recv(self, timeout: float = 10.0) -> tuple[Any, Any]:
         """The next row as eKuiper ingests it: ``(message, meta)``.
 
-        Errors go to ``errors``; a failure report, and the row after one, set
-        ``status``. A message eKuiper decodes to no message (the
-        SDKs' ``{"error": ...}``) is the empty row ``{}`` eKuiper would ingest,
-        logged as a warning.
+        Rows and meta are what eKuiper's source node gets, ``{}`` for a
+        missing or null ``message`` or ``meta``; numbers are the float64 it
+        holds, one written as an integer (below 2**53) as a Python int.
+        Errors go to ``errors`` (logged as eKuiper logs them); a failure
+        report, and the row after one, set ``status``. A message eKuiper
+        decodes to no message (the SDKs' ``{"error": ...}``) is the empty row
+        ``{}`` eKuiper would ingest, logged as a warning.
         """
         deadline = time.monotonic() + timeout
+        assert self.control.meta is not None
         while True:
             raw = self._receive(deadline, timeout)
             try:
-                decoded = gowire.decode_source_message(raw)
+                decoded = gowire.decode_source_message(raw, python_ints=True)
             except gowire.SourceError as err:
-                log.info("%s: %s", self.what, err)
+                log.info("%s: %s", self.what,
+                         err.node_log(self.control.meta.op_id).decode("utf-8", "replace"))
                 self.errors.append(err.text)
                 failure = wire.read_source_failure(err.text)
                 if failure is not None:
                     self.status = SourceStatus.after(failure)
-                continue
-            except ProtocolError as err:  # pragma: no cover - decode raises SourceError
-                self.errors.append(str(err))
                 continue
             if decoded.stray_error is not None:
                 self.mistakes.append(decoded.stray_error)
@@ -179,7 +181,7 @@ class SourceHandle:
                             "them", self.what, decoded.stray_error)
             if self.status.state != RUNNING:
                 self.status = SourceStatus()
-            return (decoded.message if decoded.message is not None else {}), decoded.meta
+            return decoded.message or {}, decoded.meta or {}
 
     def records(self, count: int, timeout: float = 10.0) -> list[Any]:
         """The next ``count`` records' messages."""

@@ -1,9 +1,10 @@
 """The embedded host held to eKuiper's own answers (tests/golden), line by line.
 
-Commands and function requests go through the functions the host encodes
-them with; each line must give what eKuiper 2.x's Go code gave. Where the
-host deliberately does otherwise, the line is in :data:`DIFFERENCES` (and in
-docs/host.md), and its test asserts what the host does instead.
+Source messages go through the function the host reads them with, commands
+and function requests through those it encodes them with; each line must
+give what eKuiper 2.x's Go code gave. Where the host deliberately does
+otherwise, the line is in :data:`DIFFERENCES` (and in docs/host.md), and its
+test asserts what the host does instead.
 """
 
 import base64
@@ -23,6 +24,21 @@ DIFFERENCES = {
         "maps yaml.v2 made); the host's config is Python dicts, string-keyed maps that eKuiper "
         "(yaml.v3 since 2.0) sends, so the host sends it",
 }
+
+
+# The op of the source in the corpus's rule (its stream): eKuiper's log line names it.
+SOURCE_OP = "demo"
+
+
+def typed(value):
+    """A value in the corpus's typed form: a float64 as {"$f64": its %v text}."""
+    if isinstance(value, float):
+        return {"$f64": gojson.format_g(value)}
+    if isinstance(value, dict):
+        return {k: typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [typed(v) for v in value]
+    return value
 
 
 def go_value(value):
@@ -49,6 +65,38 @@ def go_value(value):
     if isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
+
+
+def nesting(value):
+    """How many arrays are nested in ``value`` (the corpus's deep rows, which
+    Python compares and encodes only by recursion)."""
+    depth = 0
+    while isinstance(value, list):
+        depth += 1
+        value = value[0] if value else None
+    return depth
+
+
+# ------------------------------------------------------------- sources
+
+@pytest.mark.parametrize("case", golden_corpus.cases("source_decode.jsonl"))
+def test_a_source_message_is_what_ekuiper_ingests_or_logs(case):
+    raw, go = golden_corpus.raw(case["input"], "bytes"), case["go"]
+    if go["outcome"] == "error":
+        with pytest.raises(gowire.SourceError) as info:
+            gowire.decode_source_message(raw)
+        assert info.value.error == golden_corpus.raw(go, "error")
+        assert info.value.node_log(SOURCE_OP) == golden_corpus.raw(go, "node_log")
+        return
+    decoded = gowire.decode_source_message(raw)
+    assert (decoded.message is None) is go.get("row_nil_map", False)
+    if "row_omitted" in go:  # too deep for Python to compare
+        assert nesting(decoded.message["a"]) == go["row_json"].count("[")
+    elif decoded.message is not None:
+        assert typed(decoded.message) == go["row_typed"]
+        assert gojson.go_json(decoded.message) == golden_corpus.raw(go, "row_json")
+    assert typed(decoded.meta or {}) == go["meta_typed"]
+    assert (decoded.meta is None) is go["meta_nil_from_plugin"]
 
 
 # ------------------------------------------------------------ commands

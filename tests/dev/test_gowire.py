@@ -1,5 +1,7 @@
 """eKuiper's half of the wire: what the embedded host sends and how it reads answers."""
 
+import math
+
 import orjson
 import pytest
 
@@ -48,10 +50,20 @@ def test_source_messages_are_decoded_like_go():
     assert gowire.decode_source_message(b'{"Message":{"a":1},"META":{"m":2},"x":3}') == (
         {"a": 1}, {"m": 2}, None)
     assert gowire.decode_source_message(b'{"message":{"a":1},"MESSAGE":{"b":2}}').message == {
-        "b": 2}  # the last key that matches wins
+        "a": 1, "b": 2}  # keys that match one field fill one map
     assert gowire.decode_source_message(b"null") == (None, None, None)  # an empty row
     # The SDKs' error message decodes to no message at all: an empty row in eKuiper.
     assert gowire.decode_source_message(b'{"error":"boom"}') == (None, None, "boom")
+
+
+def test_numbers_written_as_integers_can_be_python_ints():
+    raw = b'{"message":{"a":1,"b":1.0,"c":-0,"d":9007199254740993,"e":-12}}'
+    go = gowire.decode_source_message(raw).message
+    assert all(type(v) is float for v in go.values())
+    host = gowire.decode_source_message(raw, python_ints=True).message
+    assert host == go  # the same values: the ones float64 holds
+    assert [type(v) for v in host.values()] == [int, float, float, float, int]
+    assert math.copysign(1, host["c"]) == -1 and host["d"] == 2**53
 
 
 def test_go_json_refuses_what_go_cannot_encode_with_a_sentence():
