@@ -227,7 +227,8 @@ def call_function(func: Callable[..., Any], *args: Any, rule_id: str = "test",
         raise ArgumentError(error)
     values = orjson.loads(gowire.go_json(list(args)))
     ctx = adapter.context(gowire.encode_func_meta(FuncMeta(rule_id, "test", 0, func_id)))
-    ok, result = gowire.decode_reply(wire.encode_reply(True, adapter.call(values, ctx)))
-    if not ok:
-        raise EncodeError(str(result))
-    return result
+    reply = wire.encode_reply(True, adapter.call(values, ctx))
+    outcome = gowire.decode_reply(reply, python_ints=True).exec
+    if not outcome.ok:
+        raise EncodeError(str(outcome.error))
+    return outcome.result

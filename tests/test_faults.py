@@ -194,8 +194,8 @@ def test_bad_commands(kuiperlite_host, plugin, raw, phrase):
 def test_bad_function_requests(kuiperlite_host, plugin, raw, phrase):
     host = kuiperlite_host(plugin)
     fn = host.function("echo")
-    state, result = gowire.decode_reply(fn.channel.request(raw, 10))
-    assert state is False and phrase in result
+    reply = gowire.decode_reply(fn.channel.request(raw, 10))
+    assert reply.state is False and phrase in reply.result
     assert fn.call("ok") == "ok"
 
 

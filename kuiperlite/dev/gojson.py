@@ -1,9 +1,10 @@
-"""Go's ``encoding/json``, as far as eKuiper's side of the wire uses it.
+"""Go's ``encoding/json`` and ``fmt``, as far as eKuiper's side of the wire uses them.
 
-eKuiper is a Go program: what it sends is ``json.Marshal``'s bytes, and what
-it reads is ``json.Unmarshal`` into one of its structs. The embedded host
-reproduces both here, so that :mod:`kuiperlite.dev.gowire` can say exactly
-what eKuiper sends and concludes:
+eKuiper is a Go program: what it sends is ``json.Marshal``'s bytes, what it
+reads is ``json.Unmarshal`` into one of its structs, and what it says about a
+value is ``fmt``'s ``%s`` or ``%+v`` of it. The embedded host reproduces the
+three here, so that :mod:`kuiperlite.dev.gowire` can say exactly what eKuiper
+sends and concludes:
 
 - :func:`go_json` encodes as ``json.Marshal``: map keys sorted, struct fields
   in order, floats as Go formats them, ``<``, ``>``, ``&``, U+2028 and U+2029
@@ -13,6 +14,7 @@ what eKuiper sends and concludes:
   case-insensitively, repeated keys merging into a map field, every number a
   float64, invalid UTF-8 and lone surrogates replaced by U+FFFD, nesting
   limited to 10000.
+- :func:`sprint` writes a decoded value as ``fmt``'s ``%s`` or ``%v``.
 
 Python values stand for Go's: ``float`` for float64 (and :class:`Float32` for
 float32), ``int`` for Go's integers, ``str`` for string (a lone surrogate, as
@@ -752,3 +754,31 @@ def _check_valid(data: bytes) -> Optional[str]:
     except _SyntaxError as err:
         return str(err)
     return None if scan.done else "unexpected end of JSON input"
+
+
+# ---------------------------------------------------------------- fmt
+
+def sprint(value: Any, verb: str = "v", nested: bool = False) -> str:
+    """A value ``json.Unmarshal`` made, as ``fmt`` writes it with ``%v`` or ``%s``.
+
+    Args:
+        value: nil, a bool, a float64, a string, a slice or a map of them.
+        verb: ``"v"`` or ``"s"``; ``%s`` of a number or a bool is Go's
+            complaint, ``%!s(float64=5)``.
+        nested: the value is inside a slice, map or struct (where nil is
+            ``<nil>`` for every verb).
+    """
+    if value is None:
+        return "<nil>" if verb == "v" or nested else "%!s(<nil>)"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+        return text if verb == "v" else f"%!s(bool={text})"
+    if isinstance(value, (int, float)):  # a float64 (or a Python int that stands for one)
+        text = format_g(float(value))
+        return text if verb == "v" else f"%!s(float64={text})"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{sprint(value[k], verb, True)}"
+                                 for k in sorted(value)) + "]"
+    return "[" + " ".join(sprint(v, verb, True) for v in value) + "]"

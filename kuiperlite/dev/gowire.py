@@ -1,12 +1,14 @@
 """eKuiper's half of the wire: the bytes eKuiper sends and what it concludes from answers.
 
 The embedded host encodes commands, sink payloads and function calls here
-exactly as eKuiper does, and decodes source messages, acks and function
-replies by eKuiper's rules. A source message it reads as eKuiper's
-``internal/plugin/portable/runtime`` does: ``json.Unmarshal`` into its
-``messageWrapper`` (reproduced by :mod:`kuiperlite.dev.gojson`), then the
-row and meta a source node ingests, or the line it logs. The shapes both
-halves share (:class:`~kuiperlite.wire.Control`, :class:`~kuiperlite.wire.Meta`,
+exactly as eKuiper does, and reads source messages, acks and function
+replies as eKuiper's ``internal/plugin/portable/runtime`` does:
+``json.Unmarshal`` into its structs (``messageWrapper``, ``ackResponse``,
+``FuncReply``; reproduced by :mod:`kuiperlite.dev.gojson`), then what its
+code makes of them: the row and meta a source node ingests, or the line it
+logs; whether an ack fails, and whether the sink node retries it; what
+``Exec``, ``Validate`` and ``IsAggregate`` each return or log. The shapes
+both halves share (:class:`~kuiperlite.wire.Control`, :class:`~kuiperlite.wire.Meta`,
 :class:`~kuiperlite.wire.FuncMeta`) live in :mod:`kuiperlite.wire`, with the
 plugin's half.
 
@@ -24,7 +26,7 @@ from typing import Any, NamedTuple, Optional
 
 from ..errors import ProtocolError
 from ..hints import describe_value
-from ..wire import Control, FuncMeta, Meta, _loads
+from ..wire import Control, FuncMeta, Meta
 from . import gojson
 from .gojson import Struct, go_json
 from .gojson import struct_json as _struct
@@ -353,9 +355,12 @@ def encode_payload(data: Any) -> bytes:
     return go_json(data)
 
 
-# eKuiper's struct a source message is unmarshalled into.
+# eKuiper's structs the bytes from a plugin are unmarshalled into.
 MESSAGE_WRAPPER = gojson.GoStruct("runtime.messageWrapper",
                                   (("message", gojson.MAP), ("meta", gojson.MAP)))
+ACK_RESPONSE = gojson.GoStruct("runtime.ackResponse", (("error", gojson.STRING),))
+FUNC_REPLY = gojson.GoStruct("runtime.FuncReply", (("state", gojson.BOOL),
+                                                   ("result", gojson.ANY)))
 
 
 class SourceMessage(NamedTuple):
@@ -450,38 +455,126 @@ def _stray_error(raw: bytes) -> Optional[str]:
     return error if isinstance(error, str) else json.dumps(error)
 
 
-def decode_ack(raw: bytes) -> Optional[str]:
-    """Read a sink's ack as eKuiper does.
+class Ack(NamedTuple):
+    """What eKuiper's sink (``Collect`` with ``requireAck``) concludes from an ack.
+
+    Attributes:
+        error: None for an ok ack, else the error ``Collect`` returns: the
+            ack's ``error``, or Go's when the ack is not an ``ackResponse``.
+        io: whether that error is an IO error (the ack's own error), the only
+            kind eKuiper's sink node retries.
+    """
+
+    error: Optional[str] = None
+    io: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def decode_ack(raw: bytes) -> Ack:
+    """Read a sink's ack as eKuiper does: ``json.Unmarshal`` into its
+    ``ackResponse`` (one string field, ``error``); a non-empty ``error`` is
+    an IO error.
 
     Args:
         raw: the ack's bytes.
-
-    Returns:
-        None for a success ack, the error text otherwise.
-
-    Raises:
-        ProtocolError: the ack is not a JSON object.
     """
-    body = _loads(raw, "The ack")
-    if not isinstance(body, dict):
-        raise ProtocolError(f"The ack must be an object, got {describe_value(body)}.")
-    error = body.get("error")
-    return str(error) if error else None
+    fields, error = gojson.unmarshal(raw, ACK_RESPONSE)
+    if error is not None:
+        return Ack(error.text)
+    return Ack(fields["error"], io=True) if fields["error"] else Ack()
 
 
-def decode_reply(raw: bytes) -> tuple[bool, Any]:
+class Exec(NamedTuple):
+    """What eKuiper's ``PortableFunc.Exec`` returns for a reply.
+
+    Attributes:
+        ok: whether the call succeeded.
+        result: its result (Go's values: every number a float).
+        error: the error it returns when it failed: the reply's result as
+            ``%s`` writes it, or a reply it cannot read; None when it failed
+            with no result (the rule then gets ``call func <name> error: <nil>``).
+    """
+
+    ok: bool
+    result: Any = None
+    error: Optional[str] = None
+
+
+class IsAggregate(NamedTuple):
+    """What eKuiper's ``PortableFunc.IsAggregate`` returns, and the line it logs
+    (byte for byte: it may hold the reply's bytes), if any."""
+
+    result: bool
+    logged: Optional[bytes] = None
+
+
+class Reply(NamedTuple):
+    """A function's reply as eKuiper's ``PortableFunc`` reads it: ``json.Unmarshal``
+    into its ``FuncReply`` (fields ``state``, a bool, and ``result``).
+
+    Attributes:
+        state: the reply's ``state`` (False when it has none, or when it is
+            not a ``FuncReply``).
+        result: its ``result``.
+        error: why Go could not read it, or None.
+        raw: its bytes.
+    """
+
+    state: bool
+    result: Any
+    error: Optional[str]
+    raw: bytes
+
+    @property
+    def exec(self) -> Exec:
+        """What ``Exec`` concludes."""
+        if self.error is not None:
+            return Exec(False, error="Failed to unmarshal function result " +
+                        self.raw.decode("utf-8", "replace"))
+        if self.state:
+            return Exec(True, self.result)
+        return Exec(False, error=None if self.result is None else
+                    gojson.sprint(self.result, "s"))
+
+    @property
+    def validate(self) -> Optional[str]:
+        """What ``Validate`` concludes: None, or its error."""
+        if self.error is not None:
+            return self.error
+        return None if self.state else f"validate return state is false, got {self._shown()}"
+
+    @property
+    def is_aggregate(self) -> IsAggregate:
+        """What ``IsAggregate`` concludes, and logs."""
+        if self.error is not None:
+            return IsAggregate(False, self.error.encode())
+        if not self.state:
+            return IsAggregate(False, f"IsAggregate return state is false, got "
+                                      f"{self._shown()}".encode())
+        if not isinstance(self.result, bool):
+            return IsAggregate(False, b"IsAggregate result is not bool, got " + self.raw)
+        return IsAggregate(self.result)
+
+    def _shown(self) -> str:
+        """The ``FuncReply`` as ``%+v`` writes it."""
+        return f"&{{State:{gojson.sprint(self.state)} " \
+               f"Result:{gojson.sprint(self.result, nested=True)}}}"
+
+
+def decode_reply(raw: bytes, *, python_ints: bool = False) -> Reply:
     """Read a function's reply as eKuiper does.
 
     Args:
-        raw: the reply's bytes.
-
-    Returns:
-        ``(state, result)``: whether the call succeeded, and its result or error text.
-
-    Raises:
-        ProtocolError: the reply is not an object with a boolean ``state``.
+        raw: the reply's bytes (one that starts with ``h`` eKuiper takes for a
+            late handshake and sends its request again: the host's channel
+            does that before a reply comes here).
+        python_ints: give a number written as an integer below 2**53 as a
+            Python int (the value eKuiper holds, as a float64).
     """
-    body = _loads(raw, "The function reply")
-    if not isinstance(body, dict) or not isinstance(body.get("state"), bool):
-        raise ProtocolError("The function reply must be an object with a boolean 'state'.")
-    return body["state"], body.get("result")
+    fields, error = gojson.unmarshal(raw, FUNC_REPLY, python_ints=python_ints)
+    if error is not None:
+        return Reply(False, None, error.text, raw)
+    return Reply(fields["state"], fields["result"], None, raw)

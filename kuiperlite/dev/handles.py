@@ -357,7 +357,7 @@ class SinkHandle:
                 if self.ack.sock is None:
                     raise HostError(f"The {self.what} was stopped while waiting for its ack.")
                 try:
-                    return gowire.decode_ack(self.ack.direct.recv())
+                    return gowire.decode_ack(self.ack.direct.recv()).error
                 except nng.Timeout:
                     pass
             nudge()
@@ -431,14 +431,14 @@ class FunctionHandle:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def request(self, func: str, args: Optional[list]) -> tuple[bool, Any]:
-        """Send one raw request; returns ``(state, result)``.
+    def request(self, func: str, args: Optional[list]) -> gowire.Reply:
+        """Send one raw request; returns the reply, as eKuiper reads it.
 
         Raises:
             ValueError: an argument Go cannot encode (NaN, an infinity).
             HostError: no answer within eKuiper's send and receive timeouts.
         """
-        return gowire.decode_reply(self.request_raw(func, args))
+        return gowire.decode_reply(self.request_raw(func, args), python_ints=True)
 
     def request_raw(self, func: str, args: Optional[list]) -> bytes:
         """Send one request as eKuiper encodes it; returns the reply's bytes.
@@ -479,8 +479,10 @@ class FunctionHandle:
                 raise ValueError(f"Validate's arguments are SQL expressions, got "
                                  f"{describe_value(arg)}; build one with gowire.literal() "
                                  "or gowire.field().")
-        state, result = self.request("Validate", list(args))
-        return None if state else str(result)
+        reply = self.request("Validate", list(args))
+        if reply.error is not None:
+            return reply.validate
+        return None if reply.state else str(reply.result)
 
     def validate_sql(self, statement: str, *, functions: Iterable[str] = ()) -> Optional[str]:
         """None when eKuiper's parser accepts this rule SQL, else its error text.
@@ -513,21 +515,33 @@ class FunctionHandle:
         return None
 
     def is_aggregate(self) -> bool:
-        state, result = self.request("IsAggregate", None)
-        return bool(state and result is True)
+        """Whether eKuiper takes the function for an aggregate; what eKuiper
+        logs about the reply is logged as a warning."""
+        answer = self.request("IsAggregate", None).is_aggregate
+        if answer.logged is not None:
+            log.warning("function %r: %s", self.symbol, answer.logged.decode("utf-8", "replace"))
+        return answer.result
 
     def call(self, *args: Any, meta: Optional[FuncMeta] = None) -> Any:
-        """Exec the function; raises HostError with the text of a failed call.
+        """Exec the function; its result as eKuiper gets it (numbers written as
+        integers below 2**53 as Python ints).
 
         Args:
             args: the SQL argument values.
             meta: the calling function instance (default rule1/op1/0, func 0).
+
+        Raises:
+            HostError: the call failed; the message is the error eKuiper gets.
         """
         meta = meta or FuncMeta("rule1", "op1", 0, 0)
-        state, result = self.request("Exec", [*args, gowire.encode_func_meta(meta)])
-        if not state:
-            raise HostError(str(result))
-        return result
+        outcome = self.request("Exec", [*args, gowire.encode_func_meta(meta)]).exec
+        if outcome.ok:
+            return outcome.result
+        if outcome.error is None:
+            raise HostError(f"The function {self.symbol!r} failed and said nothing (state "
+                            "false and no result); eKuiper's rule gets the error "
+                            f"'call func {self.symbol} error: <nil>'.")
+        raise HostError(outcome.error)
 
     def close(self) -> bool:
         """Let go of the channel; the last handle closes it (no stop command:

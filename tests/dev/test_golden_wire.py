@@ -1,22 +1,26 @@
 """The embedded host held to eKuiper's own answers (tests/golden), line by line.
 
-Source messages go through the function the host reads them with, commands
-and function requests through those it encodes them with; each line must
-give what eKuiper 2.x's Go code gave. Where the host deliberately does
-otherwise, the line is in :data:`DIFFERENCES` (and in docs/host.md), and its
-test asserts what the host does instead.
+Source messages, acks and function replies go through the functions the host
+reads them with, commands and function requests through those it encodes
+them with; each line must give what eKuiper 2.x's Go code gave. Where the
+host deliberately does otherwise, the line is in :data:`DIFFERENCES` (and in
+docs/host.md), and its test asserts what the host does instead.
 """
 
 import base64
+import threading
 
 import pytest
 
+from kuiperlite import nng, wire
 from kuiperlite.dev import gojson, gowire
+from kuiperlite.dev.ends import Responder
 from kuiperlite.dev.host import PORTABLE_CONFIG, launch_argv, source_control, stream_options
 from kuiperlite.kinds import FUNCTION, SINK
 from kuiperlite.wire import Control, FuncMeta, Meta
 
 import golden_corpus
+from conftest import unique
 
 DIFFERENCES = {
     ("command.jsonl", "source_config_anymap"):
@@ -24,7 +28,6 @@ DIFFERENCES = {
         "maps yaml.v2 made); the host's config is Python dicts, string-keyed maps that eKuiper "
         "(yaml.v3 since 2.0) sends, so the host sends it",
 }
-
 
 # The op of the source in the corpus's rule (its stream): eKuiper's log line names it.
 SOURCE_OP = "demo"
@@ -150,3 +153,92 @@ def test_a_command_is_the_bytes_ekuiper_sends(case):
                 with pytest.raises(gojson.MarshalError) as info:
                     gowire.encode_command(message["cmd"], control)
                 assert str(info.value) == message["err"]
+
+
+# ---------------------------------------------------------------- acks
+
+@pytest.mark.parametrize("case", golden_corpus.cases("ack.jsonl"))
+def test_an_ack_is_what_the_sink_concludes(case):
+    ack, go = gowire.decode_ack(golden_corpus.raw(case["input"], "bytes")), case["go"]
+    assert ack.ok is (go["outcome"] == "ok")
+    assert ack.error == go.get("error")
+    assert ack.io is go.get("error_is_io", False)
+
+
+# ------------------------------------------------------------- replies
+
+def _replies(first_byte_h):
+    return [param for param in golden_corpus.cases("reply.jsonl")
+            if param.values[0]["input"]["bytes"].startswith("h") is first_byte_h]
+
+
+def _logged(go):
+    encoded = go.get("logged_b64")
+    if encoded is not None:
+        return [base64.b64decode(line) for line in encoded]
+    return [line.encode() for line in go.get("logged", [])]
+
+
+def _assert_concluded(go, reply, validated=None, asked=None):
+    """``reply`` (and the replies to Validate and IsAggregate, when they are
+    others) concludes what eKuiper concluded."""
+    execed = reply.exec
+    assert execed.ok is go["exec"]["ok"]
+    assert execed.error == go["exec"].get("error")
+    if "result_typed" in go["exec"]:
+        assert typed(execed.result) == go["exec"]["result_typed"]
+    assert (validated or reply).validate == go["validate"].get("error")
+    answer = (asked or reply).is_aggregate
+    assert answer.result is go["is_aggregate"]["result"]
+    # The corpus's logger writes each line as "error: <message>".
+    assert ([] if answer.logged is None else [b"error: " + answer.logged]) == \
+        _logged(go["is_aggregate"])
+
+
+@pytest.mark.parametrize("case", _replies(False))
+def test_a_reply_is_what_exec_validate_and_is_aggregate_conclude(case):
+    reply = gowire.decode_reply(golden_corpus.raw(case["input"], "bytes"))
+    _assert_concluded(case["go"], reply)
+
+
+SECOND_REPLY = b'{"state":true,"result":"second reply"}'
+
+
+@pytest.mark.parametrize("case", _replies(True))
+def test_a_reply_starting_with_h_makes_the_host_ask_again(case):
+    """eKuiper takes such a reply for a late handshake and sends its request
+    again; a plugin on a real channel answers each request first with the
+    case's bytes, then with the second reply."""
+    meta = gowire.encode_func_meta(FuncMeta("r", "o", 0, 0))
+    calls = {"exec": gowire.encode_function_call("Exec", ["abc", meta]),
+             "validate": gowire.encode_function_call("Validate", [gowire.literal("abc")]),
+             "is_aggregate": gowire.encode_function_call("IsAggregate", None)}
+    address = wire.function_address(unique("h"))
+    channel = Responder(address, lambda: None)
+    plugin = nng.Socket(nng.REQ, recv_timeout=10_000, send_timeout=10_000)
+    asked: list[bytes] = []
+
+    def answer():
+        plugin.send(b"first request")
+        for _ in calls:
+            asked.append(plugin.recv())
+            plugin.send(golden_corpus.raw(case["input"], "bytes"))
+            asked.append(plugin.recv())
+            plugin.send(SECOND_REPLY)
+
+    try:
+        plugin.dial(address, block=True)
+        thread = threading.Thread(target=answer)
+        thread.start()
+        replies = {name: gowire.decode_reply(channel.request(call, 10))
+                   for name, call in calls.items()}
+        thread.join(10)
+        assert not thread.is_alive()
+    finally:
+        plugin.close()
+        channel.close()
+    assert asked == [call for call in calls.values() for _ in range(2)]
+    for name, call in calls.items():
+        assert call == golden_corpus.raw(case["go"][name], "resent_request")
+        assert replies[name].raw == SECOND_REPLY
+    _assert_concluded(case["go"], replies["exec"], replies["validate"], replies["is_aggregate"])

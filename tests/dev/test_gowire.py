@@ -14,8 +14,8 @@ from conftest import unique
 
 
 def test_acks_are_decoded():
-    assert gowire.decode_ack(wire.encode_ack("disk full")) == "disk full"
-    assert gowire.decode_ack(b"{}") is None
+    assert gowire.decode_ack(wire.encode_ack("disk full")) == gowire.Ack("disk full", io=True)
+    assert gowire.decode_ack(wire.ACK_OK).ok
 
 
 def test_host_command_matches_go_encoding():
