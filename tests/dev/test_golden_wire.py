@@ -25,8 +25,8 @@ from conftest import unique
 DIFFERENCES = {
     ("command.jsonl", "source_config_anymap"):
         "eKuiper fails to start a source whose conf holds a map[interface{}]interface{} (the "
-        "maps yaml.v2 made); the host's config is Python dicts, string-keyed maps that eKuiper "
-        "(yaml.v3 since 2.0) sends, so the host sends it",
+        "maps yaml.v2 made); the host's config is Python dicts, string-keyed maps as eKuiper's "
+        "yaml.v3 gives them, so the host sends it",
 }
 
 # The op of the source in the corpus's rule (its stream): eKuiper's log line names it.
