@@ -31,11 +31,6 @@ DIFFERENCES: dict[tuple[str, str], str] = {}
 
 # Lines whose bytes need Go's float formatting in gowire.go_json (-0, 0.000001,
 # integers from 1e20 on), which is being fixed separately.
-GO_JSON_FLOATS = {"row_numbers", "row_num_1e20", "row_num_1e20_minus", "row_num_0.000001",
-                  "row_num_2p63", "row_num_2p64", "prop_float_0.000001", "prop_float_1e20",
-                  "prop_float_neg_zero", "prop_json_func_map"}
-
-
 def expected_events(case: dict[str, Any]) -> list[dict[str, Any]]:
     """eKuiper's events for a line: what was sent (bytes, rendered props), dropped
     (error, log line), nothing for an output, rows left pending in a batch."""
@@ -87,10 +82,7 @@ def ekuiper_answer(case: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("case", golden_corpus.cases(FILE))
-def test_the_pipeline_gives_ekuipers_answer(case, request):
-    if case["case"] in GO_JSON_FLOATS:
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="go_json float formatting, fixed separately"))
+def test_the_pipeline_gives_ekuipers_answer(case):
     why = DIFFERENCES.get((FILE, case["case"]))
     if why is None:
         assert host_answer(case) == ekuiper_answer(case)

@@ -7,7 +7,6 @@ says (by default ``{"state":true,...}``); each case starts with functions
 that have not answered IsAggregate yet, as eKuiper's first rule does.
 """
 
-import orjson
 import pytest
 
 from kuiperlite.dev import gowire, sql
@@ -19,11 +18,6 @@ FILE = "validate_args.jsonl"
 # (file, case): why the embedded host deliberately gives another answer.
 DIFFERENCES: dict[tuple[str, str], str] = {}
 
-# (file, case): what the embedded host does not do yet, and where that is mended.
-KNOWN = {
-    (FILE, "float_small"): "go_json writes 0.000001 as 1e-6; Go's encoder writes an exponent "
-                           "only below 1e-6 and from 1e21 (go_json's float formatting)",
-}
 
 
 def run(case):
@@ -34,8 +28,6 @@ def run(case):
 
 @pytest.mark.parametrize("case", golden_corpus.cases(FILE))
 def test_the_parser_sends_what_ekuiper_sends(case):
-    if (FILE, case["case"]) in KNOWN:
-        pytest.xfail(KNOWN[FILE, case["case"]])
     go = case["go"]
     outcome = run(case)
     assert outcome.error == go.get("parse_error")
@@ -50,16 +42,6 @@ def test_the_parser_sends_what_ekuiper_sends(case):
         assert (call["FuncId"], call["FuncType"]) == (go["call_funcid"], go["call_functype"])
 
 
-def test_the_known_gaps_are_still_gaps():
-    """A gap that closes shows here, so that KNOWN loses its entry."""
-    cases = {case["case"]: case for case in golden_corpus.load(FILE)}
-    for _, name in KNOWN:
-        case = cases[name]
-        expected = [golden_corpus.raw(r, "bytes") for r in case["go"]["requests"]]
-        assert [r.raw for r in run(case).requests] != expected
-        assert orjson.loads(run(case).requests[-1].raw) == orjson.loads(expected[-1])
-
-
 def test_the_differences_name_corpus_lines():
     names = {case["case"] for case in golden_corpus.load(FILE)}
-    assert all(file == FILE and name in names for file, name in {**DIFFERENCES, **KNOWN})
+    assert all(file == FILE and name in names for file, name in DIFFERENCES)
