@@ -180,6 +180,22 @@ def test_under_ekuiper_1x_the_sdks_keepalive_is_taken_for_a_commands_answer(kuip
         src.stop()
 
 
+def test_under_ekuiper_1x_the_sdks_sink_cannot_start_again(kuiperlite_host, tmp_path):
+    # eKuiper 1.x never closes a sink's ack listener; nothing frees the address
+    # for the SDK's sink, so its rule's next start fails (kuiperlite's sinks
+    # start again: test_runtime).
+    suffix = unique("_")
+    copy = tmp_path / f"{unique('sdk')}.py"
+    shutil.copy(PLUGINS["official-sdk"]["pysam"], copy)
+    host = kuiperlite_host(copy, executable=True, ekuiper=1, ipc_dir="/tmp",
+                           env={"SYMBOL_SUFFIX": suffix})
+    rule = unique("k")
+    with host.start_sink("print" + suffix, rule=rule) as snk:
+        assert snk.send({"name": "once"}) is None
+    with pytest.raises(HostError, match="Cannot listen on .*_ack.ipc"):
+        host.start_sink("print" + suffix, rule=rule)
+
+
 # The stream's datasource, as each system's source sees it: (argument, config).
 DATASOURCE_SEEN = {
     ("kuiperlite", 2): ("building-7", "building-7"),
@@ -198,6 +214,7 @@ def test_the_datasource_arrives_and_errors_never_become_rows(launch):
         if probe.system == "kuiperlite":
             assert src.recv()[0] == {"after": "error"}  # no row in between
             assert src.errors == ["sensor offline"] and src.mistakes == []
+            assert src.exceptions == (1 if probe.ekuiper == 2 else 0)  # 1.x only logs it
         else:
             assert src.recv()[0] == {}  # eKuiper's empty row: the text is lost
             assert src.recv()[0] == {"after": "error"}

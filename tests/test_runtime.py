@@ -12,7 +12,6 @@ import orjson
 import pytest
 
 from kuiperlite import wire
-from kuiperlite.channels import puller
 from kuiperlite.dev import Host, gowire
 from kuiperlite.errors import HostError
 from kuiperlite.wire import Control, Meta
@@ -66,21 +65,28 @@ def test_under_ekuiper_1x_no_keepalive_is_taken_for_a_commands_answer(kuiperlite
 def test_a_refused_sink_start_frees_the_ack_address_ekuiper_leaves_listening(kuiperlite_host,
                                                                               plugin):
     # eKuiper 2.x listens on the ack channel, sends the start, and on a refusal
-    # returns without closing that listener: a retry would find the address taken.
+    # returns without closing that listener (so does the host): a retry would
+    # find the address taken.
     host = kuiperlite_host(plugin)
-    meta = Meta(unique("k"), "op1", 0)
-    ack = wire.ack_address(meta, host.ipc_dir)
-    leaked = puller(ack)  # eKuiper's listener, never closed after the refusal
-    try:
-        with pytest.raises(HostError, match="Config 'quiet' of the sink 'collect'"):
-            host.command(wire.START, Control("collect", "sink", meta,
-                                             config={"quiet": "loud"}))
-        assert not os.path.exists(wire.ipc_path(ack))  # the address is free again
-        with host.start_sink("collect", rule=meta.rule_id,
-                             config={"requireAck": True}) as retried:
-            assert retried.send({"name": "after the retry"}) is None
-    finally:
-        leaked.close()
+    rule = unique("k")
+    with pytest.raises(HostError, match="Config 'quiet' of the sink 'collect'"):
+        host.start_sink("collect", rule=rule, config={"quiet": "loud"})
+    assert [channel.closed for channel in host.leaked] == [False]
+    with host.start_sink("collect", rule=rule, config={"requireAck": True}) as retried:
+        assert retried.send({"name": "after the retry"}) is None
+
+
+def test_under_ekuiper_1x_a_sink_starts_again_though_1x_never_closes_its_ack_listener(
+        kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin, ekuiper=1, env={"KUIPERLITE_EKUIPER": "1"})
+    rule = unique("k")
+    for round_ in range(3):
+        with host.start_sink("collect", rule=rule, config={"requireAck": True}) as snk:
+            assert snk.send({"name": f"round {round_}"}) is None  # 1.x reads no ack
+        wait_until(lambda n=round_: host.process.printed(f"GOT {rule} {{'name': 'round {n}'}}"),
+                   message=f"round {round_}'s record")
+    assert len(host.leaked) == 3 and not any(channel.closed for channel in host.leaked)
+    assert host.process.printed("eKuiper 1.x reads no acks")
 
 
 @pytest.mark.parametrize(("raw", "phrase"), [

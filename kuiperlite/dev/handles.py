@@ -9,6 +9,7 @@ channels in eKuiper's order, moves bytes encoded and decoded as eKuiper does
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -100,6 +101,9 @@ class SourceHandle:
     Attributes:
         errors: what the plugin reported as errors: messages eKuiper fails to
             decode, which it logs and (2.x) counts as the rule's exceptions.
+        exceptions: how many of them eKuiper counts in the rule's metrics
+            (``exceptions_total``): every one under 2.x, none under 1.x, which
+            only logs them.
         mistakes: ``{"error": ...}`` messages, which eKuiper takes for empty
             rows, losing the text: the SDKs' way to report an error.
         status: how the source is doing, by the last failure report or record
@@ -120,6 +124,7 @@ class SourceHandle:
             self.channel.close()
             raise
         self.errors: list[str] = []
+        self.exceptions = 0
         self.mistakes: list[str] = []
         self.status = SourceStatus()
         host.handles.append(self)
@@ -170,6 +175,7 @@ class SourceHandle:
                 log.info("%s: %s", self.what,
                          err.node_log(self.control.meta.op_id).decode("utf-8", "replace"))
                 self.errors.append(err.text)
+                self.exceptions += self.host.ekuiper != 1
                 failure = wire.read_source_failure(err.text)
                 if failure is not None:
                     self.status = SourceStatus.after(failure)
@@ -215,7 +221,9 @@ class SinkHandle:
         self.host = host
         self.control = control
         self.what = what(control)
-        self.require_ack = control.config.get("requireAck") is True
+        # eKuiper 1.x reads acks only for an integer requiredACKs, which a rule's
+        # JSON never gives: it reads none.
+        self.require_ack = control.config.get("requireAck") is True and host.ekuiper != 1
         self._rule: Optional[SinkRule] = None
         self._emitting = threading.Lock()  # one emit at a time: the pipeline keeps state
         self._in_flight = threading.Lock()  # held while a message is sent and its ack awaited
@@ -234,9 +242,13 @@ class SinkHandle:
                 raise HostError(f"The {self.what} started, but nothing listens on its "
                                 f"data channel {wire.ipc_path(self.address)}.") from None
         except BaseException:
-            self.ack.close()
+            # eKuiper's PortableSink.Connect returns here without closing its ack
+            # listener: the host keeps it open the same way (see Host.leaked).
+            host.leaked.append(self.ack)
             if data is not None:
                 data.close()
+                with contextlib.suppress(HostError):  # as eKuiper does when its data channel fails
+                    host.command(STOP, control)
             raise
         self.data = Channel(data, self.address)
         host.handles.append(self)
@@ -389,11 +401,18 @@ class SinkHandle:
                 self._in_flight.release()
 
     def close(self) -> bool:
-        """Close both channels without a command; False if already closed."""
+        """Close both channels without a command; False if already closed.
+
+        As eKuiper 1.x, the host leaves the ack channel listening (see
+        :attr:`Host.leaked`): 1.x never closes it.
+        """
         self._stopping = True
         if not self.data.close():
             return False
-        self.ack.close()
+        if self.host.ekuiper == 1:
+            self.host.leaked.append(self.ack)
+        else:
+            self.ack.close()
         if self in self.host.handles:
             self.host.handles.remove(self)
         return True

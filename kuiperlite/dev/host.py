@@ -32,7 +32,7 @@ from ..errors import HostError
 from ..kinds import SINK, SOURCE
 from ..wire import START, Control, Meta
 from . import gojson, gowire
-from .ends import Responder, checked_address
+from .ends import Channel, Responder, checked_address
 from .handles import FunctionChannel, FunctionHandle, SinkHandle, SourceHandle, what
 
 PORTABLE_CONFIG = '{"sendTimeout":1000}'
@@ -222,6 +222,9 @@ class Host:
         # eKuiper, all functions share the empty meta, so only the last stays.
         self.commands: dict[Meta, bytes] = {}
         self.handles: list[Any] = []
+        # Sink ack listeners eKuiper leaves open, and so does the host: 2.x after a
+        # start the plugin refused, 1.x after every start; closed with the host.
+        self.leaked: list[Channel] = []
         self.functions: dict[str, FunctionChannel] = {}
         self._restart_lock = threading.Lock()
         self._functions_lock = threading.Lock()
@@ -474,6 +477,8 @@ class Host:
         self._closed.set()
         for handle in list(self.handles):
             handle.close()
+        for channel in self.leaked:
+            channel.close()
         with self._restart_lock:
             if self.process is not None:
                 self.process.stop()

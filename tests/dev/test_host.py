@@ -122,6 +122,19 @@ def test_commands_are_sent_with_go_encoding(fake_plugin):
         b'\\"b\\":2}}"}']
 
 
+def test_a_refused_sink_start_leaves_its_ack_listener_open_as_ekuiper_does(fake_plugin):
+    # eKuiper 2.x's PortableSink.Connect returns on a refused start without
+    # closing the ack listener it opened, so its retry finds the address taken.
+    host, req = fake_plugin
+    thread = answer_once(req, b"bad config", [])
+    with pytest.raises(HostError, match="^bad config$"):
+        host.start_sink("print", rule="r1")
+    thread.join(5)
+    assert [channel.closed for channel in host.leaked] == [False]
+    with pytest.raises(HostError, match=r"Cannot listen on \S+r1_op1_0_ack\.ipc"):
+        host.start_sink("print", rule="r1")
+
+
 def test_an_error_answer_raises_with_the_plugins_text(fake_plugin):
     host, req = fake_plugin
     thread = answer_once(req, b"symbol not found", [])
