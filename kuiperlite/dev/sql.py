@@ -29,10 +29,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
-from typing import Any, Callable, NamedTuple, NoReturn, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
-from . import gowire
+from . import gojson, gowire
 from .gowire import Node, Struct
 
 # ast.Token, in eKuiper's order (its pkg/ast/token.go at the corpus's commit).
@@ -436,23 +435,13 @@ class _Portable:
     def is_aggregate(self) -> bool:
         if self.aggregate is not None:
             return self.aggregate
-        try:
-            state, result = read_reply(self.send("IsAggregate", None))
-        except SqlError:
-            return False
-        if state and isinstance(result, bool):
-            self.aggregate = result
-            return result
-        return False
+        answer = gowire.decode_reply(self.send("IsAggregate", None)).is_aggregate
+        if answer.logged is None:  # a boolean answer, which eKuiper keeps
+            self.aggregate = answer.result
+        return answer.result
 
     def validate(self, args: list) -> Optional[str]:
-        try:
-            state, result = read_reply(self.send("Validate", args or None))
-        except SqlError as err:
-            return str(err)
-        if state:
-            return None
-        return f"validate return state is false, got &{{State:false Result:{go_v(result)}}}"
+        return gowire.decode_reply(self.send("Validate", args or None)).validate
 
 
 class _Parser:
@@ -1251,7 +1240,7 @@ def text(node: Any) -> str:
     if kind == "TimeLiteral":
         return _TEXT.get(node["Val"], "")
     if kind == "NumberLiteral":
-        return go_g(node["Val"])
+        return gojson.format_g(float(node["Val"]))
     if kind in ("IntegerLiteral", "StringLiteral"):
         return str(node["Val"])
     if kind == "Wildcard":
@@ -1418,306 +1407,3 @@ def _q(value: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def go_g(value: float) -> str:
-    """Go's %v of a float64 (strconv 'g', shortest): ``5``, ``1.5``, ``1e+06``."""
-    value = float(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == 0:
-        return "-0" if math.copysign(1, value) < 0 else "0"
-    sign = "-" if value < 0 else ""
-    _, digit_tuple, exponent = Decimal(repr(abs(value))).as_tuple()
-    digits = "".join(map(str, digit_tuple)).rstrip("0")
-    assert isinstance(exponent, int)
-    point = len(digit_tuple) + exponent  # where the decimal point is, after the first digits
-    if point - 1 < -4 or point - 1 >= 6:
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{mantissa}e{'-' if point - 1 < 0 else '+'}{abs(point - 1):02d}"
-    if point <= 0:
-        return f"{sign}0.{'0' * -point}{digits}"
-    whole = digits[:point].ljust(point, "0")
-    return sign + whole + ("." + digits[point:] if len(digits) > point else "")
-
-
-def go_v(value: Any) -> str:
-    """Go's %v of a value encoding/json decoded into ``interface{}``."""
-    if value is None:
-        return "<nil>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return go_g(float(value))
-    if isinstance(value, list):
-        return "[" + " ".join(go_v(item) for item in value) + "]"
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{key}:{go_v(value[key])}" for key in sorted(value)) + "]"
-    return str(value)
-
-
-# --------------------------------------------- how eKuiper reads a reply
-
-class _Overflow(NamedTuple):
-    """A JSON number Go cannot hold in a float64."""
-
-    text: str
-
-
-def read_reply(raw: bytes) -> tuple[bool, Any]:
-    """A function reply as eKuiper's Go code unmarshals it (into its ``FuncReply``).
-
-    Keys match ``state`` and ``result`` whatever their case; ``state`` null is
-    false; other keys are ignored.
-
-    Returns:
-        ``(state, result)``.
-
-    Raises:
-        SqlError: Go's unmarshal fails; its text is Go's.
-    """
-    value = _JsonReader(raw).document()
-    if value is None:
-        return False, None
-    if not isinstance(value, _Object):
-        raise SqlError(f"json: cannot unmarshal {_json_kind(value)} into Go value of type "
-                       "runtime.FuncReply")
-    state, result, error = False, None, None
-    for key, item in value.pairs:
-        folded = key.lower()
-        if folded == "state":
-            if isinstance(item, bool):
-                state = item
-            elif item is not None and error is None:
-                error = f"json: cannot unmarshal {_json_kind(item)} into Go struct field " \
-                        "FuncReply.state of type bool"
-        elif folded == "result":
-            overflow = _first_overflow(item)
-            if overflow is not None and error is None:
-                error = f"json: cannot unmarshal number {overflow} into Go struct field " \
-                        "FuncReply.result of type float64"
-            result = _plain(item)
-    if error is not None:
-        raise SqlError(error)
-    return state, result
-
-
-class _Object(NamedTuple):
-    pairs: list
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, _Object):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, bool):
-        return "bool"
-    return "string" if isinstance(value, str) else "number"
-
-
-def _first_overflow(value: Any) -> Optional[str]:
-    if isinstance(value, _Overflow):
-        return value.text
-    items = value.pairs if isinstance(value, _Object) else value if isinstance(value, list) \
-        else []
-    for item in items:
-        found = _first_overflow(item[1] if isinstance(value, _Object) else item)
-        if found is not None:
-            return found
-    return None
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, _Object):
-        return {key: _plain(item) for key, item in value.pairs}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return None if isinstance(value, _Overflow) else value
-
-
-class _JsonReader:
-    """JSON read by the rules of Go's encoding/json, with its syntax error texts."""
-
-    def __init__(self, raw: bytes) -> None:
-        self.raw = raw
-        self.pos = 0
-
-    def document(self) -> Any:
-        value = self.value("looking for beginning of value")
-        self.spaces()
-        if self.pos < len(self.raw):
-            self.fail("after top-level value")
-        return value
-
-    def fail(self, where: str) -> NoReturn:
-        if self.pos >= len(self.raw):
-            raise SqlError("unexpected end of JSON input")
-        byte = self.raw[self.pos]
-        shown = "'\\''" if byte == 0x27 else "'\"'" if byte == 0x22 else \
-            "'" + _q(chr(byte))[1:-1] + "'"
-        raise SqlError(f"invalid character {shown} {where}")
-
-    def spaces(self) -> None:
-        while self.pos < len(self.raw) and self.raw[self.pos] in b" \t\r\n":
-            self.pos += 1
-
-    def peek(self) -> int:
-        return self.raw[self.pos] if self.pos < len(self.raw) else -1
-
-    def value(self, where: str) -> Any:
-        self.spaces()
-        byte = self.peek()
-        if byte == ord("{"):
-            return self.object()
-        if byte == ord("["):
-            return self.array()
-        if byte == ord('"'):
-            return self.string()
-        if byte == ord("-") or ord("0") <= byte <= ord("9"):
-            return self.number()
-        for word, result in ((b"true", True), (b"false", False), (b"null", None)):
-            if byte == word[0]:
-                for expected in word[1:]:
-                    self.pos += 1
-                    if self.peek() != expected:
-                        self.fail(f"in literal {word.decode()} (expecting {chr(expected)!r})")
-                self.pos += 1
-                return result
-        self.fail(where)
-
-    def object(self) -> _Object:
-        self.pos += 1
-        pairs: list = []
-        self.spaces()
-        if self.peek() == ord("}"):
-            self.pos += 1
-            return _Object(pairs)
-        while True:
-            self.spaces()
-            if self.peek() != ord('"'):
-                self.fail("looking for beginning of object key string")
-            key = self.string()
-            self.spaces()
-            if self.peek() != ord(":"):
-                self.fail("after object key")
-            self.pos += 1
-            pairs.append((key, self.value("looking for beginning of value")))
-            self.spaces()
-            if self.peek() == ord("}"):
-                self.pos += 1
-                return _Object(pairs)
-            if self.peek() != ord(","):
-                self.fail("after object key:value pair")
-            self.pos += 1
-
-    def array(self) -> list:
-        self.pos += 1
-        items: list = []
-        self.spaces()
-        if self.peek() == ord("]"):
-            self.pos += 1
-            return items
-        while True:
-            items.append(self.value("looking for beginning of value"))
-            self.spaces()
-            if self.peek() == ord("]"):
-                self.pos += 1
-                return items
-            if self.peek() != ord(","):
-                self.fail("after array element")
-            self.pos += 1
-
-    def string(self) -> str:
-        self.pos += 1
-        out = bytearray()
-        while True:
-            byte = self.peek()
-            if byte == ord('"'):
-                self.pos += 1
-                return self._text(bytes(out))
-            if byte == ord("\\"):
-                self.pos += 1
-                escape = self.peek()
-                if escape == ord("u"):
-                    for _ in range(4):
-                        self.pos += 1
-                        if self.peek() < 0 or chr(self.peek()) not in "0123456789abcdefABCDEF":
-                            self.fail("in \\u hexadecimal character escape")
-                    out += self.raw[self.pos - 5:self.pos + 1]
-                elif escape >= 0 and chr(escape) in '"\\/bfnrt':
-                    out += self.raw[self.pos - 1:self.pos + 1]
-                else:
-                    self.fail("in string escape code")
-            elif byte < 0x20:
-                self.fail("in string literal")
-            else:
-                out.append(byte)
-            self.pos += 1
-
-    @staticmethod
-    def _text(body: bytes) -> str:
-        """A string's body, its escapes resolved as Go does (a lone surrogate is U+FFFD)."""
-        parts = re.split(rb"(\\u[0-9a-fA-F]{4}|\\.)", body)
-        out, units = [], []
-        for part in parts:
-            if not part:
-                continue
-            if part.startswith(b"\\u"):
-                units.append(int(part[2:], 16))
-                continue
-            if units:
-                out.append(_utf16(units))
-                units = []
-            if part.startswith(b"\\"):
-                out.append({b"b": "\b", b"f": "\f", b"n": "\n", b"r": "\r", b"t": "\t"}.get(
-                    part[1:], part[1:].decode()))
-            else:
-                out.append(go_string(part))
-        if units:
-            out.append(_utf16(units))
-        return "".join(out)
-
-    def number(self) -> Any:
-        start = self.pos
-        if self.peek() == ord("-"):
-            self.pos += 1
-        if not ord("0") <= self.peek() <= ord("9"):
-            self.fail("in numeric literal")
-        if self.peek() == ord("0"):
-            self.pos += 1
-        else:
-            self._digits()
-        if self.peek() == ord("."):
-            self.pos += 1
-            if not ord("0") <= self.peek() <= ord("9"):
-                self.fail("after decimal point in numeric literal")
-            self._digits()
-        if self.peek() in (ord("e"), ord("E")):
-            self.pos += 1
-            if self.peek() in (ord("+"), ord("-")):
-                self.pos += 1
-            if not ord("0") <= self.peek() <= ord("9"):
-                self.fail("in exponent of numeric literal")
-            self._digits()
-        literal = self.raw[start:self.pos].decode()
-        number = float(literal)
-        return _Overflow(literal) if math.isinf(number) else number
-
-    def _digits(self) -> None:
-        while ord("0") <= self.peek() <= ord("9"):
-            self.pos += 1
-
-
-def _utf16(units: list[int]) -> str:
-    out = []
-    i = 0
-    while i < len(units):
-        unit = units[i]
-        if 0xD800 <= unit < 0xDC00 and i + 1 < len(units) and 0xDC00 <= units[i + 1] < 0xE000:
-            out.append(chr(0x10000 + ((unit - 0xD800) << 10) + units[i + 1] - 0xDC00))
-            i += 2
-            continue
-        out.append("\ufffd" if 0xD800 <= unit < 0xE000 else chr(unit))
-        i += 1
-    return "".join(out)
