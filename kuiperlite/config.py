@@ -26,9 +26,10 @@ EKUIPER_KEYS = frozenset({
     # stream options (internal/topo/node/conf/source.go) and what a source node adds
     "format", "key", "datasource", "schemaId", "delimiter", "retainSize", "strictValidation",
     "timestamp", "timestampFormat", "isTable", "connectionSelector",
-    # a sink action's common properties
+    # a sink action's common properties (internal/topo/node/props.go)
     "requireAck", "bufferLength", "runAsync", "omitIfEmpty", "sendSingle", "dataTemplate",
-    "fields", "dataField", "batchSize", "lingerInterval", "compression", "encryption",
+    "fields", "excludeFields", "dataField", "batchSize", "lingerInterval", "compression",
+    "compressionProps", "encryption", "encProps", "hasHeader",
     "concurrency", "enableCache", "memoryCacheThreshold", "maxDiskCache", "bufferPageSize",
     "resendInterval", "cleanCacheAtStop", "resendAlterQueue", "resendPriority",
     "resendIndicatorField", "resendDestination",

@@ -21,7 +21,8 @@ def spec():
 def test_a_misspelt_key_gets_a_did_you_mean_warning_and_ekuipers_keys_none(caplog):
     with caplog.at_level(logging.WARNING, logger="kuiperlite"):
         kwargs = spec().bind_config({"count": 3, "intervall": 2, "format": "json",
-                                     "datasource": "x", "unrelated": 1})
+                                     "datasource": "x", "unrelated": 1, "excludeFields": ["a"],
+                                     "hasHeader": True, "encProps": {}})
     assert kwargs == {"count": 3}
     assert [r.getMessage() for r in caplog.records] == [
         "config 'intervall' of the source 'ticker' is not one of its parameters, and is "
