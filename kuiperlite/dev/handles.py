@@ -334,14 +334,21 @@ class SinkHandle:
             without it, None at once.
 
         Raises:
+            ValueError: Go's encoder refuses the payload (NaN, an infinity):
+                eKuiper drops such a message, and nothing is sent.
             HostError: the sink is stopped, or the plugin did not take the
                 payload within eKuiper's send timeout, or did not ack in time
                 (eKuiper would wait on).
         """
+        try:
+            encoded = gowire.encode_payload(payload)
+        except gojson.MarshalError as err:
+            raise ValueError(f"The payload for {self.what} cannot be sent: Go's encoder "
+                             f"refuses it ({err}), and eKuiper drops such a message.") from None
         with self._in_flight:
             if self._stopping:
                 raise HostError(f"The {self.what} is stopped.")
-            return self._deliver(gowire.encode_payload(payload), timeout)
+            return self._deliver(encoded, timeout)
 
     def _deliver(self, encoded: bytes, timeout: Optional[float]) -> Optional[str]:
         """Push bytes on the data channel, then wait for their ack, as eKuiper's

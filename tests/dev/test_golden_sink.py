@@ -10,6 +10,7 @@ stops a sink.
 from __future__ import annotations
 
 import base64
+import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -195,4 +196,8 @@ def test_emit_refuses_what_ekuiper_refuses_and_send_stays_raw(recorder, tmp_path
             snk.emit([{"a": 1}])
         assert caught.value.text == "template: sink:1: unexpected EOF"
         assert snk.send({"b": 1}) is None  # one payload as it is: no properties applied
+        with pytest.raises(ValueError, match=r"^The payload for sink 'record' of rule \S+ cannot "
+                                             r"be sent: Go's encoder refuses it \(json: "
+                                             r"unsupported value: NaN\), and eKuiper drops"):
+            snk.send({"b": math.nan})
     assert recorded(out) == [b'{"b":1}']
