@@ -31,8 +31,9 @@ from typing import Optional
 
 log = logging.getLogger("kuiperlite")
 
-# Defaults of KUIPERLITE_RECYCLE_MB (0: never) and KUIPERLITE_RECYCLE_IDLE.
-RECYCLE_MB = 4.0
+# Defaults of KUIPERLITE_RECYCLE_MB (0: never, the default: a worker that gives
+# way starts its module globals again) and KUIPERLITE_RECYCLE_IDLE.
+RECYCLE_MB = 0.0
 RECYCLE_IDLE = 30.0
 SLOW_START = 2.0
 

@@ -21,8 +21,8 @@ from kuiperlite.wire import Control, Meta
 
 from conftest import fresh_worker, unique, wait_until
 
-# A worker idle for half a second gives way when it grew past the default 4 MB.
-QUICK = {"KUIPERLITE_RECYCLE_IDLE": "0.5"}
+# Recycling is asked for: a worker idle for half a second gives way once it grew past 4 MB.
+QUICK = {"KUIPERLITE_RECYCLE_MB": "4", "KUIPERLITE_RECYCLE_IDLE": "0.5"}
 GIVES_WAY = "a fresh worker takes its place"
 
 
@@ -156,8 +156,12 @@ def test_a_worker_that_grew_less_stays(kuiperlite_host, copy_plugin):
     assert hoard(host, 1) == {"pid": first, "hoards": 2}
 
 
-def test_zero_megabytes_keeps_the_worker(kuiperlite_host, copy_plugin):
-    host = kuiperlite_host(copy_plugin("faults"), env={**QUICK, "KUIPERLITE_RECYCLE_MB": "0"})
+@pytest.mark.parametrize("asked", ["not asked for", "zero megabytes"])
+def test_without_recycling_asked_for_the_worker_stays(kuiperlite_host, copy_plugin, asked):
+    env = {"KUIPERLITE_RECYCLE_IDLE": "0.5"}
+    if asked == "zero megabytes":
+        env["KUIPERLITE_RECYCLE_MB"] = "0"
+    host = kuiperlite_host(copy_plugin("faults"), env=env)
     first = host.process.worker
     for n in range(1, 4):
         assert hoard(host) == {"pid": first, "hoards": n}
@@ -189,7 +193,7 @@ def test_calls_keep_the_worker_and_their_end_lets_it_go(kuiperlite_host, copy_pl
 
 def test_commands_that_meet_the_swap_are_answered_by_the_fresh_worker(kuiperlite_host,
                                                                       copy_plugin):
-    host = kuiperlite_host(copy_plugin("faults"), env={"KUIPERLITE_RECYCLE_IDLE": "0.25"})
+    host = kuiperlite_host(copy_plugin("faults"), env={**QUICK, "KUIPERLITE_RECYCLE_IDLE": "0.25"})
     fn = host.function("echo")
     workers = {host.process.worker}
     for n in range(12):
