@@ -36,8 +36,8 @@ import orjson
 import pynng
 
 import kuiperlite
-from kuiperlite import nng, wire
-from kuiperlite.channels import TICK, Direct
+from kuiperlite import transport, wire
+from kuiperlite.channels import TICK
 from kuiperlite.dev import Host, gowire
 from kuiperlite.dev.ends import nudge
 
@@ -237,7 +237,7 @@ class Plugin:
         self.host.close()
 
 
-def drain(sock: Optional[nng.Socket], count: int, timeout: float = 120) -> float:
+def drain(sock: Optional[pynng.Socket], count: int, timeout: float = 120) -> float:
     """Receive ``count`` raw messages (the host decodes nothing, to stay out of the way).
 
     Returns:
@@ -250,9 +250,9 @@ def drain(sock: Optional[nng.Socket], count: int, timeout: float = 120) -> float
     received = idle = 0
     while received < count:
         try:
-            sock.recv()
+            transport.receive(sock)
             received += 1
-        except nng.Timeout:
+        except transport.Timeout:
             idle += received > 0
             nudge()  # see kuiperlite.dev.ends.nudge: a stall of the host's, not the plugin's
             if time.monotonic() > deadline:
@@ -366,8 +366,8 @@ def flow(sources: list[Any], sinks: list[Any], each: int, timeout: float = 120,
     gave up: the SDK's sources end on a send that waited a second).
     """
     payload = orjson.dumps(make("100"))
-    drains = [Direct(handle.channel.sock) for handle in sources]
-    feeds = [(Direct(handle.data.sock), Direct(handle.ack.sock)) for handle in sinks]
+    drains = [handle.channel.sock for handle in sources]
+    feeds = [(handle.data.sock, handle.ack.sock) for handle in sinks]
     received = [0] * (len(sources) + len(sinks))
     finished = [0.0] * len(received)
     sent = [False] * len(sinks)  # a record is out, its ack not back yet
@@ -378,10 +378,10 @@ def flow(sources: list[Any], sinks: list[Any], each: int, timeout: float = 120,
         moved = False
         for i in list(flowing):
             try:
-                if drains[i].try_recv() is not None:
+                if try_recv(drains[i]) is not None:
                     received[i] += 1
                     moved = True
-            except nng.NNGError:  # a source whose channel closed
+            except transport.NNGException:  # a source whose channel closed
                 flowing.discard(i)
             if received[i] >= each:
                 finished[i] = time.perf_counter() - t0
@@ -390,7 +390,7 @@ def flow(sources: list[Any], sinks: list[Any], each: int, timeout: float = 120,
             data, ack = feeds[j]
             try:
                 if sent[j]:
-                    if ack.try_recv() is None:
+                    if try_recv(ack) is None:
                         continue
                     sent[j] = False
                     moved = True
@@ -399,9 +399,9 @@ def flow(sources: list[Any], sinks: list[Any], each: int, timeout: float = 120,
                         finished[len(sources) + j] = time.perf_counter() - t0
                         feeding.discard(j)
                         continue
-                sent[j] = data.try_send(payload)
+                sent[j] = try_send(data, payload)
                 moved = moved or sent[j]
-            except nng.NNGError:  # a sink that stopped taking records
+            except transport.NNGException:  # a sink that stopped taking records
                 feeding.discard(j)
         now = time.perf_counter()
         if moved:
@@ -421,6 +421,23 @@ def flow(sources: list[Any], sinks: list[Any], each: int, timeout: float = 120,
     # rate is one record per round trip.
     return Flowed(sum(received), (fairness(rates[:len(sources)]), fairness(rates[len(sources):])),
                   sum(received) / max(len(received) * each, 1))
+
+
+def try_recv(sock: pynng.Socket) -> Optional[bytes]:
+    """A message if one waits, else None at once."""
+    try:
+        return transport.receive(sock, block=False)
+    except transport.TryAgain:
+        return None
+
+
+def try_send(sock: pynng.Socket, payload: bytes) -> bool:
+    """Send if the socket takes the message at once; False if it would wait."""
+    try:
+        sock.send(payload, block=False)
+    except transport.TryAgain:
+        return False
+    return True
 
 
 def measure_scale(plugin: Plugin, kind: str, instances: int, each: int) -> dict[str, float]:
@@ -447,7 +464,7 @@ def measure_scale(plugin: Plugin, kind: str, instances: int, each: int) -> dict[
 
 def measure_transport(count: int, size: int) -> float:
     address = f"ipc:///tmp/{rule()}.ipc"
-    with nng.Socket(nng.PULL, recv_timeout=200) as sock:
+    with pynng.Pull0(recv_timeout=200) as sock:
         sock.listen(address)
         t0 = time.perf_counter()
         pusher = subprocess.Popen([sys.executable, str(HERE / "loopback.py"), address, str(count),

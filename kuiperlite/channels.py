@@ -1,27 +1,17 @@
-"""nng channels: socket options, retried dial and listen, the inverted REQ loop.
-
-Sockets are closed by the thread that uses them: with nng 1.6 (pynng 0.8.1),
-closing a socket while another thread is blocked in ``recv`` on it can hang, so every
-blocking call here has a short timeout and a stop flag to look at.
+"""The plugin's channels: the inverted request/reply loop of the control and
+function channels, and a send that waits for a slow peer.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import select
-import stat
 import threading
 import time
-from typing import Any, Callable, Optional, TypeVar
+from typing import Callable, Optional, TypeVar
 
-from . import nng, wire
-from .nng import Socket
-from .nng import check as _check_err
-from .nng import ffi as _ffi
-from .nng import lib as _lib
-from .nng import take as _take
+from . import transport, wire
+from .transport import Closed, NNGException, Timeout
 
 log = logging.getLogger("kuiperlite")
 N = TypeVar("N", int, float)
@@ -66,304 +56,8 @@ def _from_env(name: str, default: N, parse: Callable[[str], N], fits: Callable[[
 # the handshake again. The official SDKs use 5 s; eKuiper relies on it.
 KEEPALIVE = 5.0
 
-# How often a blocked send or receive wakes to look at its stop flag.
+# How often a blocked send wakes to look at its stop flag.
 TICK = 0.2
-
-# Messages a data socket queues in the process. With a queue, a send returns
-# once the message is queued instead of waiting for nng's own thread to
-# write it, which halves the CPU per record; when the queue is full, sends
-# wait as before (back-pressure). 128 is the queue length of eKuiper's side.
-QUEUE = 128
-
-
-# nng before 1.9 (pynng 0.8.1 bundles 1.6.0) can hang a close for good while
-# a peer sends: a pipe's receive that just completed is never finished, and
-# nng's one reaper thread then waits for it, taking every later close with it.
-QUIET_CLOSE = nng.VERSION < (1, 9)
-
-
-def close(sock: Socket) -> None:
-    """Close a socket no thread uses any more, without nng 1.6's close hang.
-
-    Before nng 1.9, a receiving socket that still has a peer is first let
-    to settle: with nobody receiving, its pipes stop reading once a message
-    waits in the socket (or at once when the peer is quiet), so none is
-    mid-receive at close. One whose peers closed first (eKuiper closes a
-    sink's data channel before it sends the stop) has no pipe to wait for.
-    """
-    if QUIET_CLOSE and sock.pipes:
-        try:
-            fd: Optional[int] = sock.recv_fd
-        except nng.NNGError:  # a socket that cannot receive (PUSH)
-            fd = None
-        if fd is not None:
-            # poll, not select: a plugin with thousands of sockets has
-            # descriptors past select's limit of 1024.
-            poller = select.poll()
-            poller.register(fd, select.POLLIN)
-            poller.poll(20)  # a message comes at once from a busy peer
-            time.sleep(0.005)  # and the socket's other pipes stop reading too
-    sock.close()
-
-
-def ms(seconds: float) -> int:
-    return max(1, int(seconds * 1000))
-
-
-def out_of_descriptors() -> str:
-    """Why a channel cannot open when the process ran out of file descriptors."""
-    import resource  # only on this rare path
-
-    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    return (f"the plugin has no file descriptors to spare (its limit is {limit}); stop "
-            "some rules, or raise the limit (ulimit -n) eKuiper starts plugins with")
-
-
-def spare_descriptors(count: int) -> bool:
-    """Whether the process can still open ``count`` more file descriptors."""
-    opened: list[int] = []
-    try:
-        for _ in range(count):
-            opened.append(os.open(os.devnull, os.O_RDONLY))
-        return True
-    except OSError:
-        return False
-    finally:
-        for fd in opened:
-            os.close(fd)
-
-
-def dial(sock: Socket, address: str, *, timeout: float = 5.0) -> None:
-    """Dial and wait until connected, while the listener is not up yet.
-
-    The dial runs in nng's background, which retries until a listener is
-    there; a blocking nng dial would wait forever for a listener that takes
-    the connection but never answers (a peer out of file descriptors).
-
-    Raises:
-        ConnectionError: no connection within ``timeout`` seconds, or none
-            can be had (the connection needs a file descriptor).
-    """
-    if not spare_descriptors(1):  # nng would retry in silence until the timeout
-        raise ConnectionError(out_of_descriptors())
-    sock.set("reconnect_time_min", 20)
-    sock.set("reconnect_time_max", 200)
-    dialer = sock.dial(address)
-    if not sock.wait_connected(timeout):
-        dialer.close()
-        raise ConnectionError(f"nothing answers on {address} within {timeout:g} s")
-
-
-def listen(sock: Socket, address: str, *, attempts: int = 10,
-           interval: float = 0.05) -> None:
-    """Listen, retrying while an earlier listener still holds the address.
-
-    nng takes over a socket file nobody listens on any more; a file that is
-    not a socket (or a link) is refused, so that no path a host names can
-    make kuiperlite replace or delete someone's file.
-
-    Raises:
-        ConnectionError: the address stayed taken (its cause is nng's error),
-            or holds another kind of file.
-    """
-    path = wire.ipc_path(address)
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        pass
-    else:
-        if not stat.S_ISSOCK(mode):
-            raise ConnectionError(f"{path} exists and is not a socket; kuiperlite does not "
-                                  "replace it")
-    for attempt in range(attempts):
-        try:
-            sock.listen(address)
-            return
-        except nng.NNGError as err:
-            if attempt == attempts - 1:
-                # The cause tells a taken address from other failures.
-                raise ConnectionError(f"cannot listen on {address} ({err})") from err
-            time.sleep(interval)
-
-
-def socket_file_id(address: str) -> Optional[tuple[int, int]]:
-    """The identity (device, inode) of the socket file behind a listening address."""
-    try:
-        info = os.lstat(wire.ipc_path(address))
-    except OSError:
-        return None
-    return (info.st_dev, info.st_ino) if stat.S_ISSOCK(info.st_mode) else None
-
-
-def remove_socket_file(address: str, file_id: Optional[tuple[int, int]]) -> None:
-    """Remove the socket file of a listener that cannot close, if it is still ours."""
-    if file_id is not None and socket_file_id(address) == file_id:
-        with contextlib.suppress(OSError):
-            os.unlink(wire.ipc_path(address))
-
-
-_NONBLOCK = _lib.NNG_FLAG_NONBLOCK
-_ALLOC = _lib.NNG_FLAG_ALLOC
-_AGAIN = _lib.NNG_EAGAIN
-
-
-class Direct:
-    """A socket's ``send`` and ``recv`` on the hot path.
-
-    A socket's ``recv`` allocates two cffi pointers per message; a Direct
-    keeps one pair, so no two threads may receive through one Direct at once.
-    """
-
-    __slots__ = ("sock", "_handle", "_data", "_size")
-
-    def __init__(self, sock: Socket) -> None:
-        self.sock = sock
-        self._handle = sock.socket
-        self._data = _ffi.new("char **")
-        self._size = _ffi.new("size_t *")
-
-    def recv(self) -> bytes:
-        err = _lib.nng_recv(self._handle, self._data, self._size, _ALLOC)
-        if err:
-            _check_err(err)
-        return _take(self._data, self._size)
-
-    def try_recv(self) -> Optional[bytes]:
-        """A message if one is waiting in the socket, else None, at once."""
-        err = _lib.nng_recv(self._handle, self._data, self._size, _ALLOC | _NONBLOCK)
-        if err:
-            if err == _AGAIN:
-                return None
-            _check_err(err)
-        return _take(self._data, self._size)
-
-    def send(self, data: bytes) -> None:
-        err = _lib.nng_send(self._handle, data, len(data), 0)
-        if err:
-            _check_err(err)
-
-    def try_send(self, data: bytes) -> bool:
-        """Send if the socket takes the message at once; False if it would wait."""
-        err = _lib.nng_send(self._handle, data, len(data), _NONBLOCK)
-        if err:
-            if err == _AGAIN:
-                return False
-            _check_err(err)
-        return True
-
-
-class Pending:
-    """One receive or send at a time that nng completes in the background.
-
-    nng calls ``done`` on a thread of its own when the operation completes,
-    fails, is cancelled or its socket closes; the owner then takes the
-    outcome with :meth:`received` or :meth:`sent`. Without ``done``, the
-    owner's thread :meth:`wait` s for it instead. Only the owner starts,
-    waits, takes and closes; :meth:`cancel` may come from any thread.
-    """
-
-    def __init__(self, sock: Socket, done: Optional[Callable[[], None]] = None) -> None:
-        self._handle = sock.socket
-        self._done = done
-        self._key = id(self)  # how nng's completion finds ``done`` (see nng.on_complete)
-        self._lock = threading.Lock()
-        aio = _ffi.new("nng_aio **")
-        callback = _ffi.NULL if done is None else _lib._async_complete
-        _check_err(_lib.nng_aio_alloc(aio, callback, _ffi.cast("void *", self._key)))
-        self._aio: Any = aio[0]
-        _lib.nng_aio_set_timeout(self._aio, -1)  # no deadline: a stop cancels it
-        self.busy = False  # started, and its outcome not taken yet
-        self._receiving = False
-
-    def recv(self) -> None:
-        """Start receiving a message; ``done`` is called once it is in."""
-        self.busy, self._receiving = True, True
-        if self._done is not None:
-            nng.on_complete(self._key, self._done)
-        _lib.nng_recv_aio(self._handle, self._aio)
-
-    def wait(self) -> None:
-        """Wait, without the GIL, until the operation started is over (no ``done`` only)."""
-        _lib.nng_aio_wait(self._aio)
-
-    def received(self) -> bytes:
-        """The message received; raises :class:`nng.NNGError` for a failed receive."""
-        self.busy = False
-        err = _lib.nng_aio_result(self._aio)
-        if err:
-            _check_err(err)
-        msg = _lib.nng_aio_get_msg(self._aio)
-        size = _lib.nng_msg_len(msg)
-        data: bytes = _ffi.unpack(_ffi.cast("char *", _lib.nng_msg_body(msg)), size) \
-            if size else b""
-        _lib.nng_msg_free(msg)
-        return data
-
-    def send(self, data: bytes) -> None:
-        """Start sending ``data``; ``done`` is called once the socket took it."""
-        msg = _ffi.new("nng_msg **")
-        _check_err(_lib.nng_msg_alloc(msg, 0))
-        err = _lib.nng_msg_append(msg[0], data, len(data))
-        if err:
-            _lib.nng_msg_free(msg[0])
-            _check_err(err)
-        _lib.nng_aio_set_msg(self._aio, msg[0])
-        self.busy, self._receiving = True, False
-        if self._done is not None:
-            nng.on_complete(self._key, self._done)
-        _lib.nng_send_aio(self._handle, self._aio)
-
-    def sent(self) -> None:
-        """Raises :class:`nng.NNGError` when the send failed (the message is dropped)."""
-        self.busy = False
-        err = _lib.nng_aio_result(self._aio)
-        if err:
-            _lib.nng_msg_free(_lib.nng_aio_get_msg(self._aio))
-            _check_err(err)
-
-    def cancel(self) -> None:
-        """Make a started operation complete at once, as cancelled; from any thread."""
-        with self._lock:
-            if self._aio is not None:
-                _lib.nng_aio_cancel(self._aio)
-
-    def close(self) -> None:
-        """Cancel what is started, wait for its ``done``, and free the operation."""
-        with self._lock:
-            aio, self._aio = self._aio, None
-        if aio is None:
-            return
-        _lib.nng_aio_stop(aio)
-        if self.busy:
-            err = _lib.nng_aio_result(aio)
-            if self._receiving == (err == 0):  # a message nobody took, or one never sent
-                _lib.nng_msg_free(_lib.nng_aio_get_msg(aio))
-        _lib.nng_aio_free(aio)
-        nng.forget(self._key)
-
-
-def _connected(sock: Socket, connect: Callable[[Socket, str], None], address: str) -> Socket:
-    """``sock`` dialed or listening on ``address``; closed again if that fails."""
-    try:
-        connect(sock, address)
-    except ConnectionError:
-        close(sock)
-        raise
-    return sock
-
-
-def pusher(address: str, *, send_timeout: float = TICK, queue: int = QUEUE) -> Socket:
-    """A PUSH socket dialed to a listener (source data, sink acks), queueing ``queue``."""
-    sock = Socket(nng.PUSH, send_timeout=ms(send_timeout), send_buffer=queue)
-    return _connected(sock, dial, address)
-
-
-def puller(address: str, *, recv_timeout: float = TICK) -> Socket:
-    """A PULL socket listening on an address (sink data, and the host's receiving side)."""
-    # recv_max_size 0: no size cap; nng's default dropped payloads over 1 MB.
-    sock = Socket(nng.PULL, recv_timeout=ms(recv_timeout), recv_max_size=0, recv_buffer=QUEUE)
-    return _connected(sock, listen, address)
-
 
 # How long a send waits for a slow peer before the log says so.
 SLOW_READER = 5.0
@@ -378,16 +72,12 @@ class Waiting:
         self.since = time.monotonic()
         self.warned = False
 
-    def check(self) -> float:
-        """Say so if the wait is long enough; the seconds until it will be, else 0."""
-        left = SLOW_READER - (time.monotonic() - self.since)
-        if left > 0:
-            return left
-        if not self.warned:
+    def check(self) -> None:
+        """Say so once the wait is long enough."""
+        if not self.warned and time.monotonic() - self.since >= SLOW_READER:
             self.warned = True
             log.warning("%s has not read for %g s; waiting (nothing is dropped)", self.what,
                         SLOW_READER)
-        return 0.0
 
     def over(self) -> None:
         """The peer took the message."""
@@ -395,23 +85,28 @@ class Waiting:
             log.info("%s reads again after %.1f s", self.what, time.monotonic() - self.since)
 
 
-def send_blocking(sock: Socket, payload: bytes, stopping: threading.Event,
-                  what: str = "eKuiper") -> bool:
+def send_waiting(sock: transport.Socket, payload: bytes, stopping: threading.Event,
+                 what: str = "eKuiper") -> bool:
     """Send, waiting as long as the peer is slow, until sent or stopping.
+
+    The socket's send timeout is how often the wait looks at ``stopping``.
 
     Returns:
         True once sent, False when ``stopping`` was set first or the socket closed.
     """
-    waiting = Waiting(what)
+    waiting = None
     while not stopping.is_set():
         try:
             sock.send(payload)
-            waiting.over()
-            return True
-        except nng.Timeout:
+        except Timeout:
+            waiting = waiting or Waiting(what)
             waiting.check()
-        except nng.Closed:
+            continue
+        except Closed:
             return False
+        if waiting is not None:
+            waiting.over()
+        return True
     return False
 
 
@@ -431,22 +126,30 @@ class Requester:
     reply is the next command and the plugin's answer goes out as its next
     request. When no command comes for ``keepalive`` seconds, or the peer
     went away, the handshake is sent again.
+
+    Args:
+        address: the channel, which the host listens on.
+        keepalive: seconds without a command before the handshake is sent again.
+        block: wait until connected (raising ConnectionError after 5 s);
+            otherwise nng connects in the background whenever the host listens.
     """
 
     def __init__(self, address: str, *, keepalive: float = KEEPALIVE, block: bool = True) -> None:
         self.address = address
         self.listener: Optional[tuple[int, int]] = None  # the socket file reconnect() reached
-        # resend_time=0: nng's REQ would resend an unanswered request after
-        # 60 s, and the host would take the copy for a fresh answer.
-        self.sock = Socket(nng.REQ, recv_timeout=ms(keepalive), send_timeout=ms(keepalive),
-                           resend_time=0, recv_max_size=0)
+        self._lost_at: Optional[float] = time.monotonic()
+        self.sock = transport.requester(keepalive=keepalive)
         if block:
-            _connected(self.sock, dial, address)
+            try:
+                transport.dial(self.sock, address)
+            except ConnectionError:
+                self.sock.close()
+                raise
         else:
             # Nothing may listen yet: nng keeps reconnecting in the background.
-            self.sock.set("reconnect_time_min", 50)
-            self.sock.set("reconnect_time_max", 500)
-            self.sock.dial(address)
+            self.sock.reconnect_time_min = 50
+            self.sock.reconnect_time_max = 500
+            self.sock.dial(address, block=False)
 
     def reconnect(self, timeout: float = 1.0) -> None:
         """Connect to the channel's listener now, unless connected to that one already.
@@ -459,18 +162,18 @@ class Requester:
         call then never waits for nng's background redial (50 to 500 ms).
         A listener is told apart from the one before by its socket file.
         """
-        listener = socket_file_id(self.address)
+        listener = transport.socket_file_id(self.address)
         if self.sock.pipes and listener == self.listener:
             return
-        dialers = list(self.sock.dialers)
-        connects = self.sock.connects
+        dialers = self.sock.dialers
+        known = frozenset(pipe.id for pipe in self.sock.pipes)
         try:
-            self.sock.dial(self.address)  # tries at once
-        except nng.NNGError:
+            self.sock.dial(self.address, block=False)  # tries at once
+        except NNGException:
             return
         for dialer in dialers:
             dialer.close()
-        if self.sock.wait_connected(timeout, since=connects):
+        if transport.wait_for_pipe(self.sock, timeout, known):
             self.listener = listener
 
     def stop_keepalive(self) -> None:
@@ -478,44 +181,59 @@ class Requester:
 
         eKuiper 1.x takes a handshake sent while it was idle for the answer
         to its next command, which then fails with "receive error:
-        handshake" (2.x skips it). Call it from the thread that serves.
+        handshake" (2.x skips it).
         """
-        self.sock.set("recv_timeout", -1)
+        self.sock.recv_timeout = -1
 
     def disconnected_for(self) -> float:
-        """Seconds since the channel lost its last peer; 0 while connected."""
-        return self.sock.disconnected_for()
+        """Seconds since the channel was last seen with a peer; 0 while it has one.
+
+        Asked now and then (the runtime's watch loop), so no callback from
+        nng's threads is needed to know.
+        """
+        if self.sock.pipes:
+            self._lost_at = None
+            return 0.0
+        now = time.monotonic()
+        if self._lost_at is None:
+            self._lost_at = now
+        return now - self._lost_at
 
     def serve(self, handle: Callable[[bytes], bytes], stopping: threading.Event) -> None:
-        """Answer requests with ``handle`` until ``stopping`` is set, then close."""
-        direct = Direct(self.sock)
+        """Answer requests with ``handle`` until ``stopping`` is set or the socket
+        closes, then close it."""
+        sock = self.sock
         need_handshake = True
         try:
             while not stopping.is_set():
                 if need_handshake:
                     try:
-                        direct.send(wire.HANDSHAKE)
-                    except nng.Timeout:
+                        sock.send(wire.HANDSHAKE)
+                    except Timeout:
                         continue
                     need_handshake = False
                 try:
-                    request = direct.recv()
-                except nng.Closed:
+                    request = transport.receive(sock)
+                except Closed:
                     return
-                except nng.NNGError:
+                except NNGException:
                     # Timeout (keepalive), BadState, or ConnectionReset when the
                     # host restarted: the REQ socket must send before it receives.
                     need_handshake = True
                     continue
                 try:
-                    direct.send(handle(request))
+                    sock.send(handle(request))
                 except Unanswered:
                     return
-                except nng.Closed:
+                except Closed:
                     return
-                except nng.NNGError:
+                except NNGException:
                     need_handshake = True
-        except nng.Closed:
+        except Closed:
             return
         finally:
-            close(self.sock)
+            sock.close()
+
+    def close(self) -> None:
+        """Close the channel; a thread serving it returns."""
+        self.sock.close()

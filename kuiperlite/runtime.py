@@ -11,9 +11,10 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, NoReturn, Optional
 
-from . import logs, nng, supervisor, wire
+from . import logs, supervisor, transport, wire
 from .channels import (
     KEEPALIVE,
     Requester,
@@ -21,24 +22,19 @@ from .channels import (
     env_count,
     env_number,
     env_seconds,
-    remove_socket_file,
-    socket_file_id,
 )
 from .connections import OPEN_TIMEOUT, Connections, Lease
 from .errors import DefinitionError, KuiperliteError, NoSymbols, PluginError, error_text
 from .instances import (
     INSTANCES,
-    SINK_THREADS,
     FunctionServer,
     Instance,
-    OwnThreads,
     Shared,
     instance_what,
 )
 from .kinds import BY_WIRE, SINK
 from .plugin import Plugin, collect, importing, summary
 from .recycling import RECYCLE_IDLE, RECYCLE_MB, Recycler
-from .scheduler import Scheduler
 from .signals import StopSignals
 from .state import Stores, open_store
 from .supervisor import InFlight, Journal, Replay
@@ -93,9 +89,8 @@ class Runtime:
         self.stores = Stores(lambda: open_store(plugin.name))
         # Opened by the first instance that needs each, in this process.
         self.connections = Connections(env_seconds("KUIPERLITE_OPEN_TIMEOUT", OPEN_TIMEOUT))
-        self.scheduler = Scheduler(on_idle=release_memory)
-        self.shared = Shared(self.scheduler, self.inflight, self.stores, OwnThreads(
-            env_count("KUIPERLITE_SINK_THREADS", SINK_THREADS)))
+        self.shared = Shared(self.inflight, self.stores)
+        self.released = 0  # instances started when memory was last given back
         self.shutdown = threading.Event()
         self.signals = StopSignals()
         self.reason = ""
@@ -211,7 +206,7 @@ class Runtime:
         """Make an instance and start its thread; raises with a sentence when it cannot."""
         try:
             instance = INSTANCES[symbol.kind](symbol, control, kwargs, self.shared, lease, slot)
-        except (ConnectionError, nng.NNGError) as err:
+        except (ConnectionError, transport.NNGException) as err:
             raise KuiperliteError(f"The {symbol.what} cannot open its data channel: {err}.") \
                 from None
         try:
@@ -266,7 +261,7 @@ class Runtime:
         self.signals.install()  # before any command
         log.info("plugin %s (pid %d) serving %s", plugin.name, os.getpid(), summary(plugin))
         address = wire.control_address(plugin.name)
-        before = nng.threads()
+        before = transport.threads()
         try:
             control = self.control = Requester(address, keepalive=self.keepalive)
         except ConnectionError as err:
@@ -274,7 +269,7 @@ class Runtime:
                       err, plugin.name)
             return 1
         # nng's threads start with the first socket and name themselves soon after.
-        threading.Thread(target=nng.batch_task_threads, args=(before,), daemon=True,
+        threading.Thread(target=transport.batch_task_threads, args=(before,), daemon=True,
                          name="kuiperlite-batch-threads").start()
         if self.declared in (1, 2):
             self._learn_generation(self.declared)
@@ -321,6 +316,10 @@ class Runtime:
                                f"{self.orphan_grace:g} s; eKuiper is gone")
             elif self.recycler is not None:
                 self._recycle(self.recycler)
+            if not self.instances and self.released != self.started:
+                # The instances that ended leave cycles only the collector frees.
+                self.released = self.started
+                release_memory()
             if self.reason:
                 self.shutdown.set()
         log.info("plugin %s exits: %s", self.plugin.name, self.reason or "asked to stop")
@@ -353,33 +352,31 @@ class Runtime:
     def close(self) -> None:
         """Stop every instance, giving user teardown a bounded time to run.
 
-        A sink still inside user code then keeps its socket, which goes with
-        the process; its socket file is removed here. Should closing take
-        longer than ``exit_grace`` all the same, the process leaves without it.
+        Should closing take longer than ``exit_grace`` all the same (a
+        teardown that never returns, a close nng hangs), the process leaves
+        without it.
         """
         self.shutdown.set()
         with self._lock:
             instances = list(self.instances.values())
             self.instances.clear()
-        threading.Thread(target=self._leave_late, args=(instances,), name="kuiperlite-exit",
-                         daemon=True).start()
-        for instance in instances:
-            instance.stop()
+        threading.Thread(target=self._leave_late, name="kuiperlite-exit", daemon=True).start()
+        # Side by side: with nng 1.6, each sink's close waits a moment for its peer.
+        with ThreadPoolExecutor(max_workers=32, thread_name_prefix="kuiperlite-stop") as pool:
+            for instance in instances:
+                pool.submit(instance.stop)
         deadline = time.monotonic() + 2.0
         for instance in instances:
             if not instance.join(max(0.0, deadline - time.monotonic())):
                 log.warning("%s is still inside user code at exit", instance.what)
-                instance.remove_files()
         for server in self.functions.values():
             server.adapter.close()
         self.connections.close()
 
-    def _leave_late(self, instances: list[Instance]) -> None:
+    def _leave_late(self) -> None:
         time.sleep(self.exit_grace)  # a daemon: it goes with the process that left in time
         log.error("closing the plugin took more than %g s (a teardown that never returns, or "
                   "a socket's close that hangs); it exits without waiting", self.exit_grace)
-        for instance in instances:
-            instance.remove_files()
         if self.journal is not None:
             self.journal.exiting(0)
         exit_now(0)
@@ -405,7 +402,7 @@ def free_ack_address(control: Control) -> None:
     if control.kind is not SINK or control.meta is None:
         return
     address = wire.ack_address(control.meta)
-    remove_socket_file(address, socket_file_id(address))
+    transport.remove_socket_file(address, transport.socket_file_id(address))
 
 
 def release_memory() -> None:
@@ -414,6 +411,7 @@ def release_memory() -> None:
     A stopped instance's objects hold reference cycles (a context and its
     adapter) that only the collector frees, and the C heap keeps what was
     freed unless it is trimmed; neither happens by itself in an idle plugin.
+    Called from the watch loop once no instance runs.
     """
     gc.collect()
     try:

@@ -193,14 +193,6 @@ def state_place(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str
     return {"directory": str(tmp_path / "state")}
 
 
-@pytest.fixture(params=["own thread", "task"])
-def sink_env(request: pytest.FixtureRequest) -> dict[str, str]:
-    """The plugin's environment for a sink test run twice: once with each sink on a
-    thread of its own (as while few run), once with each a scheduler task (as
-    when many run)."""
-    return {"KUIPERLITE_SINK_THREADS": "128" if request.param == "own thread" else "0"}
-
-
 def _ipc_files() -> set[str]:
     """The socket files this session made: all in its folder, and those in
     /tmp whose names hold a name unique() gave out."""

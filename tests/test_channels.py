@@ -1,24 +1,14 @@
+"""The plugin's channels: the inverted request/reply loop, and a send that waits."""
+
 import os
-import socket
 import threading
 import time
 
 import pynng
 import pytest
 
-from kuiperlite import nng, wire
-from kuiperlite.channels import (
-    TICK,
-    Direct,
-    Pending,
-    Requester,
-    dial,
-    env_count,
-    env_seconds,
-    puller,
-    pusher,
-    send_blocking,
-)
+from kuiperlite import transport, wire
+from kuiperlite.channels import Requester, env_count, env_seconds, send_waiting
 from kuiperlite.dev.ends import Responder
 
 from conftest import unique, wait_until
@@ -26,45 +16,6 @@ from conftest import unique, wait_until
 
 def address() -> str:
     return f"ipc:///tmp/{unique('chan')}.ipc"
-
-
-class Connected:
-    """Makes PULL listeners with a PUSH dialed to each: ``pull, push = connected()``.
-
-    Keywords go to :func:`pusher`, ``recv_timeout`` to :func:`puller`. The
-    sockets, and every :class:`Pending` made by :meth:`pending`, are closed
-    after the test, the Pendings first.
-    """
-
-    def __init__(self):
-        self.socks = []
-        self.pendings = []
-
-    def __call__(self, *, recv_timeout=TICK, **push_options):
-        addr = address()
-        pull = puller(addr, recv_timeout=recv_timeout)
-        self.socks.append(pull)
-        push = pusher(addr, **push_options)
-        self.socks.append(push)
-        return pull, push
-
-    def pending(self, sock, done=None):
-        made = Pending(sock, done)
-        self.pendings.append(made)
-        return made
-
-    def close(self):
-        for pending in self.pendings:
-            pending.close()
-        for sock in reversed(self.socks):
-            sock.close()
-
-
-@pytest.fixture
-def connected():
-    made = Connected()
-    yield made
-    made.close()
 
 
 class Served:
@@ -135,8 +86,8 @@ def test_reconnect_reaches_a_recreated_listener_while_the_old_pipe_is_still_list
     addr = address()
     old = Responder(addr, lambda: None)
     with Served(addr, block=False) as served:
-        served.requester.sock.set("reconnect_time_min", 60_000)  # no background redial
-        served.requester.sock.set("reconnect_time_max", 60_000)
+        served.requester.sock.reconnect_time_min = 60_000  # no background redial
+        served.requester.sock.reconnect_time_max = 60_000
         old.wait_handshake(5)
         served.requester.reconnect()
         os.unlink(wire.ipc_path(addr))  # the socket file goes, as when eKuiper closes it
@@ -164,147 +115,44 @@ def test_disconnected_for_tracks_the_peer():
         host.close()
 
 
-def test_dial_gives_up_with_a_clear_error():
-    sock = nng.Socket(nng.REQ)
-    try:
-        with pytest.raises(ConnectionError, match="nothing answers on ipc:///tmp/.* within 0.2 s"):
-            dial(sock, address(), timeout=0.2)
-    finally:
-        sock.close()
-
-
-def test_dial_gives_up_on_a_listener_that_never_answers(tmp_path):
-    """A peer out of file descriptors takes the connection and never answers."""
-    path = tmp_path / "mute.ipc"
-    mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    mute.bind(str(path))
-    mute.listen(8)  # the kernel queues the connection; nobody accepts it
-    sock = nng.Socket(nng.PUSH)
-    started = time.monotonic()
-    try:
-        with pytest.raises(ConnectionError, match="nothing answers"):
-            dial(sock, f"ipc://{path}", timeout=0.5)
-        assert time.monotonic() - started < 5
-    finally:
-        sock.close()
-        mute.close()
-
-
-def test_send_blocking_waits_for_a_slow_peer_and_loses_nothing(connected):
-    pull, push = connected(recv_timeout=5, send_timeout=0.05)
+def test_send_waiting_waits_for_a_slow_peer_and_loses_nothing():
+    addr = address()
+    pull = transport.puller(addr, recv_timeout=5)
+    push = transport.pusher(addr, send_timeout=0.05)
     stopping = threading.Event()
-    sent = []
-    timeouts = []
-
-    class Counted:
-        """The push socket, counting the sends that time out on a full pipe."""
-
-        def send(self, data):
-            try:
-                push.send(data)
-            except nng.Timeout:
-                timeouts.append(data)
-                raise
-
+    sent: list[int] = []
     pad = b" " * 10_000
 
-    def produce():
+    def produce() -> None:
         for i in range(2000):
-            if not send_blocking(Counted(), str(i).encode() + pad, stopping):
+            if not send_waiting(push, str(i).encode() + pad, stopping):
                 return
             sent.append(i)
 
     producer = threading.Thread(target=produce)
-    producer.start()
-    # the reader stalls; the producer fills the pipe and waits, send after send
-    wait_until(lambda: len(timeouts) >= 3, message="the producer to wait on a full pipe")
-    assert len(sent) < 2000
-    got = []
-    while len(got) < 2000:
-        got.append(int(pull.recv().rstrip()))
-    producer.join(5)
-    assert got == list(range(2000)) == sent
+    try:
+        producer.start()
+        # the reader stalls: the producer fills the queues, then waits
+        time.sleep(0.3)  # a reader that does not read
+        assert len(sent) < 2000
+        got = [int(pull.recv().rstrip()) for _ in range(2000)]
+        producer.join(5)
+        assert got == list(range(2000)) == sent
+    finally:
+        stopping.set()
+        producer.join(5)
+        push.close()
+        pull.close()
 
 
-def test_send_blocking_gives_up_when_stopping():
-    sock = nng.Socket(nng.PUSH, send_timeout=50)
-    sock.dial(address())
+def test_send_waiting_gives_up_when_stopping_or_closed():
+    sock = pynng.Push0(send_timeout=50)
+    sock.dial(address(), block=False)
     stopping = threading.Event()
     threading.Timer(0.1, stopping.set).start()
-    assert send_blocking(sock, b"x", stopping) is False
-    sock.close()
-
-
-def test_try_recv_and_try_send_never_wait(connected):
-    pull, push = connected(queue=1)
-    assert Direct(pull).try_recv() is None  # nothing there yet
-    sender = Direct(push)
-    assert sender.try_send(b"one")
-    wait_until(lambda: Direct(pull).try_recv() == b"one", message="the message")
-    sent = 0
-    while sender.try_send(b"x"):  # nobody reads: the queues fill, and it says so
-        sent += 1
-        assert sent < 10_000
-    assert sent >= 1
-
-
-def test_a_pending_receive_completes_in_the_background(connected):
-    pull, push = connected()
-    done = threading.Event()
-    pending = connected.pending(pull, done.set)
-    pending.recv()
-    assert not done.wait(0.1) and pending.busy
-    push.send(b"late")
-    assert done.wait(10)
-    assert pending.received() == b"late"
-    assert not pending.busy
-    done.clear()
-    pending.recv()
-    pending.cancel()  # a stop: it completes at once, as cancelled
-    assert done.wait(10)
-    with pytest.raises(nng.NNGError):
-        pending.received()
-
-
-def test_a_pending_receive_without_a_callback_is_waited_for_and_a_cancel_ends_the_wait(
-        connected):
-    pull, push = connected()
-    pending = connected.pending(pull)
-    pending.recv()
-    push.send(b"one")
-    pending.wait()
-    assert pending.received() == b"one"
-    pending.recv()
-    threading.Timer(0.1, pending.cancel).start()  # a stop, from another thread
-    pending.wait()
-    with pytest.raises(nng.NNGError):
-        pending.received()
-
-
-def test_a_pending_send_completes_once_the_peer_reads(connected):
-    pull, push = connected(queue=0)
-    done = threading.Event()
-    pending = connected.pending(push, done.set)
-    pending.send(b"record")
-    assert done.wait(10)
-    pending.sent()
-    assert Direct(pull).recv() == b"record"
-
-
-def test_closing_frees_a_pending_operation_whatever_its_state(connected):
-    pull, push = connected()
-    done = threading.Event()
-    unfinished = Pending(pull, done.set)
-    unfinished.recv()
-    unfinished.close()  # waits for the cancelled receive's completion
-    assert done.is_set()
-    received = threading.Event()
-    untaken = Pending(pull, received.set)
-    untaken.recv()
-    push.send(b"never taken")
-    assert received.wait(10)
-    untaken.close()  # the message nobody took is freed with it
-    unfinished.cancel()  # after close: nothing to cancel, and no crash
+    assert send_waiting(sock, b"x", stopping) is False
+    threading.Timer(0.1, sock.close).start()
+    assert send_waiting(sock, b"x", threading.Event()) is False
 
 
 @pytest.mark.parametrize("raw, seconds, count", [

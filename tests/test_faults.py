@@ -130,8 +130,8 @@ def test_stop_storm(kuiperlite_host, plugin):
 # 5 ------------------------------------------------------ slow user code
 
 
-def test_a_slow_sink_does_not_hold_the_control_channel(kuiperlite_host, plugin, sink_env):
-    host = kuiperlite_host(plugin, env=sink_env)
+def test_a_slow_sink_does_not_hold_the_control_channel(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
     rule = unique("k")
     snk = host.start_sink("slow", rule=rule, config={"requireAck": True})
     acks = []
@@ -257,16 +257,16 @@ def test_a_source_failing_in_teardown_still_stops(kuiperlite_host, plugin):
     ("never_yields", {}, "The sink 'never_yields' returned before its first yield; a generator "
                          "sink must receive data with `data = yield`."),
 ])
-def test_failing_sinks_ack_errors(kuiperlite_host, plugin, symbol, payload, ack, sink_env):
-    host = kuiperlite_host(plugin, env=sink_env)
+def test_failing_sinks_ack_errors(kuiperlite_host, plugin, symbol, payload, ack):
+    host = kuiperlite_host(plugin)
     with host.start_sink(symbol, rule=unique("k"), config={"requireAck": True}) as snk:
         assert snk.send(payload) == ack
         assert snk.send(payload) == ack  # and again: the sink keeps serving
     assert host.function("echo").call(1) == 1
 
 
-def test_a_sink_failing_in_teardown_still_stops(kuiperlite_host, plugin, sink_env):
-    host = kuiperlite_host(plugin, env=sink_env)
+def test_a_sink_failing_in_teardown_still_stops(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
     snk = host.start_sink("fails_close", rule=unique("k"), config={"requireAck": True})
     assert snk.send({}) is None
     started = time.monotonic()

@@ -74,10 +74,9 @@ def test_a_served_plugin_loads_no_tooling(kuiperlite_host, tmp_path):
         assert "kuiperlite.runtime" in fn.call("kuiperlite")
         for prefix in TOOLING:
             assert fn.call(prefix) == [], prefix
-        # pynng's Python layer (asyncio, ssl) neither: only its compiled binding.
-        assert fn.call("pynng") == ["pynng._nng", "pynng._nng.lib"]
-        for heavy in ("asyncio", "ssl"):
-            assert fn.call(heavy) == [], heavy
+        # pynng through its public API: its own import brings asyncio and ssl,
+        # which kuiperlite never uses itself (docs/architecture.md says the cost).
+        assert "pynng" in fn.call("pynng")
 
 
 def test_the_architecture_page_names_every_module():

@@ -97,7 +97,7 @@ def test_under_ekuiper_1x_a_sink_starts_again_though_1x_never_closes_its_ack_lis
     (b'{"cmd":"start","arg":"{\\"symbolName\\":\\"counter\\",\\"pluginType\\":\\"source\\"}"}',
      "needs 'meta'"),
     (gowire.encode_command("start", Control("nothing", "source", Meta("r", "o", 0))),
-     "has no source named 'nothing'; its sources: counter, sleeper, broken."),
+     "has no source named 'nothing'; its sources: counter, sleeper, reader, broken."),
     (gowire.encode_command("start", Control("counter", "widget", Meta("r", "o", 0))),
      "Unknown plugin type 'widget'"),
 ])
@@ -175,16 +175,15 @@ def test_user_code_errors_are_reported_on_their_channel(kuiperlite_host, plugin)
     assert host.process.poll() is None
 
 
-def test_sink_payloads_that_are_not_json_arrive_as_bytes(kuiperlite_host, plugin, sink_env):
-    host = kuiperlite_host(plugin, env=sink_env)
+def test_sink_payloads_that_are_not_json_arrive_as_bytes(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
     with host.start_sink("collect", config={"requireAck": True}) as snk:
         assert snk.send(b"a,b\n1,2") is None
         wait_until(lambda: host.process.printed("GOT rule1 b'a,b\\n1,2'"), message="raw bytes")
 
 
-def test_without_require_ack_no_acks_are_sent_and_the_sink_never_stalls(kuiperlite_host, plugin,
-                                                                       sink_env):
-    host = kuiperlite_host(plugin, env=sink_env)
+def test_without_require_ack_no_acks_are_sent_and_the_sink_never_stalls(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
     with host.start_sink("last", rule="noack") as snk:
         for i in range(3000):
             snk.send({"i": i})
@@ -192,8 +191,8 @@ def test_without_require_ack_no_acks_are_sent_and_the_sink_never_stalls(kuiperli
         assert snk.extra_ack() is None  # nothing was acked: the ack socket stays empty
 
 
-def test_a_large_payload_reaches_the_sink(kuiperlite_host, plugin, sink_env):
-    host = kuiperlite_host(plugin, env=sink_env)
+def test_a_large_payload_reaches_the_sink(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
     big = {"blob": "y" * (16 * 1024 * 1024)}
     with host.start_sink("last", config={"requireAck": True}) as snk:
         assert snk.send(big, timeout=30) is None

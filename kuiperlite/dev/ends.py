@@ -15,9 +15,12 @@ import threading
 import time
 from typing import Callable, Optional, TypeVar
 
-from .. import nng, wire
-from ..channels import TICK, Direct, close, listen, ms
+import pynng
+
+from .. import transport, wire
+from ..channels import TICK
 from ..errors import HostError, ProtocolError
+from ..transport import BadState, NNGException, Timeout, TryAgain, close, listen, ms
 
 T = TypeVar("T")
 log = logging.getLogger("kuiperlite")
@@ -47,7 +50,7 @@ def checked_address(address: str, *names: tuple[str, str]) -> str:
 
 
 # An in-process pair of sockets, opened on the first nudge.
-_pair: Optional[tuple[nng.Socket, nng.Socket]] = None
+_pair: Optional[tuple[pynng.Socket, pynng.Socket]] = None
 _pair_lock = threading.Lock()
 
 
@@ -65,18 +68,18 @@ def nudge() -> None:
     with _pair_lock:
         if _pair is None:
             address = f"inproc://kuiperlite-nudge-{os.getpid()}"
-            pull = nng.Socket(nng.PULL, recv_timeout=ms(TICK))
-            push = nng.Socket(nng.PUSH, send_timeout=ms(TICK))
+            pull = pynng.Pull0(recv_timeout=ms(TICK))
+            push = pynng.Push0(send_timeout=ms(TICK))
             pull.listen(address)
             push.dial(address, block=True)
             _pair = (push, pull)
         push, pull = _pair
-        with contextlib.suppress(nng.NNGError):
-            push.send(b"")
+        with contextlib.suppress(NNGException):
+            push.send(b"\0")
             pull.recv()
 
 
-def bounded_close(sock: nng.Socket, address: str) -> None:
+def bounded_close(sock: pynng.Socket, address: str) -> None:
     """Close a socket no thread uses, waiting at most :data:`CLOSE_WAIT` seconds.
 
     nng before 1.9 (pynng 0.8.1) can hang a close for good while the peer
@@ -94,9 +97,9 @@ def bounded_close(sock: nng.Socket, address: str) -> None:
 
     threading.Thread(target=run, name=f"close {address}", daemon=True).start()
     if not done.wait(CLOSE_WAIT):
-        log.warning("closing the socket on %s did not end within %g s; it is left behind (nng "
-                    "%d.%d can hang a close while the plugin sends; pynng 0.9 and later do not)",
-                    address, CLOSE_WAIT, *nng.VERSION)
+        log.warning("closing the socket on %s did not end within %g s; it is left behind (the "
+                    "nng of pynng %s can hang a close while the plugin sends; pynng 0.9 and "
+                    "later do not)", address, CLOSE_WAIT, pynng.__version__)
 
 
 def listening(address: str, holder: Optional[str], make: Callable[[], T]) -> T:
@@ -112,7 +115,7 @@ def listening(address: str, holder: Optional[str], make: Callable[[], T]) -> T:
         return make()
     except ConnectionError as err:
         path = wire.ipc_path(address)
-        if isinstance(err.__cause__, nng.AddressInUse) and holder:
+        if isinstance(err.__cause__, transport.AddressInUse) and holder:
             raise HostError(f"Cannot listen on {path}: is eKuiper, a serve or a test run "
                             f"already hosting {holder}?") from None
         raise HostError(f"Cannot listen on {path}: {err.__cause__ or err}.") from None
@@ -126,12 +129,32 @@ class Channel:
     waits at most one slice for the user to let go.
     """
 
-    def __init__(self, sock: nng.Socket, address: str = "") -> None:
+    def __init__(self, sock: pynng.Socket, address: str = "") -> None:
         self.address = address
-        self.sock: Optional[nng.Socket] = sock
-        self.direct = Direct(sock)
+        self.sock: Optional[pynng.Socket] = sock
         self.lock = threading.Lock()
         self.closing = False
+
+    def _open(self) -> pynng.Socket:
+        """The socket, to a thread holding ``lock`` (raises when it is closed)."""
+        if self.sock is None:
+            raise HostError(f"The channel {self.address} is closed.")
+        return self.sock
+
+    def recv(self) -> bytes:
+        """Receive, waiting up to the socket's timeout; hold ``lock``."""
+        return transport.receive(self._open())
+
+    def try_recv(self) -> Optional[bytes]:
+        """A message if one waits, else None at once; hold ``lock``."""
+        try:
+            return transport.receive(self._open(), block=False)
+        except TryAgain:
+            return None
+
+    def send(self, payload: bytes) -> None:
+        """Send, waiting up to the socket's timeout; hold ``lock``."""
+        self._open().send(payload)
 
     @property
     def closed(self) -> bool:
@@ -166,10 +189,9 @@ class Responder(Channel):
         self.as_1x = as_1x
         super().__init__(self._listen(), address)
 
-    def _listen(self) -> nng.Socket:
-        def make() -> nng.Socket:
-            sock = nng.Socket(nng.REP, recv_timeout=ms(TICK), send_timeout=ms(TICK),
-                              recv_max_size=0)
+    def _listen(self) -> pynng.Socket:
+        def make() -> pynng.Socket:
+            sock = transport.responder(timeout=TICK)
             try:
                 listen(sock, self.address)
             except ConnectionError:
@@ -184,8 +206,7 @@ class Responder(Channel):
         with self.lock:
             if self.sock is not None:
                 bounded_close(self.sock, self.address)
-            sock = self._listen()
-            self.sock, self.direct = sock, Direct(sock)
+            self.sock = self._listen()
 
     def _recv(self, deadline: float, what: str) -> bytes:
         while True:
@@ -193,8 +214,8 @@ class Responder(Channel):
                 raise HostError(f"The channel {self.address} was closed while waiting "
                                 f"for the {what}.")
             try:
-                return self.direct.recv()
-            except nng.Timeout:
+                return self.recv()
+            except Timeout:
                 nudge()
                 self.alive()
                 if time.monotonic() > deadline:
@@ -203,9 +224,9 @@ class Responder(Channel):
     def _send(self, payload: bytes, deadline: float) -> None:
         while True:
             try:
-                self.direct.send(payload)
+                self.send(payload)
                 return
-            except nng.Timeout:
+            except Timeout:
                 self.alive()
                 if self.closing or time.monotonic() > deadline:
                     raise HostError(f"The plugin did not take a message on {self.address} "
@@ -237,7 +258,7 @@ class Responder(Channel):
             while True:
                 try:
                     self._send(payload, deadline)
-                except nng.BadState:
+                except BadState:
                     self._recv(deadline, "request from the plugin")
                     self._send(payload, deadline)
                     if self.as_1x:

@@ -17,12 +17,14 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 import attrs
+import pynng
 
-from .. import nng, wire
-from ..channels import TICK, dial, ms, puller
+from .. import wire
+from ..channels import TICK
 from ..errors import HostError, ProtocolError
 from ..hints import describe_value
 from ..kinds import FUNCTION
+from ..transport import Timeout, dial, ms, puller
 from ..wire import START, STOP, Control, FuncMeta, Meta
 from . import gojson, gowire
 from .ends import Channel, Responder, checked_address, listening, nudge
@@ -117,7 +119,8 @@ class SourceHandle:
         self.what = what(control)
         self.address = wire.data_address(_checked(control, host.ipc_dir), host.ipc_dir)
         self.channel = Channel(listening(self.address, _holder(control),
-                                         lambda: puller(self.address)), self.address)
+                                         lambda: puller(self.address, recv_timeout=TICK)),
+                               self.address)
         try:
             host.command(START, control)
         except BaseException:
@@ -146,8 +149,8 @@ class SourceHandle:
                 if channel.sock is None:
                     raise HostError(f"The {self.what} is stopped.")
                 try:
-                    return channel.direct.recv()
-                except nng.Timeout:
+                    return channel.recv()
+                except Timeout:
                     pass
             nudge()
             if time.monotonic() > deadline:
@@ -231,11 +234,12 @@ class SinkHandle:
         meta = _checked(control, host.ipc_dir)
         self.address = wire.data_address(meta, host.ipc_dir)
         ack = wire.ack_address(meta, host.ipc_dir)
-        self.ack = Channel(listening(ack, _holder(control), lambda: puller(ack)), ack)
-        data: Optional[nng.Socket] = None
+        self.ack = Channel(listening(ack, _holder(control),
+                                     lambda: puller(ack, recv_timeout=TICK)), ack)
+        data: Optional[pynng.Socket] = None
         try:
             host.command(START, control)
-            data = nng.Socket(nng.PUSH, send_timeout=ms(TICK))
+            data = pynng.Push0(send_timeout=ms(TICK))
             try:
                 dial(data, self.address)
             except ConnectionError:
@@ -360,9 +364,9 @@ class SinkHandle:
                 if self.data.sock is None or self.data.closing:
                     raise HostError(f"The {self.what} is stopped.")
                 try:
-                    self.data.direct.send(encoded)
+                    self.data.send(encoded)
                     break
-                except nng.Timeout:
+                except Timeout:
                     if time.monotonic() > deadline:
                         raise HostError(f"The {self.what} did not take a payload within "
                                         f"{send_timeout:g} s (eKuiper's sendTimeout).") from None
@@ -376,8 +380,8 @@ class SinkHandle:
                 if self.ack.sock is None:
                     raise HostError(f"The {self.what} was stopped while waiting for its ack.")
                 try:
-                    return gowire.decode_ack(self.ack.direct.recv()).error
-                except nng.Timeout:
+                    return gowire.decode_ack(self.ack.recv()).error
+                except Timeout:
                     pass
             nudge()
             if time.monotonic() > deadline:
@@ -391,7 +395,7 @@ class SinkHandle:
         with self.ack.lock:
             if self.ack.sock is None:
                 return None
-            return self.ack.direct.try_recv()
+            return self.ack.try_recv()
 
     def stop(self) -> None:
         """Stop as eKuiper stops a rule's sink: let the message in flight finish

@@ -473,15 +473,19 @@ class Host:
             return FunctionHandle(self, channel)
 
     def close(self) -> None:
-        """Close every channel and stop the plugin process (SIGTERM, then SIGKILL)."""
+        """Stop the plugin process (SIGTERM, then SIGKILL), then close every channel.
+
+        The process goes first, as when eKuiper shuts down: with its ends
+        of the channels gone, the host's close without waiting for them.
+        """
         self._closed.set()
+        with self._restart_lock:
+            if self.process is not None:
+                self.process.stop()
         for handle in list(self.handles):
             handle.close()
         for channel in self.leaked:
             channel.close()
-        with self._restart_lock:
-            if self.process is not None:
-                self.process.stop()
         self.control.close()
         if self._own_state_dir and self.state_dir is not None:
             shutil.rmtree(self.state_dir, ignore_errors=True)

@@ -10,9 +10,10 @@ docs/host.md), and its test asserts what the host does instead.
 import base64
 import threading
 
+import pynng
 import pytest
 
-from kuiperlite import nng, wire
+from kuiperlite import wire
 from kuiperlite.dev import gojson, gowire
 from kuiperlite.dev.ends import Responder
 from kuiperlite.dev.host import PORTABLE_CONFIG, launch_argv, source_control, stream_options
@@ -215,7 +216,7 @@ def test_a_reply_starting_with_h_makes_the_host_ask_again(case):
              "is_aggregate": gowire.encode_function_call("IsAggregate", None)}
     address = wire.function_address(unique("h"))
     channel = Responder(address, lambda: None)
-    plugin = nng.Socket(nng.REQ, recv_timeout=10_000, send_timeout=10_000)
+    plugin = pynng.Req0(recv_timeout=10_000, send_timeout=10_000)
     asked: list[bytes] = []
 
     def answer():

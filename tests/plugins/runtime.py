@@ -4,6 +4,7 @@ stops, user code failures, raw and large sink payloads, back pressure.
 Used by tests/test_runtime.py, copied under a name of the test's own.
 """
 
+import os
 from collections.abc import Generator, Iterator
 from typing import Any
 
@@ -35,6 +36,14 @@ def sleeper(ctx: Context) -> Iterator[dict]:
             yield {}
     finally:
         print("SLEEPER-CLOSED", ctx.rule_id, flush=True)
+
+
+@source
+def reader(ctx: Context) -> Iterator[dict]:
+    """Block in a read that never returns, as a source reading a quiet device does."""
+    quiet, _ = os.pipe()
+    while True:
+        yield {"read": os.read(quiet, 1)}
 
 
 @source(retry=False)
