@@ -191,6 +191,15 @@ def test_without_require_ack_no_acks_are_sent_and_the_sink_never_stalls(kuiperli
         assert snk.extra_ack() is None  # nothing was acked: the ack socket stays empty
 
 
+def test_an_empty_payload_reaches_the_sink(kuiperlite_host, plugin):
+    host = kuiperlite_host(plugin)
+    with host.start_sink("last", config={"requireAck": True}) as snk:
+        assert snk.send(b"") is None
+        assert snk.send(b"after") is None
+    wait_until(lambda: host.process.printed("LAST rule1 0 "), message="the empty payload")
+    assert host.process.printed("LAST rule1 5 after")
+
+
 def test_a_large_payload_reaches_the_sink(kuiperlite_host, plugin):
     host = kuiperlite_host(plugin)
     big = {"blob": "y" * (16 * 1024 * 1024)}
