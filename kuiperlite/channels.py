@@ -85,7 +85,7 @@ class Waiting:
             log.info("%s reads again after %.1f s", self.what, time.monotonic() - self.since)
 
 
-def send_waiting(sock: transport.Socket, payload: bytes, stopping: threading.Event,
+def send_waiting(sock: transport.SendGate, payload: bytes, stopping: threading.Event,
                  what: str = "eKuiper") -> bool:
     """Send, waiting as long as the peer is slow, until sent or stopping.
 

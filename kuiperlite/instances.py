@@ -65,7 +65,8 @@ class SourceInstance:
         # before it (an offset to resume from) keeps none, so that a record
         # whose offset it saved has left the process, not sat in a queue a
         # crash would lose. Any other source gets the queue then.
-        self.sock = transport.pusher(wire.data_address(meta), send_timeout=TICK, queue=0)
+        self.sock = transport.SendGate(
+            transport.pusher(wire.data_address(meta), send_timeout=TICK, queue=0))
         self.first = True
         self.state = State(shared.stores, Scope.of_instance(spec.kind, spec.name, meta.rule_id,
                                                           meta.op_id, meta.instance_id),
@@ -99,11 +100,12 @@ class SourceInstance:
 
     def _deliver(self, data: Any, meta: Any) -> None:
         payload = wire.encode_record(data, meta)
-        if self.first:
-            self.first = False
-            if not self.state.used:
-                self.sock.send_buffer_size = transport.QUEUE  # growing a queue drops nothing
         try:
+            if self.first:
+                self.first = False
+                if not self.state.used:
+                    with self.sock.using() as sock:  # growing a queue drops nothing
+                        sock.send_buffer_size = transport.QUEUE
             self.sock.send(payload)
         except Timeout:
             if not send_waiting(self.sock, payload, self.stopping, f"eKuiper ({self.what})"):
@@ -118,7 +120,7 @@ class SourceInstance:
                          f"eKuiper ({self.what})")
 
     def stop(self) -> None:
-        """Ask the user code to end, and close the socket: a send under way returns."""
+        """Ask the user code to end, and close the socket once no send is under way."""
         self.adapter.stop()
         self.close()
 

@@ -13,7 +13,9 @@ import contextlib
 import os
 import select
 import stat
+import threading
 import time
+from collections.abc import Iterator
 from typing import Optional
 
 import pynng
@@ -21,8 +23,8 @@ from pynng import AddressInUse, BadState, Closed, NNGException, Socket, Timeout,
 
 from . import wire
 
-__all__ = ["AddressInUse", "BadState", "Closed", "NNGException", "Socket", "Timeout",
-           "TryAgain", "batch_task_threads", "close", "dial", "listen", "ms",
+__all__ = ["AddressInUse", "BadState", "Closed", "NNGException", "SendGate", "Socket",
+           "Timeout", "TryAgain", "batch_task_threads", "close", "dial", "listen", "ms",
            "out_of_descriptors", "puller", "pusher", "receive", "remove_socket_file", "requester",
            "responder", "socket_file_id", "spare_descriptors", "threads", "wait_for_pipe"]
 
@@ -198,6 +200,54 @@ def close(sock: Socket, *, settle: float = 0.0) -> None:
             poller.poll(20)  # a message comes at once from a busy peer
             time.sleep(0.005)  # and the socket's other pipes stop reading too
     sock.close()
+
+
+class SendGate:
+    """Sends on one socket from any threads, and its close, never at once.
+
+    nng aborts the process (``pthread_mutex_lock: Invalid argument``) now
+    and then when a socket closes while other threads send on it. Here a
+    close that comes while sends are under way is left to the last of them;
+    a send after the close raises :class:`Closed`. Sends need a send timeout,
+    so that the last one leaves soon.
+    """
+
+    def __init__(self, sock: Socket) -> None:
+        self.sock = sock
+        self._lock = threading.Lock()
+        self._sending = 0
+        self._closed = False
+
+    @contextlib.contextmanager
+    def using(self) -> Iterator[Socket]:
+        """The socket, for a send or an option; :class:`Closed` once :meth:`close` was called."""
+        with self._lock:
+            if self._closed:
+                raise Closed("the socket is closed", 7)  # nng's NNG_ECLOSED
+            self._sending += 1
+        try:
+            yield self.sock
+        finally:
+            with self._lock:
+                self._sending -= 1
+                last = self._closed and not self._sending
+            if last:
+                self.sock.close()
+
+    def send(self, payload: bytes) -> None:
+        """``sock.send(payload)``, or :class:`Closed` once :meth:`close` was called."""
+        with self.using() as sock:
+            sock.send(payload)
+
+    def close(self) -> None:
+        """Close the socket now, or when the sends under way have returned."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            now = not self._sending
+        if now:
+            self.sock.close()
 
 
 def socket_file_id(address: str) -> Optional[tuple[int, int]]:

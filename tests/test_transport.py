@@ -131,3 +131,37 @@ def test_closing_a_receiving_socket_whose_peer_sends_returns(tmp_path):
         stop.set()
         push.close()
         flooding.join(5)
+
+
+def test_a_gated_close_waits_for_the_sends_under_way_and_refuses_later_ones():
+    """nng can abort the process when a socket closes under a send from another thread."""
+    where = address()
+    pull = transport.puller(where)
+    gate = transport.SendGate(transport.pusher(where, send_timeout=0.3, queue=0))
+    outcomes: list = []
+
+    def sender() -> None:  # nobody receives: the send waits for its timeout
+        try:
+            while True:
+                gate.send(b"x" * 100)
+        except transport.Timeout:
+            outcomes.append("timeout")
+        except transport.Closed:
+            outcomes.append("closed")
+
+    try:
+        threads = [threading.Thread(target=sender) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: gate.sock.pipes and len(outcomes) < 4, message="sends under way")
+        gate.close()
+        for thread in threads:
+            thread.join(5)
+        assert len(outcomes) == 4 and not any(thread.is_alive() for thread in threads)
+        with pytest.raises(transport.Closed):
+            gate.send(b"late")
+        with pytest.raises(transport.Closed):
+            gate.sock.send(b"closed by the last send to leave")
+    finally:
+        pull.close()
+        gate.close()
