@@ -28,18 +28,10 @@ from .errors import ArgumentError, ConfigError, EncodeError, ProtocolError, Stop
 from .hints import ANY, Converter, Hint, Mismatch, describe_value, unwrap_optional
 from .hints import read as read_hint
 from .kinds import FUNCTION
+from .params import ASYNC, ASYNC_GENERATOR, GENERATOR, PLAIN, Param
 from .records import holds_records, is_record
 from .state import Scope, State, Stores
-from .symbols import (
-    ASYNC,
-    ASYNC_GENERATOR,
-    GENERATOR,
-    PLAIN,
-    FunctionSpec,
-    Param,
-    SinkSpec,
-    SourceSpec,
-)
+from .symbols import FunctionSpec, SinkSpec, SourceSpec
 
 log = logging.getLogger("kuiperlite")
 

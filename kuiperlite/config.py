@@ -37,7 +37,7 @@ EKUIPER_KEYS = frozenset({
 
 
 class Field(Protocol):
-    """A keyword-only parameter: its name, type and default (see ``symbols.Param``)."""
+    """A keyword-only parameter: its name, type and default (see ``params.Param``)."""
 
     @property
     def name(self) -> str: ...

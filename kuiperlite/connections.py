@@ -28,16 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, NamedTuple, Optional, TypeVar, overload
 
 from .errors import DefinitionError, KuiperliteError, error_text
-from .symbols import (
-    EMPTY,
-    GENERATOR,
-    NAME_PATTERN,
-    Param,
-    Uses,
-    config_param,
-    style_of,
-    where_of,
-)
+from .params import EMPTY, GENERATOR, NAME_PATTERN, Param, config_param, style_of, where_of
 
 log = logging.getLogger("kuiperlite")
 
@@ -103,6 +94,13 @@ class ConnectionSpec(NamedTuple):
     def what(self) -> str:
         """``connection 'db'``: how messages name it."""
         return f"connection {self.name!r}"
+
+
+class Uses(NamedTuple):
+    """A keyword-only parameter that receives a connection's resource."""
+
+    param: str
+    connection: ConnectionSpec
 
 
 def read(func: Callable[..., Any], mark: Mark) -> ConnectionSpec:

@@ -21,8 +21,9 @@ from . import docstrings, hints, records
 from .hints import Hint
 from .kinds import KINDS
 from .launcher import SUFFIX as LAUNCHER_SUFFIX
+from .params import Param
 from .plugin import Plugin
-from .symbols import AnySpec, FunctionSpec, Param, SourceSpec
+from .symbols import AnySpec, FunctionSpec, SourceSpec
 
 
 def label(name: str) -> str:

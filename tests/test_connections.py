@@ -21,11 +21,11 @@ from kuiperlite import (
     sink,
     source,
 )
-from kuiperlite.connections import MARK_ATTR, Connections, declared
+from kuiperlite.connections import MARK_ATTR, Connections, Uses, declared
 from kuiperlite.errors import KuiperliteError
 from kuiperlite.metadata import files as metadata_files
 from kuiperlite.plugin import load
-from kuiperlite.symbols import Uses, marks_of, read
+from kuiperlite.symbols import marks_of, read
 from kuiperlite.testing import run_sink, run_source
 
 EVENTS: list[str] = []

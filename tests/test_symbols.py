@@ -7,15 +7,8 @@ import pytest
 from kuiperlite import Backoff, Context, DefinitionError, Dynamic, function, sink, source
 from kuiperlite.errors import ConfigError
 from kuiperlite.kinds import FUNCTION, SINK, SOURCE
-from kuiperlite.symbols import (
-    ASYNC,
-    ASYNC_GENERATOR,
-    GENERATOR,
-    PLAIN,
-    AnySpec,
-    marks_of,
-    read,
-)
+from kuiperlite.params import ASYNC, ASYNC_GENERATOR, GENERATOR, PLAIN
+from kuiperlite.symbols import AnySpec, marks_of, read
 
 
 def spec(func) -> AnySpec:

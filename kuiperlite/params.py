@@ -1,0 +1,104 @@
+"""What symbols and connections share: their parameters, names and styles.
+
+A :class:`Param` is one parameter the runtime fills, typed by its hint
+(:mod:`kuiperlite.hints`): a config property of a source, a sink or a
+connection, or an SQL argument of a function. :func:`where_of` names a
+function in collection errors, and :func:`style_of` says how its code runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+from typing import Any, Callable, NamedTuple
+
+from . import hints
+from .errors import DefinitionError
+from .hints import Hint
+
+NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # \Z: no trailing newline
+EMPTY = inspect.Parameter.empty
+
+PLAIN = "plain"
+GENERATOR = "generator"
+ASYNC = "async"
+ASYNC_GENERATOR = "async generator"
+
+_INFERABLE = (str, int, float, bool, dict, list)
+
+
+class Param(NamedTuple):
+    """One parameter the runtime fills: a config property or an SQL argument."""
+
+    name: str
+    type: Hint
+    default: Any = EMPTY
+
+    @property
+    def required(self) -> bool:
+        return self.default is EMPTY
+
+
+
+def read_param(param: inspect.Parameter, hint: Any, role: str,
+               fail: Callable[[str], DefinitionError], tip: str = "") -> Param:
+    """A parameter the runtime fills, typed by its hint (else by its default).
+
+    Raises:
+        DefinitionError: from ``fail``, when the hint has no JSON counterpart
+            (``tip`` ends the message).
+    """
+    if hint is EMPTY:
+        default = param.default
+        inferable = default is not EMPTY and default is not None
+        hint = type(default) if inferable and type(default) in _INFERABLE else Any
+    try:
+        info = hints.read(hint)
+    except hints.UnsupportedHint as err:
+        raise fail(f"{role} {param.name!r} has type {err}; use {err.supported}{tip}") \
+            from None
+    if info.dynamic and role != "config parameter":
+        raise fail(f"{role} {param.name!r} is {hints.name_of(hint)}, but only a sink's config "
+                   "can be dynamic")
+    return Param(param.name, info, param.default)
+
+
+def config_param(param: inspect.Parameter, hint: Any, fail: Callable[[str], DefinitionError],
+                 tip: str = "") -> Param:
+    """A keyword-only parameter a rule's config sets: a symbol's or a connection's.
+
+    Raises:
+        DefinitionError: from ``fail``, when a rule's config cannot carry its type.
+    """
+    read = read_param(param, hint, "config parameter", fail, tip)
+    if read.type.ui_type is None:
+        raise fail(f"config parameter {param.name!r} has type {hints.name_of(read.type.hint)}, "
+                   f"which a rule's config cannot carry; use {hints.SUPPORTED}{tip}")
+    return read
+
+
+def where_of(func: Callable[..., Any], name: str, word: str) -> str:
+    """How collection errors name a function: ``sink 'print' (plugin.py:4)``."""
+    what = f"{word} {name!r}"
+    target = inspect.unwrap(func)
+    code = getattr(target, "__code__", None)
+    fname = getattr(target, "__qualname__", repr(target))
+    if code is None:
+        return f"{what} ({fname})"
+    place = f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
+    if fname == name:
+        return f"{what} ({place})"
+    return f"{what} ({fname} at {place})"
+
+
+def style_of(func: Callable[..., Any]) -> str:
+    """Plain, generator, async or async generator."""
+    target = inspect.unwrap(func)
+    if inspect.isasyncgenfunction(target):
+        return ASYNC_GENERATOR
+    if inspect.isgeneratorfunction(target):
+        return GENERATOR
+    if inspect.iscoroutinefunction(target):
+        return ASYNC
+    return PLAIN
