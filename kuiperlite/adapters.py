@@ -25,11 +25,19 @@ from . import wire
 from .context import Context, Record
 from .dynamic import RenderError, Template, render
 from .errors import ArgumentError, ConfigError, EncodeError, ProtocolError, Stopped, error_text
-from .hints import ANY, Converter, Hint, Mismatch, describe_value, unwrap_optional
+from .hints import (
+    ANY,
+    Converter,
+    Hint,
+    Mismatch,
+    describe_value,
+    holds_records,
+    is_record,
+    unwrap_optional,
+)
 from .hints import read as read_hint
 from .kinds import FUNCTION
 from .params import ASYNC, ASYNC_GENERATOR, GENERATOR, PLAIN, Param
-from .records import holds_records, is_record
 from .state import Scope, State, Stores
 from .symbols import FunctionSpec, SinkSpec, SourceSpec
 

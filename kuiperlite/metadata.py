@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from . import docstrings, hints, records
+from . import docstrings, hints
 from .hints import Hint
 from .kinds import KINDS
 from .launcher import SUFFIX as LAUNCHER_SUFFIX
@@ -55,8 +55,8 @@ def _json_default(value: Any) -> Any:
         return value.value
     if isinstance(value, tuple):
         return list(value)
-    if records.is_record(type(value)):
-        return {k: _json_default(v) for k, v in records.record_fields(value).items()}
+    if hints.is_record(type(value)):
+        return {k: _json_default(v) for k, v in hints.record_fields(value).items()}
     if isinstance(value, list):
         return [_json_default(v) for v in value]
     return value
@@ -71,7 +71,7 @@ def _hint_text(doc: docstrings.Docstring, name: str, info: hints.Hint) -> dict[s
     """A field's hint: its docstring text, then a record's fields, then what a
     dynamic property takes."""
     parts = [doc.params.get(name, "")]
-    fields = records.describe_fields(info)
+    fields = hints.describe_fields(info)
     if fields:
         parts.append(f"Fields: {fields}.")
     if info.dynamic:

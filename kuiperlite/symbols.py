@@ -19,7 +19,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Callable, ClassVar, NamedTuple, Optional, TypeVar, Union, overload
 
-from . import config, dynamic, hints, records
+from . import config, dynamic, hints
 from .connections import ConnectionSpec, Uses
 from .context import Context
 from .errors import DefinitionError
@@ -462,7 +462,7 @@ class _Reader:
         try:
             return hints.read(hints.unwrap_optional(data_hint))
         except hints.UnsupportedHint as err:
-            if records.holds_records(data_hint):  # built from each payload: it must work
+            if hints.holds_records(data_hint):  # built from each payload: it must work
                 raise self.fail(f"the data's type {hints.name_of(data_hint)}: {err}") from None
             return hints.ANY  # the payload arrives decoded, whatever the hint says
 

@@ -18,9 +18,8 @@ from typing import Any, NamedTuple, Optional
 import orjson
 
 from .errors import EncodeError, ProtocolError
-from .hints import describe_value
+from .hints import describe_value, is_record, record_fields
 from .kinds import BY_WIRE, KINDS, SINK, SOURCE, Kind
-from .records import is_record, record_fields
 
 HANDSHAKE = b"handshake"
 OK = b"ok"

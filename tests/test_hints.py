@@ -4,7 +4,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 import pytest
 
-from kuiperlite import hints, records
+from kuiperlite import hints
 from kuiperlite.hints import Dynamic, Mismatch, UnsupportedHint
 
 
@@ -130,7 +130,7 @@ def test_records_build_from_objects_and_name_the_field_that_does_not_fit():
 
     info = hints.read(Outer)
     assert (info.ui_type, info.control, info.value_type) == ("object", "textarea", "object")
-    assert records.describe_fields(info) == (
+    assert hints.describe_fields(info) == (
         "name (a string), inner (a Inner object, optional), tags (a list of strings, optional)")
     assert info.convert({"name": "n", "inner": {"secret": "7"}, "other": 1}) == \
         Outer("n", Inner(7))
@@ -138,8 +138,8 @@ def test_records_build_from_objects_and_name_the_field_that_does_not_fit():
                                              r"a list \(item 0 must be a string, got null\)"):
         info.convert({"name": "n", "tags": [None]})
     assert hints.read(list[Outer]).convert([{"name": "a"}]) == [Outer("a")]
-    assert records.holds_records(list[Outer]) and records.holds_records(Optional[Outer])
-    assert not records.holds_records(dict)
+    assert hints.holds_records(list[Outer]) and hints.holds_records(Optional[Outer])
+    assert not hints.holds_records(dict)
 
 
 @dataclasses.dataclass
