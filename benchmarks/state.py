@@ -33,7 +33,8 @@ from typing import Any, Callable, Optional
 
 from kuiperlite.dev import Host
 from kuiperlite.kinds import SOURCE
-from kuiperlite.state import Scope, State, Stores, open_store
+from kuiperlite.state import Scope, State
+from kuiperlite.stores import Stores, open_store
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

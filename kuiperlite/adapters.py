@@ -38,7 +38,8 @@ from .hints import (
 from .hints import read as read_hint
 from .kinds import FUNCTION
 from .params import ASYNC, ASYNC_GENERATOR, GENERATOR, PLAIN, Param
-from .state import Scope, State, Stores
+from .state import Scope, State
+from .stores import Stores
 from .symbols import FunctionSpec, SinkSpec, SourceSpec
 
 log = logging.getLogger("kuiperlite")

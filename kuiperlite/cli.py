@@ -76,7 +76,8 @@ def cmd_state(args: argparse.Namespace) -> int:
     import os
 
     from .errors import StateError
-    from .state import describe, open_store, sqlite_path
+    from .state import describe
+    from .stores import open_store, sqlite_path
 
     url = args.url or os.environ.get("KUIPERLITE_STATE_URL")
     if not url and not os.path.exists(sqlite_path(args.plugin, args.dir)):

@@ -83,12 +83,12 @@ class Context:
         call site in the rule. A Context made by hand keeps it in memory.
         """
         if self._state is None:
-            from .state import Scope, State, memory_stores
+            from .state import Kept, MemoryStore, Scope, State
 
             scope = Scope.of_call(self.symbol, self.rule_id, self.func_id or 0) \
                 if self.kind is FUNCTION else Scope.of_instance(
                     self.kind, self.symbol, self.rule_id, self.op_id, self.instance_id)
-            self._state = State(memory_stores(), scope)
+            self._state = State(Kept(MemoryStore()), scope)
         return self._state
 
     @property

@@ -25,7 +25,8 @@ from .channels import TICK, Requester, Unanswered, send_waiting
 from .connections import Lease
 from .errors import Stopped
 from .kinds import SINK, SOURCE, Kind
-from .state import Scope, State, Stores
+from .state import Scope, State
+from .stores import Stores
 from .supervisor import InFlight
 from .symbols import AnySpec, FunctionSpec, SinkSpec, SourceSpec
 from .transport import Closed, NNGException, Timeout

@@ -36,7 +36,7 @@ from .kinds import BY_WIRE, SINK
 from .plugin import Plugin, collect, importing, summary
 from .recycling import RECYCLE_IDLE, RECYCLE_MB, Recycler
 from .signals import StopSignals
-from .state import Stores, open_store
+from .stores import Stores, open_store
 from .supervisor import InFlight, Journal, Replay
 from .symbols import AnySpec, FunctionSpec
 from .wire import START, Control

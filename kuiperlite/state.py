@@ -1,4 +1,4 @@
-"""State that survives restarts: ``ctx.state``, its scopes, and the store it lives in.
+"""State that survives restarts: ``ctx.state``, its scopes, and what a store does.
 
 Every Context a symbol receives carries a :class:`State`: ``get``, ``put``,
 ``delete`` and ``incr`` on the keys of one *scope*. A source's or sink's scope
@@ -7,15 +7,15 @@ its call site (plugin, symbol, rule, funcId), so one function called twice
 in a rule keeps two states. The same rule started again, after a stop, a
 crash, a reboot or a reinstall, sees its state again.
 
-The plugin's store is opened on first use, so a plugin that keeps no state
-opens nothing: SQLite (one file per plugin, see :func:`open_store`), or Redis
-when ``KUIPERLITE_STATE_URL`` names one.
+A State asks for its :class:`Store` when it is first used, so a plugin that
+keeps no state opens nothing. Which store a running plugin opens (SQLite, or
+Redis) is :mod:`kuiperlite.stores`'s choice; a Context made by hand keeps its
+state in a :class:`MemoryStore`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import threading
 from typing import Any, Callable, NamedTuple, Optional, Protocol
 
@@ -86,64 +86,68 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(plugin: str, *, directory: Optional[str] = None,
-               url: Optional[str] = None) -> Store:
-    """The plugin's store: Redis at ``url`` (or ``KUIPERLITE_STATE_URL``), else SQLite.
+class StoreSource(Protocol):
+    """Where a :class:`State` gets its store, when it is first used
+    (:class:`kuiperlite.stores.Stores` opens the plugin's)."""
 
-    The SQLite file is ``<plugin>.sqlite3`` in ``directory``, else in
-    :func:`kuiperlite.locations.state_dir`: ``KUIPERLITE_STATE_DIR``, eKuiper's
-    data folder under eKuiper, or the user's state folder.
-
-    Raises:
-        StateError: the store cannot be opened or reached, in one sentence.
-    """
-    url = url or os.environ.get("KUIPERLITE_STATE_URL")
-    if url:
-        from .redis_store import RedisStore
-
-        return RedisStore(url, plugin)
-    from .sqlite_store import SQLiteStore
-
-    return SQLiteStore(sqlite_path(plugin, directory))
+    def get(self) -> Store: ...
 
 
-def sqlite_path(plugin: str, directory: Optional[str] = None) -> str:
-    """The plugin's SQLite file: ``<plugin>.sqlite3`` in ``directory`` or the state folder."""
-    from .locations import state_dir
+class Kept:
+    """A :class:`StoreSource` whose store is open already: ``Kept(MemoryStore())``."""
 
-    return os.path.join(directory or str(state_dir()), f"{plugin}.sqlite3")
+    __slots__ = ("store",)
 
-
-class Stores:
-    """A plugin's store, opened on first use and shared by its instances."""
-
-    def __init__(self, opener: Callable[[], Store]) -> None:
-        self._opener = opener
-        self._store: Optional[Store] = None
-        self._lock = threading.Lock()
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     def get(self) -> Store:
-        """The store, opened now if it is not yet (a failed open is tried again next time)."""
-        store = self._store
-        if store is None:
-            with self._lock:
-                if self._store is None:
-                    self._store = self._opener()
-                store = self._store
-        return store
+        return self.store
+
+
+class MemoryStore:
+    """A :class:`Store` in a dict: the state of a Context made by hand, and of
+    the symbols :mod:`kuiperlite.testing` runs."""
+
+    where = "memory"
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[Scope, str], str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, scope: Scope, key: str) -> Optional[str]:
+        return self._values.get((scope, key))
+
+    def put(self, scope: Scope, key: str, value: str) -> None:
+        with self._lock:
+            self._values[scope, key] = value
+
+    def delete(self, scope: Scope, key: str) -> None:
+        with self._lock:
+            self._values.pop((scope, key), None)
+
+    def incr(self, scope: Scope, key: str, amount: int) -> int:
+        with self._lock:
+            new = incremented(scope, key, self._values.get((scope, key)), amount)
+            self._values[scope, key] = str(new)
+        return new
+
+    def entries(self, rule: Optional[str] = None,
+                symbol: Optional[str] = None) -> list[tuple[Scope, str, str]]:
+        with self._lock:
+            return sorted((scope, key, value) for (scope, key), value in self._values.items()
+                          if (rule is None or scope.rule == rule)
+                          and (symbol is None or scope.symbol == symbol))
+
+    def clear(self, rule: Optional[str] = None, symbol: Optional[str] = None) -> int:
+        gone = self.entries(rule, symbol)
+        with self._lock:
+            for scope, key, _ in gone:
+                self._values.pop((scope, key), None)
+        return len(gone)
 
     def close(self) -> None:
-        with self._lock:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
-
-
-def memory_stores() -> Stores:
-    """Stores over a fresh in-memory SQLite database (tests, and hand-made Contexts)."""
-    from .sqlite_store import SQLiteStore
-
-    return Stores(lambda: SQLiteStore(":memory:"))
+        pass
 
 
 class State:
@@ -156,7 +160,7 @@ class State:
 
     __slots__ = ("scope", "_stores", "used", "_on_first_use")
 
-    def __init__(self, stores: Stores, scope: Scope,
+    def __init__(self, stores: StoreSource, scope: Scope,
                  on_first_use: Optional[Callable[[], None]] = None) -> None:
         self.scope = scope
         self._stores = stores
@@ -270,20 +274,3 @@ def incremented(scope: Scope, key: str, text: Optional[str], amount: int) -> int
 def describe(scope: Scope, key: str, value: str) -> str:
     """One line for a kept key: ``source 'numbers' of rule r1/op1/0: next = 20``."""
     return f"{scope.what}: {key} = {value}"
-
-
-def clear(plugin: str, *, rule: Optional[str] = None, symbol: Optional[str] = None,
-          directory: Optional[str] = None, url: Optional[str] = None) -> int:
-    """Drop a plugin's state, or one rule's or symbol's, for good.
-
-    eKuiper does not tell a plugin that a rule was deleted: call this (or
-    ``python -m kuiperlite state clear PLUGIN --rule RULE``) when it is.
-
-    Returns:
-        How many keys went.
-    """
-    store = open_store(plugin, directory=directory, url=url)
-    try:
-        return store.clear(rule=rule, symbol=symbol)
-    finally:
-        store.close()

@@ -28,7 +28,8 @@ from .context import Record
 from .dev import gowire
 from .errors import ArgumentError, EncodeError
 from .kinds import FUNCTION, SINK, SOURCE, Kind
-from .state import Scope, State, Stores, memory_stores
+from .state import Scope, State
+from .stores import Stores, memory_stores
 from .symbols import AnySpec, FunctionSpec, SinkSpec, SourceSpec, marks_of, read
 from .wire import FuncMeta
 

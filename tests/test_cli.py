@@ -106,7 +106,8 @@ def test_usage():
 
 def test_state_lists_and_clears_what_a_plugin_keeps(state_place):
     from kuiperlite.kinds import SINK, SOURCE
-    from kuiperlite.state import Scope, State, Stores, open_store
+    from kuiperlite.state import Scope, State
+    from kuiperlite.stores import Stores, open_store
 
     name = unique("p")
     where = ["--dir", state_place["directory"]] if "directory" in state_place else \

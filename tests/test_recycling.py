@@ -15,7 +15,7 @@ from kuiperlite.instances import FunctionServer
 from kuiperlite.plugin import collect
 from kuiperlite.recycling import Recycler, resident_mb
 from kuiperlite.runtime import Runtime
-from kuiperlite.state import Stores
+from kuiperlite.stores import Stores
 from kuiperlite.supervisor import InFlight, Journal
 from kuiperlite.wire import Control, Meta
 

@@ -10,7 +10,8 @@ import pytest
 from kuiperlite import StateError
 from kuiperlite.kinds import SINK
 from kuiperlite.redis_store import RedisStore
-from kuiperlite.state import Scope, State, Stores
+from kuiperlite.state import Scope, State
+from kuiperlite.stores import Stores
 
 from conftest import unique, wait_until
 

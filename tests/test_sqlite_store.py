@@ -10,14 +10,16 @@ import pytest
 from kuiperlite import StateError
 from kuiperlite.kinds import SOURCE
 from kuiperlite.sqlite_store import SQLiteStore
-from kuiperlite.state import Scope, State, Stores
+from kuiperlite.state import Scope, State
+from kuiperlite.stores import Stores
 
 SCOPE = Scope.of_instance(SOURCE, "tail", "r1", "o1", 0)
 
 WRITER = """
 import sys
 from kuiperlite.sqlite_store import SQLiteStore
-from kuiperlite.state import Scope, State, Stores
+from kuiperlite.state import Scope, State
+from kuiperlite.stores import Stores
 from kuiperlite.kinds import SOURCE
 
 store = SQLiteStore(sys.argv[1])

@@ -7,7 +7,8 @@ import pytest
 
 from kuiperlite import Context, StateError
 from kuiperlite.kinds import FUNCTION, SINK, SOURCE
-from kuiperlite.state import Scope, State, Stores, clear, memory_stores, open_store
+from kuiperlite.state import Kept, MemoryStore, Scope, State
+from kuiperlite.stores import Stores, clear, memory_stores, open_store
 
 from conftest import unique
 
@@ -189,3 +190,47 @@ def test_memory_stores_are_private():
     a, b = memory_stores(), memory_stores()
     state(a).put("k", 1)
     assert state(b).get("k") is None
+
+
+def test_a_memory_store_keeps_values_and_counts_as_a_store_does():
+    s = state(Kept(MemoryStore()))
+    for value in VALUES:
+        s.put("k", value)
+        assert s.get("k", "absent") == value
+    s.delete("k")
+    s.delete("k")
+    assert s.get("k", -1) == -1
+    assert s.incr("n") == 1 and s.incr("n", 41) == 42
+    s.put("n", "seven")
+    with pytest.raises(StateError, match="holds \"seven\"; incr adds to an integer"):
+        s.incr("n")
+    assert s.get("n") == "seven"
+
+
+def test_a_memory_store_lists_and_clears_by_rule_and_symbol():
+    store = MemoryStore()
+    state(Kept(store), rule="keep").put("a", 1)
+    state(Kept(store), rule="drop").put("a", 2)
+    state(Kept(store), rule="drop", kind=SINK, symbol="out").put("b", 3)
+    assert [(scope.kind, scope.rule, key, value)
+            for scope, key, value in store.entries(rule="drop")] == [
+        ("sink", "drop", "b", "3"), ("source", "drop", "a", "2")]
+    assert store.clear(rule="drop", symbol="out") == 1
+    assert store.clear(rule="drop") == 1
+    assert [(s.rule, k) for s, k, _ in store.entries()] == [("keep", "a")]
+    assert store.clear() == 1 and store.entries() == []
+
+
+def test_a_memory_store_counts_atomically_across_threads():
+    s = state(Kept(MemoryStore()))
+
+    def add():
+        for _ in range(200):
+            s.incr("hits")
+
+    threads = [threading.Thread(target=add) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert s.get("hits") == 2000

@@ -10,7 +10,7 @@ import signal
 import pytest
 
 from kuiperlite.errors import HostError
-from kuiperlite.state import open_store
+from kuiperlite.stores import open_store
 from kuiperlite.wire import FuncMeta
 
 from conftest import assert_each_once, fresh_worker, pid_alive, unique, wait_until

@@ -31,7 +31,8 @@ from ..errors import HostError, KuiperliteError, ProtocolError, StateError
 from ..hints import describe_value
 from ..kinds import BY_WIRE, FUNCTION, SINK, SOURCE, Kind
 from ..packaging import local_modules
-from ..state import Scope, Store, open_store, sqlite_path
+from ..state import Scope, Store
+from ..stores import open_store, sqlite_path
 from ..wire import Control, FuncMeta, Meta
 from . import gowire, proc
 from .handles import FunctionHandle, SinkHandle, SourceHandle, SourceStatus
