@@ -1,10 +1,15 @@
-"""What a source, a sink and a function are: the one place that says so.
+"""What a source, a sink and a function are, and what eKuiper runs for a plugin:
+the one place that says so.
 
 Each :class:`Kind` holds its name on the wire (a Control's ``pluginType``),
 the word messages use, the folder its metadata goes to in a plugin zip (also
 the key listing its symbols in the plugin json), and how eKuiper runs it:
 sources and sinks once per rule instance, started and stopped by command;
 a function on one channel shared by every rule, never stopped.
+
+What eKuiper runs for a packaged plugin is its executable: kuiperlite's
+launcher, named after the plugin's module (``<module>_main.py``) and shipped
+beside it; the launcher serves the module its name names.
 """
 
 from __future__ import annotations
@@ -37,3 +42,6 @@ SINK = Kind("sink", "sink", "sinks", per_rule=True)
 FUNCTION = Kind("func", "function", "functions", per_rule=False)
 KINDS = (SOURCE, SINK, FUNCTION)
 BY_WIRE = {kind.wire: kind for kind in KINDS}
+
+# The packaged plugin's executable is ``<module>`` + this (see the module's docstring).
+LAUNCHER_SUFFIX = "_main.py"

@@ -19,8 +19,7 @@ import orjson
 
 from . import docstrings, hints
 from .hints import Hint
-from .kinds import KINDS
-from .launcher import SUFFIX as LAUNCHER_SUFFIX
+from .kinds import KINDS, LAUNCHER_SUFFIX
 from .params import Param
 from .plugin import Plugin
 from .symbols import AnySpec, FunctionSpec, SourceSpec

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
-from . import launcher, metadata
+from . import metadata
 from .errors import PluginError
 from .plugin import Plugin
 
@@ -232,9 +232,13 @@ def _normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+# kuiperlite's own files; the launcher is shipped as it is, never run here.
+KUIPERLITE = Path(__file__).resolve().parent
+LAUNCHER = KUIPERLITE / "launcher.py"
+
+
 def _kuiperlite_files() -> list[tuple[str, Path]]:
-    package = Path(__file__).resolve().parent
-    return [(f"kuiperlite/{p.name}", p) for p in sorted(package.glob("*.py"))]
+    return [(f"kuiperlite/{p.name}", p) for p in sorted(KUIPERLITE.glob("*.py"))]
 
 
 _LEGACY_MANYLINUX = {"manylinux2014": 17, "manylinux2010": 12, "manylinux1": 5}
@@ -307,7 +311,7 @@ def contents(plugin: Plugin, *, include: Iterable[str] = (), exclude: Iterable[s
             files.setdefault(name, path.read_bytes())
     if entry.name not in files:
         raise PluginError(f"--exclude removed the plugin file {entry.name} itself.")
-    files[executable] = Path(launcher.__file__).read_bytes()
+    files[executable] = LAUNCHER.read_bytes()
     for name, path in _kuiperlite_files():
         files[name] = path.read_bytes()
     files["requirements.txt"] = ("\n".join(_requirements(entry, requirements)) + "\n").encode()
