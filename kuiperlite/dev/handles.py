@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Protocol
 
 import attrs
 import pynng
@@ -32,10 +32,27 @@ from .sinkrule import Message, SinkRule
 from .sql import SqlError
 from .sql import parse as parse_sql
 
-if TYPE_CHECKING:
-    from .host import Host
-
 log = logging.getLogger("kuiperlite.dev.host")
+
+
+class HostSide(Protocol):
+    """What a handle uses of the host that started it (:class:`kuiperlite.dev.host.Host`)."""
+
+    name: str
+    ekuiper: int
+    timeout: float
+    send_timeout: float
+    recv_timeout: float
+    ipc_dir: str
+    handles: list[Any]
+    leaked: list[Channel]
+    functions_lock: threading.Lock
+
+    def command(self, name: str, control: Control) -> None: ...
+    def function(self, symbol: str) -> FunctionHandle: ...
+
+    def check_alive(self) -> None:
+        """Raise HostError when the plugin process has exited."""
 
 
 def _checked(control: Control, directory: str) -> Meta:
@@ -112,7 +129,7 @@ class SourceHandle:
             :meth:`recv` received.
     """
 
-    def __init__(self, host: Host, control: Control) -> None:
+    def __init__(self, host: HostSide, control: Control) -> None:
         assert control.meta is not None
         self.host = host
         self.control = control
@@ -155,7 +172,7 @@ class SourceHandle:
             nudge()
             if time.monotonic() > deadline:
                 raise HostError(f"No record from {self.what} within {timeout:g} s.")
-            self.host._check_alive()
+            self.host.check_alive()
 
     def recv(self, timeout: float = 10.0) -> tuple[Any, Any]:
         """The next row as eKuiper ingests it: ``(message, meta)``.
@@ -219,7 +236,7 @@ class SinkHandle:
     :meth:`send` pushes one payload as it is.
     """
 
-    def __init__(self, host: Host, control: Control) -> None:
+    def __init__(self, host: HostSide, control: Control) -> None:
         assert control.meta is not None
         self.host = host
         self.control = control
@@ -370,7 +387,7 @@ class SinkHandle:
                     if time.monotonic() > deadline:
                         raise HostError(f"The {self.what} did not take a payload within "
                                         f"{send_timeout:g} s (eKuiper's sendTimeout).") from None
-                    self.host._check_alive()
+                    self.host.check_alive()
         if not self.require_ack:
             return None
         wait = self.host.timeout if timeout is None else timeout
@@ -387,7 +404,7 @@ class SinkHandle:
             if time.monotonic() > deadline:
                 raise HostError(f"No ack from {self.what} within {wait:g} s; eKuiper would "
                                 "still be waiting, and the rule would hang.")
-            self.host._check_alive()
+            self.host.check_alive()
 
     def extra_ack(self, wait: float = 0.05) -> Optional[bytes]:
         """An ack beyond one per payload, if one came within ``wait`` seconds."""
@@ -432,10 +449,10 @@ class SinkHandle:
 class FunctionChannel(Responder):
     """A function symbol's channel, shared by its handles, one call at a time."""
 
-    def __init__(self, host: Host, symbol: str) -> None:
+    def __init__(self, host: HostSide, symbol: str) -> None:
         address = checked_address(wire.function_address(symbol, host.ipc_dir),
                                   ("function name", symbol))
-        super().__init__(address, host._check_alive, f"function {symbol!r}")
+        super().__init__(address, host.check_alive, f"function {symbol!r}")
         self.symbol = symbol
         self.users = 0
         try:
@@ -448,7 +465,7 @@ class FunctionChannel(Responder):
 class FunctionHandle:
     """A use of a function symbol's channel, seen from the host."""
 
-    def __init__(self, host: Host, channel: FunctionChannel) -> None:
+    def __init__(self, host: HostSide, channel: FunctionChannel) -> None:
         self.host = host
         self.channel = channel
         self.symbol = channel.symbol
@@ -576,7 +593,7 @@ class FunctionHandle:
     def close(self) -> bool:
         """Let go of the channel; the last handle closes it (no stop command:
         functions are never stopped)."""
-        with self.host._functions_lock:
+        with self.host.functions_lock:
             if self not in self.host.handles:
                 return False
             self.host.handles.remove(self)

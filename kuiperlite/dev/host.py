@@ -227,14 +227,14 @@ class Host:
         self.leaked: list[Channel] = []
         self.functions: dict[str, FunctionChannel] = {}
         self._restart_lock = threading.Lock()
-        self._functions_lock = threading.Lock()
+        self.functions_lock = threading.Lock()  # guards functions and their handles
         self._closed = threading.Event()
         self.control = self._control_channel()
 
     def _control_channel(self) -> Responder:
         address = checked_address(wire.control_address(self.name, self.ipc_dir),
                                   ("plugin name", self.name))
-        return Responder(address, self._check_alive, f"plugin {self.name!r}",
+        return Responder(address, self.check_alive, f"plugin {self.name!r}",
                          as_1x=self.ekuiper == 1)
 
     @classmethod
@@ -304,7 +304,8 @@ class Host:
         """Wait for the plugin's handshake (a plugin started by hand works too)."""
         self.control.wait_handshake(timeout)
 
-    def _check_alive(self) -> None:
+    def check_alive(self) -> None:
+        """Raise HostError when the plugin process has exited, with its last output."""
         process = self.process
         if process is not None and process.poll() is not None:
             raise HostError(f"The plugin process {process.pid} exited with code "
@@ -465,7 +466,7 @@ class Host:
             ValueError: the symbol cannot be part of a socket file name.
             HostError: the channel is taken, or the plugin refused the start.
         """
-        with self._functions_lock:
+        with self.functions_lock:
             channel = self.functions.get(symbol)
             if channel is None or channel.closed:
                 channel = FunctionChannel(self, symbol)
