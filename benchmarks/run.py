@@ -36,10 +36,10 @@ import orjson
 import pynng
 
 import kuiperlite
-from kuiperlite import transport, wire
-from kuiperlite.channels import TICK
 from kuiperlite.dev import Host, gowire
 from kuiperlite.dev.ends import nudge
+from kuiperlite.protocol import transport, wire
+from kuiperlite.protocol.channels import TICK
 
 HERE = Path(__file__).resolve().parent
 PLUGINS = HERE / "plugins"

@@ -35,7 +35,7 @@ and every instance stops.
 - ``threads_left`` and ``mb_left``: the plugin's threads and memory once all
   stopped and idle, over the idle plugin's before the start. A kuiperlite
   worker that grew gives way to a fresh one once idle for 30 s
-  (``kuiperlite/recycling.py``); memory is read once it is back within 1 MB
+  (``kuiperlite/serve/recycling.py``); memory is read once it is back within 1 MB
   of the idle figure, or after a minute (at once with ``--quick``), a second
   after the plugin answers.
 """
@@ -54,7 +54,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import run as bench  # noqa: E402  (pinning, plugin copies, the flow, results)
 
-from kuiperlite.wire import STOP  # noqa: E402
+from kuiperlite.protocol.wire import STOP  # noqa: E402
 
 # Each instance moves more records than the plugin's and the host's queues
 # hold (256), or a source's records would be in the host before the clock starts.

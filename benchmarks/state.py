@@ -31,10 +31,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from kuiperlite.declare.kinds import SOURCE
+from kuiperlite.declare.state import Scope, State
 from kuiperlite.dev import Host
-from kuiperlite.kinds import SOURCE
-from kuiperlite.state import Scope, State
-from kuiperlite.stores import Stores, open_store
+from kuiperlite.serve.stores import Stores, open_store
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _HOMES = {
-    "About": "plugin", "Plugin": "plugin", "collect": "plugin", "load": "plugin",
-    "Context": "context", "Record": "context", "Dynamic": "hints",
+    "About": "declare.plugin", "Plugin": "declare.plugin", "collect": "declare.plugin",
+    "load": "declare.plugin", "Context": "declare.context", "Record": "declare.context",
+    "Dynamic": "declare.hints",
     "ArgumentError": "errors", "ConfigError": "errors", "DefinitionError": "errors",
     "KuiperliteError": "errors", "PluginError": "errors", "StateError": "errors",
-    "Stopped": "errors", "State": "state",
-    "source": "symbols", "sink": "symbols", "function": "symbols", "Backoff": "symbols",
-    "connection": "connections",
-    "run": "runtime",
+    "Stopped": "errors", "State": "declare.state",
+    "source": "declare.symbols", "sink": "declare.symbols", "function": "declare.symbols",
+    "Backoff": "declare.symbols", "connection": "declare.connections",
+    "run": "serve.runtime",
 }
 
 __all__ = sorted(_HOMES)
@@ -40,9 +41,19 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and editors see
-    from .connections import connection as connection
-    from .context import Context as Context
-    from .context import Record as Record
+    from .declare.connections import connection as connection
+    from .declare.context import Context as Context
+    from .declare.context import Record as Record
+    from .declare.hints import Dynamic as Dynamic
+    from .declare.plugin import About as About
+    from .declare.plugin import Plugin as Plugin
+    from .declare.plugin import collect as collect
+    from .declare.plugin import load as load
+    from .declare.state import State as State
+    from .declare.symbols import Backoff as Backoff
+    from .declare.symbols import function as function
+    from .declare.symbols import sink as sink
+    from .declare.symbols import source as source
     from .errors import ArgumentError as ArgumentError
     from .errors import ConfigError as ConfigError
     from .errors import DefinitionError as DefinitionError
@@ -50,14 +61,4 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .errors import PluginError as PluginError
     from .errors import StateError as StateError
     from .errors import Stopped as Stopped
-    from .hints import Dynamic as Dynamic
-    from .plugin import About as About
-    from .plugin import Plugin as Plugin
-    from .plugin import collect as collect
-    from .plugin import load as load
-    from .runtime import run as run
-    from .state import State as State
-    from .symbols import Backoff as Backoff
-    from .symbols import function as function
-    from .symbols import sink as sink
-    from .symbols import source as source
+    from .serve.runtime import run as run

@@ -12,12 +12,12 @@ if TYPE_CHECKING:  # argparse is imported only for the commands a plugin process
     import argparse
     import mmap
 
-    from .plugin import Plugin
-    from .supervisor import Journal, Replay
+    from .declare.plugin import Plugin
+    from .serve.supervisor import Journal, Replay
 
 
 def _load(args: argparse.Namespace) -> Plugin:
-    from .plugin import load
+    from .declare.plugin import load
 
     return load(args.target, args.name)
 
@@ -45,27 +45,27 @@ def run(target: str, name: Optional[str], portable_config: Optional[str]) -> int
     supervisor then holds only what it needs, and the worker imports the
     runtime and the plugin itself.
     """
-    from . import supervisor
+    from .serve import supervisor
 
     # The plugin sees the argv eKuiper gives an executable: the file, then its config.
     sys.argv = [target, *([portable_config] if portable_config else [])]
     why_not = supervisor.can_fork()
     if why_not is not None:
-        from .plugin import load
-        from .runtime import exit_now, serve_alone
+        from .declare.plugin import load
+        from .serve.runtime import exit_now, serve_alone
 
         exit_now(serve_alone(load(target, name), why_not))
     host = os.getppid()
 
     def work(journal: Journal, page: mmap.mmap, replay: list[Replay],
              serving: Callable[[], None]) -> int:
-        from .plugin import load
+        from .declare.plugin import load
 
         try:
             plugin = load(target, name)
         except (DefinitionError, PluginError) as err:
             return report(err)
-        from .runtime import serve_worker
+        from .serve.runtime import serve_worker
 
         return serve_worker(plugin, host, journal, page, replay, serving)
 
@@ -75,9 +75,9 @@ def run(target: str, name: Optional[str], portable_config: Optional[str]) -> int
 def cmd_state(args: argparse.Namespace) -> int:
     import os
 
+    from .declare.state import describe
     from .errors import StateError
-    from .state import describe
-    from .stores import open_store, sqlite_path
+    from .serve.stores import open_store, sqlite_path
 
     url = args.url or os.environ.get("KUIPERLITE_STATE_URL")
     if not url and not os.path.exists(sqlite_path(args.plugin, args.dir)):
@@ -109,7 +109,7 @@ def cmd_state(args: argparse.Namespace) -> int:
 
 
 def cmd_meta(args: argparse.Namespace) -> int:
-    from . import metadata
+    from .bundle import metadata
 
     for path in metadata.write(_load(args), args.output):
         print(path)
@@ -117,9 +117,9 @@ def cmd_meta(args: argparse.Namespace) -> int:
 
 
 def cmd_package(args: argparse.Namespace) -> int:
-    from . import packaging
+    from .bundle import package
 
-    print(packaging.build(
+    print(package.build(
         _load(args), args.output, include=args.include, exclude=args.exclude,
         requirements=args.requirements, wheels=args.wheels, platform=args.platform,
         python_version=args.python_version))

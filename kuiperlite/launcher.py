@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from kuiperlite.kinds import LAUNCHER_SUFFIX as SUFFIX
+from kuiperlite.declare.kinds import LAUNCHER_SUFFIX as SUFFIX
 
 
 def main() -> None:

@@ -22,16 +22,17 @@ from typing import Any, Callable, Optional
 
 import orjson
 
-from . import connections, wire
-from .adapters import FunctionAdapter, SinkAdapter, SourceAdapter
-from .context import Record
+from .declare import connections
+from .declare.context import Record
+from .declare.kinds import FUNCTION, SINK, SOURCE, Kind
+from .declare.state import Scope, State
+from .declare.symbols import AnySpec, FunctionSpec, SinkSpec, SourceSpec, marks_of, read
 from .dev import gowire
 from .errors import ArgumentError, EncodeError
-from .kinds import FUNCTION, SINK, SOURCE, Kind
-from .state import Scope, State
-from .stores import Stores, memory_stores
-from .symbols import AnySpec, FunctionSpec, SinkSpec, SourceSpec, marks_of, read
-from .wire import FuncMeta
+from .protocol import wire
+from .protocol.wire import FuncMeta
+from .serve.adapters import FunctionAdapter, SinkAdapter, SourceAdapter
+from .serve.stores import Stores, memory_stores
 
 __all__ = ["Records", "call_function", "memory_state", "run_sink", "run_source"]
 

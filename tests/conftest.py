@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from kuiperlite import wire
+from kuiperlite.protocol import wire
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -9,21 +9,12 @@ from typing import Any, Literal, Optional
 import orjson
 import pytest
 
-from kuiperlite import (
-    Backoff,
-    ConfigError,
-    Context,
-    Record,
-    function,
-    hints,
-    sink,
-    source,
-    testing,
-    wire,
-)
-from kuiperlite.adapters import FunctionAdapter, SinkAdapter, SourceAdapter
+from kuiperlite import Backoff, ConfigError, Context, Record, function, sink, source, testing
+from kuiperlite.declare import hints
+from kuiperlite.declare.symbols import AnySpec, marks_of, read
 from kuiperlite.dev import gowire
-from kuiperlite.symbols import AnySpec, marks_of, read
+from kuiperlite.protocol import wire
+from kuiperlite.serve.adapters import FunctionAdapter, SinkAdapter, SourceAdapter
 
 from conftest import wait_until
 

@@ -7,9 +7,9 @@ import time
 import pynng
 import pytest
 
-from kuiperlite import transport, wire
-from kuiperlite.channels import Requester, env_count, env_seconds, send_waiting
 from kuiperlite.dev.ends import Responder
+from kuiperlite.protocol import transport, wire
+from kuiperlite.protocol.channels import Requester, env_count, env_seconds, send_waiting
 
 from conftest import unique, wait_until
 

@@ -105,9 +105,9 @@ def test_usage():
 
 
 def test_state_lists_and_clears_what_a_plugin_keeps(state_place):
-    from kuiperlite.kinds import SINK, SOURCE
-    from kuiperlite.state import Scope, State
-    from kuiperlite.stores import Stores, open_store
+    from kuiperlite.declare.kinds import SINK, SOURCE
+    from kuiperlite.declare.state import Scope, State
+    from kuiperlite.serve.stores import Stores, open_store
 
     name = unique("p")
     where = ["--dir", state_place["directory"]] if "directory" in state_place else \

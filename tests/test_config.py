@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from kuiperlite import ConfigError, source
-from kuiperlite.symbols import marks_of, read
+from kuiperlite.declare.symbols import marks_of, read
 
 
 @source

@@ -11,21 +11,13 @@ from typing import Any
 import pytest
 
 import kuiperlite
-from kuiperlite import (
-    ConfigError,
-    Context,
-    DefinitionError,
-    connection,
-    function,
-    hints,
-    sink,
-    source,
-)
-from kuiperlite.connections import MARK_ATTR, Connections, Uses, declared
+from kuiperlite import ConfigError, Context, DefinitionError, connection, function, sink, source
+from kuiperlite.bundle.metadata import files as metadata_files
+from kuiperlite.declare import hints
+from kuiperlite.declare.connections import MARK_ATTR, Connections, Uses, declared
+from kuiperlite.declare.plugin import load
+from kuiperlite.declare.symbols import marks_of, read
 from kuiperlite.errors import KuiperliteError
-from kuiperlite.metadata import files as metadata_files
-from kuiperlite.plugin import load
-from kuiperlite.symbols import marks_of, read
 from kuiperlite.testing import run_sink, run_source
 
 EVENTS: list[str] = []

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from kuiperlite import Context, Stopped
-from kuiperlite.kinds import FUNCTION, SINK
+from kuiperlite.declare.kinds import FUNCTION, SINK
 
 
 def test_sleep_is_interrupted_by_stop():

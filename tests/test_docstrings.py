@@ -1,4 +1,4 @@
-from kuiperlite.docstrings import Docstring, parse
+from kuiperlite.declare.docstrings import Docstring, parse
 
 
 def test_google_style():

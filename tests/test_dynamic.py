@@ -11,9 +11,9 @@ from typing import Any, Literal
 import pytest
 
 from kuiperlite import ConfigError, Dynamic, sink
-from kuiperlite.adapters import SinkAdapter
-from kuiperlite.dynamic import NO_VALUE, RenderError, Template, go_float, render
-from kuiperlite.symbols import SinkSpec, marks_of, read
+from kuiperlite.declare.dynamic import NO_VALUE, RenderError, Template, go_float, render
+from kuiperlite.declare.symbols import SinkSpec, marks_of, read
+from kuiperlite.serve.adapters import SinkAdapter
 
 from conftest import unique, wait_until
 

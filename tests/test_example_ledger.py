@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from kuiperlite import metadata
+from kuiperlite.bundle import metadata
+from kuiperlite.declare.plugin import load
 from kuiperlite.errors import HostError
-from kuiperlite.plugin import load
 from kuiperlite.testing import memory_state, run_sink, run_source
 
 from conftest import EXAMPLES, unique, wait_until

@@ -15,11 +15,12 @@ import zipfile
 
 import pytest
 
-from kuiperlite import packaging, wire
+from kuiperlite.bundle import package
+from kuiperlite.declare.plugin import load
 from kuiperlite.dev import gowire
 from kuiperlite.errors import HostError
-from kuiperlite.plugin import load
-from kuiperlite.wire import Meta
+from kuiperlite.protocol import wire
+from kuiperlite.protocol.wire import Meta
 
 from conftest import EXAMPLES, SCRIPTS, pid_alive, threads_of, unique, wait_until
 
@@ -342,7 +343,7 @@ def test_a_sinks_socket_file_goes_when_it_stops(kuiperlite_host, plugin):
 
 def test_package_writes_only_its_zip(tmp_path):
     out = tmp_path / "out"
-    packaging.build(load(str(EXAMPLES / "pysam" / "pysam.py")), str(out))
+    package.build(load(str(EXAMPLES / "pysam" / "pysam.py")), str(out))
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["out", "pysam.zip"]
     with zipfile.ZipFile(out / "pysam.zip") as archive:
         assert all(not n.startswith("/") and ".." not in n.split("/") for n in archive.namelist())

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kuiperlite import wire
 from kuiperlite.dev import Host, gowire
+from kuiperlite.protocol import wire
 
 from conftest import place_plugin, unique
 

@@ -4,8 +4,8 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 import pytest
 
-from kuiperlite import hints
-from kuiperlite.hints import Dynamic, Mismatch, UnsupportedHint
+from kuiperlite.declare import hints
+from kuiperlite.declare.hints import Dynamic, Mismatch, UnsupportedHint
 
 
 class Color(enum.Enum):

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from kuiperlite import wire
 from kuiperlite.dev import gowire
 from kuiperlite.errors import HostError
+from kuiperlite.protocol import wire
 
 from conftest import ROOT, fresh_worker, unique, wait_until
 

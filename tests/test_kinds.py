@@ -1,7 +1,7 @@
 """kinds: the one place that says what a source, a sink and a function are."""
 
-from kuiperlite import wire
-from kuiperlite.kinds import BY_WIRE, FUNCTION, KINDS, SINK, SOURCE
+from kuiperlite.declare.kinds import BY_WIRE, FUNCTION, KINDS, SINK, SOURCE
+from kuiperlite.protocol import wire
 
 
 def test_each_kind_is_known_by_its_wire_name():

@@ -15,8 +15,8 @@ PLUGINS = Path(__file__).parent / "plugins"
 ARCHITECTURE = Path(__file__).parents[1] / "docs" / "architecture.md"
 # What serving a plugin never loads: the tooling, and what only plugins that
 # keep state or take records pay for (the plugin used here does neither).
-TOOLING = ("kuiperlite.dev", "kuiperlite.metadata", "kuiperlite.packaging",
-           "kuiperlite.testing", "kuiperlite.docstrings", "http.server", "zipfile", "attrs",
+TOOLING = ("kuiperlite.dev", "kuiperlite.bundle.metadata", "kuiperlite.bundle.package",
+           "kuiperlite.testing", "kuiperlite.declare.docstrings", "http.server", "zipfile", "attrs",
            "sqlite3", "redis")
 
 
@@ -59,7 +59,7 @@ def closure(start: str) -> set[str]:
     return seen
 
 
-@pytest.mark.parametrize("start", ["kuiperlite", "kuiperlite.runtime", "kuiperlite.cli",
+@pytest.mark.parametrize("start", ["kuiperlite", "kuiperlite.serve.runtime", "kuiperlite.cli",
                                    "kuiperlite.launcher"])
 def test_the_plugin_side_imports_no_tooling(start):
     loaded = closure(start)
@@ -71,7 +71,7 @@ def test_a_served_plugin_loads_no_tooling(kuiperlite_host, tmp_path):
     shutil.copy(PLUGINS / "loaded.py", path)
     host = kuiperlite_host(path)
     with host.function("loaded") as fn:
-        assert "kuiperlite.runtime" in fn.call("kuiperlite")
+        assert "kuiperlite.serve.runtime" in fn.call("kuiperlite")
         for prefix in TOOLING:
             assert fn.call(prefix) == [], prefix
         # pynng through its public API: its own import brings asyncio and ssl,

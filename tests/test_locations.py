@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from kuiperlite import locations
+from kuiperlite.serve import locations
 
 
 def test_a_plugin_folder_under_ekuiper_names_its_base(tmp_path, monkeypatch):

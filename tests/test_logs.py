@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from kuiperlite import logs
+from kuiperlite.serve import logs
 
 
 def test_lines_from_many_threads_are_written_whole():

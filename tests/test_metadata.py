@@ -10,8 +10,9 @@ import orjson
 import pytest
 import yaml
 
-from kuiperlite import DefinitionError, metadata
-from kuiperlite.plugin import load
+from kuiperlite import DefinitionError
+from kuiperlite.bundle import metadata
+from kuiperlite.declare.plugin import load
 
 from conftest import EXAMPLES, FIXTURES
 

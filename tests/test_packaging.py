@@ -10,13 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kuiperlite import PluginError, launcher, packaging
-from kuiperlite.plugin import load
+from kuiperlite import PluginError, launcher
+from kuiperlite.bundle import package
+from kuiperlite.declare.plugin import load
 
 from conftest import EXAMPLES, unique
 
 SENSORS = EXAMPLES / "sensors" / "sensors.py"
-KUIPERLITE = sorted(f"kuiperlite/{p.name}" for p in (Path(packaging.__file__).parent).glob("*.py"))
+PACKAGE = Path(launcher.__file__).parent
+KUIPERLITE = sorted(f"kuiperlite/{p.relative_to(PACKAGE).as_posix()}" for p in PACKAGE.rglob("*.py")
+                    if p.relative_to(PACKAGE).parts[0] != "dev")
 
 
 def names(zip_path: Path) -> list[str]:
@@ -25,7 +28,7 @@ def names(zip_path: Path) -> list[str]:
 
 
 def test_sensors_zip_contents(tmp_path):
-    path = packaging.build(load(str(SENSORS)), str(tmp_path), include=["calibration.json"])
+    path = package.build(load(str(SENSORS)), str(tmp_path), include=["calibration.json"])
     assert path == tmp_path / "sensors.zip"
     assert names(path) == sorted([
         "sensors.json", "sensors.py", "sensors_main.py", "units.py", "calibration.json",
@@ -45,7 +48,7 @@ def test_sensors_zip_contents(tmp_path):
 
 def test_the_zip_is_the_same_bytes_for_the_same_code(tmp_path):
     plugin = load(str(SENSORS))
-    digests = {hashlib.sha256(packaging.build(plugin, str(tmp_path / d)).read_bytes()).hexdigest()
+    digests = {hashlib.sha256(package.build(plugin, str(tmp_path / d)).read_bytes()).hexdigest()
                for d in ("a", "b")}
     assert len(digests) == 1
 
@@ -59,7 +62,7 @@ def test_local_modules_follow_imports_transitively(tmp_path):
     (tmp_path / "unused.py").write_text("")
     entry = tmp_path / "plug.py"
     entry.write_text("import os\nimport helpers\nfrom kuiperlite import function\n")
-    found = [p.relative_to(tmp_path).as_posix() for p in packaging.local_modules(entry)]
+    found = [p.relative_to(tmp_path).as_posix() for p in package.local_modules(entry)]
     assert found == ["helpers/__init__.py", "helpers/maths.py", "shared.py"]
 
 
@@ -76,14 +79,14 @@ def test_include_and_exclude(tmp_path, write_plugin):
     (path.parent / "model.bin").write_bytes(b"\x00\x01")
     (path.parent / "notes.txt").write_text("no")
     plugin = load(str(path))
-    files = packaging.contents(plugin, include=["*.bin"], exclude=["extra_*"])
+    files = package.contents(plugin, include=["*.bin"], exclude=["extra_*"])
     assert "model.bin" in files and "notes.txt" not in files and "extra_mod.py" not in files
     with pytest.raises(PluginError, match="matches no file"):
-        packaging.contents(plugin, include=["*.onnx"])
+        package.contents(plugin, include=["*.onnx"])
     with pytest.raises(PluginError, match="must stay inside the plugin's folder"):
-        packaging.contents(plugin, include=["../*.py"])
+        package.contents(plugin, include=["../*.py"])
     with pytest.raises(PluginError, match="removed the plugin file"):
-        packaging.contents(plugin, exclude=["*.py"])
+        package.contents(plugin, exclude=["*.py"])
 
 
 def test_the_executable_is_kuiperlites_launcher_for_files_with_or_without_a_run_line(
@@ -91,7 +94,7 @@ def test_the_executable_is_kuiperlites_launcher_for_files_with_or_without_a_run_
     for main in (True, False):
         path = write_plugin("from kuiperlite import function\n\n@function\ndef f(x):\n"
                             "    return x\n", main=main)
-        files = packaging.contents(load(str(path)))
+        files = package.contents(load(str(path)))
         assert files[f"{path.stem}_main.py"] == Path(launcher.__file__).read_bytes()
         assert files[path.name] == path.read_bytes()
 
@@ -101,10 +104,10 @@ def test_user_requirements_win_over_kuiperlites(write_plugin, tmp_path):
                         "    return x\n")
     req = tmp_path / "reqs.txt"
     req.write_text("# pinned for the device\npynng==0.8.1\nrequests>=2  # http\n\nrequests>=2\n")
-    files = packaging.contents(load(str(path)), requirements=str(req))
+    files = package.contents(load(str(path)), requirements=str(req))
     assert files["requirements.txt"] == b"pynng==0.8.1\nrequests>=2\norjson>=3.9\nattrs>=22.2\n"
     with pytest.raises(PluginError, match="does not exist"):
-        packaging.contents(load(str(path)), requirements=str(tmp_path / "missing.txt"))
+        package.contents(load(str(path)), requirements=str(tmp_path / "missing.txt"))
 
 
 def zip_requirements(write_plugin, tmp_path, text):
@@ -113,7 +116,7 @@ def zip_requirements(write_plugin, tmp_path, text):
                         "    return x\n")
     req = tmp_path / "reqs.txt"
     req.write_text(text)
-    files = packaging.contents(load(str(path)), requirements=str(req))
+    files = package.contents(load(str(path)), requirements=str(req))
     return files["requirements.txt"].decode().splitlines()
 
 
@@ -165,7 +168,7 @@ def test_the_project_of_a_requirement_is_the_one_packaging_reads(line):
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
-    assert packaging.project_of(line) == canonicalize_name(Requirement(line).name)
+    assert package.project_of(line) == canonicalize_name(Requirement(line).name)
 
 
 @given(name=st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,8}[A-Za-z0-9])?", fullmatch=True),
@@ -177,7 +180,7 @@ def test_any_pep508_name_is_read_as_packaging_reads_it(name, extras, rest):
     from packaging.utils import canonicalize_name
 
     line = name + extras + rest
-    assert packaging.project_of(line) == canonicalize_name(Requirement(line).name)
+    assert package.project_of(line) == canonicalize_name(Requirement(line).name)
 
 
 @pytest.mark.parametrize("line", ["-r more.txt", "--requirement=more.txt",
@@ -203,7 +206,7 @@ def test_install_sh_runs_nothing_a_value_in_it_holds(write_plugin, tmp_path, fie
     env, name = ("edge" + HOSTILE, plugin.name) if field == "conda_env" else \
         ("edge", plugin.name + HOSTILE)
     plugin = plugin._replace(name=name, about=plugin.about._replace(conda_env=env))
-    files = packaging.contents(plugin)
+    files = package.contents(plugin)
     folder = tmp_path / "plugin"
     folder.mkdir()
     (folder / "install.sh").write_bytes(files["install.sh"])
@@ -228,7 +231,7 @@ def test_install_sh_runs_nothing_a_value_in_it_holds(write_plugin, tmp_path, fie
 
 def test_install_sh_installs_the_requirements_for_the_given_python(tmp_path):
     """install.sh run against a stand-in python records the pip command it was given."""
-    files = packaging.contents(load(str(SENSORS)))
+    files = package.contents(load(str(SENSORS)))
     folder = tmp_path / "plugin"
     folder.mkdir()
     (folder / "install.sh").write_bytes(files["install.sh"])
@@ -252,7 +255,7 @@ def test_install_sh_installs_the_requirements_for_the_given_python(tmp_path):
     ("win_amd64", "win_amd64", "win_amd64"),
 ])
 def test_platform_tags(platform, first, includes):
-    tags = packaging.platform_tags(platform)
+    tags = package.platform_tags(platform)
     assert tags[0] == first and includes in tags
 
 
@@ -299,13 +302,13 @@ def test_package_never_follows_a_link_out_of_the_plugins_folder(linked, tmp_path
                                    (["shared/*.txt"], module, "shared/secret.txt"),
                                    ([], [], f"{helper}.py")):  # a module the plugin imports
         with pytest.raises(PluginError) as info:
-            packaging.contents(plugin, include=include, exclude=exclude)
+            package.contents(plugin, include=include, exclude=exclude)
         assert str(info.value) == (
             f"{name} leads outside the plugin's folder {folder}, to "
             f"{tmp_path / 'outside' / Path(name).name}; package follows no link out of the "
             "folder: copy the file in, or leave it out with --exclude.")
     # a link within the folder is shipped under its own name; an excluded link is no matter
-    files = packaging.contents(plugin, include=["data/*.txt", "*.txt"],
+    files = package.contents(plugin, include=["data/*.txt", "*.txt"],
                                exclude=["secret.txt", f"{helper}.py"])
     assert files["data/alias.txt"] == files["data/real.txt"] == b"ok"
     assert "secret.txt" not in files and f"{helper}.py" not in files

@@ -5,8 +5,8 @@ import pytest
 
 import kuiperlite
 from kuiperlite import About, DefinitionError, PluginError
-from kuiperlite.kinds import FUNCTION, SINK
-from kuiperlite.plugin import collect, load, summary
+from kuiperlite.declare.kinds import FUNCTION, SINK
+from kuiperlite.declare.plugin import collect, load, summary
 
 
 def test_load_collects_symbols_in_definition_order(write_plugin):
@@ -154,7 +154,7 @@ def test_collect_takes_a_module_object():
 def test_importing_kuiperlite_loads_neither_sockets_nor_asyncio(tmp_path):
     code = ("import sys, kuiperlite\n"
             "from kuiperlite import source, sink, function, Context, Record, About\n"
-            "heavy = [m for m in ('pynng', 'asyncio', 'attrs', 'kuiperlite.runtime',\n"
+            "heavy = [m for m in ('pynng', 'asyncio', 'attrs', 'kuiperlite.serve.runtime',\n"
             "                     'kuiperlite.dev') if m in sys.modules]\n"
             "print(heavy)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -4,9 +4,9 @@ import sys
 
 import pytest
 
-from kuiperlite import metadata
+from kuiperlite.bundle import metadata
+from kuiperlite.declare.plugin import load
 from kuiperlite.errors import HostError
-from kuiperlite.plugin import load
 from kuiperlite.testing import call_function, run_sink, run_source
 
 from conftest import ROOT, unique, wait_until

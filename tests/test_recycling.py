@@ -8,16 +8,16 @@ import threading
 import pytest
 
 from kuiperlite import function
-from kuiperlite.channels import Requester, Unanswered
+from kuiperlite.declare.plugin import collect
 from kuiperlite.dev import gowire
 from kuiperlite.dev.ends import Responder
-from kuiperlite.instances import FunctionServer
-from kuiperlite.plugin import collect
-from kuiperlite.recycling import Recycler, resident_mb
-from kuiperlite.runtime import Runtime
-from kuiperlite.stores import Stores
-from kuiperlite.supervisor import InFlight, Journal
-from kuiperlite.wire import Control, Meta
+from kuiperlite.protocol.channels import Requester, Unanswered
+from kuiperlite.protocol.wire import Control, Meta
+from kuiperlite.serve.instances import FunctionServer
+from kuiperlite.serve.recycling import Recycler, resident_mb
+from kuiperlite.serve.runtime import Runtime
+from kuiperlite.serve.stores import Stores
+from kuiperlite.serve.supervisor import InFlight, Journal
 
 from conftest import fresh_worker, unique, wait_until
 

@@ -8,10 +8,10 @@ import sys
 import pytest
 
 from kuiperlite import StateError
-from kuiperlite.kinds import SINK
-from kuiperlite.redis_store import RedisStore
-from kuiperlite.state import Scope, State
-from kuiperlite.stores import Stores
+from kuiperlite.declare.kinds import SINK
+from kuiperlite.declare.state import Scope, State
+from kuiperlite.serve.stores import Stores
+from kuiperlite.serve.stores.redis import RedisStore
 
 from conftest import unique, wait_until
 

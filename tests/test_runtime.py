@@ -11,10 +11,10 @@ import time
 import orjson
 import pytest
 
-from kuiperlite import wire
 from kuiperlite.dev import Host, gowire
 from kuiperlite.errors import HostError
-from kuiperlite.wire import Control, Meta
+from kuiperlite.protocol import wire
+from kuiperlite.protocol.wire import Control, Meta
 
 from conftest import FIXTURES, fresh_worker, pid_alive, place_plugin, unique, wait_until
 

@@ -8,19 +8,19 @@ import sys
 import pytest
 
 from kuiperlite import StateError
-from kuiperlite.kinds import SOURCE
-from kuiperlite.sqlite_store import SQLiteStore
-from kuiperlite.state import Scope, State
-from kuiperlite.stores import Stores
+from kuiperlite.declare.kinds import SOURCE
+from kuiperlite.declare.state import Scope, State
+from kuiperlite.serve.stores import Stores
+from kuiperlite.serve.stores.sqlite import SQLiteStore
 
 SCOPE = Scope.of_instance(SOURCE, "tail", "r1", "o1", 0)
 
 WRITER = """
 import sys
-from kuiperlite.sqlite_store import SQLiteStore
-from kuiperlite.state import Scope, State
-from kuiperlite.stores import Stores
-from kuiperlite.kinds import SOURCE
+from kuiperlite.serve.stores.sqlite import SQLiteStore
+from kuiperlite.declare.state import Scope, State
+from kuiperlite.serve.stores import Stores
+from kuiperlite.declare.kinds import SOURCE
 
 store = SQLiteStore(sys.argv[1])
 state = State(Stores(lambda: store), Scope.of_instance(SOURCE, "tail", "r1", "o1", 0))

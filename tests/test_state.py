@@ -6,9 +6,9 @@ import threading
 import pytest
 
 from kuiperlite import Context, StateError
-from kuiperlite.kinds import FUNCTION, SINK, SOURCE
-from kuiperlite.state import Kept, MemoryStore, Scope, State
-from kuiperlite.stores import Stores, clear, memory_stores, open_store
+from kuiperlite.declare.kinds import FUNCTION, SINK, SOURCE
+from kuiperlite.declare.state import Kept, MemoryStore, Scope, State
+from kuiperlite.serve.stores import Stores, clear, memory_stores, open_store
 
 from conftest import unique
 

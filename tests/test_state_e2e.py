@@ -10,8 +10,8 @@ import signal
 import pytest
 
 from kuiperlite.errors import HostError
-from kuiperlite.stores import open_store
-from kuiperlite.wire import FuncMeta
+from kuiperlite.protocol.wire import FuncMeta
+from kuiperlite.serve.stores import open_store
 
 from conftest import assert_each_once, fresh_worker, pid_alive, unique, wait_until
 

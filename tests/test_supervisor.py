@@ -14,9 +14,9 @@ from typing import Callable
 
 import pytest
 
-from kuiperlite import supervisor
 from kuiperlite.errors import KuiperliteError
-from kuiperlite.supervisor import InFlight, Journal, Replay, shared_page
+from kuiperlite.serve import supervisor
+from kuiperlite.serve.supervisor import InFlight, Journal, Replay, shared_page
 
 from conftest import SCRIPTS
 

@@ -5,10 +5,10 @@ from typing import Annotated, Any, Literal, Optional
 import pytest
 
 from kuiperlite import Backoff, Context, DefinitionError, Dynamic, function, sink, source
+from kuiperlite.declare.kinds import FUNCTION, SINK, SOURCE
+from kuiperlite.declare.params import ASYNC, ASYNC_GENERATOR, GENERATOR, PLAIN
+from kuiperlite.declare.symbols import AnySpec, marks_of, read
 from kuiperlite.errors import ConfigError
-from kuiperlite.kinds import FUNCTION, SINK, SOURCE
-from kuiperlite.params import ASYNC, ASYNC_GENERATOR, GENERATOR, PLAIN
-from kuiperlite.symbols import AnySpec, marks_of, read
 
 
 def spec(func) -> AnySpec:

@@ -16,8 +16,8 @@ from kuiperlite import (
     sink,
     source,
 )
-from kuiperlite.adapters import FunctionAdapter
 from kuiperlite.errors import EncodeError
+from kuiperlite.serve.adapters import FunctionAdapter
 from kuiperlite.testing import call_function, run_sink, run_source
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from kuiperlite import transport
+from kuiperlite.protocol import transport
 
 from conftest import unique, wait_until
 

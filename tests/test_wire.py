@@ -8,10 +8,10 @@ import sys
 import orjson
 import pytest
 
-from kuiperlite import wire
+from kuiperlite.declare.kinds import FUNCTION, SINK, SOURCE
 from kuiperlite.errors import EncodeError, ProtocolError
-from kuiperlite.kinds import FUNCTION, SINK, SOURCE
-from kuiperlite.wire import Control, FuncMeta, Meta
+from kuiperlite.protocol import wire
+from kuiperlite.protocol.wire import Control, FuncMeta, Meta
 
 
 def command(cmd="start", **ctrl):
@@ -196,7 +196,7 @@ def test_addresses():
 
 def test_sockets_live_in_ekuipers_folder_unless_told_otherwise():
     env = {k: v for k, v in os.environ.items() if k != "KUIPERLITE_IPC_DIR"}
-    code = "from kuiperlite import wire; print(wire.IPC_DIR)"
+    code = "from kuiperlite.protocol import wire; print(wire.IPC_DIR)"
     default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                              text=True, check=True)
     assert default.stdout.strip() == "/tmp"

@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import quote, urlsplit
 
+from ..declare.hints import describe_value
 from ..errors import KuiperliteError
-from ..hints import describe_value
 from .installer import INSTALL_TIMEOUT, Installed, InstallFailed, PluginZip, install
 
 
@@ -56,11 +56,11 @@ def plugin_zip(target: str, *, include: Iterable[str] = (),
     if target.endswith(".zip"):
         yield Path(target)
         return
-    from .. import packaging
-    from ..plugin import load
+    from ..bundle import package
+    from ..declare.plugin import load
 
     with tempfile.TemporaryDirectory(prefix="kuiperlite-deploy-") as folder:
-        yield packaging.build(load(target), folder, include=include, exclude=exclude)
+        yield package.build(load(target), folder, include=include, exclude=exclude)
 
 
 def deploy_into(target: str, into: str, *, run_script: bool = True, force: bool = False,

@@ -14,8 +14,8 @@ import sys
 from typing import Optional
 
 from ..cli import report
+from ..declare.plugin import load
 from ..errors import DefinitionError, PluginError
-from ..plugin import load
 
 
 def main(argv: Optional[list[str]] = None) -> int:

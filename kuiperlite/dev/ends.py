@@ -17,10 +17,10 @@ from typing import Callable, Optional, TypeVar
 
 import pynng
 
-from .. import transport, wire
-from ..channels import TICK
 from ..errors import HostError, ProtocolError
-from ..transport import BadState, NNGException, Timeout, TryAgain, close, listen, ms
+from ..protocol import transport, wire
+from ..protocol.channels import TICK
+from ..protocol.transport import BadState, NNGException, Timeout, TryAgain, close, listen, ms
 
 T = TypeVar("T")
 log = logging.getLogger("kuiperlite")
@@ -83,7 +83,7 @@ def bounded_close(sock: pynng.Socket, address: str) -> None:
     """Close a socket no thread uses, waiting at most :data:`CLOSE_WAIT` seconds.
 
     nng before 1.9 (pynng 0.8.1) can hang a close for good while the peer
-    sends (see :func:`kuiperlite.channels.close`). The close runs on a
+    sends (see :func:`kuiperlite.protocol.channels.close`). The close runs on a
     thread of its own, so that such a hang leaves that one socket behind,
     said in the log, instead of hanging the test or serve that closed it.
     """

@@ -37,7 +37,7 @@ import re
 import unicodedata
 from typing import Any, Callable, NamedTuple, Optional
 
-from ..dynamic import NO_VALUE, go_float
+from ..declare.dynamic import NO_VALUE, go_float
 from .gowire import go_json
 
 # Go type names, as Go's error messages spell them.

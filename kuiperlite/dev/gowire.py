@@ -8,9 +8,9 @@ replies as eKuiper's ``internal/plugin/portable/runtime`` does:
 code makes of them: the row and meta a source node ingests, or the line it
 logs; whether an ack fails, and whether the sink node retries it; what
 ``Exec``, ``Validate`` and ``IsAggregate`` each return or log. The shapes
-both halves share (:class:`~kuiperlite.wire.Control`, :class:`~kuiperlite.wire.Meta`,
-:class:`~kuiperlite.wire.FuncMeta`) live in :mod:`kuiperlite.wire`, with the
-plugin's half.
+both halves share (:class:`~kuiperlite.protocol.wire.Control`,
+:class:`~kuiperlite.protocol.wire.Meta`, :class:`~kuiperlite.protocol.wire.FuncMeta`) live
+in :mod:`kuiperlite.protocol.wire`, with the plugin's half.
 
 Validate receives each SQL argument as the expression eKuiper parsed
 (its ``pkg/ast`` nodes, marshalled as they are): :func:`literal`,
@@ -24,9 +24,9 @@ import json
 import math
 from typing import Any, NamedTuple, Optional
 
+from ..declare.hints import describe_value
 from ..errors import ProtocolError
-from ..hints import describe_value
-from ..wire import Control, FuncMeta, Meta
+from ..protocol.wire import Control, FuncMeta, Meta
 from . import gojson
 from .gojson import Struct, go_json
 from .gojson import struct_json as _struct

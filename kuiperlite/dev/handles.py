@@ -19,13 +19,13 @@ from typing import Any, NamedTuple, Optional, Protocol
 import attrs
 import pynng
 
-from .. import wire
-from ..channels import TICK
+from ..declare.hints import describe_value
+from ..declare.kinds import FUNCTION
 from ..errors import HostError, ProtocolError
-from ..hints import describe_value
-from ..kinds import FUNCTION
-from ..transport import Timeout, dial, ms, puller
-from ..wire import START, STOP, Control, FuncMeta, Meta
+from ..protocol import wire
+from ..protocol.channels import TICK
+from ..protocol.transport import Timeout, dial, ms, puller
+from ..protocol.wire import START, STOP, Control, FuncMeta, Meta
 from . import gojson, gowire
 from .ends import Channel, Responder, checked_address, listening, nudge
 from .sinkrule import Message, SinkRule
@@ -57,7 +57,7 @@ class HostSide(Protocol):
 
 def _checked(control: Control, directory: str) -> Meta:
     """The control's meta, once its sockets can be files in ``directory`` (by the
-    rule the plugin applies, :func:`kuiperlite.wire.check_meta`).
+    rule the plugin applies, :func:`kuiperlite.protocol.wire.check_meta`).
 
     Raises:
         ValueError: a name holds ``/``, ``..``, NUL or control characters, or a

@@ -27,10 +27,10 @@ import tempfile
 import threading
 from typing import Any, Callable, Optional
 
-from .. import wire
+from ..declare.kinds import SINK, SOURCE
 from ..errors import HostError
-from ..kinds import SINK, SOURCE
-from ..wire import START, Control, Meta
+from ..protocol import wire
+from ..protocol.wire import START, Control, Meta
 from . import gojson, gowire
 from .ends import Channel, Responder, checked_address
 from .handles import FunctionChannel, FunctionHandle, SinkHandle, SourceHandle, what

@@ -43,9 +43,9 @@ from typing import Any, Optional
 
 import orjson
 
+from ..declare.hints import describe_value
+from ..declare.plugin import PLUGIN_NAME_PATTERN
 from ..errors import KuiperliteError
-from ..hints import describe_value
-from ..plugin import PLUGIN_NAME_PATTERN
 from . import proc
 
 META_FOLDERS = ("sources/", "sinks/", "functions/")
@@ -91,7 +91,7 @@ def check_plugin_name(name: str) -> str:
 
     The name becomes the plugin's folder and the names of its zip and json, so
     a name that passes stays in the folders meant for it. It is stricter than
-    :func:`kuiperlite.wire.check_ipc_name`, the plugin's rule for any name the
+    :func:`kuiperlite.protocol.wire.check_ipc_name`, the plugin's rule for any name the
     host sends, which refuses only what cannot be part of a socket file name.
 
     Raises:

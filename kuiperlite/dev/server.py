@@ -46,7 +46,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import orjson
 
 from ..errors import HostError, KuiperliteError
-from ..signals import StopSignals
+from ..serve.signals import StopSignals
 from .manage import HostedPlugin, Plugins, Upload
 from .session import (
     BadRequest,
@@ -685,7 +685,7 @@ def load_mock(path: Optional[str], sink_data: Optional[str],
 def _serve_until_stopped(httpd: DebugServer, signals: StopSignals) -> None:
     """Answer requests on a thread of their own until SIGTERM or SIGINT (Ctrl-C).
 
-    The signals only set a flag (:class:`~kuiperlite.signals.StopSignals`), so
+    The signals only set a flag (:class:`~kuiperlite.serve.signals.StopSignals`), so
     that a burst of them, as a terminal sends to a whole process group, can
     never break into the shutdown that follows the first.
     """

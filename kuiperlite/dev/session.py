@@ -26,14 +26,14 @@ from typing import Any, Callable, Optional
 import attrs
 import orjson
 
-from .. import wire
+from ..bundle.package import local_modules
+from ..declare.hints import describe_value
+from ..declare.kinds import BY_WIRE, FUNCTION, SINK, SOURCE, Kind
+from ..declare.state import Scope, Store
 from ..errors import HostError, KuiperliteError, ProtocolError, StateError
-from ..hints import describe_value
-from ..kinds import BY_WIRE, FUNCTION, SINK, SOURCE, Kind
-from ..packaging import local_modules
-from ..state import Scope, Store
-from ..stores import open_store, sqlite_path
-from ..wire import Control, FuncMeta, Meta
+from ..protocol import wire
+from ..protocol.wire import Control, FuncMeta, Meta
+from ..serve.stores import open_store, sqlite_path
 from . import gowire, proc
 from .handles import FunctionHandle, SinkHandle, SourceHandle, SourceStatus
 from .host import Host, launch_argv
@@ -430,7 +430,7 @@ class Session:
 
     def _fits(self, control: Control) -> None:
         """A source's or sink's sockets can be files in the host's socket folder,
-        by the rule the plugin applies to a start (:func:`kuiperlite.wire.check_meta`)."""
+        by the rule the plugin applies to a start (:func:`kuiperlite.protocol.wire.check_meta`)."""
         assert control.meta is not None
         try:
             wire.check_meta(control.meta, control.kind, self.host.ipc_dir)

@@ -42,7 +42,7 @@ from typing import Any, Optional
 
 import attrs
 
-from ..hints import describe_value
+from ..declare.hints import describe_value
 from . import gotemplate
 from .gotemplate import MAP, ROWS, ExecError, ParseError, Unsupported, go_quote, sprint
 from .gowire import go_json

@@ -14,17 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from kuiperlite import packaging, wire
+from kuiperlite.bundle import package
+from kuiperlite.declare.plugin import load
 from kuiperlite.dev.check import Checker, check, read_profile
 from kuiperlite.dev.host import PORTABLE_CONFIG, Host
-from kuiperlite.plugin import load
+from kuiperlite.protocol import wire
 
 from conftest import EXAMPLES, pid_alive, unique, wait_until
 
 
 @pytest.fixture(scope="module")
 def pysam_zip(tmp_path_factory):
-    return packaging.build(load(str(EXAMPLES / "pysam" / "pysam.py")),
+    return package.build(load(str(EXAMPLES / "pysam" / "pysam.py")),
                            str(tmp_path_factory.mktemp("pysam")))
 
 
@@ -63,7 +64,7 @@ def install_like_ekuiper(zip_path: Path, root: Path) -> Path:
 
 
 def test_the_installed_zip_runs_with_a_python_that_has_only_the_dependencies(tmp_path):
-    zip_path = packaging.build(load(str(EXAMPLES / "sensors" / "sensors.py")),
+    zip_path = package.build(load(str(EXAMPLES / "sensors" / "sensors.py")),
                                str(tmp_path / "dist"), include=["calibration.json"], wheels=True)
     bare = tmp_path / "bare"
     venv.create(bare, with_pip=True)  # no kuiperlite, no pynng: only what install.sh brings
@@ -322,7 +323,7 @@ def test_read_profile():
 
 
 def test_check_passes_the_sensors_zip(tmp_path):
-    zip_path = packaging.build(load(str(EXAMPLES / "sensors" / "sensors.py")), str(tmp_path),
+    zip_path = package.build(load(str(EXAMPLES / "sensors" / "sensors.py")), str(tmp_path),
                                include=["calibration.json"])
     lines = []
     assert check(str(zip_path), install=False, report=lines.append), lines

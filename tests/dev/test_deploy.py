@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from kuiperlite import packaging
+from kuiperlite.bundle import package
+from kuiperlite.declare.plugin import load
 from kuiperlite.dev.deploy import MAX_ANSWER, DeployFailed, EKuiper
-from kuiperlite.plugin import load
 
 V1 = '''
 from collections.abc import Iterator
@@ -133,7 +133,7 @@ def test_a_zip_failing_the_installer_checks_is_not_uploaded(local_ekuiper, write
                                                             tmp_path):
     server = local_ekuiper()
     path = write_plugin(V1)
-    good = packaging.build(load(str(path)), str(tmp_path / "good"))
+    good = package.build(load(str(path)), str(tmp_path / "good"))
     bad = tmp_path / good.name
     with zipfile.ZipFile(good) as old, zipfile.ZipFile(bad, "w") as new:
         for entry in old.infolist():
@@ -149,7 +149,7 @@ def test_a_plugin_that_does_not_start_is_reported(local_ekuiper, write_plugin, t
     server = local_ekuiper()
     path = write_plugin(V1)
     name = path.stem
-    good = packaging.build(load(str(path)), str(tmp_path / "good"))
+    good = package.build(load(str(path)), str(tmp_path / "good"))
     broken = tmp_path / good.name
     with zipfile.ZipFile(good) as old, zipfile.ZipFile(broken, "w") as new:
         for entry in old.infolist():
@@ -205,7 +205,7 @@ def test_a_failed_upgrade_says_the_old_version_is_gone(local_ekuiper, write_plug
     path = write_plugin(V1)
     name = path.stem
     assert deploy(path, "--url", server.url).returncode == 0
-    good = packaging.build(load(str(path)), str(tmp_path / "good"))
+    good = package.build(load(str(path)), str(tmp_path / "good"))
     broken = tmp_path / good.name
     with zipfile.ZipFile(good) as old, zipfile.ZipFile(broken, "w") as new:
         for entry in old.infolist():

@@ -13,12 +13,12 @@ import threading
 import pynng
 import pytest
 
-from kuiperlite import wire
+from kuiperlite.declare.kinds import FUNCTION, SINK
 from kuiperlite.dev import gojson, gowire
 from kuiperlite.dev.ends import Responder
 from kuiperlite.dev.host import PORTABLE_CONFIG, launch_argv, source_control, stream_options
-from kuiperlite.kinds import FUNCTION, SINK
-from kuiperlite.wire import Control, FuncMeta, Meta
+from kuiperlite.protocol import wire
+from kuiperlite.protocol.wire import Control, FuncMeta, Meta
 
 import golden_corpus
 from conftest import unique

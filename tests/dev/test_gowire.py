@@ -5,10 +5,10 @@ import math
 import orjson
 import pytest
 
-from kuiperlite import wire
 from kuiperlite.dev import gojson, gowire
 from kuiperlite.dev.host import Host
-from kuiperlite.wire import Control, FuncMeta, Meta
+from kuiperlite.protocol import wire
+from kuiperlite.protocol.wire import Control, FuncMeta, Meta
 
 from conftest import unique
 

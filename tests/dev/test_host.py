@@ -10,10 +10,10 @@ import threading
 import pynng
 import pytest
 
-from kuiperlite import wire
 from kuiperlite.dev.host import Host, stream_options
 from kuiperlite.errors import HostError
-from kuiperlite.wire import Control, Meta
+from kuiperlite.protocol import wire
+from kuiperlite.protocol.wire import Control, Meta
 
 from conftest import pid_alive, unique, wait_until
 

@@ -8,18 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from kuiperlite import packaging
+from kuiperlite.bundle import package
+from kuiperlite.declare.plugin import load
 from kuiperlite.dev.installer import InstallFailed, check_plugin_name, install
-from kuiperlite.plugin import load
 
 from conftest import EXAMPLES
 
-KUIPERLITE_FILES = sorted(p.name for p in (EXAMPLES.parent / "kuiperlite").glob("*.py"))
+PACKAGE = EXAMPLES.parent / "kuiperlite"
+KUIPERLITE_FILES = sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")
+                          if p.relative_to(PACKAGE).parts[0] != "dev")
 
 
 @pytest.fixture(scope="module")
 def pysam_zip(tmp_path_factory):
-    return packaging.build(load(str(EXAMPLES / "pysam" / "pysam.py")),
+    return package.build(load(str(EXAMPLES / "pysam" / "pysam.py")),
                            str(tmp_path_factory.mktemp("pysam")))
 
 

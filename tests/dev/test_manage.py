@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kuiperlite import packaging
-from kuiperlite.plugin import load
+from kuiperlite.bundle import package
+from kuiperlite.declare.plugin import load
 
 from conftest import wait_until
 
@@ -51,7 +51,7 @@ PARAS = [sys.executable]  # install.sh installs for this python: nothing to fetc
 @pytest.fixture
 def plugin_zip(write_plugin, tmp_path):
     path = write_plugin(PLUGIN)
-    return packaging.build(load(str(path)), str(tmp_path / "zip"))
+    return package.build(load(str(path)), str(tmp_path / "zip"))
 
 
 def uploaded(server, zip_path: Path) -> str:

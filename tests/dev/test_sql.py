@@ -7,8 +7,8 @@ tests/dev/test_golden_validate.py holds the parser to eKuiper's own answers.
 
 import pytest
 
-from kuiperlite import adapters
 from kuiperlite.dev import gojson, gowire, sql
+from kuiperlite.serve import adapters
 
 import golden_corpus
 

@@ -15,8 +15,8 @@ The exit code is the supervisor's (``page``: 0).
 import os
 import sys
 
-from kuiperlite import supervisor
-from kuiperlite.supervisor import InFlight, shared_page
+from kuiperlite.serve import supervisor
+from kuiperlite.serve.supervisor import InFlight, shared_page
 
 
 def bad_config(*_args: object) -> int:

@@ -6,7 +6,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
-from .errors import Stopped
+from ..errors import Stopped
 from .kinds import FUNCTION, SOURCE, Kind
 
 if TYPE_CHECKING:

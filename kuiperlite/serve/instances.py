@@ -7,7 +7,7 @@ blocks (a sleep, a read, a slow database) holds only its own thread. A
 stop, from the control thread, sets the instance's stop flag and closes
 its data socket: a thread blocked in a send or a receive returns at once,
 sees the stop, runs the user's teardown, and gives back the instance's
-connections (:mod:`kuiperlite.connections`). The control thread never runs
+connections (:mod:`kuiperlite.declare.connections`). The control thread never runs
 user code.
 """
 
@@ -19,18 +19,18 @@ import threading
 import zlib
 from typing import Any, Callable, NamedTuple, Protocol
 
-from . import transport, wire
+from ..declare.connections import Lease
+from ..declare.kinds import SINK, SOURCE, Kind
+from ..declare.state import Scope, State
+from ..declare.symbols import AnySpec, FunctionSpec, SinkSpec, SourceSpec
+from ..errors import Stopped
+from ..protocol import transport, wire
+from ..protocol.channels import TICK, Requester, Unanswered, send_waiting
+from ..protocol.transport import Closed, NNGException, Timeout
+from ..protocol.wire import Control, Meta
 from .adapters import FunctionAdapter, SinkAdapter, SourceAdapter
-from .channels import TICK, Requester, Unanswered, send_waiting
-from .connections import Lease
-from .errors import Stopped
-from .kinds import SINK, SOURCE, Kind
-from .state import Scope, State
 from .stores import Stores
 from .supervisor import InFlight
-from .symbols import AnySpec, FunctionSpec, SinkSpec, SourceSpec
-from .transport import Closed, NNGException, Timeout
-from .wire import Control, Meta
 
 log = logging.getLogger("kuiperlite")
 

@@ -5,11 +5,11 @@ one database would open twenty clients. A connection is a generator
 function, as for :func:`contextlib.contextmanager`: the code before its one
 ``yield`` opens the resource, the value it yields is the resource, and the
 code after it closes it. Its keyword-only parameters are its config, typed
-as a symbol's are (:mod:`kuiperlite.hints`).
+as a symbol's are (:mod:`kuiperlite.declare.hints`).
 
 A source's or sink's keyword-only parameter named like a connection
 receives its resource, and the connection's config keys join the symbol's
-(:mod:`kuiperlite.symbols`). In a running plugin, :class:`Connections`
+(:mod:`kuiperlite.declare.symbols`). In a running plugin, :class:`Connections`
 opens a resource at the first start that needs it, hands the same one to
 every instance whose connection config is equal, and closes it once the
 last of them has stopped. Nothing opens before a start asks for it, so
@@ -27,7 +27,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, NamedTuple, Optional, TypeVar, overload
 
-from .errors import DefinitionError, KuiperliteError, error_text
+from ..errors import DefinitionError, KuiperliteError, error_text
 from .params import EMPTY, GENERATOR, NAME_PATTERN, Param, config_param, style_of, where_of
 
 log = logging.getLogger("kuiperlite")

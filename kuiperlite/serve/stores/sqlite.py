@@ -19,8 +19,8 @@ from typing import Optional
 
 import orjson
 
-from .errors import StateError
-from .state import Scope, incremented
+from ...declare.state import Scope, incremented
+from ...errors import StateError
 
 TABLE = "kuiperlite_state"
 # A scope is one column, its JSON array: a two-column key keeps a write short.

@@ -6,7 +6,7 @@ signature once into the spec of the mark's kind (:class:`SourceSpec`,
 :class:`SinkSpec`, :class:`FunctionSpec`), or raises :class:`DefinitionError`
 naming the function, its file and line, and the parameter at fault. A
 source's or sink's keyword-only parameter named like one of the plugin's
-connections (:mod:`kuiperlite.connections`) receives that connection's
+connections (:mod:`kuiperlite.declare.connections`) receives that connection's
 resource; the connection's own config joins the symbol's.
 """
 
@@ -19,10 +19,10 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Callable, ClassVar, NamedTuple, Optional, TypeVar, Union, overload
 
+from ..errors import DefinitionError
 from . import config, dynamic, hints
 from .connections import ConnectionSpec, Uses
 from .context import Context
-from .errors import DefinitionError
 from .hints import Hint
 from .kinds import FUNCTION, SINK, SOURCE, Kind
 from .params import (
@@ -233,8 +233,8 @@ class Spec:
 
         A connection's parameter holds that connection's config (each of its
         parameters, defaults filled in), for the runtime to swap for the
-        resource (:meth:`kuiperlite.connections.Connections.acquire`). See
-        :func:`kuiperlite.config.bind`.
+        resource (:meth:`kuiperlite.declare.connections.Connections.acquire`). See
+        :func:`kuiperlite.declare.config.bind`.
 
         Raises:
             ConfigError: a value does not fit its hint or a required key is missing.

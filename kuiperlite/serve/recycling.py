@@ -6,7 +6,7 @@ most arenas it filled. So a plugin that ran a thousand rules and stopped
 them holds far more memory than one that never ran them: a high-water
 mark, not a leak, which nothing short of a new process gives back.
 
-A supervised worker (see :mod:`kuiperlite.supervisor`) therefore leaves
+A supervised worker (see :mod:`kuiperlite.serve.supervisor`) therefore leaves
 when it is idle and has grown: every source and sink it ran has stopped,
 no function call came for ``idle`` seconds, and it holds more than
 ``grown`` MB over what it held when it began serving. The supervisor forks

@@ -17,12 +17,12 @@ from typing import Any
 
 import orjson
 
-from . import docstrings, hints
-from .hints import Hint
-from .kinds import KINDS, LAUNCHER_SUFFIX
-from .params import Param
-from .plugin import Plugin
-from .symbols import AnySpec, FunctionSpec, SourceSpec
+from ..declare import docstrings, hints
+from ..declare.hints import Hint
+from ..declare.kinds import KINDS, LAUNCHER_SUFFIX
+from ..declare.params import Param
+from ..declare.plugin import Plugin
+from ..declare.symbols import AnySpec, FunctionSpec, SourceSpec
 
 
 def label(name: str) -> str:

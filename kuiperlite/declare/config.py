@@ -1,7 +1,7 @@
 """A start command's config bound to a symbol's keyword-only parameters.
 
 Declared keys are converted by their hints, without loss; the value of a
-dynamic parameter that holds ``{{`` becomes a :class:`~kuiperlite.dynamic.Template`
+dynamic parameter that holds ``{{`` becomes a :class:`~kuiperlite.declare.dynamic.Template`
 instead, rendered and converted per record. eKuiper adds keys of its own (a
 stream's options, a sink's common properties). Every key the
 symbol does not declare goes to its ``**config`` parameter if it has one,
@@ -15,8 +15,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from ..errors import ConfigError
 from . import dynamic
-from .errors import ConfigError
 from .hints import Hint, Mismatch
 
 log = logging.getLogger("kuiperlite")

@@ -9,7 +9,7 @@ thread, and only supervises it: the worker serves the plugin, and tells the
 supervisor over a pipe every start it accepted and every stop. When the
 worker dies without saying goodbye, the supervisor forks a new one at once,
 which replays those starts and reopens every function's channel. A worker
-that leaves idle to give its memory back (see :mod:`kuiperlite.recycling`)
+that leaves idle to give its memory back (see :mod:`kuiperlite.serve.recycling`)
 says so first, and a fresh one is forked the same way, with nothing to
 replay and nothing logged as an error.
 
@@ -42,7 +42,7 @@ import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Union
 
-from .errors import KuiperliteError
+from ..errors import KuiperliteError
 
 if TYPE_CHECKING:
     import logging

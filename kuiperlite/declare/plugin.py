@@ -12,8 +12,8 @@ import sys
 from types import ModuleType
 from typing import NamedTuple, Optional
 
+from ..errors import DefinitionError, NoSymbols, PluginError
 from .connections import ConnectionSpec, declared
-from .errors import DefinitionError, NoSymbols, PluginError
 from .kinds import FUNCTION, KINDS, SINK, SOURCE, Kind
 from .symbols import AnySpec, marks_of, read
 

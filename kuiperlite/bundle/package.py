@@ -30,9 +30,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
+from ..declare.plugin import Plugin
+from ..errors import PluginError
 from . import metadata
-from .errors import PluginError
-from .plugin import Plugin
 
 
 def runtime_requirements() -> list[str]:
@@ -233,12 +233,13 @@ def _normalized(name: str) -> str:
 
 
 # kuiperlite's own files; the launcher is shipped as it is, never run here.
-KUIPERLITE = Path(__file__).resolve().parent
+KUIPERLITE = Path(__file__).resolve().parents[1]
 LAUNCHER = KUIPERLITE / "launcher.py"
 
 
 def _kuiperlite_files() -> list[tuple[str, Path]]:
-    return [(f"kuiperlite/{p.name}", p) for p in sorted(KUIPERLITE.glob("*.py"))]
+    files = (p.relative_to(KUIPERLITE) for p in sorted(KUIPERLITE.rglob("*.py")))
+    return [(f"kuiperlite/{f.as_posix()}", KUIPERLITE / f) for f in files if f.parts[0] != "dev"]
 
 
 _LEGACY_MANYLINUX = {"manylinux2014": 17, "manylinux2010": 12, "manylinux1": 5}

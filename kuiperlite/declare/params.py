@@ -1,7 +1,7 @@
 """What symbols and connections share: their parameters, names and styles.
 
 A :class:`Param` is one parameter the runtime fills, typed by its hint
-(:mod:`kuiperlite.hints`): a config property of a source, a sink or a
+(:mod:`kuiperlite.declare.hints`): a config property of a source, a sink or a
 connection, or an SQL argument of a function. :func:`where_of` names a
 function in collection errors, and :func:`style_of` says how its code runs.
 """
@@ -13,8 +13,8 @@ import os
 import re
 from typing import Any, Callable, NamedTuple
 
+from ..errors import DefinitionError
 from . import hints
-from .errors import DefinitionError
 from .hints import Hint
 
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # \Z: no trailing newline

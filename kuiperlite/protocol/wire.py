@@ -17,9 +17,9 @@ from typing import Any, NamedTuple, Optional
 
 import orjson
 
-from .errors import EncodeError, ProtocolError
-from .hints import describe_value, is_record, record_fields
-from .kinds import BY_WIRE, KINDS, SINK, SOURCE, Kind
+from ..declare.hints import describe_value, is_record, record_fields
+from ..declare.kinds import BY_WIRE, KINDS, SINK, SOURCE, Kind
+from ..errors import EncodeError, ProtocolError
 
 HANDSHAKE = b"handshake"
 OK = b"ok"

@@ -1,5 +1,5 @@
 """The plugin runtime: handshake, command loop, the instances it runs
-(:mod:`kuiperlite.instances`), orphan watchdog, and ``run()``."""
+(:mod:`kuiperlite.serve.instances`), orphan watchdog, and ``run()``."""
 
 from __future__ import annotations
 
@@ -14,8 +14,13 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, NoReturn, Optional
 
-from . import logs, supervisor, transport, wire
-from .channels import (
+from ..declare.connections import OPEN_TIMEOUT, Connections, Lease
+from ..declare.kinds import BY_WIRE, SINK
+from ..declare.plugin import Plugin, collect, importing, summary
+from ..declare.symbols import AnySpec, FunctionSpec
+from ..errors import DefinitionError, KuiperliteError, NoSymbols, PluginError, error_text
+from ..protocol import transport, wire
+from ..protocol.channels import (
     KEEPALIVE,
     Requester,
     Unanswered,
@@ -23,23 +28,13 @@ from .channels import (
     env_number,
     env_seconds,
 )
-from .connections import OPEN_TIMEOUT, Connections, Lease
-from .errors import DefinitionError, KuiperliteError, NoSymbols, PluginError, error_text
-from .instances import (
-    INSTANCES,
-    FunctionServer,
-    Instance,
-    Shared,
-    instance_what,
-)
-from .kinds import BY_WIRE, SINK
-from .plugin import Plugin, collect, importing, summary
+from ..protocol.wire import START, Control
+from . import logs, supervisor
+from .instances import INSTANCES, FunctionServer, Instance, Shared, instance_what
 from .recycling import RECYCLE_IDLE, RECYCLE_MB, Recycler
 from .signals import StopSignals
 from .stores import Stores, open_store
 from .supervisor import InFlight, Journal, Replay
-from .symbols import AnySpec, FunctionSpec
-from .wire import START, Control
 
 log = logging.getLogger("kuiperlite")
 

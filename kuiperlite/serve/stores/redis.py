@@ -15,8 +15,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from .errors import StateError
-from .state import Scope, incremented
+from ...declare.state import Scope, incremented
+from ...errors import StateError
 
 SCHEMES = ("redis", "rediss", "unix")
 URL_FORMS = ("redis://[[user]:password@]host[:port][/db], rediss://... for TLS, or "

@@ -21,11 +21,9 @@ from typing import Any, Callable, Optional
 
 import orjson
 
-from . import wire
-from .context import Context, Record
-from .dynamic import RenderError, Template, render
-from .errors import ArgumentError, ConfigError, EncodeError, ProtocolError, Stopped, error_text
-from .hints import (
+from ..declare.context import Context, Record
+from ..declare.dynamic import RenderError, Template, render
+from ..declare.hints import (
     ANY,
     Converter,
     Hint,
@@ -35,12 +33,14 @@ from .hints import (
     is_record,
     unwrap_optional,
 )
-from .hints import read as read_hint
-from .kinds import FUNCTION
-from .params import ASYNC, ASYNC_GENERATOR, GENERATOR, PLAIN, Param
-from .state import Scope, State
+from ..declare.hints import read as read_hint
+from ..declare.kinds import FUNCTION
+from ..declare.params import ASYNC, ASYNC_GENERATOR, GENERATOR, PLAIN, Param
+from ..declare.state import Scope, State
+from ..declare.symbols import FunctionSpec, SinkSpec, SourceSpec
+from ..errors import ArgumentError, ConfigError, EncodeError, ProtocolError, Stopped, error_text
+from ..protocol import wire
 from .stores import Stores
-from .symbols import FunctionSpec, SinkSpec, SourceSpec
 
 log = logging.getLogger("kuiperlite")
 
@@ -619,7 +619,7 @@ class FunctionAdapter:
         for a number); and a literal its converter refuses (``'c'`` for
         ``Literal['C', 'F']``, ``3`` for a list), in the sentence Exec gives.
         It accepts whatever only the running rule knows, whose values Exec
-        converts (:func:`kuiperlite.wire.literal_values` reads the literals).
+        converts (:func:`kuiperlite.protocol.wire.literal_values` reads the literals).
         """
         error = self._count_error(len(args))
         if error is not None:

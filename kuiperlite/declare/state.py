@@ -9,7 +9,7 @@ crash, a reboot or a reinstall, sees its state again.
 
 A State asks for its :class:`Store` when it is first used, so a plugin that
 keeps no state opens nothing. Which store a running plugin opens (SQLite, or
-Redis) is :mod:`kuiperlite.stores`'s choice; a Context made by hand keeps its
+Redis) is :mod:`kuiperlite.serve.stores`'s choice; a Context made by hand keeps its
 state in a :class:`MemoryStore`.
 """
 
@@ -21,7 +21,7 @@ from typing import Any, Callable, NamedTuple, Optional, Protocol
 
 import orjson
 
-from .errors import StateError
+from ..errors import StateError
 from .kinds import FUNCTION, Kind
 
 # What JSON carries, and what a value read back is again.
@@ -88,7 +88,7 @@ class Store(Protocol):
 
 class StoreSource(Protocol):
     """Where a :class:`State` gets its store, when it is first used
-    (:class:`kuiperlite.stores.Stores` opens the plugin's)."""
+    (:class:`kuiperlite.serve.stores.Stores` opens the plugin's)."""
 
     def get(self) -> Store: ...
 

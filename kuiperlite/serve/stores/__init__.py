@@ -11,7 +11,7 @@ import os
 import threading
 from typing import Callable, Optional
 
-from .state import MemoryStore, Store
+from ...declare.state import MemoryStore, Store
 
 
 def open_store(plugin: str, *, directory: Optional[str] = None,
@@ -19,7 +19,7 @@ def open_store(plugin: str, *, directory: Optional[str] = None,
     """The plugin's store: Redis at ``url`` (or ``KUIPERLITE_STATE_URL``), else SQLite.
 
     The SQLite file is ``<plugin>.sqlite3`` in ``directory``, else in
-    :func:`kuiperlite.locations.state_dir`: ``KUIPERLITE_STATE_DIR``, eKuiper's
+    :func:`kuiperlite.serve.locations.state_dir`: ``KUIPERLITE_STATE_DIR``, eKuiper's
     data folder under eKuiper, or the user's state folder.
 
     Raises:
@@ -27,17 +27,17 @@ def open_store(plugin: str, *, directory: Optional[str] = None,
     """
     url = url or os.environ.get("KUIPERLITE_STATE_URL")
     if url:
-        from .redis_store import RedisStore
+        from .redis import RedisStore
 
         return RedisStore(url, plugin)
-    from .sqlite_store import SQLiteStore
+    from .sqlite import SQLiteStore
 
     return SQLiteStore(sqlite_path(plugin, directory))
 
 
 def sqlite_path(plugin: str, directory: Optional[str] = None) -> str:
     """The plugin's SQLite file: ``<plugin>.sqlite3`` in ``directory`` or the state folder."""
-    from .locations import state_dir
+    from ..locations import state_dir
 
     return os.path.join(directory or str(state_dir()), f"{plugin}.sqlite3")
 
@@ -68,7 +68,7 @@ class Stores:
 
 
 def memory_stores() -> Stores:
-    """Stores over a fresh :class:`~kuiperlite.state.MemoryStore` (tests)."""
+    """Stores over a fresh :class:`~kuiperlite.declare.state.MemoryStore` (tests)."""
     return Stores(MemoryStore)
 
 
