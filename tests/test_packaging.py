@@ -18,8 +18,12 @@ from conftest import EXAMPLES, unique
 
 SENSORS = EXAMPLES / "sensors" / "sensors.py"
 PACKAGE = Path(launcher.__file__).parent
-KUIPERLITE = sorted(f"kuiperlite/{p.relative_to(PACKAGE).as_posix()}" for p in PACKAGE.rglob("*.py")
-                    if p.relative_to(PACKAGE).parts[0] != "dev")
+# What a plugin runs of kuiperlite: declare, protocol and serve, and four top-level
+# modules; not bundle, dev, testing, pytest_plugin, nor the launcher (the executable).
+KUIPERLITE = sorted(
+    [f"kuiperlite/{name}" for name in ("__init__.py", "__main__.py", "cli.py", "errors.py")]
+    + [f"kuiperlite/{path.relative_to(PACKAGE).as_posix()}"
+       for folder in ("declare", "protocol", "serve") for path in (PACKAGE / folder).rglob("*.py")])
 
 
 def names(zip_path: Path) -> list[str]:

@@ -232,14 +232,26 @@ def _normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-# kuiperlite's own files; the launcher is shipped as it is, never run here.
+# The part of kuiperlite a plugin runs: these packages, every module in each
+# one's folder, and these modules of the top level. Not the build tools,
+# eKuiper's side or the test helpers; the launcher goes in as the executable.
+SHIPPED = ("kuiperlite.declare", "kuiperlite.protocol", "kuiperlite.serve",
+           "kuiperlite.serve.stores")
+SHIPPED_MODULES = ("kuiperlite", "kuiperlite.__main__", "kuiperlite.cli", "kuiperlite.errors")
 KUIPERLITE = Path(__file__).resolve().parents[1]
 LAUNCHER = KUIPERLITE / "launcher.py"
 
 
 def _kuiperlite_files() -> list[tuple[str, Path]]:
-    files = (p.relative_to(KUIPERLITE) for p in sorted(KUIPERLITE.rglob("*.py")))
-    return [(f"kuiperlite/{f.as_posix()}", KUIPERLITE / f) for f in files if f.parts[0] != "dev"]
+    """The files of :data:`SHIPPED` and :data:`SHIPPED_MODULES`, by their name in the zip."""
+    root = KUIPERLITE.parent
+    files = []
+    for name in SHIPPED_MODULES:
+        path = root / name.replace(".", "/")
+        files.append(path / "__init__.py" if path.is_dir() else path.with_suffix(".py"))
+    for package in SHIPPED:
+        files += (root / package.replace(".", "/")).glob("*.py")
+    return sorted((path.relative_to(root).as_posix(), path) for path in files)
 
 
 _LEGACY_MANYLINUX = {"manylinux2014": 17, "manylinux2010": 12, "manylinux1": 5}
