@@ -19,7 +19,10 @@ from typing import Any, Callable, Optional
 
 import pytest
 
+from kuiperlite.declare.kinds import FUNCTION, SOURCE, Kind
+from kuiperlite.declare.state import Scope, State
 from kuiperlite.protocol import wire
+from kuiperlite.serve.stores import Stores, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -191,6 +194,28 @@ def state_place(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str
     if request.param == "redis":
         return {"url": request.getfixturevalue("redis_url")}
     return {"directory": str(tmp_path / "state")}
+
+
+@pytest.fixture
+def state_plugin() -> str:
+    """The plugin :func:`stores` keeps state for: a name no other test uses."""
+    return unique("p")
+
+
+@pytest.fixture
+def stores(state_place: dict[str, str], state_plugin: str) -> Iterator[Stores]:
+    """A plugin's stores, once on each store (see :func:`state_place`)."""
+    opened = Stores(lambda: open_store(state_plugin, **state_place))
+    yield opened
+    opened.close()
+
+
+def state(stores: Any, kind: Kind = SOURCE, symbol: str = "src", rule: str = "r1",
+          op: str = "o1", instance: int = 0) -> State:
+    """The State of one instance (for a function, of one call site) in ``stores``."""
+    if kind is FUNCTION:
+        return State(stores, Scope.of_call(symbol, rule, instance))
+    return State(stores, Scope.of_instance(kind, symbol, rule, op, instance))
 
 
 def _ipc_files() -> set[str]:

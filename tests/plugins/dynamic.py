@@ -1,6 +1,6 @@
 """Sinks with dynamic config, each printing what it received for every message.
 
-Used by tests/test_dynamic.py, copied under a name of the test's own.
+Used by tests/declare/test_dynamic.py, copied under a name of the test's own.
 """
 
 from typing import Any

@@ -1,6 +1,6 @@
 """A plugin whose source prints without flushing while the runtime logs.
 
-Used by tests/test_runtime.py, which runs the file itself without ``-u``:
+Used by tests/serve/test_runtime.py, which runs the file itself without ``-u``:
 its output must still arrive line by line.
 """
 

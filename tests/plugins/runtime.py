@@ -1,7 +1,7 @@
 """A plugin with one symbol for each runtime behaviour: config conversion, prompt
 stops, user code failures, raw and large sink payloads, back pressure.
 
-Used by tests/test_runtime.py, copied under a name of the test's own.
+Used by tests/serve/test_runtime.py, copied under a name of the test's own.
 """
 
 import os

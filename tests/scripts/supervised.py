@@ -1,4 +1,4 @@
-"""A supervisor in a fresh process of its own, for tests/test_supervisor.py.
+"""A supervisor in a fresh process of its own, for tests/serve/test_supervisor.py.
 
 ``python supervised.py CASE`` forks as a plugin's first process does: with
 no thread running yet (the pytest process has nng's threads, and a fork

@@ -1,35 +1,14 @@
-"""``ctx.state``: scopes, values, atomic counters and clearing, on SQLite and on Redis."""
+"""``ctx.state``: scopes, values and atomic counters, on SQLite, on Redis and in memory."""
 
-import os
 import threading
 
 import pytest
 
 from kuiperlite import Context, StateError
 from kuiperlite.declare.kinds import FUNCTION, SINK, SOURCE
-from kuiperlite.declare.state import Kept, MemoryStore, Scope, State
-from kuiperlite.serve.stores import Stores, clear, memory_stores, open_store
+from kuiperlite.declare.state import Kept, MemoryStore, Scope
 
-from conftest import unique
-
-
-@pytest.fixture
-def plugin():
-    return unique("p")
-
-
-@pytest.fixture
-def stores(state_place, plugin):
-    opened = Stores(lambda: open_store(plugin, **state_place))
-    yield opened
-    opened.close()
-
-
-def state(stores, kind=SOURCE, symbol="src", rule="r1", op="o1", instance=0):
-    if kind is FUNCTION:
-        return State(stores, Scope.of_call(symbol, rule, instance))
-    return State(stores, Scope.of_instance(kind, symbol, rule, op, instance))
-
+from conftest import state
 
 VALUES = [None, True, False, 0, -7, 2**63 - 1, -(2**63), 1.5, "", "text ✓",
           [], [1, "a", None, [2.5]], {}, {"offset": 42, "nested": {"list": [True]}}]
@@ -67,16 +46,6 @@ def test_each_scope_keeps_its_own_keys(stores):
     for i, s in enumerate(scopes):
         s.put("k", i)
     assert [s.get("k") for s in scopes] == list(range(len(scopes)))
-
-
-def test_a_second_handle_on_the_same_store_sees_the_state(state_place, plugin, stores):
-    state(stores).put("offset", 5)
-    stores.close()
-    again = Stores(lambda: open_store(plugin, **state_place))
-    try:
-        assert state(again).get("offset") == 5
-    finally:
-        again.close()
 
 
 @pytest.mark.parametrize(("value", "said"), [
@@ -152,21 +121,6 @@ def test_100_instances_writing_at_once_keep_their_own_state(stores):
     assert [s.get("offset") for s in handles] == [19 + i for i in range(100)]
 
 
-def test_entries_and_clear_by_rule_and_symbol(state_place, plugin, stores):
-    state(stores, rule="keep").put("a", 1)
-    state(stores, rule="drop").put("a", 2)
-    state(stores, rule="drop", kind=SINK, symbol="out").put("b", 3)
-    store = stores.get()
-    assert sorted((scope.kind, scope.rule, key, value)
-                  for scope, key, value in store.entries(rule="drop")) == [
-        ("sink", "drop", "b", "3"), ("source", "drop", "a", "2")]
-    assert clear(plugin, rule="drop", symbol="out", **state_place) == 1
-    assert clear(plugin, rule="drop", **state_place) == 1
-    assert [(s.rule, k) for s, k, _ in store.entries()] == [("keep", "a")]
-    assert clear(plugin, **state_place) == 1
-    assert store.entries() == []
-
-
 def test_a_hand_made_context_keeps_its_state_in_memory():
     ctx = Context("counter", SOURCE, rule_id="r", op_id="o", instance_id=3)
     assert ctx.state.incr("n") == 1 and ctx.state.incr("n") == 2
@@ -174,22 +128,6 @@ def test_a_hand_made_context_keeps_its_state_in_memory():
     fn = Context("f", FUNCTION, rule_id="r", func_id=4)
     assert fn.state.scope == Scope("func", "f", "r", "", 4)
     assert Context("other", SOURCE).state.get("n") is None
-
-
-def test_the_store_opens_at_first_use_only(tmp_path):
-    folder = tmp_path / "never"
-    stores = Stores(lambda: open_store("p", directory=str(folder)))
-    handle = state(stores)
-    assert not folder.exists() and not handle.used
-    handle.get("x")
-    assert handle.used and os.path.exists(folder / "p.sqlite3")
-    stores.close()
-
-
-def test_memory_stores_are_private():
-    a, b = memory_stores(), memory_stores()
-    state(a).put("k", 1)
-    assert state(b).get("k") is None
 
 
 def test_a_memory_store_keeps_values_and_counts_as_a_store_does():
