@@ -12,20 +12,26 @@ becomes ``3``.
 
 An attrs class or a dataclass is a record (:func:`read_record`): built from
 a JSON object, each field converted by its own hint and the field that does
-not fit named, and encoded back (:func:`record_fields`). attrs is imported
-only when a plugin's hints hold an attrs class.
+not fit named, and encoded back (:func:`record_fields`); the records
+themselves are :mod:`kuiperlite.declare.record_classes`, the plain conversions
+:mod:`kuiperlite.declare.values`.
 """
 
 from __future__ import annotations
 
 import enum
-import math
 import re
 import sys
 import typing
-from typing import Annotated, Any, Callable, NamedTuple, Optional, TypeVar, Union
+from typing import Annotated, Any, NamedTuple, Optional, TypeVar, Union
 
-Converter = Callable[[Any], Any]
+from .record_classes import is_record as is_record
+from .record_classes import record_converter, record_specs
+from .record_classes import record_fields as record_fields
+from .values import Converter as Converter
+from .values import Mismatch as Mismatch
+from .values import describe_value as describe_value
+from .values import to_bool, to_bytes, to_dict, to_float, to_int, to_list, to_str
 
 if sys.version_info >= (3, 10):
     from types import UnionType
@@ -34,11 +40,6 @@ if sys.version_info >= (3, 10):
 else:  # pragma: no cover - Python 3.9
     _UNION_TYPES = (Union,)
 
-SUPPORTED = ("str, int, float, bool, dict, list[...], dict[str, ...], Literal[...], an Enum, "
-             "an attrs class or a dataclass, or Optional[...] of those")
-DYNAMIC_SUPPORTED = ("Dynamic[X] with X one of str, int, float, bool, Literal[...], an Enum or "
-                     "Optional[...] of those")
-_TEXT_UI_TYPES = ("string", "int", "float", "bool")  # what a rendered template converts to
 
 
 class _DynamicMark:
@@ -80,6 +81,8 @@ class Hint(NamedTuple):
         dynamic: a sink's config parameter rendered per record (``Dynamic[X]``).
         item: for a list, its items' hint: an aggregate function's window holds
             one value of its SQL argument per row.
+        plural: how "a list of ..." names several values of a plain hint
+            ("integers"), when it has a plural.
     """
 
     hint: Any
@@ -88,24 +91,49 @@ class Hint(NamedTuple):
     exact: Optional[type] = None
     ui_type: Optional[str] = None
     control: str = "text"
-    choices: Optional[list] = None
+    choices: Optional[list[Any]] = None
     value_type: str = "any"
     data: str = "json"
     zero: Any = ""
     fields: Optional[tuple[tuple[str, Hint, bool], ...]] = None
     dynamic: bool = False
     item: Optional[Hint] = None
+    plural: Optional[str] = None
 
 
-class Mismatch(ValueError):
-    """A value does not fit a hint; ``str(err)`` reads "must be X, got Y"."""
+_SIMPLE: dict[Any, Hint] = {
+    str: Hint(hint=str, convert=to_str, phrase="a string", exact=str, ui_type="string",
+              value_type="string", data="text", plural="strings"),
+    int: Hint(hint=int, convert=to_int, phrase="an integer", exact=int, ui_type="int",
+              value_type="int", zero=0, plural="integers"),
+    float: Hint(hint=float, convert=to_float, phrase="a number", exact=float, ui_type="float",
+                value_type="float", zero=0, plural="numbers"),
+    bool: Hint(hint=bool, convert=to_bool, phrase="true or false", exact=bool, ui_type="bool",
+               control="radio", value_type="bool", zero=False, plural="booleans"),
+    dict: Hint(hint=dict, convert=to_dict, phrase="an object", exact=dict, ui_type="object",
+               control="textarea", value_type="object", zero={}, plural="objects"),
+    list: Hint(hint=list, convert=to_list, phrase="a list", exact=list, ui_type="list_string",
+               control="list", value_type="array", zero=[], plural="lists"),
+    bytes: Hint(hint=bytes, convert=to_bytes, phrase="bytes", exact=bytes, data="bytes"),
+}
+# also what an untyped config shows
+ANY = Hint(hint=Any, convert=None, phrase="any value", ui_type="string")
 
-    def __init__(self, expected: str, value: Any, where: str = "") -> None:
-        self.expected = expected
-        self.value = value
-        self.where = where
-        inside = f" ({where})" if where else ""
-        super().__init__(f"must be {expected}, got {describe_value(value)}{inside}")
+# The UI's list types by item type; a list of anything else is a list of strings there.
+_LIST_UI = {"string": "list_string", "int": "list_int", "float": "list_float",
+            "bool": "list_bool", "object": "list_object"}
+
+# How "a list of ..." names the items of each plain hint that has a plural.
+_PLURALS = {info.phrase: info.plural for info in _SIMPLE.values() if info.plural}
+
+_TEXT_UI_TYPES = ("string", "int", "float", "bool")  # what a rendered template converts to
+_CONFIG_TYPES = ", ".join(cls.__name__ for cls, info in _SIMPLE.items() if info.ui_type)
+_TEXT_TYPES = ", ".join(cls.__name__ for cls, info in _SIMPLE.items()
+                        if info.ui_type in _TEXT_UI_TYPES)
+SUPPORTED = (f"{_CONFIG_TYPES}, list[...], dict[str, ...], Literal[...], an Enum, an attrs "
+             "class or a dataclass, or Optional[...] of those")
+DYNAMIC_SUPPORTED = (f"Dynamic[X] with X one of {_TEXT_TYPES}, Literal[...], an Enum or "
+                     "Optional[...] of those")
 
 
 class UnsupportedHint(TypeError):
@@ -118,126 +146,6 @@ class UnsupportedHint(TypeError):
     def __init__(self, message: str, supported: str = SUPPORTED) -> None:
         super().__init__(message)
         self.supported = supported
-
-
-def describe_value(value: Any) -> str:
-    """Name a decoded JSON value the way an error message should show it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return f"the number {value!r}"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"the string {shown!r}"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, (bytes, bytearray)):
-        return "bytes"
-    return f"a {type(value).__name__}"
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _to_str(value: Any) -> str:
-    if type(value) is str:
-        return value
-    if _is_number(value):
-        return str(value)
-    raise Mismatch("a string", value)
-
-
-def _to_int(value: Any) -> int:
-    if type(value) is int:
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    if isinstance(value, int) and not isinstance(value, bool):
-        return int(value)
-    raise Mismatch("an integer", value)
-
-
-def _to_float(value: Any) -> float:
-    if type(value) is float:
-        return value
-    if _is_number(value):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            result = float(value.strip())
-        except ValueError:
-            pass
-        else:
-            if math.isfinite(result):
-                return result
-    raise Mismatch("a number", value)
-
-
-def _to_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise Mismatch("true or false", value)
-
-
-def _to_dict(value: Any) -> dict:
-    if isinstance(value, dict):
-        return value
-    raise Mismatch("an object", value)
-
-
-def _to_list(value: Any) -> list:
-    if isinstance(value, list):
-        return value
-    if isinstance(value, tuple):
-        return list(value)
-    raise Mismatch("a list", value)
-
-
-def _to_bytes(value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode()
-    raise Mismatch("bytes", value)
-
-
-_SIMPLE: dict[Any, Hint] = {
-    str: Hint(str, _to_str, "a string", str, "string", "text", None, "string", "text", ""),
-    int: Hint(int, _to_int, "an integer", int, "int", "text", None, "int", "json", 0),
-    float: Hint(float, _to_float, "a number", float, "float", "text", None, "float", "json", 0),
-    bool: Hint(bool, _to_bool, "true or false", bool, "bool", "radio", None, "bool", "json",
-               False),
-    dict: Hint(dict, _to_dict, "an object", dict, "object", "textarea", None, "object", "json",
-               {}),
-    list: Hint(list, _to_list, "a list", list, "list_string", "list", None, "array", "json", []),
-    bytes: Hint(bytes, _to_bytes, "bytes", bytes, None, "text", None, "any", "bytes", ""),
-}
-ANY = Hint(Any, None, "any value", ui_type="string")  # also what an untyped config shows
-
-# The UI's list types by item type; a list of anything else is a list of strings there.
-_LIST_UI = {"string": "list_string", "int": "list_int", "float": "list_float",
-            "bool": "list_bool", "object": "list_object"}
-
-_PLURALS = {
-    "a string": "strings",
-    "an integer": "integers",
-    "a number": "numbers",
-    "true or false": "booleans",
-    "an object": "objects",
-    "a list": "lists",
-}
 
 
 def read(hint: Any) -> Hint:
@@ -339,13 +247,15 @@ def _read_optional(hint: Any, args: tuple[Any, ...]) -> Hint:
     return inner._replace(hint=hint, convert=optional, phrase=phrase)
 
 
-def _read_choices(hint: Any, choices: list, conv: tuple[Converter, str]) -> Hint:
+def _read_choices(hint: Any, choices: list[Any], conv: tuple[Converter, str]) -> Hint:
     kinds = {type(c) for c in choices}
     base = _SIMPLE.get(kinds.pop()) if len(kinds) == 1 else None
-    ui_type = base.ui_type if base is not None and base.ui_type else "string"
-    return Hint(hint, conv[0], conv[1], None, ui_type, "select", choices,
-                base.value_type if base is not None else "any", "json",
-                base.zero if base is not None else "")
+    convert, phrase = conv
+    return Hint(hint=hint, convert=convert, phrase=phrase,
+                ui_type=base.ui_type if base is not None and base.ui_type else "string",
+                control="select", choices=choices,
+                value_type=base.value_type if base is not None else "any",
+                zero=base.zero if base is not None else "")
 
 
 def _literal(choices: tuple[Any, ...]) -> tuple[Converter, str]:
@@ -395,7 +305,7 @@ def _read_list(hint: Any, item_hint: Any) -> Hint:
     phrase = f"a list of {_PLURALS.get(item.phrase, item.phrase)}"
     item_conv = item.convert
 
-    def to_list(value: Any) -> list:
+    def to_list(value: Any) -> list[Any]:
         if not isinstance(value, (list, tuple)):
             raise Mismatch(phrase, value)
         out = []
@@ -418,7 +328,7 @@ def _read_dict(hint: Any, value_hint: Any) -> Hint:
     phrase = f"an object of {_PLURALS.get(val.phrase, val.phrase)}"
     val_conv = val.convert
 
-    def to_dict(value: Any) -> dict:
+    def to_dict(value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise Mismatch(phrase, value)
         out = {}
@@ -430,14 +340,7 @@ def _read_dict(hint: Any, value_hint: Any) -> Hint:
         return out
 
     return _SIMPLE[dict]._replace(hint=hint, convert=to_dict, phrase=phrase, exact=None)
-
-
 # Records: attrs classes and dataclasses.
-
-
-def is_record(cls: type) -> bool:
-    """Whether ``cls`` is an attrs class or a dataclass (told without importing attrs)."""
-    return hasattr(cls, "__attrs_attrs__") or hasattr(cls, "__dataclass_fields__")
 
 
 def holds_records(hint: Any) -> bool:
@@ -447,14 +350,6 @@ def holds_records(hint: Any) -> bool:
     if typing.get_origin(hint) is list:
         hint = (typing.get_args(hint) or (Any,))[0]
     return isinstance(hint, type) and is_record(hint)
-
-
-def record_fields(value: Any) -> dict[str, Any]:
-    """An attrs or dataclass instance's fields, as JSON encodes it (one level)."""
-    cls = type(value)
-    if hasattr(cls, "__attrs_attrs__"):
-        return {a.alias or a.name: getattr(value, a.name) for a in cls.__attrs_attrs__}
-    return {name: getattr(value, name) for name in cls.__dataclass_fields__}
 
 
 def describe_fields(info: Hint) -> str:
@@ -473,50 +368,20 @@ def read_record(cls: type) -> Hint:
     """The hint of an attrs class or a dataclass: built from a JSON object, field by field."""
     if cls in _READING:
         raise UnsupportedHint(f"{cls.__name__} holds itself; JSON has no such shape")
+    try:
+        specs = record_specs(cls)
+    except Exception as err:  # an annotation that does not resolve
+        raise UnsupportedHint(f"{cls.__name__}: its field types do not resolve ({err})") from None
     _READING.add(cls)
     try:
-        fields = tuple(_record_field(cls, *spec) for spec in _record_specs(cls))
+        fields = tuple(_record_field(cls, *spec) for spec in specs)
     finally:
         _READING.discard(cls)
     phrase = f"a {cls.__name__} object"
-
-    def to_record(value: Any) -> Any:
-        if isinstance(value, cls):
-            return value
-        if not isinstance(value, dict):
-            raise Mismatch(phrase, value)
-        kwargs = {}
-        for name, field, required in fields:
-            if name in value:
-                try:
-                    item = value[name]
-                    kwargs[name] = item if field.convert is None else field.convert(item)
-                except Mismatch as err:
-                    raise Mismatch(phrase, value, where=f"field {name!r} {err}") from None
-            elif required:
-                raise Mismatch(phrase, value, where=f"field {name!r} is missing")
-        return cls(**kwargs)
-
-    return Hint(cls, to_record, phrase, None, "object", "textarea", None, "object", "json", {},
-                fields)
-
-
-def _record_specs(cls: type) -> list[tuple[str, Any, bool]]:
-    """(name, type, required) of each field ``__init__`` takes."""
-    try:
-        types = typing.get_type_hints(cls)
-    except Exception as err:  # an annotation that does not resolve
-        raise UnsupportedHint(f"{cls.__name__}: its field types do not resolve ({err})") from None
-    if hasattr(cls, "__attrs_attrs__"):
-        import attrs  # only plugins with attrs records pay for it
-
-        return [(a.alias or a.name, types.get(a.name, a.type or Any),
-                 a.default is attrs.NOTHING) for a in cls.__attrs_attrs__ if a.init]
-    import dataclasses
-
-    return [(f.name, types.get(f.name, f.type), f.default is dataclasses.MISSING
-             and f.default_factory is dataclasses.MISSING)
-            for f in dataclasses.fields(cls) if f.init]
+    convert = record_converter(cls, tuple((name, field.convert, required)
+                                          for name, field, required in fields), phrase)
+    return Hint(hint=cls, convert=convert, phrase=phrase, ui_type="object", control="textarea",
+                value_type="object", zero={}, fields=fields)
 
 
 def _record_field(cls: type, name: str, hint: Any, required: bool) -> tuple[str, Hint, bool]:
