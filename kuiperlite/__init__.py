@@ -19,8 +19,8 @@ _HOMES = {
     "ArgumentError": "errors", "ConfigError": "errors", "DefinitionError": "errors",
     "KuiperliteError": "errors", "PluginError": "errors", "StateError": "errors",
     "Stopped": "errors", "State": "declare.state",
-    "source": "declare.symbols", "sink": "declare.symbols", "function": "declare.symbols",
-    "Backoff": "declare.symbols", "connection": "declare.connections",
+    "source": "declare.marks", "sink": "declare.marks", "function": "declare.marks",
+    "Backoff": "declare.marks", "connection": "declare.connections",
     "run": "serve.runtime",
 }
 
@@ -45,15 +45,15 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .declare.context import Context as Context
     from .declare.context import Record as Record
     from .declare.hints import Dynamic as Dynamic
+    from .declare.marks import Backoff as Backoff
+    from .declare.marks import function as function
+    from .declare.marks import sink as sink
+    from .declare.marks import source as source
     from .declare.plugin import About as About
     from .declare.plugin import Plugin as Plugin
     from .declare.plugin import collect as collect
     from .declare.plugin import load as load
     from .declare.state import State as State
-    from .declare.symbols import Backoff as Backoff
-    from .declare.symbols import function as function
-    from .declare.symbols import sink as sink
-    from .declare.symbols import source as source
     from .errors import ArgumentError as ArgumentError
     from .errors import ConfigError as ConfigError
     from .errors import DefinitionError as DefinitionError

@@ -5,7 +5,6 @@ from typing import Annotated, Any, Literal, Optional
 import pytest
 
 from kuiperlite import Backoff, Context, DefinitionError, Dynamic, function, sink, source
-from kuiperlite.declare.kinds import FUNCTION, SINK, SOURCE
 from kuiperlite.declare.params import ASYNC, ASYNC_GENERATOR, GENERATOR, PLAIN
 from kuiperlite.declare.symbols import AnySpec, marks_of, read
 from kuiperlite.errors import ConfigError
@@ -14,17 +13,6 @@ from kuiperlite.errors import ConfigError
 def spec(func) -> AnySpec:
     (mark,) = marks_of(func)
     return read(func, mark)
-
-
-def test_decorators_return_the_function_unchanged():
-    def f(ctx):
-        yield {}
-
-    assert source(f) is f
-    assert sink(name="x")(f) is f
-    assert function("g")(f) is f
-    assert [m.kind for m in marks_of(f)] == [SOURCE, SINK, FUNCTION]
-    assert [m.name for m in marks_of(f)] == [None, "x", "g"]
 
 
 def test_bare_and_called_forms_name_the_symbol():
@@ -340,11 +328,6 @@ def test_unresolvable_hints_are_reported():
 
     with pytest.raises(DefinitionError, match="type hints cannot be resolved"):
         spec(source(f))
-
-
-def test_decorating_a_non_callable_is_a_type_error():
-    with pytest.raises(TypeError, match="decorates a function"):
-        source(name="x")(42)
 
 
 def test_the_context_is_found_by_annotation_name_or_position():
