@@ -28,6 +28,7 @@ from .declare.kinds import FUNCTION, SINK, SOURCE, Kind
 from .declare.state import Scope, State
 from .declare.symbols import AnySpec, FunctionSpec, SinkSpec, SourceSpec, marks_of, read
 from .dev import gowire
+from .dev.gojson import go_json
 from .errors import ArgumentError, EncodeError
 from .protocol import wire
 from .protocol.wire import FuncMeta
@@ -46,7 +47,7 @@ def memory_state() -> Stores:
     return memory_stores()
 
 
-class Records(list):
+class Records(list[Any]):
     """The records a source produced; ``errors`` holds what it reported with
     ``ctx.emit_error`` (or a failure eKuiper would have been told about)."""
 
@@ -80,7 +81,7 @@ def _connected(symbol: AnySpec, kwargs: dict[str, Any], rule_id: str) -> Iterato
 
 
 def run_source(func: Callable[..., Any], count: Optional[int] = 1, *,
-               config: Optional[dict] = None, datasource: str = "", timeout: float = 5.0,
+               config: Optional[dict[str, Any]] = None, datasource: str = "", timeout: float = 5.0,
                meta: bool = False, rule_id: str = "test",
                state: Optional[Stores] = None, restarts: int = 0) -> Records:
     """Run a source until it produced ``count`` records, then stop it.
@@ -125,7 +126,7 @@ def run_source(func: Callable[..., Any], count: Optional[int] = 1, *,
 
 
 def _run_source(symbol: SourceSpec, kwargs: dict[str, Any], count: Optional[int],
-                config: Optional[dict], datasource: str, timeout: float, meta: bool,
+                config: Optional[dict[str, Any]], datasource: str, timeout: float, meta: bool,
                 rule_id: str, state: Optional[Stores], restarts: int) -> Records:
     records = Records()
     records.errors = []
@@ -160,8 +161,9 @@ def _run_source(symbol: SourceSpec, kwargs: dict[str, Any], count: Optional[int]
     return records
 
 
-def run_sink(func: Callable[..., Any], payloads: list[Any], *, config: Optional[dict] = None,
-             rule_id: str = "test", state: Optional[Stores] = None) -> list[Optional[str]]:
+def run_sink(func: Callable[..., Any], payloads: list[Any], *,
+             config: Optional[dict[str, Any]] = None, rule_id: str = "test",
+             state: Optional[Stores] = None) -> list[Optional[str]]:
     """Send payloads into a sink, as eKuiper encodes them, and return the acks.
 
     Setup runs first and a generator sink's teardown runs at the end.
@@ -227,7 +229,7 @@ def call_function(func: Callable[..., Any], *args: Any, rule_id: str = "test",
     error = adapter.validate(wire.decode_function_call(request)[1])
     if error is not None:
         raise ArgumentError(error)
-    values = orjson.loads(gowire.go_json(list(args)))
+    values = orjson.loads(go_json(list(args)))
     ctx = adapter.context(gowire.encode_func_meta(FuncMeta(rule_id, "test", 0, func_id)))
     reply = wire.encode_reply(True, adapter.call(values, ctx))
     outcome = gowire.decode_reply(reply, python_ints=True).exec

@@ -12,6 +12,10 @@ from .kinds import FUNCTION, SOURCE, Kind
 if TYPE_CHECKING:
     from .state import State
 
+    _LoggerAdapter = logging.LoggerAdapter[logging.Logger]
+else:  # not subscriptable at run time before Python 3.11
+    _LoggerAdapter = logging.LoggerAdapter
+
 Emit = Callable[[Any, Any], None]
 
 
@@ -24,10 +28,10 @@ class Record(NamedTuple):
     """
 
     data: Any
-    meta: Optional[dict] = None
+    meta: Optional[dict[str, Any]] = None
 
 
-class _SymbolLogger(logging.LoggerAdapter):
+class _SymbolLogger(_LoggerAdapter):
     """Prefixes every line with the symbol and the rule it runs for."""
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
@@ -47,7 +51,7 @@ class Context:
 
     def __init__(self, symbol: str, kind: Kind = SOURCE, *, rule_id: str = "",
                  op_id: str = "", instance_id: int = 0, func_id: Optional[int] = None,
-                 datasource: str = "", config: Optional[dict] = None,
+                 datasource: str = "", config: Optional[dict[str, Any]] = None,
                  stopping: Optional[threading.Event] = None, emit: Optional[Emit] = None,
                  emit_error: Optional[Callable[[str], None]] = None,
                  state: Optional[State] = None) -> None:
@@ -58,7 +62,7 @@ class Context:
         self.instance_id = instance_id
         self.func_id = func_id
         self.datasource = datasource
-        self.config: dict = dict(config or {})
+        self.config: dict[str, Any] = dict(config or {})
         self._stopping = stopping if stopping is not None else threading.Event()
         self._emit = emit
         self._emit_error = emit_error
@@ -68,7 +72,7 @@ class Context:
             prefix += f" {rule_id}/{op_id}/{instance_id}"
             if func_id is not None:
                 prefix += f"#{func_id}"
-        self.logger: logging.LoggerAdapter = _SymbolLogger(
+        self.logger: logging.LoggerAdapter[logging.Logger] = _SymbolLogger(
             logging.getLogger(f"kuiperlite.{kind.word}.{symbol}"), {"prefix": prefix})
 
     def __repr__(self) -> str:
@@ -117,7 +121,7 @@ class Context:
         await asyncio.sleep(seconds)
         return not self._stopping.is_set()
 
-    def emit(self, data: Any, meta: Optional[dict] = None) -> None:
+    def emit(self, data: Any, meta: Optional[dict[str, Any]] = None) -> None:
         """Send a record (a dict), several (a list), or a :class:`Record` to eKuiper.
 
         Blocks while eKuiper is not reading (back-pressure).

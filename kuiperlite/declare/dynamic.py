@@ -64,7 +64,7 @@ class Template:
     def __repr__(self) -> str:
         return f"<Template {self.name}={self.text!r}>"
 
-    def render(self, record: dict) -> str:
+    def render(self, record: dict[str, Any]) -> str:
         """The text for one record.
 
         Raises:
@@ -76,7 +76,7 @@ class Template:
             out.append(part if isinstance(part, str) else self._field(part, record))
         return "".join(out)
 
-    def value(self, record: dict) -> Any:
+    def value(self, record: dict[str, Any]) -> Any:
         """The rendered text converted by the parameter's hint.
 
         Raises:
@@ -91,7 +91,7 @@ class Template:
             raise RenderError(f"Config {self.name!r} of the {self.what} {err}, rendered from "
                               f"{self.text!r} for this record.") from None
 
-    def _field(self, path: tuple[str, ...], record: dict) -> str:
+    def _field(self, path: tuple[str, ...], record: dict[str, Any]) -> str:
         """One path's text: ``<no value>`` when it or a field on the way is missing."""
         value: Any = record
         for depth, key in enumerate(path):
@@ -159,7 +159,7 @@ def parse(name: str, text: str, convert: Optional[Converter], what: str) -> Temp
     return Template(name, text, tuple(p for p in parts if p != ""), convert, what)
 
 
-def record_of(payload: Any, what: str) -> dict:
+def record_of(payload: Any, what: str) -> dict[str, Any]:
     """The record a payload's dynamic properties render against: the payload
     itself, or a batch's last record.
 

@@ -197,7 +197,7 @@ def _import_file(target: str) -> ModuleType:
 
 
 def _default_name(module: ModuleType) -> str:
-    file = getattr(module, "__file__", None)
+    file: Optional[str] = getattr(module, "__file__", None)
     if file:
         return os.path.splitext(os.path.basename(file))[0]
     return module.__name__.rsplit(".", 1)[-1]

@@ -67,7 +67,7 @@ class Control(NamedTuple):
     plugin_type: str
     meta: Optional[Meta] = None
     datasource: str = ""
-    config: dict = {}
+    config: dict[str, Any] = {}
     generation: int = 0  # the eKuiper generation the command shows: 1, 2, or 0 (it does not)
 
     @property
@@ -220,7 +220,7 @@ def _loads(raw: bytes, what: str) -> Any:
         raise ProtocolError(f"{what} is not valid JSON ({err}).") from None
 
 
-def _control(ctrl: dict) -> Control:
+def _control(ctrl: dict[str, Any]) -> Control:
     symbol = ctrl.get("symbolName")
     if not isinstance(symbol, str) or not symbol:
         raise ProtocolError(
@@ -366,7 +366,7 @@ def encode_ack(error: Optional[str] = None) -> bytes:
     return ACK_OK if error is None else orjson.dumps({"error": error})
 
 
-def decode_function_call(raw: bytes) -> tuple[str, list]:
+def decode_function_call(raw: bytes) -> tuple[str, list[Any]]:
     """Parse a function request into its name and argument list.
 
     Raises:
@@ -447,7 +447,7 @@ def encode_reply(state: bool, result: Any) -> bytes:
     return out
 
 
-def parse_portable_config(argv: list[str]) -> dict:
+def parse_portable_config(argv: list[str]) -> dict[str, Any]:
     """eKuiper's argv[1], ``{"sendTimeout":1000}``; missing or odd is empty."""
     if len(argv) < 2:
         return {}

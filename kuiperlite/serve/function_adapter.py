@@ -99,7 +99,7 @@ class FunctionAdapter:
         return wire.encode_reply(
             False, f"Unknown function request {name!r}; expected Validate, Exec or IsAggregate.")
 
-    def validate(self, args: list) -> Optional[str]:
+    def validate(self, args: list[Any]) -> Optional[str]:
         """Validate's answer for these SQL argument expressions: None, or why not.
 
         It refuses a wrong count; a literal, or a condition, that a parameter
@@ -167,7 +167,7 @@ class FunctionAdapter:
         listed = f" ({', '.join(names)})" if names else ""
         return f"{self.spec.name}() takes {expected} {noun}{listed} but got {count}."
 
-    def call(self, values: list, meta: Any = None) -> Any:
+    def call(self, values: list[Any], meta: Any = None) -> Any:
         """Run the function on SQL values as Exec does.
 
         Args:
@@ -190,7 +190,7 @@ class FunctionAdapter:
             return self._loop.run(spec.func(*values))
         return spec.func(*values)
 
-    def _convert(self, values: list) -> list:
+    def _convert(self, values: list[Any]) -> list[Any]:
         out = list(values)
         for i, value in enumerate(out):
             convert, exact, param = self._slot(i)
@@ -227,7 +227,7 @@ class FunctionAdapter:
             self._contexts[meta] = ctx
         return ctx
 
-    def _logger(self, meta: Any) -> logging.LoggerAdapter:
+    def _logger(self, meta: Any) -> logging.LoggerAdapter[logging.Logger]:
         """The calling rule's logger, so that the line names the rule."""
         try:
             return self.context(meta).logger

@@ -45,7 +45,7 @@ class SinkAdapter:
     """Calls one sink instance's user code once per message."""
 
     def __init__(self, spec: SinkSpec, kwargs: dict[str, Any], *, rule_id: str = "",
-                 op_id: str = "", instance_id: int = 0, config: Optional[dict] = None,
+                 op_id: str = "", instance_id: int = 0, config: Optional[dict[str, Any]] = None,
                  state: Optional[State] = None) -> None:
         self.spec = spec
         self.kwargs = kwargs

@@ -35,7 +35,7 @@ class SourceAdapter:
     def __init__(self, spec: SourceSpec, kwargs: dict[str, Any], deliver: Deliver,
                  report: Optional[Callable[[str], None]] = None, *, rule_id: str = "",
                  op_id: str = "", instance_id: int = 0, datasource: str = "",
-                 config: Optional[dict] = None, state: Optional[State] = None,
+                 config: Optional[dict[str, Any]] = None, state: Optional[State] = None,
                  restarts: Optional[int] = None) -> None:
         self.spec = spec
         self.kwargs = kwargs
