@@ -114,7 +114,7 @@ def ipc_path(address: str) -> str:
 IPC_PATH_MAX = 107
 
 
-def check_ipc_name(value: str, what: str) -> None:
+def check_ipc_name(value: str, label: str) -> None:
     """Refuse a name that cannot be part of a socket file name.
 
     Rule, op, symbol and plugin names become file names in the socket
@@ -123,14 +123,14 @@ def check_ipc_name(value: str, what: str) -> None:
 
     Args:
         value: the name, e.g. a ruleId.
-        what: what the name is, for the message (``"ruleId"``).
+        label: what the name is, for the message (``"ruleId"``).
 
     Raises:
         ProtocolError: with one sentence naming the value and the rule.
     """
     if "/" in value or ".." in value or any(c < " " or "\x7f" <= c <= "\x9f" for c in value):
         raise ProtocolError(
-            f"The {what} {value!r} cannot be part of a socket file name: it must not hold "
+            f"The {label} {value!r} cannot be part of a socket file name: it must not hold "
             "'/', '..', NUL or control characters."
         )
 
@@ -190,10 +190,8 @@ def decode_command(raw: bytes) -> tuple[str, Control]:
     """
     command = _loads(raw, "The command")
     if not isinstance(command, dict):
-        raise ProtocolError(
-            "The command must be a JSON object with 'cmd' and 'arg', "
-            f"got {describe_value(command)}."
-        )
+        raise ProtocolError("The command must be a JSON object with 'cmd' and 'arg', "
+                            f"got {describe_value(command)}.")
     name = command.get("cmd")
     if name not in (START, STOP):
         raise ProtocolError(f"Unknown command {name!r}; expected 'start' or 'stop'.")
@@ -211,13 +209,13 @@ def decode_command(raw: bytes) -> tuple[str, Control]:
     return name, _control(ctrl)
 
 
-def _loads(raw: bytes, what: str) -> Any:
+def _loads(raw: bytes, described: str) -> Any:
     if not raw:
-        raise ProtocolError(f"{what} is empty; expected JSON.")
+        raise ProtocolError(f"{described} is empty; expected JSON.")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as err:
-        raise ProtocolError(f"{what} is not valid JSON ({err}).") from None
+        raise ProtocolError(f"{described} is not valid JSON ({err}).") from None
 
 
 def _control(ctrl: dict[str, Any]) -> Control:
@@ -258,10 +256,10 @@ def _control(ctrl: dict[str, Any]) -> Control:
     return Control(symbol, kind.wire, meta, datasource, config, generation)
 
 
-def _meta(raw: Any, what: str) -> Meta:
+def _meta(raw: Any, described: str) -> Meta:
     if not isinstance(raw, dict):
         raise ProtocolError(
-            f"The control for {what} needs 'meta' with ruleId, opId and instanceId, "
+            f"The control for {described} needs 'meta' with ruleId, opId and instanceId, "
             f"got {describe_value(raw)}."
         )
     values = []
@@ -269,7 +267,7 @@ def _meta(raw: Any, what: str) -> Meta:
         value = raw.get(key)
         if not isinstance(value, str) or not value:
             raise ProtocolError(
-                f"The control for {what} needs meta.{key}, a non-empty string, "
+                f"The control for {described} needs meta.{key}, a non-empty string, "
                 f"got {describe_value(value)}."
             )
         values.append(value)
@@ -278,7 +276,7 @@ def _meta(raw: Any, what: str) -> Meta:
         instance = int(instance)
     if not isinstance(instance, int) or isinstance(instance, bool):
         raise ProtocolError(
-            f"The control for {what} needs meta.instanceId, an integer, "
+            f"The control for {described} needs meta.instanceId, an integer, "
             f"got {describe_value(instance)}."
         )
     return Meta(values[0], values[1], instance)
@@ -335,7 +333,7 @@ _FAILURE = re.compile(rf"The {SOURCE.word} '[^']*' failed: (.*?)(?:{re.escape(_A
                       r"(\d+(?:\.\d+)?(?:e[-+]\d+)?) s)?\Z", re.S)
 
 
-def source_failure(what: str, error: str, again: Optional[float] = None) -> str:
+def source_failure(described: str, error: str, again: Optional[float] = None) -> str:
     """The sentence a source that raised is logged and reported with.
 
     ``The source 'feed' failed: OSError: gateway down; it starts again in 2 s``,
@@ -343,11 +341,11 @@ def source_failure(what: str, error: str, again: Optional[float] = None) -> str:
     :func:`read_source_failure` reads it back.
 
     Args:
-        what: the source, as messages name it (``source 'feed'``).
+        described: the source, as messages name it (``source 'feed'``).
         error: what it raised, as one line.
         again: seconds until it starts again, or None.
     """
-    text = f"The {what} failed: {error}"
+    text = f"The {described} failed: {error}"
     return text if again is None else f"{text}{_AGAIN}{again:g} s"
 
 
@@ -458,21 +456,21 @@ def parse_portable_config(argv: list[str]) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
-def _dumps(value: Any, what: str) -> bytes:
+def _dumps(value: Any, described: str) -> bytes:
     try:
         out = orjson.dumps(value)
     except TypeError:
         try:
             out = orjson.dumps(value, option=_LENIENT, default=_lenient_default)
         except TypeError as err:
-            raise EncodeError(f"The {what} cannot be encoded as JSON: {err}.") from None
+            raise EncodeError(f"The {described} cannot be encoded as JSON: {err}.") from None
     # orjson writes NaN and infinities as null; JSON has no such numbers and
     # eKuiper's Go side rejects them, so they are an error, not a silent null.
     if b"null" in out:
         path = _non_finite(value, "")
         if path is not None:
             raise EncodeError(
-                f"The {what} holds a float that is not finite at {path or 'the top'}; "
+                f"The {described} holds a float that is not finite at {path or 'the top'}; "
                 "JSON has no NaN or infinity."
             )
     return out

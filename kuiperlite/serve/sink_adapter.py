@@ -107,7 +107,7 @@ class SinkAdapter:
             templates = [value for value in kwargs.values() if isinstance(value, Template)]
             as_json = None if spec.data.data == "json" and not holds_records(spec.data.hint) \
                 else decoder(ANY)
-            what = spec.what
+            described = spec.what
 
             def call(payload: bytes) -> Optional[str]:
                 args = list(before)
@@ -119,7 +119,7 @@ class SinkAdapter:
                 if templates:
                     try:
                         kw = {**kwargs, **render(templates, data if as_json is None
-                                                 else as_json(payload), what)}
+                                                 else as_json(payload), described)}
                     except RenderError as err:
                         self.ctx.logger.error("%s", err)
                         return str(err)
