@@ -57,7 +57,7 @@ def threads_of(pid: int) -> int:
     return count
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0,
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0,
                interval: float = 0.02, message: str = "condition") -> Any:
     """Poll until ``predicate()`` is truthy; fail the test after ``timeout``."""
     deadline = time.monotonic() + timeout
