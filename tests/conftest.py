@@ -169,6 +169,31 @@ SESSION_STATE = tempfile.mkdtemp(prefix="kls")
 os.environ["KUIPERLITE_STATE_DIR"] = SESSION_STATE
 os.environ.pop("KUIPERLITE_STATE_URL", None)
 atexit.register(shutil.rmtree, SESSION_STATE, ignore_errors=True)
+# Nor does check keep the environments it builds outside the session.
+SESSION_CACHE = tempfile.mkdtemp(prefix="klc")
+os.environ["KUIPERLITE_CACHE_DIR"] = SESSION_CACHE
+atexit.register(shutil.rmtree, SESSION_CACHE, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def runtime_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Wheels of kuiperlite's own requirements, fetched once a session (pip caches them):
+    a zip holding them builds a plugin's environment offline."""
+    from kuiperlite.bundle import package
+
+    folder = tmp_path_factory.mktemp("runtime-wheels")
+    package.download_wheels(package.runtime_requirements(), folder, None, None)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A python that plays eKuiper's: a virtual environment with pip and nothing else."""
+    import venv
+
+    folder = tmp_path_factory.mktemp("bare")
+    venv.create(folder, with_pip=True)
+    return str(folder / "bin" / "python")
 
 
 @pytest.fixture(scope="session")

@@ -45,40 +45,96 @@ def runtime_requirements() -> list[str]:
         raise PluginError("kuiperlite is not installed, so its requirements are unknown; "
                           "install it (pip install .) before packaging.") from None
     return [r for r in listed if ";" not in r]
+
+
+KUIPERLITE = Path(__file__).resolve().parents[1]
+LAUNCHER = KUIPERLITE / "launcher.py"
 SKIP_PARTS = {"__pycache__", ".git", ".hg", ".svn", ".venv", "venv", ".mypy_cache",
               ".pytest_cache", ".ruff_cache", ".tox", "node_modules"}
 # Fixed timestamps and modes make the zip a function of its contents.
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
+
+
+def _launcher_constant(name: str) -> str:
+    """A string constant of the launcher's, read from its file: the zip ships the
+    launcher as a file, and the build tools never import it."""
+    for node in ast.parse(LAUNCHER.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", "") for t in node.targets] == [name]:
+            return str(ast.literal_eval(node.value))
+    raise LookupError(f"{LAUNCHER} assigns no {name}")
+
+
+ENVIRONMENT = _launcher_constant("ENVIRONMENT")  # the plugin's environment, in its folder
+
 # Every value of the plugin's goes in through shlex.quote, so nothing in it runs.
-INSTALL_SH = '''\
+INSTALL_SH_HEAD = '''\
 #!/bin/sh
-# Installs the Python dependencies of the plugin PLUGIN (set below) for the python eKuiper runs.
 # eKuiper runs this script from the plugin's folder when it installs the zip.
 # Usage: install.sh [PYTHON]   (default: $KUIPERLITE_PYTHON, else python, else python3)
-# Extra pip options (e.g. --user): KUIPERLITE_PIP_ARGS.
+# Extra pip options: KUIPERLITE_PIP_ARGS.
 set -e
 PLUGIN={name}
 cd "$(dirname "$0")"
 PYTHON="${{1:-${{KUIPERLITE_PYTHON:-python}}}}"
 if ! command -v "$PYTHON" >/dev/null 2>&1; then PYTHON=python3; fi
-pip_run() {{ {pip} "$@"; }}
+'''
+INSTALL_SH_REQUIREMENTS = '''\
 if [ -d wheels ]; then
-  echo "installing the dependencies of $PLUGIN from the bundled wheels (offline)"
-  pip_run install $KUIPERLITE_PIP_ARGS --no-index --find-links wheels -r requirements.txt
+  echo "installing the requirements of $PLUGIN from the bundled wheels (offline)"
+  pip_run install --disable-pip-version-check $KUIPERLITE_PIP_ARGS --no-index \\
+    --find-links wheels -r requirements.txt
 else
-  echo "installing the dependencies of $PLUGIN with pip"
-  pip_run install $KUIPERLITE_PIP_ARGS -r requirements.txt
+  echo "installing the requirements of $PLUGIN with pip"
+  pip_run install --disable-pip-version-check $KUIPERLITE_PIP_ARGS -r requirements.txt
 fi
+'''
+# The plugin's conda env (virtualEnvType) takes the requirements, as eKuiper documents.
+INSTALL_SH_CONDA = INSTALL_SH_HEAD + '''\
+# Installs the requirements of the plugin PLUGIN into its conda env.
+pip_run() {{ conda run -n {env} "$PYTHON" -m pip "$@"; }}
+''' + INSTALL_SH_REQUIREMENTS
+# Otherwise the plugin gets a virtual environment of its own in its folder,
+# made with PYTHON (which it leaves as it was) and swapped in only once
+# complete; the plugin's executable re-enters it when it starts. pip
+# installs into it from PYTHON's pip when that pip can (--python, pip 22.3),
+# else from a pip of its own that ensurepip brings (offline).
+INSTALL_SH_VENV = INSTALL_SH_HEAD + '''\
+# Builds the environment of the plugin PLUGIN: a virtual environment ENV in this
+# folder, with the plugin's requirements; the python eKuiper runs is left as it was.
+ENV={env}
+NEW="$ENV.new"
+rm -rf "$NEW"
+trap 'rm -rf "$NEW"' EXIT
+echo "building the environment of $PLUGIN in $(pwd)/$ENV with $PYTHON"
+"$PYTHON" -m venv --without-pip "$NEW"
+if "$PYTHON" -m pip --python "$NEW/bin/python" --version >/dev/null 2>&1; then
+  pip_run() {{ "$PYTHON" -m pip --python "$NEW/bin/python" "$@"; }}
+elif "$NEW/bin/python" -m ensurepip --default-pip >/dev/null 2>&1; then
+  pip_run() {{ "$NEW/bin/python" -m pip "$@"; }}
+else
+  echo "$PYTHON has no pip that installs into another python (pip 22.3 or later) and" \\
+    "no ensurepip to make one: install pip for it (e.g. python3-pip) and run again" >&2
+  exit 1
+fi
+''' + INSTALL_SH_REQUIREMENTS + '''\
+rm -rf "$ENV.old"
+if [ -d "$ENV" ]; then mv "$ENV" "$ENV.old"; fi
+mv "$NEW" "$ENV"
+rm -rf "$ENV.old"
+echo "the environment of $PLUGIN is ready in $(pwd)/$ENV"
 '''
 
 
 def install_sh(plugin: Plugin) -> str:
-    """The zip's install.sh: pip (in the plugin's conda env, if it names one) installs
-    requirements.txt, from the bundled wheels when there are some."""
+    """The zip's install.sh: the requirements (from the bundled wheels when there are
+    some) go into a virtual environment in the plugin's folder, or into the plugin's
+    conda env when it names one."""
+    name = shlex.quote(plugin.name)
     env = plugin.about.conda_env
-    pip = f'conda run -n {shlex.quote(env)} "$PYTHON" -m pip' if env else '"$PYTHON" -m pip'
-    return INSTALL_SH.format(name=shlex.quote(plugin.name), pip=pip)
+    if env:
+        return INSTALL_SH_CONDA.format(name=name, env=shlex.quote(env))
+    return INSTALL_SH_VENV.format(name=name, env=shlex.quote(ENVIRONMENT))
 
 
 def local_modules(entry: Path) -> list[Path]:
@@ -238,8 +294,6 @@ def _normalized(name: str) -> str:
 SHIPPED = ("kuiperlite.declare", "kuiperlite.protocol", "kuiperlite.serve",
            "kuiperlite.serve.stores")
 SHIPPED_MODULES = ("kuiperlite", "kuiperlite.__main__", "kuiperlite.cli", "kuiperlite.errors")
-KUIPERLITE = Path(__file__).resolve().parents[1]
-LAUNCHER = KUIPERLITE / "launcher.py"
 
 
 def _kuiperlite_files() -> list[tuple[str, Path]]:

@@ -1,6 +1,7 @@
 """The installable zip: what goes in, what stays out, and how install.sh installs."""
 
 import hashlib
+import os
 import subprocess
 import sys
 import zipfile
@@ -15,6 +16,7 @@ from kuiperlite.bundle import package
 from kuiperlite.declare.plugin import load
 
 from conftest import EXAMPLES, unique
+from wheels import tiny_wheel
 
 SENSORS = EXAMPLES / "sensors" / "sensors.py"
 PACKAGE = Path(launcher.__file__).parent
@@ -228,29 +230,49 @@ def test_install_sh_runs_nothing_a_value_in_it_holds(write_plugin, tmp_path, fie
     assert not list(tmp_path.rglob("marker*")), "install.sh ran a command from a value"
     assert out.returncode == 0, out.stderr
     args = (tmp_path / "args").read_text().split("\0")[:-1]
-    assert args == ["run", "-n", env, "my python", "-m", "pip", "install", "-r",
-                    "requirements.txt"]
-    assert out.stdout == f"installing the dependencies of {name} with pip\n"
+    assert args == ["run", "-n", env, "my python", "-m", "pip", "install",
+                    "--disable-pip-version-check", "-r", "requirements.txt"]
+    assert out.stdout == f"installing the requirements of {name} with pip\n"
 
 
-def test_install_sh_installs_the_requirements_for_the_given_python(tmp_path):
-    """install.sh run against a stand-in python records the pip command it was given."""
-    files = package.contents(load(str(SENSORS)))
+def test_install_sh_builds_an_environment_in_the_plugin_folder_from_the_wheels(
+        tmp_path, bare_python):
+    """install.sh builds .venv beside itself with the python it is given, offline from
+    the bundled wheels; the python is left as it was. Run again, it builds a new
+    environment beside the old and swaps it in; when that fails, the old one stays."""
     folder = tmp_path / "plugin"
     folder.mkdir()
-    (folder / "install.sh").write_bytes(files["install.sh"])
-    (folder / "requirements.txt").write_bytes(files["requirements.txt"])
-    fake = tmp_path / "fakepython"
-    fake.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path}/args\n")
-    fake.chmod(0o755)
-    subprocess.run(["/bin/sh", "install.sh", str(fake)], cwd=folder, check=True,
-                   capture_output=True)
-    assert (tmp_path / "args").read_text() == "-m pip install -r requirements.txt\n"
-    (folder / "wheels").mkdir()
-    subprocess.run(["/bin/sh", "install.sh", str(fake)], cwd=folder, check=True,
-                   capture_output=True, env={"KUIPERLITE_PIP_ARGS": "--user", "PATH": "/bin"})
-    assert (tmp_path / "args").read_text() == (
-        "-m pip install --user --no-index --find-links wheels -r requirements.txt\n")
+    (folder / "install.sh").write_bytes(package.contents(load(str(SENSORS)))["install.sh"])
+    (folder / "requirements.txt").write_text("kltpin==1.0\n")
+    wheels = folder / "wheels"
+    tiny_wheel(wheels, "kltpin", "1.0")
+    offline = dict(os.environ, PIP_INDEX_URL="http://127.0.0.1:9/offline")
+    out = subprocess.run(["/bin/sh", "install.sh", bare_python], cwd=folder, env=offline,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    environment = folder / package.ENVIRONMENT
+    assert out.stdout.startswith(f"building the environment of sensors in {environment} "
+                                 f"with {bare_python}\n")
+    assert out.stdout.endswith(f"the environment of sensors is ready in {environment}\n")
+
+    def version(python: str) -> str:
+        return subprocess.run([python, "-c", "import kltpin; print(kltpin.VERSION)"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=30).stdout
+
+    assert version(str(environment / "bin" / "python")) == "1.0\n"
+    assert version(bare_python) == ""
+    tiny_wheel(wheels, "kltpin", "2.0")
+    (folder / "requirements.txt").write_text("kltpin==2.0\n")
+    subprocess.run(["/bin/sh", "install.sh", bare_python], cwd=folder, env=offline,
+                   check=True, capture_output=True, timeout=120)
+    assert version(str(environment / "bin" / "python")) == "2.0\n"
+    (folder / "requirements.txt").write_text("kltpin==3.0\n")  # no such wheel
+    out = subprocess.run(["/bin/sh", "install.sh", bare_python], cwd=folder, env=offline,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "kltpin==3.0" in out.stderr
+    assert version(str(environment / "bin" / "python")) == "2.0\n"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".venv", "install.sh", "requirements.txt", "wheels"]
 
 
 @pytest.mark.parametrize(("platform", "first", "includes"), [
