@@ -17,9 +17,12 @@ when the zip has one. A failed install removes what it wrote, as eKuiper
 reverts one.
 
 eKuiper refuses a name it already holds; so does :func:`install`, unless
-``force``: then it first removes the old plugin as eKuiper's delete does
-(its folder and the metadata its json lists), which is what eKuiper's
-``PUT /plugins/portables/{name}`` does before it installs again.
+``force``. eKuiper's ``PUT /plugins/portables/{name}`` then deletes the old
+plugin before it installs again, so a failed upgrade leaves none. Here the
+old plugin (its folder, with its environment, and the metadata its json
+lists) is set aside instead, put back when the upgrade fails and removed
+once it is in place (:class:`SetAside`), so a failed upgrade leaves the old
+version as it was.
 
 Nothing is written through a link: a link in place of the plugin folder is
 removed, not what it points to (as eKuiper's ``os.RemoveAll`` removes it),
@@ -323,18 +326,60 @@ def installed_info(base: Path, name: str) -> Optional[dict[str, Any]]:
     return info if isinstance(info, dict) else None
 
 
-def uninstall(base: Path, name: str) -> None:
-    """Remove plugin ``name`` from ``base`` as eKuiper's delete does: the symbol metadata
-    its json lists, then its folder."""
+def metadata_paths(base: Path, name: str) -> list[Path]:
+    """The symbol metadata files under ``base/etc`` that plugin ``name``'s json lists."""
     info = installed_info(base, name) or {}
+    paths = []
     for folder, suffixes in (("sources", (".yaml", ".json")), ("sinks", (".yaml", ".json")),
                              ("functions", (".json",))):
         names = info.get(folder)
         for symbol in names if isinstance(names, list) else []:
             if isinstance(symbol, str) and not _BAD_SYMBOL.search(symbol):
-                for suffix in suffixes:
-                    (base / "etc" / folder / f"{symbol}{suffix}").unlink(missing_ok=True)
+                paths += [base / "etc" / folder / f"{symbol}{suffix}" for suffix in suffixes]
+    return paths
+
+
+def uninstall(base: Path, name: str) -> None:
+    """Remove plugin ``name`` from ``base`` as eKuiper's delete does: the symbol metadata
+    its json lists, then its folder (and the plugin's environment in it)."""
+    for path in metadata_paths(base, name):
+        path.unlink(missing_ok=True)
     remove_plugin_dir(base / "plugins" / "portable" / name)
+
+
+class SetAside:
+    """An installed plugin moved out of the way of its upgrade, whole: its folder
+    (environment included) and its symbol metadata go to ``plugins/.<name>.previous``.
+
+    :meth:`put_back` restores it when the upgrade fails; :meth:`discard`
+    removes it once the upgrade is in place. Nothing is copied: each is one
+    rename, and a link is moved as a link.
+    """
+
+    def __init__(self, base: Path, name: str) -> None:
+        self.folder = base / "plugins" / f".{name}.previous"
+        remove_plugin_dir(self.folder)  # left by an upgrade that was killed
+        self.moved: list[tuple[Path, Path]] = []
+        try:
+            for path in [*metadata_paths(base, name), base / "plugins" / "portable" / name]:
+                if os.path.lexists(path):
+                    aside = self.folder / path.relative_to(base)
+                    aside.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, aside)
+                    self.moved.append((path, aside))
+        except OSError as err:
+            self.put_back()
+            raise InstallFailed(f"cannot set the installed plugin {name} aside in "
+                                f"{self.folder}: {err.strerror or err}") from None
+
+    def put_back(self) -> None:
+        for path, aside in self.moved:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(aside, path)
+        remove_plugin_dir(self.folder)
+
+    def discard(self) -> None:
+        remove_plugin_dir(self.folder)
 
 
 def remove_plugin_dir(plugin_dir: Path) -> None:
@@ -361,7 +406,8 @@ def install(zip_path: str, base: str, *, shell_paras: Sequence[str] = (),
 
     Raises:
         InstallFailed: a check failed, the plugin exists without ``force``, or
-            install.sh failed; nothing the install wrote is left behind.
+            install.sh failed; nothing the install wrote is left behind, and a
+            plugin it was to replace is back as it was.
     """
     root = Path(base).resolve()  # install.sh runs in the plugin folder: paths are absolute
     with PluginZip.open(Path(zip_path)) as plugin:
@@ -372,24 +418,31 @@ def install(zip_path: str, base: str, *, shell_paras: Sequence[str] = (),
         plugin.scan()
         info = plugin.plugin_json()
         plugin.required()
-        if force:
-            uninstall(root, plugin.name)
+        previous = SetAside(root, plugin.name) if force else None
         done = Installed(plugin.name, info, plugin_dir)
         try:
-            plugin_dir.parent.mkdir(parents=True, exist_ok=True)
-            plugin_dir.mkdir()
-        except OSError as err:
-            raise InstallFailed(f"cannot make the plugin folder {plugin_dir}: "
-                                f"{err.strerror or err}") from None
-        try:
-            done.files = plugin.unpack(root)
-            if run_script:
-                done.install_seconds = run_install_sh(plugin_dir, shell_paras, install_timeout)
+            try:
+                plugin_dir.parent.mkdir(parents=True, exist_ok=True)
+                plugin_dir.mkdir()
+            except OSError as err:
+                raise InstallFailed(f"cannot make the plugin folder {plugin_dir}: "
+                                    f"{err.strerror or err}") from None
+            try:
+                done.files = plugin.unpack(root)
+                if run_script:
+                    done.install_seconds = run_install_sh(plugin_dir, shell_paras,
+                                                          install_timeout)
+            except BaseException:
+                for path in done.files:
+                    path.unlink(missing_ok=True)
+                shutil.rmtree(plugin_dir, ignore_errors=True)
+                raise
         except BaseException:
-            for path in done.files:
-                path.unlink(missing_ok=True)
-            shutil.rmtree(plugin_dir, ignore_errors=True)
+            if previous is not None:
+                previous.put_back()
             raise
+        if previous is not None:
+            previous.discard()
     return done
 
 

@@ -10,9 +10,12 @@ import pytest
 
 from kuiperlite.bundle import package
 from kuiperlite.declare.plugin import load
-from kuiperlite.dev.installer import InstallFailed, check_plugin_name, install
+from kuiperlite.dev.host import PORTABLE_CONFIG, Host
+from kuiperlite.dev.installer import InstallFailed, check_plugin_name, install, uninstall
+from kuiperlite.launcher import ENVIRONMENT
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, unique
+from wheels import tiny_wheel, with_wheels
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +222,54 @@ def test_a_dangling_link_in_place_of_the_plugin_folder(pysam_zip, tmp_path):
     assert not (tmp_path / "gone").exists()
     assert plugin_dir.is_dir() and not plugin_dir.is_symlink()
     assert (plugin_dir / "pysam_main.py").is_file()
+
+
+PINNED = '''\
+from kuiperlite import function
+
+
+@function
+def pinned() -> str:
+    """The version of kltpin the plugin runs with (imported when called: package
+    imports the plugin where kltpin is not)."""
+    import kltpin
+
+    return kltpin.VERSION
+'''
+
+
+def test_an_upgrade_whose_install_fails_leaves_the_old_plugin_runnable(
+        tmp_path, runtime_wheels, bare_python):
+    pins = tmp_path / "pins"
+    tiny_wheel(pins, "kltpin", "1.0")
+    name = unique("upg")
+    source = tmp_path / "src" / f"{name}.py"
+    source.parent.mkdir()
+    source.write_text(PINNED)
+    requirements = source.with_name("requirements.txt")
+    base = tmp_path / "ekuiper"
+    plugin_dir = base / "plugins" / "portable" / name
+
+    def packaged(version: str) -> Path:
+        requirements.write_text(f"kltpin=={version}\n")
+        zip_path = package.build(load(str(source)), str(tmp_path / version))
+        return with_wheels(zip_path, runtime_wheels, pins)
+
+    out = deploy(packaged("1.0"), "--into", base, "--shell-para", bare_python)
+    assert out.returncode == 0, out.stderr
+    before = tree(base)
+    assert (plugin_dir / ENVIRONMENT / "bin" / "python").exists()
+    out = deploy(packaged("3.0"), "--into", base, "--shell-para", bare_python, "--force")
+    assert out.returncode == 1 and "kltpin==3.0" in out.stderr  # no wheel of 3.0 anywhere
+    assert tree(base) == before  # the old plugin, its environment and metadata, as they were
+    host = Host(name)
+    try:
+        host.spawn([bare_python, "-u", str(plugin_dir / f"{name}_main.py"), PORTABLE_CONFIG],
+                   str(plugin_dir), {k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+        host.wait_handshake(60)
+        with host.function("pinned") as fn:
+            assert fn.call() == "1.0"
+    finally:
+        host.close()
+    uninstall(base, name)  # as eKuiper's delete: the plugin's environment goes with it
+    assert not plugin_dir.exists() and not (base / "plugins" / f".{name}.previous").exists()
