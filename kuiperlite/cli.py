@@ -130,7 +130,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .dev.check import check
 
     return 0 if check(args.zip, python=args.python, install=not args.no_install,
-                      ekuiper=args.ekuiper, install_timeout=args.install_timeout) else 1
+                      cache=not args.no_cache, ekuiper=args.ekuiper,
+                      install_timeout=args.install_timeout) else 1
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -272,12 +273,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check", help="install a zip as eKuiper would and run each symbol once",
-        description="Check a plugin zip: eKuiper's installer checks, unpack, install.sh, "
-                    "start the plugin as eKuiper does, start and stop every symbol.")
+        description="Check a plugin zip: eKuiper's installer checks, unpack, install.sh "
+                    "(which builds the plugin's environment from the zip alone, as on "
+                    "eKuiper), start the plugin as eKuiper does, start and stop every symbol.")
     check.add_argument("zip", help="the <name>.zip to check")
     check.add_argument("--python", help="the interpreter eKuiper runs (default: this one)")
     check.add_argument("--no-install", action="store_true",
                        help="skip install.sh (for machines without network)")
+    check.add_argument("--no-cache", action="store_true",
+                       help="build the plugin's environment anew, even when an earlier check "
+                            "built one from the same requirements and wheels")
     check.add_argument("--install-timeout", type=float, default=600.0, metavar="SECONDS",
                        help="seconds install.sh may run before it is stopped (default: 600)")
     _ekuiper_argument(check)

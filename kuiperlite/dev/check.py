@@ -6,6 +6,15 @@ the interpreter, working folder and argv eKuiper uses, handshakes with the
 embedded host, and starts and stops every symbol. Each step is reported in
 plain words.
 
+install.sh builds the plugin's environment (``.venv`` in its folder) with
+the python given, as it will on eKuiper, from the zip alone: a module the
+plugin imports that the zip does not provide fails the check, though the
+python checking has it. A built environment is kept in a cache
+(:func:`cache_dir`), found again by the hash of what made it (install.sh,
+the requirements, the wheels and the python), so a second check of the
+same requirements does not build it again; the cache holds at most
+``MAX_CACHED`` environments.
+
 A malformed zip is a FAIL line, never a traceback. Nothing in the zip is
 read whole into memory but the metadata files, up to ``MAX_METADATA``
 bytes each; files are unpacked as streams, up to ``MAX_UNPACKED`` bytes in
@@ -15,7 +24,9 @@ all; install.sh runs for at most ``INSTALL_TIMEOUT`` seconds.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -27,6 +38,7 @@ from typing import Any, Callable, Optional
 import orjson
 
 from ..errors import KuiperliteError
+from ..launcher import ENVIRONMENT
 from .host import Host, launch_argv
 from .installer import (
     INSTALL_TIMEOUT,
@@ -40,6 +52,31 @@ from .installer import (
 
 # check's failures are the installer's: one class, so a failed step reads the same in both.
 CheckFailed = InstallFailed
+MAX_CACHED = 8  # environments kept in the cache; the least recently used go first
+_MISSING = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
+
+
+def cache_dir() -> Path:
+    """Where check keeps the environments it built: ``$KUIPERLITE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/kuiperlite``, else ``~/.cache/kuiperlite``; in ``environments/``."""
+    base = os.environ.get("KUIPERLITE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kuiperlite")
+    return Path(base) / "environments"
+
+
+def environment_key(plugin_dir: Path, python: str) -> str:
+    """The hash of what builds a plugin's environment: its install.sh, requirements
+    and wheels, and the python (its real path and version)."""
+    digest = hashlib.sha256()
+    real = os.path.realpath(shutil.which(python) or python)
+    digest.update(f"{real}\0{os.stat(real).st_mtime_ns}\0".encode())
+    wheels = sorted((plugin_dir / "wheels").glob("*.whl"))
+    for path in [plugin_dir / "install.sh", plugin_dir / "requirements.txt", *wheels]:
+        digest.update(f"{path.relative_to(plugin_dir)}\0".encode())
+        with contextlib.suppress(FileNotFoundError), open(path, "rb") as data:
+            for chunk in iter(lambda: data.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:32]
 
 
 def read_profile(text: str) -> dict[str, Any]:
@@ -72,12 +109,14 @@ class Checker:
     """
 
     def __init__(self, zip_path: str, *, python: str = sys.executable, install: bool = True,
+                 cache: bool = True,
                  report: Callable[[str], None] = print, init_timeout: float = 60.0,
                  ekuiper: int = 2, install_timeout: float = INSTALL_TIMEOUT,
                  max_metadata: int = MAX_METADATA, max_unpacked: int = MAX_UNPACKED) -> None:
         self.zip_path = Path(zip_path)
         self.python = python
         self.install = install
+        self.cache = cache
         self.report = report
         self.init_timeout = init_timeout
         self.ekuiper = ekuiper
@@ -156,8 +195,20 @@ class Checker:
         if not self.install:
             self.ok("install.sh skipped (--no-install)")
             return
+        environment = plugin_dir / ENVIRONMENT
+        cached = cache_dir() / environment_key(plugin_dir, self.python) if self.cache else None
+        if cached is not None and (cached / "bin" / "python").exists():
+            os.utime(cached)
+            environment.symlink_to(cached, target_is_directory=True)
+            self.ok(f"install.sh not run: its environment, built by an earlier check of the "
+                    f"same requirements and wheels, is reused from {cached}")
+            return
         seconds = run_install_sh(plugin_dir, [self.python], self.install_timeout)
-        self.ok(f"install.sh finished in {seconds or 0:.1f} s")
+        built = f" and built the plugin's environment {ENVIRONMENT}" \
+            if environment.is_dir() else ""
+        self.ok(f"install.sh finished in {seconds or 0:.1f} s{built}")
+        if cached is not None and environment.is_dir() and not environment.is_symlink():
+            _keep(environment, cached)
 
     def _start(self, name: str, info: dict[str, Any], plugin_dir: Path, root: Path) -> None:
         executable = plugin_dir / info["executable"]
@@ -178,6 +229,12 @@ class Checker:
                 host.spawn(argv, str(plugin_dir), _clean_env())
                 host.wait_handshake(self.init_timeout)
             except KuiperliteError as err:
+                missing = _missing_module(host)
+                if missing is not None:
+                    raise CheckFailed(
+                        f"the plugin imports {missing}, which its zip does not provide: name "
+                        "it in the plugin's requirements (requirements.txt beside it, or "
+                        "package --requirements) and package again") from None
                 raise CheckFailed(f"the plugin did not start: {err}") from None
             self.ok(f"started python -u {info['executable']} in plugins/portable/{name}; "
                     f"handshake after {time.monotonic() - started:.2f} s")
@@ -249,6 +306,32 @@ def _field_defaults(path: Path) -> dict[str, Any]:
             if isinstance(f, dict) and isinstance(f.get("name"), str)}
 
 
+def _missing_module(host: Host) -> Optional[str]:
+    """The top-level module whose import failed in the plugin's output, or None."""
+    process = host.process
+    for line in list(process.output) if process is not None else []:
+        found = _MISSING.search(line)
+        if found:
+            return found.group(1).split(".")[0]
+    return None
+
+
+def _keep(environment: Path, cached: Path) -> None:
+    """Copy a built environment into the cache as ``cached``, whole or not at all, then
+    drop the least recently used beyond :data:`MAX_CACHED`."""
+    partial = cached.with_name(f".{cached.name}.{os.getpid()}")
+    try:
+        shutil.copytree(environment, partial, symlinks=True)
+        partial.rename(cached)
+    except OSError:  # another check kept it first, or the cache cannot be written
+        shutil.rmtree(partial, ignore_errors=True)
+        return
+    kept = sorted((p for p in cached.parent.iterdir() if not p.name.startswith(".")),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in kept[MAX_CACHED:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def _clean_env() -> dict[str, str]:
     """The environment without this interpreter's import path, as under eKuiper."""
     env = dict(os.environ)
@@ -257,7 +340,7 @@ def _clean_env() -> dict[str, str]:
 
 
 def check(zip_path: str, *, python: Optional[str] = None, install: bool = True,
-          report: Callable[[str], None] = print, ekuiper: int = 2,
+          cache: bool = True, report: Callable[[str], None] = print, ekuiper: int = 2,
           install_timeout: float = INSTALL_TIMEOUT) -> bool:
     """Check a plugin zip; True when every step passed.
 
@@ -265,9 +348,11 @@ def check(zip_path: str, *, python: Optional[str] = None, install: bool = True,
         zip_path: the ``<name>.zip`` to check.
         python: the interpreter eKuiper runs (default: this one).
         install: run the zip's install.sh (off for offline machines).
+        cache: reuse an environment an earlier check built from the same
+            requirements and wheels, and keep the one this check builds.
         report: called with each line of the report.
         ekuiper: the eKuiper generation whose host to behave like, 2 or 1.
         install_timeout: seconds install.sh may run before it is stopped.
     """
-    return Checker(zip_path, python=python or sys.executable, install=install,
+    return Checker(zip_path, python=python or sys.executable, install=install, cache=cache,
                    report=report, ekuiper=ekuiper, install_timeout=install_timeout).run()

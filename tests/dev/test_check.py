@@ -21,6 +21,7 @@ from kuiperlite.dev.host import PORTABLE_CONFIG, Host
 from kuiperlite.protocol import wire
 
 from conftest import EXAMPLES, pid_alive, unique, wait_until
+from wheels import with_wheels
 
 
 @pytest.fixture(scope="module")
@@ -329,3 +330,37 @@ def test_check_passes_the_sensors_zip(tmp_path):
     assert check(str(zip_path), install=False, report=lines.append), lines
     assert sum(line.startswith("  ok    ") for line in lines) == 22
     assert "  ok    function spread: started, and its channel answers" in lines
+
+
+def test_check_fails_on_a_module_the_zip_does_not_provide(write_plugin, tmp_path,
+                                                          runtime_wheels):
+    """The plugin imports pytest, which the python checking has but the requirements do
+    not name: the plugin's environment, built from the zip alone, has not."""
+    path = write_plugin("import pytest\nfrom kuiperlite import function\n\n\n@function\n"
+                        "def f(x: int) -> int:\n    return x\n", main=False)
+    zip_path = with_wheels(package.build(load(str(path)), str(tmp_path / "dist")),
+                           runtime_wheels)
+    lines = []
+    assert check(str(zip_path), report=lines.append) is False
+    fails = [line for line in lines if line.startswith("  FAIL  ")]
+    assert fails == ["  FAIL  the plugin imports pytest, which its zip does not provide: name "
+                     "it in the plugin's requirements (requirements.txt beside it, or package "
+                     "--requirements) and package again"], lines
+
+
+def test_a_second_check_reuses_the_environment_the_first_built(pysam_zip, tmp_path,
+                                                               runtime_wheels, monkeypatch):
+    monkeypatch.setenv("KUIPERLITE_CACHE_DIR", str(tmp_path / "cache"))
+    zip_path = with_wheels(rezip(pysam_zip, tmp_path / "pysam.zip"), runtime_wheels)
+    first, second = [], []
+    assert check(str(zip_path), report=first.append), first
+    assert any(line.startswith("  ok    install.sh finished in ") and
+               line.endswith(" s and built the plugin's environment .venv") for line in first)
+    (cached,) = (tmp_path / "cache" / "environments").iterdir()
+    started = time.monotonic()
+    assert check(str(zip_path), report=second.append), second
+    assert time.monotonic() - started < 10
+    assert "  ok    install.sh not run: its environment, built by an earlier check of the same " \
+           f"requirements and wheels, is reused from {cached}" in second
+    assert [line for line in first if "source pyjson" in line] == \
+        [line for line in second if "source pyjson" in line]
