@@ -37,8 +37,8 @@ from typing import Any, Callable, Optional
 
 import orjson
 
+from ..bundle.package import ENVIRONMENT
 from ..errors import KuiperliteError
-from ..launcher import ENVIRONMENT
 from .host import Host, launch_argv
 from .installer import (
     INSTALL_TIMEOUT,
