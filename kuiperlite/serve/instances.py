@@ -209,15 +209,14 @@ class SinkInstance:
 
     def _serve(self) -> None:
         """Collect every message until the stop closes the data socket."""
-        sock, receive, collect, stopping = self.data, transport.receive, self._collect, \
-            self.stopping
+        sock, receive, collect = self.data, transport.receive, self._collect
         while True:
             try:
                 payload = receive(sock)
             except Closed:
                 return
-            if stopping.is_set():  # data after the stop is not collected
-                return
+            # Even once stopping: eKuiper closes its end before it sends the
+            # stop, so what arrives was sent before it.
             collect(payload)
 
     def _collect(self, payload: bytes) -> None:
