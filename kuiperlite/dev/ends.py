@@ -79,13 +79,21 @@ def nudge() -> None:
             pull.recv()
 
 
+# Set once a close hung: nng's one reaper thread waits for that socket, and
+# every later close in the process hangs behind it.
+_reaper_stuck = threading.Event()
+
+
 def bounded_close(sock: pynng.Socket, address: str) -> None:
     """Close a socket no thread uses, waiting at most :data:`CLOSE_WAIT` seconds.
 
     nng before 1.9 (pynng 0.8.1) can hang a close for good while the peer
-    sends (see :func:`kuiperlite.protocol.channels.close`). The close runs on a
-    thread of its own, so that such a hang leaves that one socket behind,
+    sends (see :func:`kuiperlite.protocol.transport.close`). The close runs on
+    a thread of its own, so that such a hang leaves that one socket behind,
     said in the log, instead of hanging the test or serve that closed it.
+    Once one has hung, the later closes hang behind it: each is then given
+    a moment only, so that a host with a hundred sockets still closes in
+    seconds.
     """
     done = threading.Event()
 
@@ -96,10 +104,13 @@ def bounded_close(sock: pynng.Socket, address: str) -> None:
             done.set()
 
     threading.Thread(target=run, name=f"close {address}", daemon=True).start()
-    if not done.wait(CLOSE_WAIT):
-        log.warning("closing the socket on %s did not end within %g s; it is left behind (the "
-                    "nng of pynng %s can hang a close while the plugin sends; pynng 0.9 and "
-                    "later do not)", address, CLOSE_WAIT, pynng.__version__)
+    if done.wait(0.2 if _reaper_stuck.is_set() else CLOSE_WAIT) or _reaper_stuck.is_set():
+        return
+    _reaper_stuck.set()
+    log.warning("closing the socket on %s did not end within %g s; it is left behind, and so "
+                "is every socket this process closes after it (the nng of pynng %s can hang a "
+                "close while the plugin sends; pynng 0.9 and later do not)", address,
+                CLOSE_WAIT, pynng.__version__)
 
 
 def listening(address: str, holder: Optional[str], make: Callable[[], T]) -> T:
