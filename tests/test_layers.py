@@ -24,12 +24,14 @@ TOOLING = ("kuiperlite.dev", "kuiperlite.bundle", "kuiperlite.testing",
 
 # The layers of docs/architecture.md: each part of kuiperlite, and the parts
 # it may import besides its own.
+TOP = ("kuiperlite.errors", "kuiperlite.settings")
 LAYERS: dict[str, tuple[str, ...]] = {
     "kuiperlite.errors": (),
-    "kuiperlite.declare": ("kuiperlite.errors",),
-    "kuiperlite.protocol": ("kuiperlite.errors", "kuiperlite.declare"),
-    "kuiperlite.serve": ("kuiperlite.errors", "kuiperlite.declare", "kuiperlite.protocol"),
-    "kuiperlite.bundle": ("kuiperlite.errors", "kuiperlite.declare", "kuiperlite.protocol"),
+    "kuiperlite.settings": (),
+    "kuiperlite.declare": TOP,
+    "kuiperlite.protocol": (*TOP, "kuiperlite.declare"),
+    "kuiperlite.serve": (*TOP, "kuiperlite.declare", "kuiperlite.protocol"),
+    "kuiperlite.bundle": (*TOP, "kuiperlite.declare", "kuiperlite.protocol"),
 }
 # The parts that may import every other: eKuiper's side and the entry points
 # ("kuiperlite" is its __init__ alone).

@@ -293,7 +293,8 @@ def _normalized(name: str) -> str:
 # eKuiper's side or the test helpers; the launcher goes in as the executable.
 SHIPPED = ("kuiperlite.declare", "kuiperlite.protocol", "kuiperlite.serve",
            "kuiperlite.serve.stores")
-SHIPPED_MODULES = ("kuiperlite", "kuiperlite.__main__", "kuiperlite.cli", "kuiperlite.errors")
+SHIPPED_MODULES = ("kuiperlite", "kuiperlite.__main__", "kuiperlite.cli", "kuiperlite.errors",
+                   "kuiperlite.settings")
 
 
 def _kuiperlite_files() -> list[tuple[str, Path]]:

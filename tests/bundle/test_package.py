@@ -20,10 +20,11 @@ from wheels import tiny_wheel
 
 SENSORS = EXAMPLES / "sensors" / "sensors.py"
 PACKAGE = Path(launcher.__file__).parent
-# What a plugin runs of kuiperlite: declare, protocol and serve, and four top-level
+# What a plugin runs of kuiperlite: declare, protocol and serve, and five top-level
 # modules; not bundle, dev, testing, pytest_plugin, nor the launcher (the executable).
 KUIPERLITE = sorted(
-    [f"kuiperlite/{name}" for name in ("__init__.py", "__main__.py", "cli.py", "errors.py")]
+    [f"kuiperlite/{name}" for name in ("__init__.py", "__main__.py", "cli.py", "errors.py",
+                                             "settings.py")]
     + [f"kuiperlite/{path.relative_to(PACKAGE).as_posix()}"
        for folder in ("declare", "protocol", "serve") for path in (PACKAGE / folder).rglob("*.py")])
 
