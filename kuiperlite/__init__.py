@@ -21,7 +21,7 @@ _HOMES = {
     "Stopped": "errors", "State": "declare.state",
     "source": "declare.marks", "sink": "declare.marks", "function": "declare.marks",
     "Backoff": "declare.marks", "connection": "declare.connections",
-    "run": "serve.runtime",
+    "run": "serve.start",
 }
 
 __all__ = sorted(_HOMES)
@@ -61,4 +61,4 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .errors import PluginError as PluginError
     from .errors import StateError as StateError
     from .errors import Stopped as Stopped
-    from .serve.runtime import run as run
+    from .serve.start import run as run

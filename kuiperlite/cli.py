@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, NoReturn, Optional
 
+from . import settings
 from .errors import DefinitionError, PluginError
 
 if TYPE_CHECKING:  # argparse is imported only for the commands a plugin process never runs
     import argparse
-    import mmap
 
     from .declare.plugin import Plugin
-    from .serve.supervisor import Journal, Replay
 
 
 def _load(args: argparse.Namespace) -> Plugin:
@@ -35,41 +34,27 @@ def _print_user_traceback(error: BaseException) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return run(args.target, args.name, args.portable_config)
+    run(args.target, args.name, args.portable_config)
 
 
-def run(target: str, name: Optional[str], portable_config: Optional[str]) -> int:
-    """Serve a plugin file or module; the exit code.
+def run(target: str, name: Optional[str], portable_config: Optional[str]) -> NoReturn:
+    """Serve a plugin file or module, then exit the process.
 
-    Supervised, the worker is forked before anything else is imported: the
-    supervisor then holds only what it needs, and the worker imports the
-    runtime and the plugin itself.
+    Supervised, the worker is forked before anything else is imported
+    (:mod:`kuiperlite.serve.start`): the supervisor then holds only what it
+    needs, and the worker imports the runtime and the plugin itself.
     """
-    from .serve import supervisor
+    from .serve.start import serve_plugin
 
     # The plugin sees the argv eKuiper gives an executable: the file, then its config.
     sys.argv = [target, *([portable_config] if portable_config else [])]
-    why_not = supervisor.can_fork()
-    if why_not is not None:
-        from .declare.plugin import load
-        from .serve.runtime import exit_now, serve_alone
 
-        exit_now(serve_alone(load(target, name), why_not))
-    host = os.getppid()
-
-    def work(journal: Journal, page: mmap.mmap, replay: list[Replay],
-             serving: Callable[[], None]) -> int:
+    def load() -> Plugin:
         from .declare.plugin import load
 
-        try:
-            plugin = load(target, name)
-        except (DefinitionError, PluginError) as err:
-            return report(err)
-        from .serve.runtime import serve_worker
+        return load(target, name)
 
-        return serve_worker(plugin, host, journal, page, replay, serving)
-
-    return supervisor.supervise(work)
+    serve_plugin(load, refused=report)
 
 
 def cmd_state(args: argparse.Namespace) -> int:
@@ -79,7 +64,7 @@ def cmd_state(args: argparse.Namespace) -> int:
     from .errors import StateError
     from .serve.stores import open_store, sqlite_path
 
-    url = args.url or os.environ.get("KUIPERLITE_STATE_URL")
+    url = args.url or settings.STATE_URL.read()
     if not url and not os.path.exists(sqlite_path(args.plugin, args.dir)):
         print(f"no state kept for plugin {args.plugin!r}: there is no "
               f"{sqlite_path(args.plugin, args.dir)}")
@@ -424,7 +409,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         if _plain_run(argv):  # what eKuiper runs, read without argparse's import
-            return run(argv[1], None, argv[2] if len(argv) == 3 else None)
+            run(argv[1], None, argv[2] if len(argv) == 3 else None)
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except (DefinitionError, PluginError) as err:

@@ -27,6 +27,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, NamedTuple, Optional, TypeVar, overload
 
+from .. import settings
 from ..errors import DefinitionError, KuiperliteError, error_text
 from .params import EMPTY, GENERATOR, NAME_PATTERN, Param, config_param, style_of, where_of
 
@@ -164,7 +165,7 @@ def declared(namespace: Mapping[str, Any]) -> dict[str, ConnectionSpec]:
 
 
 # How long a start waits for its connections to open before it fails.
-OPEN_TIMEOUT = 10.0
+OPEN_TIMEOUT = settings.OPEN_TIMEOUT.default
 
 
 class _Open:
@@ -248,7 +249,7 @@ class Connections:
                 if not entry.ready.wait(max(0.0, deadline - time.monotonic())):
                     raise KuiperliteError(
                         f"Cannot open {entry.spec.what} for {user}: it did not open within "
-                        f"{self.timeout:g} s (KUIPERLITE_OPEN_TIMEOUT); it is closed as soon "
+                        f"{self.timeout:g} s ({settings.OPEN_TIMEOUT.name}); it is closed as soon "
                         "as its open returns.")
                 if entry.error:
                     raise KuiperliteError(entry.error)

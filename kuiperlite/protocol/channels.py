@@ -5,56 +5,15 @@ function channels, and a send that waits for a slow peer.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from typing import Callable, Optional, TypeVar
+from typing import Callable, Optional
 
+from .. import settings
 from . import transport, wire
 from .transport import Closed, NNGException, Timeout
 
 log = logging.getLogger("kuiperlite")
-N = TypeVar("N", int, float)
-
-
-def env_seconds(name: str, default: float) -> float:
-    """A positive number of seconds from an environment variable, else ``default``.
-
-    A value that is not one is a warning in the log, not a silent default.
-    """
-    return _from_env(name, default, float, lambda value: 0 < value < float("inf"),
-                     "a positive number of seconds")
-
-
-def env_number(name: str, default: float) -> float:
-    """A number, 0 or more, from an environment variable, else ``default``."""
-    return _from_env(name, default, float, lambda value: 0 <= value < float("inf"),
-                     "a number, 0 or more")
-
-
-def env_count(name: str, default: int) -> int:
-    """A whole number, 0 or more, from an environment variable, else ``default``."""
-    return _from_env(name, default, int, lambda value: value >= 0, "a whole number, 0 or more")
-
-
-def _from_env(name: str, default: N, parse: Callable[[str], N], fits: Callable[[N], bool],
-              phrase: str) -> N:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        value = parse(raw)
-    except ValueError:
-        value = None
-    if value is not None and fits(value):
-        return value
-    log.warning("%s=%r is not %s; using %s", name, raw, phrase, default)
-    return default
-
-
-# How long a control or function channel waits for a command before it sends
-# the handshake again. The official SDKs use 5 s; eKuiper relies on it.
-KEEPALIVE = 5.0
 
 # How often a blocked send wakes to look at its stop flag.
 TICK = 0.2
@@ -129,12 +88,15 @@ class Requester:
 
     Args:
         address: the channel, which the host listens on.
-        keepalive: seconds without a command before the handshake is sent again.
+        keepalive: seconds without a command before the handshake is sent again
+            (``KUIPERLITE_KEEPALIVE``'s default; 5 s in the official SDKs, and
+            eKuiper relies on it).
         block: wait until connected (raising ConnectionError after 5 s);
             otherwise nng connects in the background whenever the host listens.
     """
 
-    def __init__(self, address: str, *, keepalive: float = KEEPALIVE, block: bool = True) -> None:
+    def __init__(self, address: str, *, keepalive: float = settings.KEEPALIVE.default,
+                 block: bool = True) -> None:
         self.address = address
         self.listener: Optional[tuple[int, int]] = None  # the socket file reconnect() reached
         self._lost_at: Optional[float] = time.monotonic()

@@ -11,12 +11,12 @@ other module builds or parses protocol bytes.
 from __future__ import annotations
 
 import math
-import os
 import re
 from typing import Any, NamedTuple, Optional
 
 import orjson
 
+from .. import settings
 from ..declare.hints import describe_value, is_record, record_fields
 from ..declare.kinds import BY_WIRE, KINDS, SINK, SOURCE, Kind
 from ..errors import EncodeError, ProtocolError
@@ -31,7 +31,7 @@ STOP = "stop"
 # eKuiper's folder for every socket file. KUIPERLITE_IPC_DIR moves a plugin
 # and kuiperlite's host elsewhere together, so that tests and debug sessions
 # never meet a running eKuiper's sockets.
-IPC_DIR = os.environ.get("KUIPERLITE_IPC_DIR") or "/tmp"
+IPC_DIR = settings.IPC_DIR.read()
 
 # Extra orjson options tried only after the fast default encoding failed.
 _LENIENT = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS

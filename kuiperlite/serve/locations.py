@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from .. import settings
+
 PACKAGED_BASE = Path("/var/lib/kuiper")
 PACKAGED_LOG = Path("/var/log/kuiper")
 
@@ -45,7 +47,7 @@ def state_dir(cwd: Optional[str] = None) -> Path:
     data folder, which survives plugin updates and reinstalls (eKuiper deletes
     the plugin's own folder on both); elsewhere the user's state folder.
     """
-    named = os.environ.get("KUIPERLITE_STATE_DIR")
+    named = settings.STATE_DIR.read()
     if named:
         return Path(named)
     base = ekuiper_base(cwd)

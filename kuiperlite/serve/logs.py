@@ -17,6 +17,8 @@ import sys
 import threading
 from typing import Optional, TextIO
 
+from .. import settings
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 log = logging.getLogger("kuiperlite")
@@ -77,7 +79,7 @@ def log_file(plugin: str) -> Optional[str]:
     temporary folder when there is none). An empty ``KUIPERLITE_LOG_FILE``
     turns the file off.
     """
-    named = os.environ.get("KUIPERLITE_LOG_FILE")
+    named = settings.LOG_FILE.read()
     if named is not None:
         return named or None
     if not (os.environ.get("CONDA_PREFIX") or os.environ.get("CONDA_DEFAULT_ENV")):
@@ -117,13 +119,6 @@ def configure(plugin: str) -> None:
         else:
             file_handler.setFormatter(formatter)
             root.addHandler(file_handler)
-    name = os.environ.get("KUIPERLITE_LOG_LEVEL", "INFO").strip().upper()
-    level = logging.getLevelName(name)  # the number for a known name, else a string
-    if isinstance(level, int):
-        root.setLevel(level)
-    else:
-        root.setLevel(logging.INFO)
-        log.warning("KUIPERLITE_LOG_LEVEL=%r is not a log level (DEBUG, INFO, WARNING or "
-                    "ERROR); logging at INFO", name)
+    root.setLevel(settings.LOG_LEVEL.read())
     if path:
         log.info("plugin %s also logs to %s", plugin, path)

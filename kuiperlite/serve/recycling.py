@@ -29,12 +29,10 @@ import logging
 import os
 from typing import Optional
 
+from .. import settings
+
 log = logging.getLogger("kuiperlite")
 
-# Defaults of KUIPERLITE_RECYCLE_MB (0: never, the default: a worker that gives
-# way starts its module globals again) and KUIPERLITE_RECYCLE_IDLE.
-RECYCLE_MB = 0.0
-RECYCLE_IDLE = 30.0
 SLOW_START = 2.0
 
 
@@ -62,7 +60,8 @@ class Recycler:
             ``SLOW_START`` it never gives way.
     """
 
-    def __init__(self, grown: float = RECYCLE_MB, idle: float = RECYCLE_IDLE,
+    def __init__(self, grown: float = settings.RECYCLE_MB.default,
+                 idle: float = settings.RECYCLE_IDLE.default,
                  startup: float = 0.0) -> None:
         if grown and startup > SLOW_START:
             log.info("the plugin took %.1f s to start; its worker is kept when idle, as a "

@@ -1,51 +1,82 @@
 """The plugin runtime: handshake, command loop, the instances it runs
-(:mod:`kuiperlite.serve.instances`), orphan watchdog, and ``run()``."""
+(:mod:`kuiperlite.serve.instances`), and the orphan watchdog.
+
+:mod:`kuiperlite.serve.start` decides how it runs: in a supervised worker or alone.
+"""
 
 from __future__ import annotations
 
 import gc
 import logging
-import mmap
 import os
-import sys
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
-from ..declare.connections import OPEN_TIMEOUT, Connections, Lease
+from .. import settings
+from ..declare.connections import Connections, Lease
 from ..declare.kinds import BY_WIRE, SINK
-from ..declare.plugin import Plugin, collect, importing, summary
+from ..declare.plugin import Plugin, summary
 from ..declare.symbols import AnySpec, FunctionSpec
-from ..errors import DefinitionError, KuiperliteError, NoSymbols, PluginError, error_text
+from ..errors import KuiperliteError, error_text
 from ..protocol import transport, wire
-from ..protocol.channels import (
-    KEEPALIVE,
-    Requester,
-    Unanswered,
-    env_count,
-    env_number,
-    env_seconds,
-)
+from ..protocol.channels import Requester, Unanswered
 from ..protocol.wire import START, Control
-from . import logs, supervisor
 from .instances import INSTANCES, FunctionServer, Instance, Shared, instance_what
-from .recycling import RECYCLE_IDLE, RECYCLE_MB, Recycler
+from .recycling import Recycler
 from .signals import StopSignals
 from .stores import Stores, open_store
-from .supervisor import InFlight, Journal, Replay
+from .supervisor import InFlight, Journal, Replay, exit_now
 
 log = logging.getLogger("kuiperlite")
 
 # A stop is answered within this long even when user code is slow to return.
 STOP_WAIT = 0.8
-# How long the control channel may have no peer before the plugin exits.
-ORPHAN_GRACE = 3.0
-# How long closing everything at exit may take before the plugin leaves anyway:
-# a user teardown that never returns, or a socket close that nng 1.6 hangs,
-# must not keep the process behind as an orphan.
-EXIT_GRACE = 10.0
+
+
+class Tuning(NamedTuple):
+    """The settings a runtime reads (:mod:`kuiperlite.settings`); the defaults unless read.
+
+    ``exit_grace`` bounds closing at exit: a user teardown that never returns,
+    or a socket close that nng 1.6 hangs, must not keep the process behind as
+    an orphan.
+    """
+
+    keepalive: float = settings.KEEPALIVE.default
+    orphan_grace: float = settings.ORPHAN_GRACE.default
+    exit_grace: float = settings.EXIT_GRACE.default
+    open_timeout: float = settings.OPEN_TIMEOUT.default
+    ekuiper: int = settings.EKUIPER.default
+    recycle_mb: float = settings.RECYCLE_MB.default
+    recycle_idle: float = settings.RECYCLE_IDLE.default
+
+    @classmethod
+    def read(cls) -> Tuning:
+        """The settings now: read once the log is set up, where a bad value is said."""
+        return cls(settings.KEEPALIVE.read(), settings.ORPHAN_GRACE.read(),
+                   settings.EXIT_GRACE.read(), settings.OPEN_TIMEOUT.read(),
+                   settings.EKUIPER.read(), settings.RECYCLE_MB.read(),
+                   settings.RECYCLE_IDLE.read())
+
+
+class Worker(NamedTuple):
+    """What a supervised worker has that a plugin served alone has not.
+
+    Args:
+        journal: tells the supervisor each start and stop, and the goodbye.
+        inflight: the page shared with the supervisor.
+        replay: the starts the worker before this one had running.
+        serving: called once serving (the worker then dies with its supervisor).
+        host: the pid of the process that started the supervisor (eKuiper).
+    """
+
+    journal: Journal
+    inflight: InFlight
+    replay: Sequence[Replay] = ()
+    serving: Optional[Callable[[], None]] = None
+    host: Optional[int] = None
 
 
 def _what(control: Control) -> str:
@@ -55,45 +86,41 @@ def _what(control: Control) -> str:
 
 
 class Runtime:
-    """Serves one plugin to eKuiper until the host goes away or a signal arrives."""
+    """Serves one plugin to eKuiper until the host goes away or a signal arrives.
 
-    def __init__(self, plugin: Plugin, *, keepalive: Optional[float] = None,
-                 orphan_grace: Optional[float] = None, journal: Optional[Journal] = None,
-                 inflight: Optional[InFlight] = None, replay: Sequence[Replay] = (),
-                 serving: Optional[Callable[[], None]] = None,
-                 host_pid: Optional[int] = None) -> None:
+    Args:
+        plugin: the plugin.
+        tuning: the settings it runs by (default: the defaults).
+        worker: what it has as a supervised worker; None when served alone.
+    """
+
+    def __init__(self, plugin: Plugin, tuning: Optional[Tuning] = None,
+                 worker: Optional[Worker] = None) -> None:
         self.plugin = plugin
-        # Read here, once the log is set up: a bad value is said there.
-        self.keepalive = keepalive or env_seconds("KUIPERLITE_KEEPALIVE", KEEPALIVE)
+        self.tuning = tuning = Tuning() if tuning is None else tuning
         # The eKuiper generation serving us: declared, or learned from a command (0: unknown).
         self.generation = 0
-        self.declared = env_count("KUIPERLITE_EKUIPER", 0)
         self.control: Optional[Requester] = None
-        self.orphan_grace = orphan_grace or env_seconds("KUIPERLITE_ORPHAN_GRACE", ORPHAN_GRACE)
-        self.exit_grace = env_seconds("KUIPERLITE_EXIT_GRACE", EXIT_GRACE)
         self.function_index = {name: i for i, name in enumerate(plugin.functions)}
-        self.journal = journal
-        self.inflight = inflight or InFlight(len(self.function_index))
-        self.replay = list(replay)
-        self.serving = serving
-        self.host_pid = host_pid
+        self.worker = worker
+        self.journal = None if worker is None else worker.journal
+        self.inflight = InFlight(len(self.function_index)) if worker is None \
+            else worker.inflight
         self.instances: dict[str, Instance] = {}
         self.started = 0  # sources and sinks, ever
         self.functions: dict[str, FunctionServer] = {}
         # Opened by the first instance that uses its state, in this process.
         self.stores = Stores(lambda: open_store(plugin.name))
         # Opened by the first instance that needs each, in this process.
-        self.connections = Connections(env_seconds("KUIPERLITE_OPEN_TIMEOUT", OPEN_TIMEOUT))
+        self.connections = Connections(tuning.open_timeout)
         self.shared = Shared(self.inflight, self.stores)
         self.released = 0  # instances started when memory was last given back
         self.shutdown = threading.Event()
         self.signals = StopSignals()
         self.reason = ""
         # Only a supervised worker has a successor to give way to.
-        self.recycler = None if journal is None else Recycler(
-            env_number("KUIPERLITE_RECYCLE_MB", RECYCLE_MB),
-            env_seconds("KUIPERLITE_RECYCLE_IDLE", RECYCLE_IDLE),
-            time.monotonic() - journal.since)
+        self.recycler = None if worker is None else Recycler(
+            tuning.recycle_mb, tuning.recycle_idle, time.monotonic() - worker.journal.since)
         # Set once the worker gives way: commands and calls are left for its successor.
         self.leaving = threading.Event()
         # Commands and the final close both change the instances.
@@ -258,7 +285,7 @@ class Runtime:
         address = wire.control_address(plugin.name)
         before = transport.threads()
         try:
-            control = self.control = Requester(address, keepalive=self.keepalive)
+            control = self.control = Requester(address, keepalive=self.tuning.keepalive)
         except ConnectionError as err:
             log.error("cannot reach eKuiper: %s; is a host listening for plugin %r?",
                       err, plugin.name)
@@ -266,11 +293,8 @@ class Runtime:
         # nng's threads start with the first socket and name themselves soon after.
         threading.Thread(target=transport.batch_task_threads, args=(before,), daemon=True,
                          name="kuiperlite-batch-threads").start()
-        if self.declared in (1, 2):
-            self._learn_generation(self.declared)
-        elif self.declared:
-            log.warning("KUIPERLITE_EKUIPER=%d is not an eKuiper generation (1 or 2); it is "
-                        "learned from the commands", self.declared)
+        if self.tuning.ekuiper:
+            self._learn_generation(self.tuning.ekuiper)
         self._replay()
         threading.Thread(target=control.serve, args=(self.handle, self.shutdown),
                          name="control", daemon=True).start()
@@ -282,15 +306,15 @@ class Runtime:
             for spec in plugin.functions.values():
                 assert isinstance(spec, FunctionSpec)
                 self._function(spec)
-        if self.serving is not None:
-            self.serving()
+        if self.worker is not None and self.worker.serving is not None:
+            self.worker.serving()
         self._watch(control)
         self.close()
         return 0
 
     def _replay(self) -> None:
         """Start again what a worker that died had running, as eKuiper had started it."""
-        for replay in self.replay:
+        for replay in () if self.worker is None else self.worker.replay:
             try:
                 _, control = wire.decode_command(replay.command)
                 self.start(control, replay.command, replay.slot)
@@ -299,16 +323,16 @@ class Runtime:
 
     def _watch(self, control: Requester) -> None:
         parent = os.getppid()
-        host = self.host_pid or parent
+        host = (self.worker and self.worker.host) or parent
         while not self.shutdown.is_set():
             if self.signals.wait(0.25) is not None:
                 self.reason = self.reason or f"received {self.signals.name}"
             elif os.getppid() != parent or not process_alive(host):
                 gone = host if not process_alive(host) else parent
                 self.reason = f"the host process {gone} is gone"
-            elif control.disconnected_for() > self.orphan_grace:
+            elif control.disconnected_for() > self.tuning.orphan_grace:
                 self.reason = (f"the control channel has had no peer for "
-                               f"{self.orphan_grace:g} s; eKuiper is gone")
+                               f"{self.tuning.orphan_grace:g} s; eKuiper is gone")
             elif self.recycler is not None:
                 self._recycle(self.recycler)
             if not self.instances and self.released != self.started:
@@ -330,7 +354,7 @@ class Runtime:
                 return
             self.leaving.set()
         # A call that began before it was set ends first: its answer is not lost.
-        deadline = time.monotonic() + self.exit_grace
+        deadline = time.monotonic() + self.tuning.exit_grace
         while self.inflight.calls_in_hand() and time.monotonic() < deadline:
             time.sleep(0.01)
         assert self.journal is not None
@@ -347,7 +371,7 @@ class Runtime:
     def close(self) -> None:
         """Stop every instance, giving user teardown a bounded time to run.
 
-        Should closing take longer than ``exit_grace`` all the same (a
+        Should closing take longer than ``tuning.exit_grace`` all the same (a
         teardown that never returns, a close nng hangs), the process leaves
         without it.
         """
@@ -369,9 +393,9 @@ class Runtime:
         self.connections.close()
 
     def _leave_late(self) -> None:
-        time.sleep(self.exit_grace)  # a daemon: it goes with the process that left in time
+        time.sleep(self.tuning.exit_grace)  # a daemon: it goes with the process that left in time
         log.error("closing the plugin took more than %g s (a teardown that never returns, or "
-                  "a socket's close that hangs); it exits without waiting", self.exit_grace)
+                  "a socket's close that hangs); it exits without waiting", self.tuning.exit_grace)
         if self.journal is not None:
             self.journal.exiting(0)
         exit_now(0)
@@ -430,82 +454,3 @@ def process_alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
-
-
-def serve_plugin(plugin: Plugin) -> NoReturn:
-    """Serve a collected plugin, supervised where it can be, then exit the process."""
-    why_not = supervisor.can_fork()
-    if why_not is None:
-        host = os.getppid()
-        code = supervisor.supervise(
-            lambda journal, page, replay, serving: serve_worker(
-                plugin, host, journal, page, replay, serving))
-    else:
-        code = serve_alone(plugin, why_not)
-    exit_now(code)
-
-
-def serve_worker(plugin: Plugin, host: int, journal: Journal, page: mmap.mmap,
-                 replay: Sequence[Replay], serving: Callable[[], None]) -> int:
-    """Serve a plugin in a supervised worker (see :func:`supervisor.supervise`); the exit code.
-
-    Args:
-        host: the pid of the process that started the supervisor (eKuiper).
-    """
-    logs.configure(plugin.name)
-    journal.named(plugin.name)
-    log.debug("eKuiper portable config: %s", wire.parse_portable_config(sys.argv))
-    try:
-        inflight = InFlight(len(plugin.functions), page)
-    except KuiperliteError as err:
-        log.error("%s", err)
-        return 2
-    return Runtime(plugin, journal=journal, inflight=inflight, replay=replay,
-                   serving=serving, host_pid=host).serve()
-
-
-def serve_alone(plugin: Plugin, why: str) -> int:
-    """Serve a plugin in this process, unsupervised because of ``why``; the exit code."""
-    logs.configure(plugin.name)
-    log.debug("eKuiper portable config: %s", wire.parse_portable_config(sys.argv))
-    log.info("plugin %s runs unsupervised: %s", plugin.name, why)
-    return Runtime(plugin).serve()
-
-
-def exit_now(code: int) -> NoReturn:
-    """Flush the output and leave at once.
-
-    Threads still blocked in nng calls (keepalive receives, user code
-    that ignores its stop) must not hold the process or hang interpreter
-    shutdown: every instance has been stopped by then.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-def run(plugin: Optional[Plugin] = None) -> None:
-    """Serve the program's own symbols, as eKuiper's executable.
-
-    Put ``if __name__ == "__main__": kuiperlite.run()`` at the end of the
-    plugin file; eKuiper starts it with ``python -u file.py '<config>'``.
-    Like ``unittest.main()``, it serves the ``__main__`` module: the file run
-    as the program. A packaged plugin needs no such line (its launcher
-    serves the file), nor does ``python -m kuiperlite run FILE``; there, a
-    ``run()`` line met while the file is imported returns at once, and the
-    file is served once imported. Otherwise it never returns.
-
-    Args:
-        plugin: serve this plugin instead of the ``__main__`` module.
-    """
-    if plugin is None and importing():
-        return
-    if plugin is None:
-        try:
-            plugin = collect(sys.modules["__main__"])
-        except (DefinitionError, PluginError) as err:
-            hint = (" (kuiperlite.run() serves the file run as the program: call it under "
-                    "`if __name__ == \"__main__\":`)") if isinstance(err, NoSymbols) else ""
-            print(f"kuiperlite: {err}{hint}", file=sys.stderr, flush=True)
-            os._exit(2)
-    serve_plugin(plugin)

@@ -40,7 +40,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Union
+from typing import TYPE_CHECKING, Callable, NamedTuple, NoReturn, Optional, Union
 
 from ..errors import KuiperliteError
 
@@ -298,9 +298,7 @@ def die_with_parent(parent: int) -> None:
 
 
 def can_fork() -> Optional[str]:
-    """None when the plugin can run supervised, else why not."""
-    if os.environ.get("KUIPERLITE_SUPERVISE", "1") == "0":
-        return "KUIPERLITE_SUPERVISE=0"
+    """None when this process can fork a worker, else why not."""
     if not hasattr(os, "fork"):
         return "this platform cannot fork"
     if threading.active_count() > 1:
@@ -328,6 +326,18 @@ def _exit_code(stop: SystemExit) -> int:
         return stop.code or 0
     print(stop.code, file=sys.stderr)
     return 1
+
+
+def exit_now(code: int) -> NoReturn:
+    """Flush the output and leave at once.
+
+    Threads still blocked in nng calls (keepalive receives, user code
+    that ignores its stop) must not hold the process or hang interpreter
+    shutdown: every instance has been stopped by then.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 Work = Callable[[Journal, mmap.mmap, list[Replay], Callable[[], None]], int]

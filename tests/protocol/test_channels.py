@@ -5,11 +5,10 @@ import threading
 import time
 
 import pynng
-import pytest
 
 from kuiperlite.dev.ends import Responder
 from kuiperlite.protocol import transport, wire
-from kuiperlite.protocol.channels import Requester, env_count, env_seconds, send_waiting
+from kuiperlite.protocol.channels import Requester, send_waiting
 
 from conftest import unique, wait_until
 
@@ -153,22 +152,3 @@ def test_send_waiting_gives_up_when_stopping_or_closed():
     assert send_waiting(sock, b"x", stopping) is False
     threading.Timer(0.1, sock.close).start()
     assert send_waiting(sock, b"x", threading.Event()) is False
-
-
-@pytest.mark.parametrize("raw, seconds, count", [
-    (None, 5.0, 7), ("2.5", 2.5, 7), ("3", 3.0, 3), ("0", 5.0, 0),
-    ("-1", 5.0, 7), ("soon", 5.0, 7), ("inf", 5.0, 7),
-])
-def test_numbers_from_the_environment_fall_back_with_a_warning(monkeypatch, caplog, raw, seconds,
-                                                               count):
-    if raw is None:
-        monkeypatch.delenv("KL_TEST_NUMBER", raising=False)
-    else:
-        monkeypatch.setenv("KL_TEST_NUMBER", raw)
-    assert env_seconds("KL_TEST_NUMBER", 5.0) == seconds
-    assert env_count("KL_TEST_NUMBER", 7) == count
-    warned = [r.getMessage() for r in caplog.records]
-    if seconds == 5.0 and raw is not None:
-        assert any("is not a positive number of seconds; using 5" in w for w in warned)
-    if count == 7 and raw is not None:
-        assert any("is not a whole number, 0 or more; using 7" in w for w in warned)

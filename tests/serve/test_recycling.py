@@ -15,7 +15,7 @@ from kuiperlite.protocol.channels import Requester, Unanswered
 from kuiperlite.protocol.wire import Control, Meta
 from kuiperlite.serve.instances import FunctionServer
 from kuiperlite.serve.recycling import Recycler, resident_mb
-from kuiperlite.serve.runtime import Runtime
+from kuiperlite.serve.runtime import Runtime, Worker
 from kuiperlite.serve.stores import Stores
 from kuiperlite.serve.supervisor import InFlight, Journal
 
@@ -112,7 +112,7 @@ def test_a_leaving_worker_leaves_calls_and_commands_for_its_successor():
         server.channel.sock.close()
     read_end, write_end = os.pipe()
     try:
-        runtime = Runtime(plugin, journal=Journal(write_end))
+        runtime = Runtime(plugin, worker=Worker(Journal(write_end), InFlight(1)))
         runtime.leaving.set()
         with pytest.raises(Unanswered):
             runtime.handle(gowire.encode_command(

@@ -11,6 +11,7 @@ import os
 import threading
 from typing import Callable, Optional
 
+from ... import settings
 from ...declare.state import MemoryStore, Store
 
 
@@ -25,7 +26,7 @@ def open_store(plugin: str, *, directory: Optional[str] = None,
     Raises:
         StateError: the store cannot be opened or reached, in one sentence.
     """
-    url = url or os.environ.get("KUIPERLITE_STATE_URL")
+    url = url or settings.STATE_URL.read()
     if url:
         from .redis import RedisStore
 
