@@ -69,15 +69,6 @@ def send_waiting(sock: transport.SendGate, payload: bytes, stopping: threading.E
     return False
 
 
-class Unanswered(Exception):
-    """Raised by a :class:`Requester`'s handler: leave the request unanswered and close.
-
-    The host's request stays open until a peer connects to the channel again
-    and sends its handshake; taking that for the answer, the host sends the
-    request again, to the new peer.
-    """
-
-
 class Requester:
     """The plugin's end of an inverted request/reply channel (control, function).
 
@@ -161,9 +152,17 @@ class Requester:
             self._lost_at = now
         return now - self._lost_at
 
-    def serve(self, handle: Callable[[bytes], bytes], stopping: threading.Event) -> None:
+    def serve(self, handle: Callable[[bytes], Optional[bytes]],
+              stopping: threading.Event) -> None:
         """Answer requests with ``handle`` until ``stopping`` is set or the socket
-        closes, then close it."""
+        closes, then close it.
+
+        ``handle`` returns the answer, or None to leave the request
+        unanswered: the channel closes at once. The host's request then stays
+        open until a peer connects to the channel again and sends its
+        handshake; taking that for the answer, the host sends the request
+        again, to the new peer.
+        """
         sock = self.sock
         need_handshake = True
         try:
@@ -184,9 +183,10 @@ class Requester:
                     need_handshake = True
                     continue
                 try:
-                    sock.send(handle(request))
-                except Unanswered:
-                    return
+                    answer = handle(request)
+                    if answer is None:  # left for the next peer
+                        return
+                    sock.send(answer)
                 except Closed:
                     return
                 except NNGException:

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import threading
 import zlib
-from typing import Any, Callable, NamedTuple, Protocol
+from typing import Any, Callable, NamedTuple, Optional, Protocol
 
 from ..declare.connections import Lease
 from ..declare.kinds import SINK, SOURCE, Kind
@@ -25,7 +25,7 @@ from ..declare.state import Scope, State
 from ..declare.symbols import AnySpec, FunctionSpec, SinkSpec, SourceSpec
 from ..errors import Stopped
 from ..protocol import transport, wire
-from ..protocol.channels import TICK, Requester, Unanswered, send_waiting
+from ..protocol.channels import TICK, Requester, send_waiting
 from ..protocol.transport import Closed, NNGException, Timeout
 from ..protocol.wire import Control, Meta
 from .adapters import FunctionAdapter, SinkAdapter, SourceAdapter
@@ -35,8 +35,9 @@ from .supervisor import InFlight
 log = logging.getLogger("kuiperlite")
 
 
-class Shared(NamedTuple):
-    """What every instance of a runtime shares."""
+class PageAndStores(NamedTuple):
+    """What a runtime hands every instance it starts: the in-flight page a
+    sink marks while it owes an ack, and the plugin's state stores."""
 
     inflight: InFlight
     stores: Stores
@@ -57,7 +58,7 @@ class SourceInstance:
     """
 
     def __init__(self, spec: SourceSpec, control: Control, kwargs: dict[str, Any],
-                 shared: Shared, lease: Lease, slot: int = -1) -> None:
+                 held: PageAndStores, lease: Lease, slot: int = -1) -> None:
         meta = control.meta
         assert meta is not None
         self.what = instance_what(spec, meta)
@@ -69,7 +70,7 @@ class SourceInstance:
         self.sock = transport.SendGate(
             transport.pusher(wire.data_address(meta), send_timeout=TICK, queue=0))
         self.first = True
-        self.state = State(shared.stores, Scope.of_instance(spec.kind, spec.name, meta.rule_id,
+        self.state = State(held.stores, Scope.of_instance(spec.kind, spec.name, meta.rule_id,
                                                           meta.op_id, meta.instance_id),
                            on_first_use=self._state_used)
         self.adapter = SourceAdapter(
@@ -143,13 +144,13 @@ class SinkInstance:
     """
 
     def __init__(self, spec: SinkSpec, control: Control, kwargs: dict[str, Any],
-                 shared: Shared, lease: Lease, slot: int = -1) -> None:
+                 held: PageAndStores, lease: Lease, slot: int = -1) -> None:
         meta = control.meta
         assert meta is not None
         self.what = instance_what(spec, meta)
         self.lease = lease
         self.require_ack = control.config.get("requireAck") in (True, "true")
-        self.inflight = shared.inflight
+        self.inflight = held.inflight
         self.slot = self.inflight.take_slot(slot)
         self.address = wire.data_address(meta)
         try:
@@ -170,7 +171,7 @@ class SinkInstance:
             self.ack.close()
             self.inflight.release_slot(self.slot)
             raise ConnectionError(transport.out_of_descriptors())
-        state = State(shared.stores, Scope.of_instance(spec.kind, spec.name, meta.rule_id,
+        state = State(held.stores, Scope.of_instance(spec.kind, spec.name, meta.rule_id,
                                                      meta.op_id, meta.instance_id))
         self.adapter = SinkAdapter(spec, kwargs, rule_id=meta.rule_id, op_id=meta.op_id,
                                    instance_id=meta.instance_id, config=control.config,
@@ -302,7 +303,8 @@ class FunctionServer:
                                        args=(self.handle, stopping), daemon=True)
         self.thread.start()
 
-    def handle(self, raw: bytes) -> bytes:
+    def handle(self, raw: bytes) -> Optional[bytes]:
+        """The answer to one call; None, left for the successor, once ``leaving``."""
         if self.lost is not None:
             lost, self.lost = self.lost, None
             if zlib.crc32(raw) == lost:
@@ -314,7 +316,7 @@ class FunctionServer:
         self.inflight.function_begin(self.index, raw)
         if self.leaving.is_set():  # after the mark, which the leaving worker waits on
             self.inflight.function_end(self.index)
-            raise Unanswered
+            return None
         self.calls += 1
         try:
             return self.adapter.handle(raw)

@@ -22,9 +22,9 @@ from ..declare.plugin import Plugin, summary
 from ..declare.symbols import AnySpec, FunctionSpec
 from ..errors import KuiperliteError, error_text
 from ..protocol import transport, wire
-from ..protocol.channels import Requester, Unanswered
+from ..protocol.channels import Requester
 from ..protocol.wire import START, Control
-from .instances import INSTANCES, FunctionServer, Instance, Shared, instance_what
+from .instances import INSTANCES, FunctionServer, Instance, PageAndStores, instance_what
 from .recycling import Recycler
 from .signals import StopSignals
 from .stores import Stores, open_store
@@ -113,7 +113,7 @@ class Runtime:
         self.stores = Stores(lambda: open_store(plugin.name))
         # Opened by the first instance that needs each, in this process.
         self.connections = Connections(tuning.open_timeout)
-        self.shared = Shared(self.inflight, self.stores)
+        self.held = PageAndStores(self.inflight, self.stores)
         self.released = 0  # instances started when memory was last given back
         self.shutdown = threading.Event()
         self.signals = StopSignals()
@@ -128,8 +128,9 @@ class Runtime:
 
     # ------------------------------------------------------------ commands
 
-    def handle(self, raw: bytes) -> bytes:
-        """Answer one control command: ``ok`` or an error sentence."""
+    def handle(self, raw: bytes) -> Optional[bytes]:
+        """Answer one control command: ``ok`` or an error sentence; None once the
+        worker is leaving, which leaves the command for its successor."""
         try:
             name, control = wire.decode_command(raw)
         except KuiperliteError as err:
@@ -137,15 +138,13 @@ class Runtime:
             return wire.answer(str(err))
         try:
             if self.leaving.is_set():
-                raise Unanswered
+                return None
             if self.shutdown.is_set():
                 return wire.answer("The plugin is shutting down.")
-            if name == START:
-                self.start(control, raw)
-            else:
+            if name != START:
                 self.stop(control)
-        except Unanswered:
-            raise
+            elif not self.start(control, raw):
+                return None
         except KuiperliteError as err:
             log.warning("cannot %s the %s: %s", name, _what(control), err)
             text = str(err)
@@ -167,8 +166,12 @@ class Runtime:
                                   f"{control.symbol_name!r}; its {kind.folder}: {names}.")
         return symbol
 
-    def start(self, control: Control, command: bytes = b"", slot: int = -1) -> None:
+    def start(self, control: Control, command: bytes = b"", slot: int = -1) -> bool:
         """Start a symbol instance; raises with a sentence when it cannot.
+
+        Returns:
+            True once started; False when the worker is leaving, which
+            leaves the start for its successor.
 
         Args:
             control: the start command's control.
@@ -181,7 +184,7 @@ class Runtime:
             # channel, new or re-created: connect to it now.
             with self._lock:
                 self._function(symbol).channel.reconnect()
-            return
+            return True
         if control.generation and not self.generation:
             self._learn_generation(control.generation)
         if self.generation == 1 and control.kind is SINK and control.config.get("requireAck"):
@@ -198,7 +201,8 @@ class Runtime:
         try:
             with self._lock:
                 if self.leaving.is_set():
-                    raise Unanswered
+                    lease.release()
+                    return False
                 if self.shutdown.is_set():
                     raise KuiperliteError("The plugin is shutting down.")
                 old = self.instances.pop(key, None)
@@ -214,6 +218,7 @@ class Runtime:
             lease.release()
             raise
         log.info("started %s", instance.what)
+        return True
 
     def _learn_generation(self, generation: int) -> None:
         """A command showed which eKuiper serves the plugin: act on what that one does."""
@@ -227,7 +232,7 @@ class Runtime:
                 slot: int) -> Instance:
         """Make an instance and start its thread; raises with a sentence when it cannot."""
         try:
-            instance = INSTANCES[symbol.kind](symbol, control, kwargs, self.shared, lease, slot)
+            instance = INSTANCES[symbol.kind](symbol, control, kwargs, self.held, lease, slot)
         except (ConnectionError, transport.NNGException) as err:
             raise KuiperliteError(f"The {symbol.what} cannot open its data channel: {err}.") \
                 from None
