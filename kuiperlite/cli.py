@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional
 
 from . import settings
 from .errors import DefinitionError, PluginError
@@ -13,6 +13,36 @@ if TYPE_CHECKING:  # argparse is imported only for the commands a plugin process
     import argparse
 
     from .declare.plugin import Plugin
+
+
+class _Default:
+    """A default that a tooling module keeps: imported only when help shows it, or
+    when the command runs (:func:`parse_args`), never by a plugin's ``run``.
+
+    Args:
+        module: the module under kuiperlite, ``dev.deploy``.
+        name: the constant, ``REQUEST_TIMEOUT``.
+        show: the value as help says it.
+    """
+
+    def __init__(self, module: str, name: str, show: Callable[[Any], str] = "{:g}".format):
+        self.module, self.name, self.show = module, name, show
+
+    def value(self) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(f"kuiperlite.{self.module}"), self.name)
+
+    def __str__(self) -> str:
+        return self.show(self.value())
+
+
+def _size(value: int) -> str:
+    """Bytes as help says them: ``1 MiB``."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if value >= 1 << shift and value % (1 << shift) == 0:
+            return f"{value >> shift} {unit}"
+    return f"{value} bytes"
 
 
 def _load(args: argparse.Namespace) -> Plugin:
@@ -120,12 +150,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from .dev.deploy import TOKEN_ENV, deploy_into, deploy_url
+    from .dev.deploy import deploy_into, deploy_url
     from .errors import KuiperliteError
 
     try:
         if args.url:
-            deploy_url(args.target, args.url, token=args.token or os.environ.get(TOKEN_ENV),
+            deploy_url(args.target, args.url, token=args.token or settings.EKUIPER_TOKEN.read(),
                        shell_paras=args.shell_para, force=args.force, include=args.include,
                        exclude=args.exclude, wait=args.wait, timeout=args.request_timeout)
         else:
@@ -141,10 +171,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .dev.deploy import TOKEN_ENV, DeployFailed, show_status
+    from .dev.deploy import DeployFailed, show_status
 
     try:
-        show_status(args.name, args.url, token=args.token or os.environ.get(TOKEN_ENV),
+        show_status(args.name, args.url, token=args.token or settings.EKUIPER_TOKEN.read(),
                     timeout=args.request_timeout)
     except DeployFailed as err:
         print(f"kuiperlite: {err}", file=sys.stderr)
@@ -153,10 +183,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_undeploy(args: argparse.Namespace) -> int:
-    from .dev.deploy import TOKEN_ENV, DeployFailed, undeploy
+    from .dev.deploy import DeployFailed, undeploy
 
     try:
-        undeploy(args.name, args.url, token=args.token or os.environ.get(TOKEN_ENV),
+        undeploy(args.name, args.url, token=args.token or settings.EKUIPER_TOKEN.read(),
                  force=args.force, timeout=args.request_timeout)
     except DeployFailed as err:
         print(f"kuiperlite: {err}", file=sys.stderr)
@@ -199,9 +229,10 @@ def _ekuiper_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _request_timeout_argument(parser: argparse.ArgumentParser, prefix: str = "") -> None:
-    parser.add_argument("--request-timeout", type=float, default=120.0, metavar="SECONDS",
+    parser.add_argument("--request-timeout", type=float, metavar="SECONDS",
+                        default=_Default("dev.deploy", "REQUEST_TIMEOUT"),
                         help=f"{prefix}seconds one request to eKuiper may take in all, from "
-                             "connecting to the last byte of its answer (default: 120)")
+                             "connecting to the last byte of its answer (default: %(default)s)")
 
 
 def _plugin_arguments(parser: argparse.ArgumentParser) -> None:
@@ -268,8 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-cache", action="store_true",
                        help="build the plugin's environment anew, even when an earlier check "
                             "built one from the same requirements and wheels")
-    check.add_argument("--install-timeout", type=float, default=600.0, metavar="SECONDS",
-                       help="seconds install.sh may run before it is stopped (default: 600)")
+    check.add_argument("--install-timeout", type=float, metavar="SECONDS",
+                       default=_Default("dev.installer", "INSTALL_TIMEOUT"),
+                       help="seconds install.sh may run before it is stopped "
+                            "(default: %(default)s)")
     _ekuiper_argument(check)
     check.set_defaults(func=cmd_check)
 
@@ -284,9 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--into", metavar="DIR",
                        help="the folder standing for eKuiper's (plugins/ and etc/ go in it)")
     deploy.add_argument("--token", help="with --url: eKuiper's token, when it asks for one "
-                                        "(default: KUIPERLITE_EKUIPER_TOKEN)")
-    deploy.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
-                        help="with --url: seconds to wait for the plugin to run (default: 30)")
+                                        f"(default: {settings.EKUIPER_TOKEN.name})")
+    deploy.add_argument("--wait", type=float, metavar="SECONDS",
+                        default=_Default("dev.deploy", "STATUS_WAIT"),
+                        help="with --url: seconds to wait for the plugin to run "
+                             "(default: %(default)s)")
     _request_timeout_argument(deploy, "with --url: ")
     deploy.add_argument("--no-install", action="store_true",
                         help="with --into: do not run install.sh")
@@ -296,8 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--force", action="store_true",
                         help="replace a plugin of the same name already installed, even when "
                              "rules using it would break")
-    deploy.add_argument("--install-timeout", type=float, default=600.0, metavar="SECONDS",
-                        help="seconds install.sh may run before it is stopped (default: 600)")
+    deploy.add_argument("--install-timeout", type=float, metavar="SECONDS",
+                        default=_Default("dev.installer", "INSTALL_TIMEOUT"),
+                        help="seconds install.sh may run before it is stopped "
+                             "(default: %(default)s)")
     deploy.add_argument("--include", action="append", default=[], metavar="GLOB",
                         help="for a .py: also ship files matching GLOB (repeatable)")
     deploy.add_argument("--exclude", action="append", default=[], metavar="GLOB",
@@ -326,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--url", required=True,
                              help="eKuiper's REST address, e.g. http://127.0.0.1:9081")
         command.add_argument("--token", help="eKuiper's token, when it asks for one "
-                                             "(default: KUIPERLITE_EKUIPER_TOKEN)")
+                                             f"(default: {settings.EKUIPER_TOKEN.name})")
         _request_timeout_argument(command)
     undeploy.add_argument("--force", action="store_true",
                           help="delete it even while rules use it")
@@ -366,10 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: none)")
     serve.add_argument("--mock-interval", type=float, default=1.0, metavar="SECONDS",
                        help="seconds between mock sends and calls (0: none; default 1)")
-    serve.add_argument("--max-body", type=int, default=1 << 20, metavar="BYTES",
-                       help="largest request body accepted (default: 1 MiB)")
-    serve.add_argument("--request-timeout", type=float, default=10.0, metavar="SECONDS",
-                       help="seconds a request may take to arrive (default: 10)")
+    serve.add_argument("--max-body", type=int, metavar="BYTES",
+                       default=_Default("dev.server", "MAX_BODY", _size),
+                       help="largest request body accepted (default: %(default)s)")
+    serve.add_argument("--request-timeout", type=float, metavar="SECONDS",
+                       default=_Default("dev.server", "REQUEST_TIMEOUT"),
+                       help="seconds a request may take to arrive (default: %(default)s)")
     serve.add_argument("--state-dir", metavar="FOLDER",
                        help="keep the plugin's state in FOLDER, to see it again next time "
                             "(default: a fresh folder, removed at exit)")
@@ -377,9 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="keep the plugin's state in a Redis server, redis://host:port/db")
     serve.add_argument("--token", help="without a plugin file: answer only requests whose "
                                        "Authorization header is TOKEN")
-    serve.add_argument("--max-upload", type=int, default=1 << 30, metavar="BYTES",
+    serve.add_argument("--max-upload", type=int, metavar="BYTES",
+                       default=_Default("dev.server", "MAX_UPLOAD", _size),
                        help="without a plugin file: largest upload POST /config/uploads "
-                            "accepts (default: 1 GiB; it is written to disk as it arrives)")
+                            "accepts (default: %(default)s; it is written to disk as it "
+                            "arrives)")
     _ekuiper_argument(serve)
     serve.set_defaults(func=cmd_serve)
 
@@ -395,11 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
     state.add_argument("--all", action="store_true", help="with clear: every key of the plugin")
     where = state.add_mutually_exclusive_group()
     where.add_argument("--dir", metavar="FOLDER",
-                       help="the SQLite stores' folder (default: KUIPERLITE_STATE_DIR, or the "
-                            "user's state folder; under eKuiper, <eKuiper>/data/kuiperlite)")
+                       help=f"the SQLite stores' folder (default: {settings.STATE_DIR.name}, "
+                            "or the user's state folder; under eKuiper, "
+                            "<eKuiper>/data/kuiperlite)")
     where.add_argument("--url", metavar="URL",
-                       help="a Redis store, redis://host:port/db (default: "
-                            "KUIPERLITE_STATE_URL)")
+                       help=f"a Redis store, redis://host:port/db (default: "
+                            f"{settings.STATE_URL.name})")
     state.set_defaults(func=cmd_state)
     return parser
 
@@ -410,10 +452,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         if _plain_run(argv):  # what eKuiper runs, read without argparse's import
             run(argv[1], None, argv[2] if len(argv) == 3 else None)
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
         return int(args.func(args) or 0)
     except (DefinitionError, PluginError) as err:
         return report(err)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line read, each default a tooling module keeps read from it."""
+    args = build_parser().parse_args(argv)
+    for key, value in vars(args).items():
+        if isinstance(value, _Default):
+            setattr(args, key, value.value())
+    return args
 
 
 def _plain_run(argv: list[str]) -> bool:

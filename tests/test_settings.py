@@ -64,3 +64,44 @@ def test_the_readme_table_is_the_one_the_settings_render():
     header = settings.table().splitlines(keepends=True)[:2]
     assert "".join(header + rows) == settings.table()
     assert settings.table() in text
+
+
+def test_the_command_line_s_defaults_are_the_settings_and_constants_it_stands_for():
+    from kuiperlite import cli
+    from kuiperlite.dev import deploy, installer, server
+
+    deployed = cli.parse_args(["deploy", "p.zip", "--into", "d"])
+    assert (deployed.request_timeout, deployed.wait, deployed.install_timeout) == (
+        deploy.REQUEST_TIMEOUT, deploy.STATUS_WAIT, installer.INSTALL_TIMEOUT)
+    served = cli.parse_args(["serve", "p.py"])
+    assert (served.max_body, served.request_timeout, served.max_upload) == (
+        server.MAX_BODY, server.REQUEST_TIMEOUT, server.MAX_UPLOAD)
+    assert cli.parse_args(["check", "p.zip"]).install_timeout == installer.INSTALL_TIMEOUT
+    assert cli.parse_args(["status", "p", "--url", "u"]).request_timeout == deploy.REQUEST_TIMEOUT
+
+
+def test_the_command_line_s_help_says_the_defaults_and_the_variables_from_their_homes(capsys):
+    from kuiperlite import cli
+    from kuiperlite.dev import deploy
+
+    helped = {}
+    for command in ("deploy", "serve", "status", "state"):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        helped[command] = " ".join(capsys.readouterr().out.split())
+    assert f"(default: {deploy.REQUEST_TIMEOUT:g})" in helped["deploy"]
+    assert "(default: 1 MiB)" in helped["serve"] and "(default: 1 GiB;" in helped["serve"]
+    assert f"(default: {settings.EKUIPER_TOKEN.name})" in helped["status"]
+    assert settings.STATE_DIR.name in helped["state"]
+    assert settings.STATE_URL.name in helped["state"]
+
+
+def test_a_plugin_s_run_imports_no_tooling_module_for_its_defaults():
+    import subprocess
+    import sys
+
+    code = ("import sys; from kuiperlite import cli; cli.parse_args(['run', 'p.py', '--name', "
+            "'x']); print(sorted(m for m in sys.modules if m.startswith('kuiperlite.dev')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout == "[]\n"
