@@ -25,7 +25,8 @@ class _Default:
         show: the value as help says it.
     """
 
-    def __init__(self, module: str, name: str, show: Callable[[Any], str] = "{:g}".format):
+    def __init__(self, module: str, name: str,
+                 show: Callable[[Any], str] = "{:g}".format) -> None:
         self.module, self.name, self.show = module, name, show
 
     def value(self) -> Any:

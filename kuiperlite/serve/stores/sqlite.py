@@ -15,7 +15,7 @@ import functools
 import os
 import sqlite3
 import threading
-from typing import Optional
+from typing import Any, Optional
 
 import orjson
 
@@ -69,7 +69,7 @@ class SQLiteStore:
     def _failed(self, err: sqlite3.Error) -> StateError:
         return StateError(f"The state store {self.where} failed: {err}.")
 
-    def _run(self, sql: str, args: tuple = ()) -> list[tuple]:
+    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
                 return self._db.execute(sql, args).fetchall()
