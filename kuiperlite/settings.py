@@ -181,17 +181,22 @@ EKUIPER_TOKEN: Setting[Optional[str]] = Setting(
     "KUIPERLITE_EKUIPER_TOKEN", None, text, "eKuiper's token",
     "sent as eKuiper's Authorization header by deploy, status and undeploy",
     readers=(TOOLS,))
+CACHE_DIR: Setting[Optional[str]] = Setting(
+    "KUIPERLITE_CACHE_DIR", None, folder, "a folder",
+    "where check keeps the plugin environments it built, to use again", readers=(TOOLS,),
+    shown="unset: `$XDG_CACHE_HOME/kuiperlite`, else `~/.cache/kuiperlite`")
 PYTHON: Setting[Optional[str]] = Setting(
     "KUIPERLITE_PYTHON", None, folder, "an interpreter's command or path",
-    "the interpreter install.sh installs the requirements for, when eKuiper passes none",
+    "the interpreter install.sh builds the plugin's environment with, when given none",
     readers=(INSTALL,), shown="unset: python, else python3")
 PIP_ARGS: Setting[Optional[str]] = Setting(
-    "KUIPERLITE_PIP_ARGS", None, text, "pip options, e.g. --user",
+    "KUIPERLITE_PIP_ARGS", None, text, "pip options, e.g. --index-url URL",
     "extra options install.sh gives pip", readers=(INSTALL,))
 
 ALL: tuple[Setting[Any], ...] = (
     LOG_LEVEL, LOG_FILE, KEEPALIVE, ORPHAN_GRACE, EXIT_GRACE, OPEN_TIMEOUT, EKUIPER, IPC_DIR,
-    STATE_DIR, STATE_URL, SUPERVISE, RECYCLE_MB, RECYCLE_IDLE, EKUIPER_TOKEN, PYTHON, PIP_ARGS)
+    STATE_DIR, STATE_URL, SUPERVISE, RECYCLE_MB, RECYCLE_IDLE, EKUIPER_TOKEN, CACHE_DIR, PYTHON,
+    PIP_ARGS)
 
 
 def table() -> str:
