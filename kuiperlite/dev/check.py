@@ -38,11 +38,12 @@ from typing import Any, Callable, Optional
 import orjson
 
 from ..bundle.package import ENVIRONMENT
+from ..declare.kinds import KINDS, SINK, SOURCE
 from ..errors import KuiperliteError
+from ..protocol import layout
 from .host import Host, launch_argv
 from .installer import (
     INSTALL_TIMEOUT,
-    KINDS,
     MAX_METADATA,
     MAX_UNPACKED,
     InstallFailed,
@@ -153,7 +154,7 @@ class Checker:
             self.ok(f"zip: {len(entries.files)} files, no absolute paths, no '..', no links, "
                     "no name twice")
             info = plugin.plugin_json()
-            counts = {kind: info.get(kind) or [] for kind, _ in KINDS}
+            counts = {kind.folder: info.get(kind.folder) or [] for kind in KINDS}
             listed = ", ".join(f"{len(v)} {k}" for k, v in counts.items() if v)
             self.ok(f"{plugin.name}.json: version {info.get('version', '?')}, executable "
                     f"{info['executable']}, {listed}")
@@ -163,22 +164,22 @@ class Checker:
             plugin.unpack(tmp)
             self.ok(f"unpacked as eKuiper does: code into plugins/portable/{plugin.name}/, "
                     "metadata into etc/")
-        plugin_dir = tmp / "plugins" / "portable" / plugin.name
+        plugin_dir = layout.plugin_dir(tmp, plugin.name)
         self._install(plugin_dir)
         self._start(plugin.name, info, plugin_dir, tmp)
 
     def _symbol_metadata(self, plugin: PluginZip) -> None:
         entries = plugin.entries
-        for folder, word in KINDS:
-            for symbol in plugin.info.get(folder) or []:
-                path = f"{folder}/{symbol}.json"
+        for kind in KINDS:
+            for symbol in plugin.info.get(kind.folder) or []:
+                path = layout.zip_metadata(kind, symbol)
                 try:
                     meta = orjson.loads(plugin.read(entries.file(path)))
                 except CheckFailed as err:
                     if path in entries.files or path in entries.folders:
                         self.fail(str(err))
                     else:
-                        self.fail(f"{word} {symbol}: no {path} to describe it in eKuiper's UI")
+                        self.fail(f"{kind.word} {symbol}: no {path} to describe it in eKuiper's UI")
                     continue
                 except orjson.JSONDecodeError as err:
                     self.fail(f"{path} is not valid JSON ({err})")
@@ -186,7 +187,7 @@ class Checker:
                 if not isinstance(meta, dict) or not isinstance(meta.get("about"), dict):
                     self.fail(f"{path} has no 'about' object; eKuiper rejects it")
                     continue
-                self.ok(f"{path} describes {word} {symbol}")
+                self.ok(f"{path} describes {kind.word} {symbol}")
 
     def _install(self, plugin_dir: Path) -> None:
         if not (plugin_dir / "install.sh").exists():
@@ -245,14 +246,14 @@ class Checker:
     def _symbols(self, host: Host, info: dict[str, Any], root: Path) -> None:
         for i, symbol in enumerate(info.get("sources") or []):
             with self.step(f"source {symbol}", "started and stopped with its default profile"):
-                config = _field_defaults(root / "etc" / "sources" / f"{symbol}.json")
-                yaml = root / "etc" / "sources" / f"{symbol}.yaml"
+                config = _field_defaults(layout.metadata_file(root, SOURCE, symbol))
+                yaml = layout.metadata_file(root, SOURCE, symbol, ".yaml")
                 config.update(read_profile(_text(yaml, self.max_metadata)))
                 host.start_source(symbol, rule="kuiperlite_check", op="source", instance=i,
                                   config=config).stop()
         for i, symbol in enumerate(info.get("sinks") or []):
             with self.step(f"sink {symbol}", "started and stopped"):
-                config = _field_defaults(root / "etc" / "sinks" / f"{symbol}.json")
+                config = _field_defaults(layout.metadata_file(root, SINK, symbol))
                 host.start_sink(symbol, rule="kuiperlite_check", op="sink", instance=i,
                                 config=config).stop()
         for symbol in info.get("functions") or []:

@@ -40,7 +40,9 @@ from typing import Any, Callable, Optional
 from urllib.parse import quote, urlsplit
 
 from ..declare.hints import describe_value
+from ..declare.kinds import FUNCTION, KINDS, SINK
 from ..errors import KuiperliteError
+from ..protocol import layout
 from .installer import INSTALL_TIMEOUT, Installed, InstallFailed, PluginZip, install
 
 
@@ -285,7 +287,7 @@ class EKuiper:
         info = self.object(path)
         if info is not None:
             self.field(info, "version", str, "a string", f"GET {path}")
-            for kind in ("sources", "sinks", "functions"):
+            for kind in (k.folder for k in KINDS):
                 names = self.field(info, kind, list, "a list of names", f"GET {path}")
                 for symbol in names or []:
                     if not isinstance(symbol, str):
@@ -370,7 +372,7 @@ def _function_args(groups: list[Any]) -> dict[str, int]:
 
 
 def _symbols(info: dict[str, Any]) -> dict[str, list[str]]:
-    return {kind: list(info.get(kind) or []) for kind in ("sources", "sinks", "functions")}
+    return {kind.folder: list(info.get(kind.folder) or []) for kind in KINDS}
 
 
 def breaking_changes(installed: dict[str, Any], new: dict[str, Any],
@@ -379,12 +381,12 @@ def breaking_changes(installed: dict[str, Any], new: dict[str, Any],
     that disappear, functions whose number of arguments changes."""
     broken = []
     old_symbols, new_symbols = _symbols(installed), _symbols(new)
-    for kind, word in (("sources", "source"), ("sinks", "sink"), ("functions", "function")):
-        for symbol in old_symbols[kind]:
-            if symbol not in new_symbols[kind]:
-                broken.append(f"{word} {symbol} disappears")
-    for symbol in new_symbols["functions"]:
-        if (old_args is not None and symbol in old_symbols["functions"] and symbol in old_args
+    for kind in KINDS:
+        for symbol in old_symbols[kind.folder]:
+            if symbol not in new_symbols[kind.folder]:
+                broken.append(f"{kind.word} {symbol} disappears")
+    for symbol in new_symbols[FUNCTION.folder]:
+        if (old_args is not None and symbol in old_symbols[FUNCTION.folder] and symbol in old_args
                 and symbol in new_args and old_args[symbol] != new_args[symbol]):
             broken.append(f"function {symbol} takes {new_args[symbol]} arguments instead of "
                           f"{old_args[symbol]}")
@@ -400,8 +402,8 @@ def _checked(zip_path: Path) -> tuple[str, dict[str, Any], dict[str, int]]:
             info = plugin.plugin_json()
             plugin.required()
             groups = []
-            for symbol in info.get("functions") or []:
-                entry = plugin.entries.files.get(f"functions/{symbol}.json")
+            for symbol in info.get(FUNCTION.folder) or []:
+                entry = plugin.entries.files.get(layout.zip_metadata(FUNCTION, symbol))
                 if entry is not None:
                     with contextlib.suppress(ValueError, InstallFailed):
                         groups.append(json.loads(plugin.read(entry)))
@@ -477,7 +479,7 @@ def rules_using(client: EKuiper, name: str, info: dict[str, Any],
     if listed is not None and not isinstance(listed, list):
         raise client.unexpected("GET /rules", describe_value(listed), "a list of rules")
     symbols = _symbols(info)
-    calls = [re.compile(rf"\b{re.escape(f)}\s*\(", re.IGNORECASE) for f in symbols["functions"]]
+    calls = [re.compile(rf"\b{re.escape(f)}\s*\(", re.IGNORECASE) for f in symbols[FUNCTION.folder]]
     for rule in listed or []:
         rule_id = rule.get("id") if isinstance(rule, dict) else None
         if not isinstance(rule_id, str):
@@ -498,7 +500,7 @@ def rules_using(client: EKuiper, name: str, info: dict[str, Any],
                 raise client.unexpected(f"GET {path}", f"'actions' holding "
                                         f"{describe_value(action)}", "a list of objects")
             sinks.update(action)
-        if any(call.search(sql) for call in calls) or sinks & set(symbols["sinks"]):
+        if any(call.search(sql) for call in calls) or sinks & set(symbols[SINK.folder]):
             found.add(rule_id)
     return sorted(found)
 

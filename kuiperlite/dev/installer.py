@@ -47,21 +47,18 @@ from typing import Any, Optional
 import orjson
 
 from ..declare.hints import describe_value
-from ..declare.plugin import PLUGIN_NAME_PATTERN
+from ..declare.kinds import KINDS, SOURCE
 from ..errors import KuiperliteError
+from ..protocol import layout
+from ..protocol.layout import PLUGIN_NAME_RULE
 from . import proc
 
-META_FOLDERS = ("sources/", "sinks/", "functions/")
-KINDS = (("sources", "source"), ("sinks", "sink"), ("functions", "function"))
 MAX_METADATA = 64 << 20  # bytes of one json or yaml file read into memory
 MAX_UNPACKED = 1 << 30  # bytes unpacked in all
 INSTALL_TIMEOUT = 600.0
 # What a zip entry's data may fail with: corrupt, encrypted, or an unknown method.
 READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError,
                ValueError)
-PLUGIN_NAME_RULE = "a plugin name holds only letters, digits, _ and -"
-# A symbol name becomes a file name in the zip and in eKuiper's folders.
-_BAD_SYMBOL = re.compile(r"[/\\\x00-\x1f\x7f]|\.\.")
 
 
 class InstallFailed(KuiperliteError):
@@ -100,7 +97,7 @@ def check_plugin_name(name: str) -> str:
     Raises:
         InstallFailed: naming the value and the rule.
     """
-    if not PLUGIN_NAME_PATTERN.match(name):
+    if layout.name_fault(name, kept=True):
         raise InstallFailed(f"invalid name {name!r}: {PLUGIN_NAME_RULE}")
     return name
 
@@ -221,7 +218,7 @@ class PluginZip:
         if info["language"] != "python":
             raise InstallFailed(f"{name}.json has language {info['language']!r}; "
                                 "kuiperlite installs python plugins")
-        counts = {kind: symbol_names(info, kind, f"{name}.json") for kind, _ in KINDS}
+        counts = {kind: symbol_names(info, kind.folder, f"{name}.json") for kind in KINDS}
         if not any(counts.values()):
             raise InstallFailed(f"{name}.json lists no sources, sinks or functions")
         self.info = info
@@ -230,7 +227,8 @@ class PluginZip:
     def required(self) -> list[str]:
         """The files eKuiper requires (the executable, each source's yaml), all present."""
         info = self.info
-        required = [info["executable"]] + [f"sources/{s}.yaml" for s in info.get("sources") or []]
+        required = [info["executable"]] + [layout.zip_metadata(SOURCE, s, ".yaml")
+                                           for s in info.get(SOURCE.folder) or []]
         entries = self.entries
         missing = [r for r in required if r not in entries.files and r not in entries.folders]
         if missing:
@@ -241,10 +239,7 @@ class PluginZip:
 
     def targets(self, base: Path) -> dict[str, Path]:
         """Where each file of the zip goes under ``base``, as eKuiper's installer puts it."""
-        plugin_dir = base / "plugins" / "portable" / self.name
-        return {name: (base / "etc" / name if name.startswith(META_FOLDERS)
-                       else plugin_dir / name)
-                for name in self.entries.files}
+        return {name: layout.installed_path(base, self.name, name) for name in self.entries.files}
 
     def unpack(self, base: Path) -> list[Path]:
         """Write every file to its place under ``base``; the paths written, in zip order."""
@@ -318,7 +313,7 @@ class Installed:
 
 def installed_info(base: Path, name: str) -> Optional[dict[str, Any]]:
     """The plugin json of plugin ``name`` installed under ``base``, or None when there is none."""
-    path = base / "plugins" / "portable" / name / f"{name}.json"
+    path = layout.plugin_json(base, name)
     try:
         info = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError):
@@ -330,12 +325,12 @@ def metadata_paths(base: Path, name: str) -> list[Path]:
     """The symbol metadata files under ``base/etc`` that plugin ``name``'s json lists."""
     info = installed_info(base, name) or {}
     paths = []
-    for folder, suffixes in (("sources", (".yaml", ".json")), ("sinks", (".yaml", ".json")),
-                             ("functions", (".json",))):
-        names = info.get(folder)
+    for kind, suffixes in layout.SUFFIXES.items():
+        names = info.get(kind.folder)
         for symbol in names if isinstance(names, list) else []:
-            if isinstance(symbol, str) and not _BAD_SYMBOL.search(symbol):
-                paths += [base / "etc" / folder / f"{symbol}{suffix}" for suffix in suffixes]
+            if isinstance(symbol, str) and not _bad_symbol(symbol):
+                paths += [layout.metadata_file(base, kind, symbol, suffix)
+                          for suffix in suffixes]
     return paths
 
 
@@ -344,7 +339,7 @@ def uninstall(base: Path, name: str) -> None:
     its json lists, then its folder (and the plugin's environment in it)."""
     for path in metadata_paths(base, name):
         path.unlink(missing_ok=True)
-    remove_plugin_dir(base / "plugins" / "portable" / name)
+    remove_plugin_dir(layout.plugin_dir(base, name))
 
 
 class SetAside:
@@ -361,7 +356,7 @@ class SetAside:
         remove_plugin_dir(self.folder)  # left by an upgrade that was killed
         self.moved: list[tuple[Path, Path]] = []
         try:
-            for path in [*metadata_paths(base, name), base / "plugins" / "portable" / name]:
+            for path in [*metadata_paths(base, name), layout.plugin_dir(base, name)]:
                 if os.path.lexists(path):
                     aside = self.folder / path.relative_to(base)
                     aside.parent.mkdir(parents=True, exist_ok=True)
@@ -411,7 +406,7 @@ def install(zip_path: str, base: str, *, shell_paras: Sequence[str] = (),
     """
     root = Path(base).resolve()  # install.sh runs in the plugin folder: paths are absolute
     with PluginZip.open(Path(zip_path)) as plugin:
-        plugin_dir = root / "plugins" / "portable" / plugin.name
+        plugin_dir = layout.plugin_dir(root, plugin.name)
         if os.path.lexists(plugin_dir) and not force:
             raise InstallFailed(f"plugin {plugin.name} is already installed in {plugin_dir}; "
                                 "pass --force to replace it")
@@ -481,7 +476,13 @@ def symbol_names(info: dict[str, Any], kind: str, where: str) -> list[str]:
         raise InstallFailed(f"{where}: {kind!r} must be a list of names, not "
                             f"{describe_value(names)}")
     for symbol in names:
-        if _BAD_SYMBOL.search(symbol):
+        if _bad_symbol(symbol):
             raise InstallFailed(f"{where} lists {kind} {symbol!r}; a symbol name must not "
                                 "hold '/', '\\', '..', NUL or control characters")
     return names
+
+
+def _bad_symbol(symbol: str) -> bool:
+    """Whether a symbol name cannot become a file name in the zip and in eKuiper's
+    folders (a backslash is refused too, for zips made on Windows)."""
+    return layout.name_fault(symbol) is not None or "\\" in symbol

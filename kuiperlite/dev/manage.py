@@ -46,7 +46,9 @@ from urllib.parse import unquote, urlsplit
 
 import orjson
 
+from ..declare.kinds import FUNCTION, KINDS
 from ..errors import KuiperliteError
+from ..protocol import layout
 from .host import Host
 from .installer import InstallFailed, check_plugin_name, install, installed_info, uninstall
 from .session import BadRequest, NotFound, Session
@@ -129,11 +131,11 @@ class Plugins:
         """The installed functions' metadata files, as ``GET /metadata/functions`` lists
         them: each ``etc/functions/<f>.json`` with its ``functions`` and their ``args``."""
         with self.lock:
-            names = sorted(f for info in self.infos.values() for f in info["functions"] or [])
+            names = sorted(f for info in self.infos.values() for f in info[FUNCTION.folder] or [])
         found = []
         for name in names:
             try:
-                meta = orjson.loads((self.base / "etc" / "functions" / f"{name}.json").read_bytes())
+                meta = orjson.loads(layout.metadata_file(self.base, FUNCTION, name).read_bytes())
             except (OSError, orjson.JSONDecodeError):
                 continue
             if isinstance(meta, dict):
@@ -212,7 +214,7 @@ class Plugins:
     def _install(self, name: str, uri: str, zip_path: Path, paras: list[str],
                  prefix: str) -> None:
         # eKuiper downloads the file as <name>.zip: the plugin name is the zip's.
-        staged = self.base / "plugins" / "portable" / f"{name}.zip"
+        staged = layout.plugin_zip(self.base, name)
         try:
             try:
                 staged.parent.mkdir(parents=True, exist_ok=True)
@@ -249,8 +251,7 @@ class Plugins:
                 "name": name, "version": str(info.get("version") or ""),
                 "language": info.get("language"), "executable": executable,
                 **{k: info[k] for k in ("virtualEnvType", "env") if k in info},
-                "sources": info.get("sources"), "sinks": info.get("sinks"),
-                "functions": info.get("functions")}
+                **{kind.folder: info.get(kind.folder) for kind in KINDS}}
         self.log(f"installed plugin {name} in {done.plugin_dir}; running (pid {host.pid})")
 
 
@@ -363,8 +364,7 @@ class HostedPlugin:
             raise NotFound(f"describe portable plugin {name} error: not found")
         return {"name": name, "version": "", "language": "python",
                 "executable": str(self.session.path),
-                **{kind: list(info.get(kind) or []) for kind in ("sources", "sinks",
-                                                                   "functions")}}
+                **{kind.folder: list(info.get(kind.folder) or []) for kind in KINDS}}
 
     def status(self, name: str) -> dict[str, Any]:
         if name != self.session.info["name"]:

@@ -20,6 +20,7 @@ from .. import settings
 from ..declare.hints import describe_value, is_record, record_fields
 from ..declare.kinds import BY_WIRE, KINDS, SINK, SOURCE, Kind
 from ..errors import EncodeError, ProtocolError
+from .layout import name_fault
 
 HANDSHAKE = b"handshake"
 OK = b"ok"
@@ -128,11 +129,10 @@ def check_ipc_name(value: str, label: str) -> None:
     Raises:
         ProtocolError: with one sentence naming the value and the rule.
     """
-    if "/" in value or ".." in value or any(c < " " or "\x7f" <= c <= "\x9f" for c in value):
-        raise ProtocolError(
-            f"The {label} {value!r} cannot be part of a socket file name: it must not hold "
-            "'/', '..', NUL or control characters."
-        )
+    fault = name_fault(value)
+    if fault:
+        raise ProtocolError(f"The {label} {value!r} cannot be part of a socket file name: it "
+                            f"{fault}.")
 
 
 def check_ipc_path(address: str) -> None:
