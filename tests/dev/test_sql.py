@@ -7,7 +7,7 @@ tests/dev/test_golden_validate.py holds the parser to eKuiper's own answers.
 
 import pytest
 
-from kuiperlite.dev import gojson, gowire, sql
+from kuiperlite.dev import gojson, gowire, sql, sql_nodes, sql_tokens
 from kuiperlite.serve import adapters
 
 import golden_corpus
@@ -27,12 +27,13 @@ def error_of(statement, functions=("f",), **options):
 
 
 def test_the_token_numbers_are_the_ones_the_wire_uses():
-    assert {op: getattr(sql, name) for op, name in [
+    assert {op: getattr(sql_tokens, name) for op, name in [
         ("+", "ADD"), ("-", "SUB"), ("*", "MUL"), ("/", "DIV"), ("%", "MOD"), ("AND", "AND"),
         ("OR", "OR"), ("=", "EQ"), ("!=", "NEQ"), ("<", "LT"), ("<=", "LTE"), (">", "GT"),
         (">=", "GTE"), ("->", "ARROW")]} == gowire.OPERATORS
-    assert (sql.ASTERISK, sql.SS) == (gowire.ASTERISK, 83)
-    assert sql.CONDITIONS == adapters.CONDITIONS  # what the plugin side takes for a condition
+    assert (sql_tokens.ASTERISK, sql_tokens.SS) == (gowire.ASTERISK, 83)
+    # what the plugin side takes for a condition
+    assert sql_tokens.CONDITIONS == adapters.CONDITIONS
 
 
 @pytest.mark.parametrize(("expr", "built"), [
@@ -53,20 +54,21 @@ def test_the_token_numbers_are_the_ones_the_wire_uses():
     ("x /* a comment */ + 1", gowire.binary(X, "+", gowire.literal(1))),
     ("x != 1", gowire.binary(X, "!=", gowire.literal(1))),
     ("x ! 1", gowire.binary(X, "=", gowire.literal(1))),  # a lone ! is =
-    ("a.b.c", gowire.operation(gowire.field("b", "a"), sql.ARROW, gowire.json_field("c"))),
-    ("a[]", gowire.operation(gowire.field("a"), sql.SUBSET, gowire.colon(
+    ("a.b.c", gowire.operation(gowire.field("b", "a"), sql_tokens.ARROW, gowire.json_field("c"))),
+    ("a[]", gowire.operation(gowire.field("a"), sql_tokens.SUBSET, gowire.colon(
         gowire.literal(0), gowire.literal(gowire.MIN_INT32)))),
-    ("a[:2]", gowire.operation(gowire.field("a"), sql.SUBSET, gowire.colon(
+    ("a[:2]", gowire.operation(gowire.field("a"), sql_tokens.SUBSET, gowire.colon(
         gowire.literal(0), gowire.literal(2)))),
-    ("a[1:-1]", gowire.operation(gowire.field("a"), sql.SUBSET, gowire.colon(
+    ("a[1:-1]", gowire.operation(gowire.field("a"), sql_tokens.SUBSET, gowire.colon(
         gowire.literal(1), gowire.literal(-1)))),
-    ("a[x]", gowire.operation(gowire.field("a"), sql.SUBSET, gowire.index(X))),
-    ("x NOT IN (1)", gowire.operation(X, sql.NOTIN, gowire.value_set([gowire.literal(1)]))),
-    ("x IN y", gowire.operation(X, sql.IN, gowire.field("y"))),
-    ("x NOT BETWEEN 1 AND 2", gowire.operation(X, sql.NOTBETWEEN, gowire.between(
+    ("a[x]", gowire.operation(gowire.field("a"), sql_tokens.SUBSET, gowire.index(X))),
+    ("x NOT IN (1)", gowire.operation(X, sql_tokens.NOTIN, gowire.value_set([gowire.literal(1)]))),
+    ("x IN y", gowire.operation(X, sql_tokens.IN, gowire.field("y"))),
+    ("x NOT BETWEEN 1 AND 2", gowire.operation(X, sql_tokens.NOTBETWEEN, gowire.between(
         gowire.literal(1), gowire.literal(2)))),
-    ("x NOT LIKE y", gowire.operation(X, sql.NOTLIKE, gowire.like_pattern(gowire.field("y")))),
-    ("x LIKE 'a_\\\\%'", gowire.operation(X, sql.LIKE, gowire.Struct(
+    ("x NOT LIKE y", gowire.operation(X, sql_tokens.NOTLIKE,
+                                      gowire.like_pattern(gowire.field("y")))),
+    ("x LIKE 'a_\\\\%'", gowire.operation(X, sql_tokens.LIKE, gowire.Struct(
         Expr=gowire.literal("a_\\%"), Pattern="^a.\\\\%$"))),
     ("* EXCEPT (a, b)", gowire.wildcard(except_=["a", "b"])),
     ("* REPLACE (x + 1 AS y)", gowire.wildcard(replace=[gowire.select_field(
@@ -186,9 +188,9 @@ def test_a_stream_that_is_not_in_from_makes_a_json_path_in_where_only():
                             "WHERE f(other.x, d.x, meta(other.t), meta(demo.t))")
     assert select == [gowire.field("x", "other"), gowire.field("x", "demo")]
     assert where == [
-        gowire.operation(gowire.field("other"), sql.ARROW, gowire.json_field("x")),
+        gowire.operation(gowire.field("other"), sql_tokens.ARROW, gowire.json_field("x")),
         gowire.field("x", "d"),
-        gowire.call("meta", gowire.operation(gowire.meta("other"), sql.ARROW,
+        gowire.call("meta", gowire.operation(gowire.meta("other"), sql_tokens.ARROW,
                                              gowire.json_field("t")), func_id=1),
         gowire.call("meta", gowire.meta("t", "demo"), func_id=2)]
 
@@ -246,8 +248,8 @@ def test_text_is_gos():
         "9.007199254740992e+15"]
     assert gojson.sprint({"b": [1, None, "x"], "a": {"c": True}}) == \
         "map[a:map[c:true] b:[1 <nil> x]]"
-    assert sql.go_string(b"a\xff\xe2\x82b") == "a\ufffd\ufffd\ufffdb"
-    assert sql.text(sql.parse("SELECT f(a[1], x IN (1, 2)) FROM demo", {
+    assert sql_tokens.go_string(b"a\xff\xe2\x82b") == "a\ufffd\ufffd\ufffdb"
+    assert sql_nodes.text(sql.parse("SELECT f(a[1], x IN (1, 2)) FROM demo", {
         "f": lambda *_: sql.ACCEPT}).fields[0]["Expr"]) == (
         "Call:{ name:f, args:[binaryExpr:{ $$default.a[1] }, "
         "binaryExpr:{ $$default.x IN valueSetExpr:{ literalExprs:[1, 2] } }] }")
@@ -270,7 +272,8 @@ def test_replies_are_read_as_ekuiper_reads_them(case):
         return raw if func == "IsAggregate" else sql.ACCEPT
 
     call = sql.parse("SELECT f(1) FROM demo", {"f": answer}).fields[0]["Expr"]
-    assert call["FuncType"] == (sql.AGGREGATE if is_aggregate["result"] else sql.SCALAR)
+    kind = sql_tokens.AGGREGATE if is_aggregate["result"] else sql_tokens.SCALAR
+    assert call["FuncType"] == kind
 
 
 @pytest.mark.parametrize(("raw", "error"), [
