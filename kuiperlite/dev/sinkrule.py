@@ -24,7 +24,7 @@ number is a float64 (``1000000`` prints ``1e+06`` in a template). A
 property eKuiper refuses fails the rule with eKuiper's own text
 (:class:`RuleError`); one the host cannot play (another format,
 ``lingerInterval``, compression, encryption, template syntax beyond
-:mod:`~kuiperlite.dev.gotemplate`'s) is :class:`~kuiperlite.dev.gotemplate.Unsupported`.
+:mod:`~kuiperlite.dev.gotemplate`'s) is :class:`~kuiperlite.dev.gotemplate_values.Unsupported`.
 
 Read from eKuiper 2.x: ``internal/topo/planner/planner_sink.go`` (which
 operators, ``findTemplateProps``), ``internal/topo/node/props.go``
@@ -44,7 +44,8 @@ import attrs
 
 from ..declare.hints import describe_value
 from . import gotemplate
-from .gotemplate import MAP, ROWS, ExecError, ParseError, Unsupported, go_quote, sprint
+from .gotemplate_lex import go_quote
+from .gotemplate_values import MAP, ROWS, ExecError, ParseError, Unsupported, sprint
 from .gowire import go_json
 
 DEFAULT_NAME = "mysink"  # the action name in eKuiper's op names, when none is given

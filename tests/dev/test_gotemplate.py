@@ -2,14 +2,14 @@
 
 import pytest
 
-from kuiperlite.dev.gotemplate import (
+from kuiperlite.dev.gotemplate import parse
+from kuiperlite.dev.gotemplate_values import (
     MAP,
     ROWS,
     ExecError,
     ParseError,
     Unsupported,
     go_float_fixed,
-    parse,
     sprint,
 )
 

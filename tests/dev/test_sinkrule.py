@@ -7,7 +7,7 @@ across calls, and what the host refuses.
 
 import pytest
 
-from kuiperlite.dev.gotemplate import Unsupported
+from kuiperlite.dev.gotemplate_values import Unsupported
 from kuiperlite.dev.sinkrule import (
     GoJSONError,
     RuleError,
