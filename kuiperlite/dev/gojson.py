@@ -29,12 +29,13 @@ import codecs
 import json
 import math
 import re
-import struct
 import threading
-import unicodedata
 from typing import Any, NamedTuple, Optional, Union
 
 import orjson
+
+from .gojson_fmt import Float32, MarshalError, format_float
+from .gojson_scan import check_valid
 
 _GO_ESCAPES = (
     (b"<", b"\\u003c"),
@@ -47,101 +48,12 @@ _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_ST
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _INT_RANGE = (-(1 << 63), (1 << 64) - 1)  # int64 to uint64
 
-# The most nested arrays and objects Go's scanner accepts (maxNestingDepth).
-MAX_DEPTH = 10000
 
 
-class MarshalError(ValueError):
-    """A value the host cannot encode as ``json.Marshal`` does; where Go
-    refuses it too (NaN, an infinity), ``str(err)`` is Go's error text."""
-
-
-class Float32(float):
-    """A Go float32: :func:`go_json` writes it with float32 precision, as Go does.
-
-    The value is rounded to the nearest float32 when made.
-    """
-
-    def __new__(cls, value: float) -> Float32:
-        return super().__new__(cls, struct.unpack("f", struct.pack("f", value))[0])
 
 
 class Struct(dict):
     """A Go struct: encoded with its fields in the order given, where a map's keys are sorted."""
-
-
-# --------------------------------------------------------------- floats
-
-def _digits(value: float, bits: int = 64) -> tuple[str, int]:
-    """The shortest decimal digits that give back ``abs(value)`` (a finite
-    non-zero float of ``bits`` bits), and where the point goes:
-    ``abs(value) == 0.DIGITS * 10**point``."""
-    value = abs(value)
-    if bits == 32:
-        for precision in range(1, 10):
-            text = f"{value:.{precision - 1}e}"
-            if Float32(float(text)) == value:
-                break
-    else:
-        text = repr(value)
-    mantissa, _, exponent = text.partition("e")
-    whole, _, fraction = mantissa.partition(".")
-    digits = whole + fraction
-    point = len(whole) + (int(exponent) if exponent else 0)
-    stripped = digits.lstrip("0")
-    return stripped.rstrip("0"), point - (len(digits) - len(stripped))
-
-
-def _fixed(digits: str, point: int) -> str:
-    if point <= 0:
-        return "0." + "0" * -point + digits
-    if point >= len(digits):
-        return digits + "0" * (point - len(digits))
-    return digits[:point] + "." + digits[point:]
-
-
-def _exponent(digits: str, point: int) -> str:
-    exponent = point - 1
-    mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-    return f"{mantissa}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
-
-
-def format_float(value: float, bits: int = 64) -> str:
-    """A float as ``json.Marshal`` writes it: the shortest digits that give it
-    back, in exponent form below 1e-6 and from 1e21 on (``1e-7``, ``1e+21``).
-
-    Raises:
-        MarshalError: NaN or an infinity (``json: unsupported value: NaN``).
-    """
-    if not math.isfinite(value):
-        raise MarshalError(f"json: unsupported value: {format_g(value)}")
-    if value == 0:
-        return "-0" if math.copysign(1.0, value) < 0 else "0"
-    sign = "-" if value < 0 else ""
-    digits, point = _digits(value, bits)
-    low, high = (1e-6, 1e21) if bits == 64 else (Float32(1e-6), Float32(1e21))
-    if low <= abs(value) < high:
-        return sign + _fixed(digits, point)
-    text = _exponent(digits, point)
-    if text[-4:-1] == "e-0":  # Go writes 1e-7, not 1e-07
-        text = text[:-2] + text[-1]
-    return sign + text
-
-
-def format_g(value: float) -> str:
-    """A float64 as ``fmt``'s ``%v`` (``strconv``'s shortest ``'g'``) writes it:
-    ``5``, ``0.1``, ``1e+06``, ``1e-05``, ``-0``, ``NaN``, ``+Inf``."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == 0:
-        return "-0" if math.copysign(1.0, value) < 0 else "0"
-    sign = "-" if value < 0 else ""
-    digits, point = _digits(value)
-    if point - 1 < -4 or point - 1 >= 6:
-        return sign + _exponent(digits, point)
-    return sign + _fixed(digits, point)
 
 
 # --------------------------------------------------------------- encode
@@ -266,7 +178,7 @@ def unmarshal(raw: bytes, into: GoStruct, *, python_ints: bool = False,
     """
     top, pairs, overflow = _decode_fast(raw, python_ints)
     if top is _SLOW:
-        syntax = _check_valid(raw)
+        syntax = check_valid(raw)
         if syntax is not None:
             return _zero(into), UnmarshalError(syntax, True)
         top, pairs, overflow = _decode(raw, python_ints)
@@ -431,7 +343,7 @@ _LITERALS = {b"true": True, b"false": False, b"null": None}
 
 
 def _decode(data: bytes, python_ints: bool) -> _Decoded:
-    """Decode JSON that :func:`_check_valid` accepted, without recursion (Go
+    """Decode JSON that :func:`check_valid` accepted, without recursion (Go
     takes 10000 levels): its value, the top object's pairs, and the first
     number beyond float64 in the value of each of those pairs, by index."""
     stack: list[Any] = []  # the open arrays (lists) and objects
@@ -520,265 +432,3 @@ def _unquote(raw: bytes) -> str:
     return "".join(out)
 
 
-# ---------------------------------------------------------- Go's scanner
-
-class _SyntaxError(Exception):
-    pass
-
-
-_KEY, _VALUE, _ARRAY = range(3)  # what an open object or array waits for
-_SPACE = b" \t\r\n"
-_DIGITS = b"0123456789"
-_HEX = b"0123456789abcdefABCDEF"
-_PLAIN = re.compile(rb'[^"\\\x00-\x1f]*')
-
-
-def _quote_char(c: int) -> str:
-    """A byte as Go quotes it in a syntax error: ``'x'``, ``'\\''``, ``'\\x01'``, ``'ÿ'``."""
-    if c == 0x27:
-        return "'\\''"
-    if c == 0x22:
-        return "'\"'"
-    if c == 0x5C:
-        return "'\\\\'"
-    char = chr(c)  # Go quotes the byte as the rune of the same number
-    if c == 0x20 or unicodedata.category(char)[0] in "LMNPS":
-        return f"'{char}'"
-    named = {7: "a", 8: "b", 9: "t", 10: "n", 11: "v", 12: "f", 13: "r"}
-    if c in named:
-        return f"'\\{named[c]}'"
-    if c < 0x20 or c == 0x7F:
-        return f"'\\x{c:02x}'"
-    return f"'\\u{c:04x}'"
-
-
-class _Scanner:
-    """Go's JSON scanner, a state per method: each takes the next byte."""
-
-    def __init__(self) -> None:
-        self.step = self.begin_value
-        self.stack: list[int] = []
-        self.done = False
-        self.word = b""  # the literal true, false or null being read
-        self.at = 0  # how much of it was read
-        self.hex = 0  # hex digits still expected in a \\u escape
-
-    def error(self, c: int, context: str) -> None:
-        raise _SyntaxError(f"invalid character {_quote_char(c)} {context}")
-
-    def push(self, c: int, state: int) -> None:
-        self.stack.append(state)
-        if len(self.stack) > MAX_DEPTH:
-            self.error(c, "exceeded max depth")
-
-    def pop(self) -> None:
-        self.stack.pop()
-        self.step = self.end_value if self.stack else self.end_top
-        self.done = not self.stack
-
-    def begin_value_or_empty(self, c: int) -> None:
-        if c in _SPACE:
-            return
-        if c == 0x5D:  # ]
-            self.end_value(c)
-        else:
-            self.begin_value(c)
-
-    def begin_value(self, c: int) -> None:
-        if c in _SPACE:
-            return
-        if c == 0x7B:  # {
-            self.step = self.begin_key_or_empty
-            self.push(c, _KEY)
-        elif c == 0x5B:  # [
-            self.step = self.begin_value_or_empty
-            self.push(c, _ARRAY)
-        elif c == 0x22:
-            self.step = self.in_string
-        elif c == 0x2D:  # -
-            self.step = self.neg
-        elif c == 0x30:
-            self.step = self.zero
-        elif c in b"tfn":
-            self.word = {0x74: b"true", 0x66: b"false", 0x6E: b"null"}[c]
-            self.at = 1
-            self.step = self.literal
-        elif c in _DIGITS:
-            self.step = self.one
-        else:
-            self.error(c, "looking for beginning of value")
-
-    def begin_key_or_empty(self, c: int) -> None:
-        if c in _SPACE:
-            return
-        if c == 0x7D:  # }
-            self.stack[-1] = _VALUE
-            self.end_value(c)
-        else:
-            self.begin_key(c)
-
-    def begin_key(self, c: int) -> None:
-        if c in _SPACE:
-            return
-        if c != 0x22:
-            self.error(c, "looking for beginning of object key string")
-        self.step = self.in_string
-
-    def end_value(self, c: int) -> None:
-        if not self.stack:
-            self.step = self.end_top
-            self.done = True
-            self.end_top(c)
-            return
-        if c in _SPACE:
-            self.step = self.end_value
-            return
-        state = self.stack[-1]
-        if state == _KEY:
-            if c != 0x3A:  # :
-                self.error(c, "after object key")
-            self.stack[-1] = _VALUE
-            self.step = self.begin_value
-        elif state == _VALUE:
-            if c == 0x2C:  # ,
-                self.stack[-1] = _KEY
-                self.step = self.begin_key
-            elif c == 0x7D:
-                self.pop()
-            else:
-                self.error(c, "after object key:value pair")
-        elif c == 0x2C:
-            self.step = self.begin_value
-        elif c == 0x5D:
-            self.pop()
-        else:
-            self.error(c, "after array element")
-
-    def end_top(self, c: int) -> None:
-        if c not in _SPACE:
-            self.error(c, "after top-level value")
-
-    def in_string(self, c: int) -> None:
-        if c == 0x22:
-            self.step = self.end_value
-        elif c == 0x5C:  # backslash
-            self.step = self.in_escape
-        elif c < 0x20:
-            self.error(c, "in string literal")
-
-    def in_escape(self, c: int) -> None:
-        if c in b'bfnrt\\/"':
-            self.step = self.in_string
-        elif c == 0x75:  # u
-            self.hex = 4
-            self.step = self.in_hex
-        else:
-            self.error(c, "in string escape code")
-
-    def in_hex(self, c: int) -> None:
-        if c not in _HEX:
-            self.error(c, "in \\u hexadecimal character escape")
-        self.hex -= 1
-        if not self.hex:
-            self.step = self.in_string
-
-    def neg(self, c: int) -> None:
-        if c == 0x30:
-            self.step = self.zero
-        elif c in _DIGITS:
-            self.step = self.one
-        else:
-            self.error(c, "in numeric literal")
-
-    def one(self, c: int) -> None:
-        if c not in _DIGITS:
-            self.zero(c)
-
-    def zero(self, c: int) -> None:
-        if c == 0x2E:  # .
-            self.step = self.dot
-        elif c in b"eE":
-            self.step = self.exponent
-        else:
-            self.end_value(c)
-
-    def dot(self, c: int) -> None:
-        if c not in _DIGITS:
-            self.error(c, "after decimal point in numeric literal")
-        self.step = self.fraction
-
-    def fraction(self, c: int) -> None:
-        if c in b"eE":
-            self.step = self.exponent
-        elif c not in _DIGITS:
-            self.end_value(c)
-
-    def exponent(self, c: int) -> None:
-        if c in b"+-":
-            self.step = self.exponent_sign
-        else:
-            self.exponent_sign(c)
-
-    def exponent_sign(self, c: int) -> None:
-        if c not in _DIGITS:
-            self.error(c, "in exponent of numeric literal")
-        self.step = self.exponent_digits
-
-    def exponent_digits(self, c: int) -> None:
-        if c not in _DIGITS:
-            self.end_value(c)
-
-    def literal(self, c: int) -> None:
-        expected = self.word[self.at]
-        if c != expected:
-            self.error(c, f"in literal {self.word.decode()} (expecting {chr(expected)!r})")
-        self.at += 1
-        if self.at == len(self.word):
-            self.step = self.end_value
-
-
-def _check_valid(data: bytes) -> Optional[str]:
-    """Go's ``checkValid``: None for valid JSON, else its syntax error's text."""
-    scan = _Scanner()
-    try:
-        i, end = 0, len(data)
-        while i < end:
-            if scan.step == scan.in_string:
-                i = _PLAIN.match(data, i).end()  # type: ignore[union-attr]
-                if i == end:
-                    break
-            scan.step(data[i])
-            i += 1
-        if not scan.done:
-            scan.step(0x20)  # Go's eof: a space ends a number or a literal
-    except _SyntaxError as err:
-        return str(err)
-    return None if scan.done else "unexpected end of JSON input"
-
-
-# ---------------------------------------------------------------- fmt
-
-def sprint(value: Any, verb: str = "v", nested: bool = False) -> str:
-    """A value ``json.Unmarshal`` made, as ``fmt`` writes it with ``%v`` or ``%s``.
-
-    Args:
-        value: nil, a bool, a float64, a string, a slice or a map of them.
-        verb: ``"v"`` or ``"s"``; ``%s`` of a number or a bool is Go's
-            complaint, ``%!s(float64=5)``.
-        nested: the value is inside a slice, map or struct (where nil is
-            ``<nil>`` for every verb).
-    """
-    if value is None:
-        return "<nil>" if verb == "v" or nested else "%!s(<nil>)"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-        return text if verb == "v" else f"%!s(bool={text})"
-    if isinstance(value, (int, float)):  # a float64 (or a Python int that stands for one)
-        text = format_g(float(value))
-        return text if verb == "v" else f"%!s(float64={text})"
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{sprint(value[k], verb, True)}"
-                                 for k in sorted(value)) + "]"
-    return "[" + " ".join(sprint(v, verb, True) for v in value) + "]"

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple, Optional
 from ..declare.hints import describe_value
 from ..errors import ProtocolError
 from ..protocol.wire import Control, FuncMeta, Meta
-from . import gojson
+from . import gojson, gojson_fmt
 from .gojson import Struct, go_json
 from .gojson import struct_json as _struct
 
@@ -66,7 +66,7 @@ def encode_command(name: str, control: Control) -> bytes:
         control: the command's argument, sent as a JSON string in ``arg``.
 
     Raises:
-        gojson.MarshalError: the config holds a value Go's encoder refuses (NaN,
+        gojson_fmt.MarshalError: the config holds a value Go's encoder refuses (NaN,
             an infinity); eKuiper's start or stop then fails before sending.
     """
     return _struct(("cmd", name), ("arg", encode_control(control).decode()))
@@ -92,7 +92,7 @@ def encode_function_call(func: str, args: Optional[list]) -> bytes:
         args: the arguments; none (or an empty list) is sent as ``null``.
 
     Raises:
-        gojson.MarshalError: an argument Go's encoder refuses (NaN, an
+        gojson_fmt.MarshalError: an argument Go's encoder refuses (NaN, an
             infinity); eKuiper's call then fails before sending.
     """
     return _struct(("func", func), ("arg", args if args else None))
@@ -348,7 +348,7 @@ def encode_payload(data: Any) -> bytes:
         data: bytes, sent as they are, or a value to encode as Go does.
 
     Raises:
-        gojson.MarshalError: a value Go's encoder refuses (NaN, an infinity).
+        gojson_fmt.MarshalError: a value Go's encoder refuses (NaN, an infinity).
     """
     if isinstance(data, (bytes, bytearray)):
         return bytes(data)
@@ -537,7 +537,7 @@ class Reply(NamedTuple):
         if self.state:
             return Exec(True, self.result)
         return Exec(False, error=None if self.result is None else
-                    gojson.sprint(self.result, "s"))
+                    gojson_fmt.sprint(self.result, "s"))
 
     @property
     def validate(self) -> Optional[str]:
@@ -560,8 +560,8 @@ class Reply(NamedTuple):
 
     def _shown(self) -> str:
         """The ``FuncReply`` as ``%+v`` writes it."""
-        return f"&{{State:{gojson.sprint(self.state)} " \
-               f"Result:{gojson.sprint(self.result, nested=True)}}}"
+        return f"&{{State:{gojson_fmt.sprint(self.state)} " \
+               f"Result:{gojson_fmt.sprint(self.result, nested=True)}}}"
 
 
 def decode_reply(raw: bytes, *, python_ints: bool = False) -> Reply:

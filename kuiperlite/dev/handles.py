@@ -26,7 +26,7 @@ from ..protocol import wire
 from ..protocol.channels import TICK
 from ..protocol.transport import Timeout, dial, ms, puller
 from ..protocol.wire import START, STOP, Control, FuncMeta, Meta
-from . import gojson, gowire
+from . import gojson_fmt, gowire
 from .ends import Channel, Responder, checked_address, listening, nudge
 from .sinkrule import Message, SinkRule
 from .sql import SqlError
@@ -363,7 +363,7 @@ class SinkHandle:
         """
         try:
             encoded = gowire.encode_payload(payload)
-        except gojson.MarshalError as err:
+        except gojson_fmt.MarshalError as err:
             raise ValueError(f"The payload for {self.what} cannot be sent: Go's encoder "
                              f"refuses it ({err}), and eKuiper drops such a message.") from None
         with self._in_flight:
@@ -497,7 +497,7 @@ class FunctionHandle:
         host = self.host
         try:
             payload = gowire.encode_function_call(func, args)
-        except gojson.MarshalError as err:
+        except gojson_fmt.MarshalError as err:
             raise ValueError(f"The {func} call of function {self.symbol!r} cannot be sent: "
                              f"Go's encoder refuses its arguments ({err}), and eKuiper fails "
                              "the call the same way.") from None

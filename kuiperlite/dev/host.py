@@ -31,7 +31,7 @@ from ..declare.kinds import SINK, SOURCE
 from ..errors import HostError
 from ..protocol import wire
 from ..protocol.wire import START, Control, Meta
-from . import gojson, gowire
+from . import gojson_fmt, gowire
 from .ends import Channel, Responder, checked_address
 from .handles import FunctionChannel, FunctionHandle, SinkHandle, SourceHandle, what
 
@@ -385,7 +385,7 @@ class Host:
         key = control.meta or Meta("", "", 0)
         try:
             payload = gowire.encode_command(name, control)
-        except gojson.MarshalError as err:
+        except gojson_fmt.MarshalError as err:
             raise ValueError(f"The {name} command of {what(control)} cannot be sent: Go's "
                              f"encoder refuses its config ({err}), and eKuiper fails the "
                              f"{name} the same way.") from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Optional
 
-from . import gojson, gowire
+from . import gojson_fmt, gowire
 from .gowire import Node
 from .sql_tokens import (
     CONDITIONS,
@@ -173,7 +173,7 @@ def text(node: Any) -> str:
     if kind == "TimeLiteral":
         return TEXT.get(node["Val"], "")
     if kind == "NumberLiteral":
-        return gojson.format_g(float(node["Val"]))
+        return gojson_fmt.format_g(float(node["Val"]))
     if kind in ("IntegerLiteral", "StringLiteral"):
         return str(node["Val"])
     if kind == "Wildcard":

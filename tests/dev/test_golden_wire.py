@@ -14,7 +14,7 @@ import pynng
 import pytest
 
 from kuiperlite.declare.kinds import FUNCTION, SINK
-from kuiperlite.dev import gojson, gowire
+from kuiperlite.dev import gojson, gojson_fmt, gowire
 from kuiperlite.dev.ends import Responder
 from kuiperlite.dev.host import PORTABLE_CONFIG, launch_argv, source_control, stream_options
 from kuiperlite.protocol import wire
@@ -37,7 +37,7 @@ SOURCE_OP = "demo"
 def typed(value):
     """A value in the corpus's typed form: a float64 as {"$f64": its %v text}."""
     if isinstance(value, float):
-        return {"$f64": gojson.format_g(value)}
+        return {"$f64": gojson_fmt.format_g(value)}
     if isinstance(value, dict):
         return {k: typed(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -55,7 +55,7 @@ def go_value(value):
         if kind == "$f64":
             return float(text)
         if kind == "$f32":
-            return gojson.Float32(float(text))
+            return gojson_fmt.Float32(float(text))
         if kind == "$bytes_b64":
             return base64.b64decode(text)
         if kind == "$str_b64":
@@ -133,7 +133,7 @@ def test_a_command_is_the_bytes_ekuiper_sends(case):
         assert go["argv1"] == PORTABLE_CONFIG
     elif given["kind"] == "func_request":
         if go["requests"] is None:
-            with pytest.raises(gojson.MarshalError) as info:
+            with pytest.raises(gojson_fmt.MarshalError) as info:
                 _request(given)
             assert str(info.value) == go["exec_error"]
         else:
@@ -151,7 +151,7 @@ def test_a_command_is_the_bytes_ekuiper_sends(case):
                 expected = golden_corpus.raw(message, "bytes")
                 assert gowire.encode_command(message["cmd"], control) == expected
             else:
-                with pytest.raises(gojson.MarshalError) as info:
+                with pytest.raises(gojson_fmt.MarshalError) as info:
                     gowire.encode_command(message["cmd"], control)
                 assert str(info.value) == message["err"]
 

@@ -5,7 +5,7 @@ import math
 import orjson
 import pytest
 
-from kuiperlite.dev import gojson, gowire
+from kuiperlite.dev import gojson, gojson_fmt, gowire
 from kuiperlite.dev.host import Host
 from kuiperlite.protocol import wire
 from kuiperlite.protocol.wire import Control, FuncMeta, Meta
@@ -73,7 +73,7 @@ def test_go_json_refuses_what_go_cannot_encode_with_a_sentence():
             ({1, 2}, "The value cannot be encoded as JSON"),
             ([float("-inf")], "json: unsupported value: -Inf"),
             (_nested(255), "The value nests too deep for the host to encode")]:
-        with pytest.raises(gojson.MarshalError, match=message):
+        with pytest.raises(gojson_fmt.MarshalError, match=message):
             gojson.go_json(value)
     assert gojson.go_json(_nested(254)) == b"[" * 254 + b"]" * 254
 

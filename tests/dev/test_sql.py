@@ -7,7 +7,7 @@ tests/dev/test_golden_validate.py holds the parser to eKuiper's own answers.
 
 import pytest
 
-from kuiperlite.dev import gojson, gowire, sql, sql_nodes, sql_tokens
+from kuiperlite.dev import gojson_fmt, gowire, sql, sql_nodes, sql_tokens
 from kuiperlite.serve import adapters
 
 import golden_corpus
@@ -243,10 +243,10 @@ def test_the_first_generation_shapes():
 
 def test_text_is_gos():
     values = (5.0, 1.5, 1e6, 123456.0, 0.0001, 0.00001, -0.0, 1.5e300, 9007199254740993)
-    assert [gojson.format_g(float(v)) for v in values] == [
+    assert [gojson_fmt.format_g(float(v)) for v in values] == [
         "5", "1.5", "1e+06", "123456", "0.0001", "1e-05", "-0", "1.5e+300",
         "9.007199254740992e+15"]
-    assert gojson.sprint({"b": [1, None, "x"], "a": {"c": True}}) == \
+    assert gojson_fmt.sprint({"b": [1, None, "x"], "a": {"c": True}}) == \
         "map[a:map[c:true] b:[1 <nil> x]]"
     assert sql_tokens.go_string(b"a\xff\xe2\x82b") == "a\ufffd\ufffd\ufffdb"
     assert sql_nodes.text(sql.parse("SELECT f(a[1], x IN (1, 2)) FROM demo", {
