@@ -57,11 +57,13 @@ from .sql_tokens import (
     SOURCE_TOKENS,
     WHERE,
     WINDOW_FUNC,
-    SqlError,
     go_quote,
 )
+from .sql_tokens import SqlError as SqlError  # parse() raises it: part of this module's face
 
 ACCEPT = b'{"state":true,"result":""}'
+
+
 class Request(NamedTuple):
     """One request eKuiper sends a portable function while it parses a statement.
 
