@@ -8,14 +8,9 @@ across calls, and what the host refuses.
 import pytest
 
 from kuiperlite.dev.gotemplate_values import Unsupported
-from kuiperlite.dev.sinkrule import (
-    GoJSONError,
-    RuleError,
-    SinkRule,
-    as_go,
-    find_templates,
-    go_unmarshal,
-)
+from kuiperlite.dev.sinkrule import RuleError, SinkRule
+from kuiperlite.dev.sinkrule_conf import find_templates
+from kuiperlite.dev.sinkrule_values import GoJSONError, as_go, go_unmarshal
 
 
 def sent(rule, *outputs):
