@@ -12,7 +12,7 @@ import email.policy
 from collections.abc import Iterator
 from typing import Callable
 
-from .session import BadRequest
+from .session_requests import BadRequest
 
 MAX_PART_HEAD = 16 << 10  # bytes of one form part's headers
 CHUNK = 1 << 16  # bytes read from the socket at a time

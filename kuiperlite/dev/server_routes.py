@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from ..errors import KuiperliteError
-from .session import BadRequest, Conflict, NotFound, PluginFailed, ServeError
+from .session_requests import BadRequest, Conflict, NotFound, PluginFailed, ServeError
 
 # eKuiper's error codes (pkg/errorx): NOT_FOUND, and Undefined_Err for the rest.
 EKUIPER_NOT_FOUND, EKUIPER_ERROR = 1002, 1000

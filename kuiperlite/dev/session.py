@@ -7,6 +7,10 @@ running sinks and functions mock data where it was asked for (``--mock``,
 nothing unasked, as a sink may write to a real system), keeps every event
 for the REST API, prints a live log, and with ``--reload`` restarts the
 plugin when its files change.
+
+Its parts: :mod:`~kuiperlite.dev.session_requests` (the errors, the mock
+data, a running instance, a body read), :mod:`~kuiperlite.dev.session_feeds`
+(what passes between serve and a running symbol).
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import attrs
 import orjson
 
 from ..bundle.package import local_modules
@@ -32,135 +35,22 @@ from ..declare.kinds import BY_WIRE, FUNCTION, SINK, SOURCE, Kind
 from ..declare.state import Scope, Store
 from ..errors import HostError, KuiperliteError, ProtocolError, StateError
 from ..protocol import wire
-from ..protocol.wire import Control, FuncMeta, Meta
+from ..protocol.wire import Control
 from ..serve.stores import open_store, sqlite_path
 from . import gowire, proc
-from .handles import FunctionHandle, SinkHandle, SourceHandle, SourceStatus
+from .handles import FunctionHandle, SourceHandle, SourceStatus
 from .host import Host, launch_argv
-from .sinkrule import Message
+from .session_feeds import call, read_source, send
+from .session_requests import BadRequest as BadRequest
+from .session_requests import Conflict as Conflict
+from .session_requests import LoadFailed as LoadFailed
+from .session_requests import Mock as Mock
+from .session_requests import NotFound as NotFound
+from .session_requests import PluginFailed as PluginFailed
+from .session_requests import Running, parse_control, parse_meta
+from .session_requests import ServeError as ServeError
 
-# What eKuiper's plugin test server feeds sinks and functions; serve, when a start asks.
-MOCK_SINK_DATA: list[Any] = [{"name": "hello", "count": 5}, {"name": "world", "count": 10}]
-MOCK_FUNCTION_ARGS: list[list[Any]] = [["twelve"], ["eleven"]]
 DESCRIBE_TIMEOUT = 60.0  # seconds the plugin file may take to import
-INT64 = 1 << 63  # eKuiper's instanceId is a Go int
-
-class ServeError(Exception):
-    """A request serve cannot honour; the message is one sentence for the caller.
-
-    The session raises the subclasses below, which say what went wrong;
-    only the HTTP layer (:mod:`kuiperlite.dev.server`) turns them into status
-    codes.
-    """
-
-
-class BadRequest(ServeError):
-    """The request is not what serve takes: a field of the wrong type, a name
-    that cannot be part of a socket file name, arguments the function refuses."""
-
-
-class NotFound(ServeError):
-    """No such symbol, or no such instance running."""
-
-
-class Conflict(ServeError):
-    """The instance runs already, or another one uses its data channel."""
-
-
-class PluginFailed(ServeError):
-    """The plugin said no, failed or died, or a socket it needs is taken."""
-
-
-class LoadFailed(PluginFailed):
-    """The plugin file does not load, or not in time."""
-
-
-@attrs.define
-class Mock:
-    """Mock data for running sinks and functions, per symbol or for all; none by default."""
-
-    sink: Any = attrs.field(factory=list)
-    function: Any = attrs.field(factory=list)
-    interval: float = 1.0
-
-    def for_symbol(self, kind: Kind, symbol: str) -> list[Any]:
-        data = self.sink if kind is SINK else self.function
-        return list(data.get(symbol, []) if isinstance(data, dict) else data)
-
-    def for_start(self, kind: Kind, symbol: str, asked: Any) -> list[Any]:
-        """What an instance a start request starts is fed: the start's ``mock`` when it
-        is a list, eKuiper's test server's data when it is true and serve was given
-        none for the symbol, nothing when it is false, else what serve was given.
-
-        Raises:
-            BadRequest: ``mock`` is none of these, or the start is a source's.
-        """
-        if asked is None:
-            return [] if kind is SOURCE else self.for_symbol(kind, symbol)
-        if kind is SOURCE:
-            raise BadRequest("mock feeds sinks and functions; a source makes its own records.")
-        what = "payloads" if kind is SINK else "argument lists"
-        if asked is True:
-            return self.for_symbol(kind, symbol) or list(
-                MOCK_SINK_DATA if kind is SINK else MOCK_FUNCTION_ARGS)
-        if asked is False:
-            return []
-        if isinstance(asked, list) and (kind is SINK or all(isinstance(a, list) for a in asked)):
-            return asked
-        if isinstance(asked, list):
-            wrong = next(a for a in asked if not isinstance(a, list))
-            raise BadRequest(f"mock must be true, false or a list of {what}, got a list "
-                             f"holding {describe_value(wrong)}.")
-        raise BadRequest(f"mock must be true, false or a list of {what}, "
-                         f"got {describe_value(asked)}.")
-
-
-@attrs.define(eq=False)
-class Running:
-    """A symbol instance serve started, with the thread that reads or feeds it.
-
-    A function's control carries the meta of the rule serve calls it for.
-    """
-
-    control: Control
-    handle: Any = None
-    stopping: threading.Event = attrs.field(factory=threading.Event)
-    thread: Optional[threading.Thread] = None
-    # A send and its ack, or a call and its result, are one exchange.
-    lock: threading.Lock = attrs.field(factory=threading.Lock)
-
-    @property
-    def kind(self) -> Kind:
-        return self.control.kind
-
-    @property
-    def symbol(self) -> str:
-        return self.control.symbol_name
-
-    @property
-    def ids(self) -> Meta:
-        assert self.control.meta is not None
-        return self.control.meta
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        """The meta as the REST API shows it."""
-        ids = self.ids
-        return {"ruleId": ids.rule_id, "opId": ids.op_id, "instanceId": ids.instance_id}
-
-    @property
-    def key(self) -> tuple[Any, ...]:
-        return (self.kind.wire, self.symbol, *self.ids)
-
-    @property
-    def tag(self) -> str:
-        """The prefix of its lines on the terminal: ``[source counter rule1]``."""
-        return f"[{self.kind.word} {self.symbol} {self.ids.rule_id}]"
-
-    @property
-    def rule(self) -> str:
-        """``rule1/op1/1``: the instance, as messages name it."""
-        return "/".join(str(part) for part in self.ids)
 
 
 def describe(path: Path, python: str = sys.executable,
@@ -345,7 +235,7 @@ class Session:
 
     def start(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /symbol/start``: start an instance and its reader or feeder."""
-        control = _control(body)
+        control = parse_control(body)
         kind, symbol, meta = control.kind, control.symbol_name, control.meta
         assert meta is not None
         self._known(kind, symbol)
@@ -399,7 +289,7 @@ class Session:
 
     def stop(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /symbol/stop``: stop an instance serve started."""
-        wanted = Running(_control(body))
+        wanted = Running(parse_control(body))
         with self.lock:
             running = self.running.get(wanted.key)
             if running is None:
@@ -440,7 +330,7 @@ class Session:
     def send(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /symbol/send``: feed one rule output (``data``: a row, or a list
         of rows) to a running sink as eKuiper does; its ack and messages."""
-        wanted = Running(_control(dict(body, pluginType=SINK.wire)))
+        wanted = Running(parse_control(dict(body, pluginType=SINK.wire)))
         if "data" not in body:
             raise BadRequest("send needs 'data', the payload to push into the sink.")
         running = self.running.get(wanted.key)
@@ -461,7 +351,7 @@ class Session:
         if not isinstance(symbol, str) or not isinstance(args, list):
             raise BadRequest("call needs 'symbolName' (a string) and 'args' (a list).")
         self._known(FUNCTION, symbol)
-        running = Running(Control(symbol, FUNCTION.wire, _meta(body.get("meta"))))
+        running = Running(Control(symbol, FUNCTION.wire, parse_meta(body.get("meta"))))
         try:
             handle = self._function(symbol)
             error = handle.validate(*gowire.arguments(args, aggregate=handle.is_aggregate()))
@@ -490,32 +380,7 @@ class Session:
         self.print(line)
 
     def _read_source(self, running: Running) -> None:
-        handle: SourceHandle = running.handle
-        failed = False
-        while not running.stopping.is_set():
-            try:
-                message, meta = handle.recv(timeout=0.5)
-            except KuiperliteError:
-                message = None
-            # What the source reported comes before its next row, or with none.
-            while handle.errors:
-                error = handle.errors.pop(0)
-                failure = wire.read_source_failure(error)
-                # A failure is shown as the status it leaves: retrying or failed.
-                word = "error" if failure is None else SourceStatus.after(failure).state
-                failed = failed or failure is not None
-                self._record(running, "error", error, f"{word}: {error}")
-            while handle.mistakes:
-                text = handle.mistakes.pop(0)
-                self._record(running, "error", text,
-                             f'sent {{"error": {_json(text)}}}, which eKuiper takes for an empty '
-                             "row: the text is lost there")
-            if message is not None:
-                if failed:
-                    failed = False
-                    self.print(f"{running.tag} running again")
-                data = {"message": message, "meta": meta} if meta else message
-                self._record(running, "record", data, f"record {_json(data)}")
+        read_source(running, self._record, self.print)
 
     def _mock(self, running: Running, items: list[Any], action: Callable[[Any], Any]) -> None:
         """Every mock interval, hand the next of ``items`` (payloads or argument lists)
@@ -529,47 +394,10 @@ class Session:
                 continue  # recorded and shown already; the next one may work
 
     def _send(self, running: Running, output: Any) -> dict[str, Any]:
-        """Feed one rule output to a running sink as eKuiper does (its sink
-        pipeline, :meth:`SinkHandle.emit <kuiperlite.dev.handles.SinkHandle.emit>`);
-        what became of it.
-
-        Returns:
-            ``ack``: with requireAck, ``"ok"`` or the first error ack of the
-            messages sent (None without requireAck, or when none was sent);
-            ``messages``: each message eKuiper makes of the output;
-            ``pending``: rows waiting for the batch to fill.
-        """
-        handle: SinkHandle = running.handle
-        try:
-            with running.lock:
-                messages = handle.emit([output])
-        except (ValueError, KuiperliteError) as err:
-            self._record(running, "error", str(err), f"could not send: {err}")
-            if isinstance(err, ValueError):
-                raise BadRequest(str(err)) from None
-            raise PluginFailed(str(err)) from None
-        acks = [m.ack for m in messages if m.sent]
-        ack = None if not handle.require_ack or not acks else \
-            next((a for a in acks if a is not None), "ok")
-        shown = [_message_json(m, handle.require_ack) for m in messages]
-        pending = handle.rule.pending
-        result = {"ack": ack, "messages": shown, "pending": pending}
-        self._record(running, "ack", {"payload": output, **result},
-                     "; ".join(_message_line(m, handle.require_ack) for m in messages)
-                     or f"took {_json(output)}: nothing to send"
-                     + (f" ({pending} row(s) wait for the batch)" if pending else ""))
-        return result
+        return send(running, output, self._record)
 
     def _call(self, running: Running, handle: FunctionHandle, args: list[Any]) -> Any:
-        shown = f"{running.symbol}({', '.join(_json(a) for a in args)})"
-        try:
-            result = handle.call(*args, meta=FuncMeta(*running.ids, 0))
-        except KuiperliteError as err:
-            self._record(running, "error", str(err), f"{shown} failed: {err}")
-            raise PluginFailed(str(err)) from None
-        self._record(running, "result", {"args": args, "result": result},
-                     f"{shown} -> {_json(result)}")
-        return result
+        return call(running, handle, args, self._record)
 
     # --------------------------------------------------------------- views
 
@@ -616,50 +444,6 @@ def _matches(event: dict[str, Any], query: dict[str, str]) -> bool:
     return True
 
 
-def _meta(raw: Any, kind: Kind = SOURCE) -> Meta:
-    """The body's meta, with serve's defaults for what it leaves out.
-
-    Its fields' types are serve's own checks (serve's messages name the body's
-    fields); whether the names can be part of a socket file name is wire's.
-    """
-    # A source and a sink of one meta would share a data address, so a sink
-    # started without meta takes another op than a source started without.
-    meta: dict[str, Any] = {"ruleId": "rule1", "opId": "op2" if kind is SINK else "op1",
-                            "instanceId": 1}
-    if raw is None:
-        return Meta(meta["ruleId"], meta["opId"], meta["instanceId"])
-    if not isinstance(raw, dict):
-        raise BadRequest("meta must be an object with ruleId, opId and instanceId, "
-                         f"got {describe_value(raw)}.")
-    meta.update({k: raw[k] for k in meta if k in raw})
-    for key in ("ruleId", "opId"):
-        if not isinstance(meta[key], str) or not meta[key]:
-            raise BadRequest(f"meta.{key} must be a non-empty string, "
-                             f"got {describe_value(meta[key])}.")
-        try:
-            wire.check_ipc_name(meta[key], key)
-        except ProtocolError as err:
-            raise BadRequest(str(err)) from None
-    instance = meta["instanceId"]
-    if not isinstance(instance, int) or isinstance(instance, bool) \
-            or not -INT64 <= instance < INT64:
-        raise BadRequest("meta.instanceId must be a 64-bit integer, "
-                         f"got {describe_value(instance)}.")
-    return Meta(meta["ruleId"], meta["opId"], instance)
-
-
-def _control(body: dict[str, Any]) -> Control:
-    """The symbol, its kind and its meta, as a start or stop body names them."""
-    kind, symbol = body.get("pluginType"), body.get("symbolName")
-    if not isinstance(symbol, str) or not symbol:
-        raise BadRequest(f"The body needs 'symbolName', a non-empty string, "
-                         f"got {describe_value(symbol)}.")
-    known = BY_WIRE.get(kind) if isinstance(kind, str) else None
-    if known is None:
-        raise BadRequest(f"pluginType must be source, sink or func, got {describe_value(kind)}.")
-    return Control(symbol, known.wire, _meta(body.get("meta"), known))
-
-
 def _as_json(running: Running) -> dict[str, Any]:
     return {"pluginType": running.kind.wire, "symbolName": running.symbol, "meta": running.meta}
 
@@ -677,31 +461,3 @@ def _status(running: Running) -> dict[str, Any]:
         shown["startsAgainIn"] = round(max(0.0, status.again_at - time.time()), 3)
     return shown
 
-
-def _message_json(message: Message, require_ack: bool) -> dict[str, Any]:
-    """A message eKuiper made of a rule output, as serve reports it."""
-    if message.dropped:
-        return {"dropped": message.error, "op": message.op}
-    assert message.data is not None
-    ack = ("ok" if message.ack is None else message.ack) if require_ack and message.sent \
-        else None
-    return {"data": message.data.decode("utf-8", "replace"), "sent": message.sent, "ack": ack}
-
-
-def _message_line(message: Message, require_ack: bool) -> str:
-    if message.dropped:
-        return f"eKuiper drops a message: {message.logged}"
-    assert message.data is not None
-    data = message.data.decode("utf-8", "replace")
-    if not message.sent:
-        return f"did not send {data}: the sink stopped"
-    if not require_ack:
-        return f"sent {data} (no ack: requireAck is off)"
-    return f"sent {data} -> ack {'ok' if message.ack is None else message.ack}"
-
-
-def _json(value: Any) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return repr(value)
