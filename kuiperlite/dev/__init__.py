@@ -12,12 +12,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .handles import FunctionHandle, SinkHandle, SourceHandle
+    from .handles import FunctionHandle
+    from .handles_sink import SinkHandle
+    from .handles_source import SourceHandle
     from .host import Host
 
 __all__ = ["FunctionHandle", "Host", "SinkHandle", "SourceHandle"]
 
-_HOMES = {"Host": ".host", "SourceHandle": ".handles", "SinkHandle": ".handles",
+_HOMES = {"Host": ".host", "SourceHandle": ".handles_source", "SinkHandle": ".handles_sink",
           "FunctionHandle": ".handles"}
 
 

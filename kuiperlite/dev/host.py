@@ -33,7 +33,9 @@ from ..protocol import wire
 from ..protocol.wire import START, Control, Meta
 from . import gojson_fmt, gowire
 from .ends import Channel, Responder, checked_address
-from .handles import FunctionChannel, FunctionHandle, SinkHandle, SourceHandle, what
+from .handles import FunctionChannel, FunctionHandle, what
+from .handles_sink import SinkHandle
+from .handles_source import SourceHandle
 
 PORTABLE_CONFIG = '{"sendTimeout":1000}'
 

@@ -38,7 +38,8 @@ from ..protocol import wire
 from ..protocol.wire import Control
 from ..serve.stores import open_store, sqlite_path
 from . import gowire, proc
-from .handles import FunctionHandle, SourceHandle, SourceStatus
+from .handles import FunctionHandle
+from .handles_source import SourceHandle, SourceStatus
 from .host import Host, launch_argv
 from .session_feeds import call, read_source, send
 from .session_requests import BadRequest as BadRequest
@@ -450,7 +451,7 @@ def _as_json(running: Running) -> dict[str, Any]:
 
 def _status(running: Running) -> dict[str, Any]:
     """How an instance is doing, for ``GET /symbols``: a source's status as its
-    messages say (:class:`~kuiperlite.dev.handles.SourceStatus`), else running."""
+    messages say (:class:`~kuiperlite.dev.handles_source.SourceStatus`), else running."""
     status = running.handle.status if isinstance(running.handle, SourceHandle) \
         else SourceStatus()
     shown: dict[str, Any] = {"status": status.state}

@@ -14,7 +14,9 @@ import orjson
 from ..errors import KuiperliteError
 from ..protocol import wire
 from ..protocol.wire import FuncMeta
-from .handles import FunctionHandle, SinkHandle, SourceHandle, SourceStatus
+from .handles import FunctionHandle
+from .handles_sink import SinkHandle
+from .handles_source import SourceHandle, SourceStatus
 from .session_requests import BadRequest, PluginFailed, Running
 from .sinkrule import Message
 
@@ -53,7 +55,7 @@ def read_source(running: Running, record: Record, say: Callable[[str], None]) ->
 
 def send(running: Running, output: Any, record: Record) -> dict[str, Any]:
     """Feed one rule output to a running sink as eKuiper does (its sink
-    pipeline, :meth:`SinkHandle.emit <kuiperlite.dev.handles.SinkHandle.emit>`);
+    pipeline, :meth:`SinkHandle.emit <kuiperlite.dev.handles_sink.SinkHandle.emit>`);
     what became of it.
 
     Returns:
