@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, Optional
 
 from . import gowire
-from .gowire import Node
+from .gowire_ast import Node
 from .sql_expr import ExprParser
 from .sql_lex import Requester
 from .sql_nodes import calls, is_kind, text, walk, windows_first

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Optional
 
 from . import gowire
-from .gowire import Node
+from .gowire_ast import Node
 from .sql_lex import TokenParser
 from .sql_nodes import (
     check_dedup_trigger,

@@ -7,7 +7,8 @@ import math
 from typing import Optional
 
 from . import gowire
-from .gowire import Node, Struct
+from .gojson import Struct
+from .gowire_ast import Node
 from .sql_calls import CallParser
 from .sql_nodes import (
     field_name,

@@ -7,7 +7,7 @@ import re
 from typing import Any, Callable, Optional
 
 from . import gojson_fmt, gowire
-from .gowire import Node
+from .gowire_ast import Node
 from .sql_tokens import (
     CONDITIONS,
     COUNT,
