@@ -14,7 +14,8 @@ import pytest
 
 from kuiperlite.bundle import package
 from kuiperlite.declare.plugin import load
-from kuiperlite.dev.deploy import MAX_ANSWER, DeployFailed, EKuiper
+from kuiperlite.dev.deploy import DeployFailed
+from kuiperlite.dev.deploy_client import MAX_ANSWER, EKuiper
 
 V1 = '''
 from collections.abc import Iterator
