@@ -52,7 +52,7 @@ _INT_RANGE = (-(1 << 63), (1 << 64) - 1)  # int64 to uint64
 
 
 
-class Struct(dict):
+class Struct(dict[str, Any]):
     """A Go struct: encoded with its fields in the order given, where a map's keys are sorted."""
 
 
@@ -123,7 +123,7 @@ def _string(text: str) -> bytes:
         .join((b'"', b'"'))
 
 
-def _object(value: dict) -> bytes:
+def _object(value: dict[Any, Any]) -> bytes:
     keys = sorted(value, key=lambda k: str(k).encode("utf-8", "surrogatepass"))
     return b"{" + b",".join(_string(str(k)) + b":" + go_json(value[k]) for k in keys) + b"}"
 

@@ -283,7 +283,8 @@ def _base64(v: V) -> str:
 
 
 def _prop(key: V) -> str:
-    return key.value  # eKuiper's props store is empty in the host: prop gives the key
+    name: str = key.value  # eKuiper's props store is empty in the host: prop gives the key
+    return name
 
 
 def _index(item: V, *indexes: V) -> V:

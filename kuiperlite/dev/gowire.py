@@ -140,7 +140,7 @@ def encode_func_meta(meta: FuncMeta) -> str:
     ).decode()
 
 
-def encode_function_call(func: str, args: Optional[list]) -> bytes:
+def encode_function_call(func: str, args: Optional[list[Any]]) -> bytes:
     """A Validate, Exec or IsAggregate request as eKuiper sends it.
 
     Args:

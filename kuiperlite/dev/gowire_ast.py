@@ -98,7 +98,7 @@ def json_field(name: str) -> Node:
     return Node("JsonFieldRef", Name=name)
 
 
-def wildcard(replace: Optional[list] = None, except_: Optional[list] = None) -> Node:
+def wildcard(replace: Optional[list[Any]] = None, except_: Optional[list[Any]] = None) -> Node:
     """``*`` (``ast.Wildcard``), with the fields of ``REPLACE (...)`` and the names of
     ``EXCEPT (...)``."""
     return Node("Wildcard", Token=ASTERISK, Replace=replace, Except=except_)
@@ -110,8 +110,8 @@ def select_field(expr: Struct, name: str = "", alias: str = "", invisible: bool 
 
 
 def call(name: str, *args: Struct, func_id: int = 0, aggregate: bool = False,
-         func_type: Optional[int] = None, partition: Optional[list] = None,
-         when: Optional[Struct] = None, sort_fields: Optional[list] = None,
+         func_type: Optional[int] = None, partition: Optional[list[Any]] = None,
+         when: Optional[Struct] = None, sort_fields: Optional[list[Any]] = None,
          ekuiper: int = 2) -> Node:
     """A function call as Validate receives it (``ast.Call``).
 
@@ -180,7 +180,7 @@ def colon(start: Struct, end: Struct) -> Node:
     return Node("ColonExpr", Start=start, End=end)
 
 
-def value_set(items: Optional[list], array: Optional[Struct] = None) -> Node:
+def value_set(items: Optional[list[Any]], array: Optional[Struct] = None) -> Node:
     """The ``(1, 2)`` of ``x IN (1, 2)`` (``ast.ValueSetExpr``)."""
     return Node("ValueSetExpr", LiteralExprs=items, ArrayExpr=array)
 
@@ -216,7 +216,7 @@ def like_regexp(text: str) -> str:
     return "".join(out).replace("\\", "\\\\")
 
 
-def case(value: Optional[Struct], whens: Optional[list], otherwise: Optional[Struct]) -> Node:
+def case(value: Optional[Struct], whens: Optional[list[Any]], otherwise: Optional[Struct]) -> Node:
     """``CASE [value] WHEN ... THEN ... [ELSE ...] END`` (``ast.CaseExpr``); each
     WHEN is :func:`when`."""
     return Node("CaseExpr", Value=value, WhenClauses=whens, ElseClause=otherwise)
@@ -242,7 +242,7 @@ def window(window_type: int, **fields: Any) -> Node:
     return node
 
 
-def arguments(values: list, *, aggregate: bool = False) -> list[Struct]:
+def arguments(values: list[Any], *, aggregate: bool = False) -> list[Struct]:
     """What Validate receives for a rule that passes these values to a function.
 
     Each string, number or boolean is its literal; anything else is a column

@@ -34,8 +34,8 @@ class SourceMessage(NamedTuple):
             takes for an empty row (the text is lost there).
     """
 
-    message: Optional[dict]
-    meta: Optional[dict]
+    message: Optional[dict[str, Any]]
+    meta: Optional[dict[str, Any]]
     stray_error: Optional[str] = None
 
 

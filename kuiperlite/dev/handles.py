@@ -120,7 +120,7 @@ class FunctionHandle:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def request(self, func: str, args: Optional[list]) -> gowire.Reply:
+    def request(self, func: str, args: Optional[list[Any]]) -> gowire.Reply:
         """Send one raw request; returns the reply, as eKuiper reads it.
 
         Raises:
@@ -129,7 +129,7 @@ class FunctionHandle:
         """
         return gowire.decode_reply(self.request_raw(func, args), python_ints=True)
 
-    def request_raw(self, func: str, args: Optional[list]) -> bytes:
+    def request_raw(self, func: str, args: Optional[list[Any]]) -> bytes:
         """Send one request as eKuiper encodes it; returns the reply's bytes.
 
         Raises:

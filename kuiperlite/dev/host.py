@@ -74,7 +74,7 @@ def stream_options(ekuiper: int, datasource: str, **options: Any) -> dict[str, A
 
 
 def source_control(symbol: str, meta: Meta, datasource: str = "",
-                   config: Optional[dict] = None, *, ekuiper: int = 2,
+                   config: Optional[dict[str, Any]] = None, *, ekuiper: int = 2,
                    **options: Any) -> Control:
     """The Control eKuiper sends to start a source: the properties of its yaml
     conf key, then the stream options (:func:`stream_options`) over them.
@@ -414,7 +414,7 @@ class Host:
         return self.control.request(payload, self.timeout)
 
     def source_control(self, symbol: str, meta: Meta, datasource: str = "",
-                       config: Optional[dict] = None, **options: Any) -> Control:
+                       config: Optional[dict[str, Any]] = None, **options: Any) -> Control:
         """The Control this host's eKuiper generation sends to start a source.
 
         Args:
@@ -425,7 +425,8 @@ class Host:
                               **options)
 
     def start_source(self, symbol: str, *, rule: str = "rule1", op: str = "op1",
-                     instance: int = 0, datasource: str = "", config: Optional[dict] = None,
+                     instance: int = 0, datasource: str = "",
+                     config: Optional[dict[str, Any]] = None,
                      **options: Any) -> SourceHandle:
         """Listen for a source's records, then start it, as a stream's rule would.
 
@@ -443,7 +444,7 @@ class Host:
         return SourceHandle(self, control)
 
     def start_sink(self, symbol: str, *, rule: str = "rule1", op: str = "op1",
-                   instance: int = 0, config: Optional[dict] = None) -> SinkHandle:
+                   instance: int = 0, config: Optional[dict[str, Any]] = None) -> SinkHandle:
         """Listen for acks, start the sink, then connect to its data channel.
 
         Args:

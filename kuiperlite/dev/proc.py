@@ -52,7 +52,7 @@ def run(argv: list[str], *, cwd: str, timeout: float, env: Optional[dict[str, st
         return Finished(code, _tail(out, keep), _tail(err, keep))
 
 
-def _kill_group(process: subprocess.Popen) -> None:
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:

@@ -302,7 +302,8 @@ def _rows_of(output: Any) -> list[dict[str, Any]]:
     if isinstance(output, dict):
         return [as_go(output, "the rule output")]
     if isinstance(output, (list, tuple)) and all(isinstance(r, dict) for r in output):
-        return as_go(output, "the rule output")
+        rows: list[dict[str, Any]] = as_go(output, "the rule output")
+        return rows
     raise ValueError(f"A rule output is a row (an object) or a collection (a list of "
                      f"objects), got {describe_value(output)}.")
 

@@ -76,7 +76,7 @@ class Request(NamedTuple):
 
     function: str
     func: str
-    args: Optional[list]
+    args: Optional[list[Any]]
     raw: bytes
 
 
@@ -87,13 +87,13 @@ class Statement(NamedTuple):
     the calls in them carry their ``FuncId`` and ``FuncType``.
     """
 
-    fields: list
-    sources: list
-    joins: list
+    fields: list[Any]
+    sources: list[Any]
+    joins: list[Any]
     condition: Optional[Node]
-    dimensions: list
+    dimensions: list[Any]
     having: Optional[Node]
-    sort_fields: list
+    sort_fields: list[Any]
     limit: Optional[Node]
 
 
@@ -146,7 +146,7 @@ def requests(sql: str, functions: Iterable[str] = (), *, aggregate: Iterable[str
     aggregates = set(aggregate)
 
     def requester(name: str) -> Requester:
-        def send(func: str, args: Optional[list]) -> bytes:
+        def send(func: str, args: Optional[list[Any]]) -> bytes:
             sent.append(Request(name, func, args, gowire.encode_function_call(func, args)))
             if func == "IsAggregate":
                 return b'{"state":true,"result":%s}' % (b"true" if name in aggregates
@@ -228,8 +228,8 @@ class _Parser(ExprParser):
                 break
         return "".join(parts), alias
 
-    def joins(self) -> list:
-        joins: list = []
+    def joins(self) -> list[Any]:
+        joins: list[Any] = []
         while True:
             tok, lit = self.next()
             if tok not in (INNER, LEFT, RIGHT, FULL, CROSS):
@@ -245,7 +245,7 @@ class _Parser(ExprParser):
                 on = self.expr()
             joins.append((name, alias, tok, on))
 
-    def dimensions(self) -> list:
+    def dimensions(self) -> list[Any]:
         if not self.take(GROUP):
             return []
         tok, lit = self.next()

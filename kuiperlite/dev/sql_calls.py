@@ -3,7 +3,7 @@ function's IsAggregate and Validate requests), OVER clauses and windows."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from . import gowire
 from .gowire_ast import Node
@@ -51,7 +51,7 @@ class CallParser(TokenParser):
         """An expression (parsed by the subclass)."""
         raise NotImplementedError
 
-    def sorts(self) -> list:
+    def sorts(self) -> list[Any]:
         """An ORDER BY's sort fields (parsed by the subclass)."""
         raise NotImplementedError
 
@@ -73,7 +73,7 @@ class CallParser(TokenParser):
         kind = self.func_type(name)
         if kind == COLS and self.clause != "select":
             raise SqlError(f"function {given} can only be used inside the select clause")
-        args: list = []
+        args: list[Any] = []
         while True:
             if self.next()[0] == RPAREN:
                 break
@@ -140,7 +140,7 @@ class CallParser(TokenParser):
             raise SqlError(f"Found {go_quote(TEXT.get(tok, ''))}, expect right parentheses after "
                            "OVER ")
 
-    def partition_by(self) -> Optional[list]:
+    def partition_by(self) -> Optional[list[Any]]:
         if not self.take(PARTITION):
             return None
         tok, lit = self.next()
@@ -155,7 +155,7 @@ class CallParser(TokenParser):
     def when(self) -> Optional[Node]:
         return self.expr() if self.take(WHEN) else None
 
-    def window(self, name: str, window: int, args: list) -> Node:
+    def window(self, name: str, window: int, args: list[Any]) -> Node:
         check_window(name, window, args)
         if window == STATE:
             fields = {"SingleCondition": args[0]} if len(args) == 1 else \

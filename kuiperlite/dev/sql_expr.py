@@ -4,7 +4,7 @@ CASE, and a SELECT's fields and sort fields; the calls are sql_calls's."""
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Any, Optional
 
 from . import gowire
 from .gojson import Struct
@@ -87,13 +87,13 @@ class ExprParser(CallParser):
         invisible = self.take(INVISIBLE)
         return gowire.select_field(expr, name, alias, invisible)
 
-    def sorts(self) -> list:
+    def sorts(self) -> list[Any]:
         if not self.take(ORDER):
             return []
         tok, lit = self.next()
         if tok != BY:
             raise SqlError(f"found {go_quote(lit)}, expected BY keyword.")
-        sorts: list = []
+        sorts: list[Any] = []
         while True:
             tok, _ = self.next()
             if tok == COMMA:
@@ -124,7 +124,8 @@ class ExprParser(CallParser):
             op, _ = self.next()
             if not (OPERATORS_BEGIN < op < OPERATORS_END or op in (ASTERISK, LBRACKET, DOT)):
                 self.unscan()
-                return root["RHS"]
+                done: Node = root["RHS"]
+                return done
             if op == ASTERISK:
                 op = MUL
             elif op == LBRACKET:
@@ -324,7 +325,7 @@ class ExprParser(CallParser):
         self.unscan()
         if tok != WHEN:
             value = self.expr()
-        whens: Optional[list] = None
+        whens: Optional[list[Any]] = None
         otherwise = None
         while True:
             tok, _ = self.next()

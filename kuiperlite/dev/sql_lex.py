@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from . import gowire
 from .sql_tokens import (
@@ -34,7 +34,7 @@ from .sql_tokens import (
 )
 
 # Sends one request to a portable function, ``(func, args)``; returns the reply's bytes.
-Requester = Callable[[str, Optional[list]], bytes]
+Requester = Callable[[str, Optional[list[Any]]], bytes]
 
 
 class _Scanner:
@@ -237,7 +237,7 @@ class _Portable:
             self.aggregate = answer.result
         return answer.result
 
-    def validate(self, args: list) -> Optional[str]:
+    def validate(self, args: list[Any]) -> Optional[str]:
         return gowire.decode_reply(self.send("Validate", args or None)).validate
 
 

@@ -77,7 +77,7 @@ def _regexp_error(err: re.error, regexp: str) -> str:
     return f"{err.msg}: `{regexp}`"
 
 
-def check_window(name: str, window: int, args: list) -> None:
+def check_window(name: str, window: int, args: list[Any]) -> None:
     """eKuiper's checks of a window function's arguments."""
     if window == STATE:
         if len(args) not in (1, 2):
@@ -111,7 +111,7 @@ def check_window(name: str, window: int, args: list) -> None:
                            "expression. \n")
 
 
-def check_dedup_trigger(args: list) -> None:
+def check_dedup_trigger(args: list[Any]) -> None:
     if len(args) != 4:
         raise SqlError("dedup_trigger function should have 4 arguments")
     for i, arg in enumerate(args[:3], 1):
@@ -146,7 +146,7 @@ def walk(tree: Any, visit: Callable[[Node], bool]) -> None:
             walk(tree[key], visit)
 
 
-def calls(tree: Any, kind: Optional[int] = None) -> list:
+def calls(tree: Any, kind: Optional[int] = None) -> list[Any]:
     """The calls in ``tree``, of one FuncType if given."""
     found = []
 
@@ -159,7 +159,7 @@ def calls(tree: Any, kind: Optional[int] = None) -> list:
     return found
 
 
-def windows_first(dimensions: list) -> list:
+def windows_first(dimensions: list[Any]) -> list[Any]:
     """GROUP BY's expressions in the order eKuiper walks them: its window first."""
     windows = [d for d in dimensions if is_kind(d, "Window")]
     return windows[:1] + [d for d in dimensions if not is_kind(d, "Window")]
@@ -179,14 +179,16 @@ def text(node: Any) -> str:
     if kind == "Wildcard":
         return "*"
     if kind == "FieldRef":
-        stream, name = node["StreamName"], node["Name"]
+        stream: str = node["StreamName"]
+        name: str = node["Name"]
         return stream + ("." if stream and name else "") + name
     if kind == "MetaRef":
         parts = [f"streamName:{node['StreamName']}"] if node["StreamName"] else []
         parts += [f"fieldName:{node['Name']}"] if node["Name"] else []
         return "metaRef:{ " + ", ".join(parts) + " }"
     if kind == "JsonFieldRef":
-        return "jsonFieldName:" + node["Name"]
+        field: str = node["Name"]
+        return "jsonFieldName:" + field
     if kind == "Call":
         args = "" if node["Args"] is None else \
             ", args:[" + ", ".join(text(arg) for arg in node["Args"]) + "]"
