@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
+from .. import settings
 from ..declare.plugin import Plugin
 from ..errors import PluginError
 from . import metadata
@@ -67,26 +68,28 @@ def _launcher_constant(name: str) -> str:
 
 ENVIRONMENT = _launcher_constant("ENVIRONMENT")  # the plugin's environment, in its folder
 
+# The variables install.sh reads, by their names in the settings table.
+_VARIABLES = {"python": settings.PYTHON.name, "pip_args": settings.PIP_ARGS.name}
 # Every value of the plugin's goes in through shlex.quote, so nothing in it runs.
 INSTALL_SH_HEAD = '''\
 #!/bin/sh
 # eKuiper runs this script from the plugin's folder when it installs the zip.
-# Usage: install.sh [PYTHON]   (default: $KUIPERLITE_PYTHON, else python, else python3)
-# Extra pip options: KUIPERLITE_PIP_ARGS.
+# Usage: install.sh [PYTHON]   (default: ${python}, else python, else python3)
+# Extra pip options: {pip_args}.
 set -e
 PLUGIN={name}
 cd "$(dirname "$0")"
-PYTHON="${{1:-${{KUIPERLITE_PYTHON:-python}}}}"
+PYTHON="${{1:-${{{python}:-python}}}}"
 if ! command -v "$PYTHON" >/dev/null 2>&1; then PYTHON=python3; fi
 '''
 INSTALL_SH_REQUIREMENTS = '''\
 if [ -d wheels ]; then
   echo "installing the requirements of $PLUGIN from the bundled wheels (offline)"
-  pip_run install --disable-pip-version-check $KUIPERLITE_PIP_ARGS --no-index \\
+  pip_run install --disable-pip-version-check ${pip_args} --no-index \\
     --find-links wheels -r requirements.txt
 else
   echo "installing the requirements of $PLUGIN with pip"
-  pip_run install --disable-pip-version-check $KUIPERLITE_PIP_ARGS -r requirements.txt
+  pip_run install --disable-pip-version-check ${pip_args} -r requirements.txt
 fi
 '''
 # The plugin's conda env (virtualEnvType) takes the requirements, as eKuiper documents.
@@ -133,8 +136,8 @@ def install_sh(plugin: Plugin) -> str:
     name = shlex.quote(plugin.name)
     env = plugin.about.conda_env
     if env:
-        return INSTALL_SH_CONDA.format(name=name, env=shlex.quote(env))
-    return INSTALL_SH_VENV.format(name=name, env=shlex.quote(ENVIRONMENT))
+        return INSTALL_SH_CONDA.format(name=name, env=shlex.quote(env), **_VARIABLES)
+    return INSTALL_SH_VENV.format(name=name, env=shlex.quote(ENVIRONMENT), **_VARIABLES)
 
 
 def local_modules(entry: Path) -> list[Path]:

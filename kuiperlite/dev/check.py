@@ -37,6 +37,7 @@ from typing import Any, Callable, Optional
 
 import orjson
 
+from .. import settings
 from ..bundle.package import ENVIRONMENT
 from ..declare.kinds import KINDS, SINK, SOURCE
 from ..errors import KuiperliteError
@@ -60,7 +61,7 @@ _MISSING = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
 def cache_dir() -> Path:
     """Where check keeps the environments it built: ``$KUIPERLITE_CACHE_DIR``, else
     ``$XDG_CACHE_HOME/kuiperlite``, else ``~/.cache/kuiperlite``; in ``environments/``."""
-    base = os.environ.get("KUIPERLITE_CACHE_DIR") or os.path.join(
+    base = settings.CACHE_DIR.read() or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kuiperlite")
     return Path(base) / "environments"
 

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import quote, urlsplit
 
+from .. import settings
 from ..declare.hints import describe_value
 from ..declare.kinds import KINDS
 from ..errors import KuiperliteError
 
-TOKEN_ENV = "KUIPERLITE_EKUIPER_TOKEN"
+TOKEN_ENV = settings.EKUIPER_TOKEN.name
 REQUEST_TIMEOUT = 120.0  # seconds one request may take, from connecting to its answer's end
 MAX_ANSWER = 4 << 20  # bytes of one answer read; eKuiper's are a few kilobytes
 

@@ -27,6 +27,7 @@ import tempfile
 import threading
 from typing import Any, Callable, Optional
 
+from .. import settings
 from ..declare.kinds import SINK, SOURCE
 from ..errors import HostError
 from ..protocol import wire
@@ -294,11 +295,12 @@ class Host:
         """Start the plugin process (remembered for restarts)."""
         if self.state_dir is None:
             self.state_dir = tempfile.mkdtemp(prefix="kuiperlite-state-")
-        env = dict(os.environ if env is None else env, KUIPERLITE_IPC_DIR=self.ipc_dir,
-                   KUIPERLITE_STATE_DIR=self.state_dir)
-        env.pop("KUIPERLITE_STATE_URL", None)
+        env = dict(os.environ if env is None else env)
+        env[settings.IPC_DIR.name] = self.ipc_dir
+        env[settings.STATE_DIR.name] = self.state_dir
+        env.pop(settings.STATE_URL.name, None)
         if self.state_url:
-            env["KUIPERLITE_STATE_URL"] = self.state_url
+            env[settings.STATE_URL.name] = self.state_url
         self.launch_args = (argv, cwd, env)
         self.process = PluginProcess(argv, cwd, env, self.on_output)
 
