@@ -17,11 +17,12 @@ from conftest import unique
 from wheels import tiny_wheel, with_wheels
 
 # kltpin is imported when called: package imports the plugin where kltpin is not.
+# eKuiper names a function across all plugins: each plugin's has a name of its own.
 PINNED = '''\
 from kuiperlite import function
 
 
-@function
+@function(name="pinned_{tag}")
 def pinned() -> str:
     """The version of kltpin this plugin runs with."""
     import kltpin
@@ -35,7 +36,7 @@ def pinned_zip(folder: Path, version: str, *wheel_folders: Path) -> Path:
     with the wheels of ``wheel_folders``."""
     folder.mkdir(parents=True)
     path = folder / f"{unique('pin')}.py"
-    path.write_text(PINNED)
+    path.write_text(PINNED.replace("{tag}", version.replace(".", "_")))
     (folder / "requirements.txt").write_text(f"kltpin=={version}\n")
     return with_wheels(package.build(load(str(path)), str(folder / "dist")), *wheel_folders)
 
@@ -79,7 +80,7 @@ def test_two_plugins_pinning_one_package_each_run_with_their_own(
     try:
         for host, plugin_dir, version in zip(hosts, dirs, ("1.0", "2.0")):
             host.wait_handshake(60)
-            with host.function("pinned") as fn:
+            with host.function(f"pinned_{version.replace('.', '_')}") as fn:
                 assert fn.call() == version
             # The process eKuiper started (the same pid) now runs the plugin's own python.
             with open(f"/proc/{host.pid}/cmdline") as f:
