@@ -72,7 +72,8 @@ def _spec(func: Callable[..., Any], kind: Kind, helper: str) -> AnySpec:
 def _connected(symbol: AnySpec, kwargs: dict[str, Any], rule_id: str) -> Iterator[None]:
     """The symbol's connections, opened into ``kwargs`` for one run and closed after it."""
     registry = connections.Connections()
-    lease = registry.acquire(symbol.connections, kwargs, f"{symbol.what} of rule {rule_id}/test/0")
+    lease = registry.acquire(symbol.connections, kwargs,
+                             f"{symbol.described} of rule {rule_id}/test/0")
     try:
         yield
     finally:
@@ -152,7 +153,7 @@ def _run_source(symbol: SourceSpec, kwargs: dict[str, Any], count: Optional[int]
         adapter.stop()
         thread.join(timeout)
         if count is not None:
-            raise TimeoutError(f"The {symbol.what} produced {len(records)} of {count} "
+            raise TimeoutError(f"The {symbol.described} produced {len(records)} of {count} "
                                f"records in {timeout:g} s.")
     if adapter.error is not None:
         raise adapter.error

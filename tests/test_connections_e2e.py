@@ -39,7 +39,8 @@ def test_twenty_sinks_with_equal_config_share_one_connection(host, tmp_path):
         assert snk.send({"n": n}) is None
     assert len(lines(path, "OPEN")) == 1
     assert len(lines(path, "ROW")) == 20
-    assert sum(host.process.printed(f"opened connection 'db' for {s.what}") for s in sinks) == 1
+    assert sum(host.process.printed(f"opened connection 'db' for {s.described}")
+               for s in sinks) == 1
     for snk in sinks[:-1]:
         snk.stop()
     assert lines(path, "CLOSE") == []  # the last user still writes through it
@@ -64,7 +65,7 @@ def test_a_source_and_a_sink_share_it_and_distinct_configs_get_their_own(host, t
             host.start_sink("write", rule=unique("k"),
                             config={"path": second, "requireAck": True}) as other:
         for snk in (same, tagged, other):
-            assert snk.send({"to": snk.what}) is None
+            assert snk.send({"to": snk.described}) is None
         # the sink's own config (tag) is not the connection's: still one journal
         assert lines(first, "OPEN") == [src.recv()[0]["journal"]]
         assert len(lines(first, "ROW")) == 2
@@ -208,7 +209,7 @@ def test_a_close_that_hangs_holds_up_no_command_and_the_exit_is_bounded(
     else:
         running = host.start_source("once", rule=unique("r"), config=config)
         assert running.recv()[0]["journal"]
-        wait_until(lambda: host.process.printed(f"{running.what} finished"),
+        wait_until(lambda: host.process.printed(f"{running.described} finished"),
                    message="the source to finish")
     began = time.monotonic()
     running.stop()

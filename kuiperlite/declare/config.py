@@ -49,11 +49,12 @@ class Field(Protocol):
     def default(self) -> Any: ...
 
 
-def bind(what: str, fields: Sequence[Field], extra: bool, raw: dict[str, Any]) -> dict[str, Any]:
+def bind(described: str, fields: Sequence[Field], extra: bool,
+         raw: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments for a symbol from a start command's config.
 
     Args:
-        what: the symbol, for messages: ``source 'pyjson'``.
+        described: the symbol, for messages: ``source 'pyjson'``.
         fields: its keyword-only parameters.
         extra: it takes a ``**config`` parameter for the other keys.
         raw: the config the rule set.
@@ -67,7 +68,7 @@ def bind(what: str, fields: Sequence[Field], extra: bool, raw: dict[str, Any]) -
         if field.name in raw:
             value = raw[field.name]
         elif field.required:
-            raise ConfigError(f"The {what} needs config {field.name!r} "
+            raise ConfigError(f"The {described} needs config {field.name!r} "
                               f"({field.type.phrase}), but the rule did not set it.")
         elif field.type.dynamic and dynamic.is_template(field.default):
             value = field.default  # rendered per record like a value the rule set
@@ -76,14 +77,14 @@ def bind(what: str, fields: Sequence[Field], extra: bool, raw: dict[str, Any]) -
         convert = field.type.convert
         if field.type.dynamic and dynamic.is_template(value):
             try:
-                value = dynamic.parse(field.name, value, convert, what)
+                value = dynamic.parse(field.name, value, convert, described)
             except ValueError as err:
-                raise ConfigError(f"Config {field.name!r} of the {what}: {err}.") from None
+                raise ConfigError(f"Config {field.name!r} of the {described}: {err}.") from None
         elif convert is not None:
             try:
                 value = convert(value)
             except Mismatch as err:
-                raise ConfigError(f"Config {field.name!r} of the {what} {err}.") from None
+                raise ConfigError(f"Config {field.name!r} of the {described} {err}.") from None
         kwargs[field.name] = value
     declared = [field.name for field in fields]
     for key, value in raw.items():
@@ -99,5 +100,5 @@ def bind(what: str, fields: Sequence[Field], extra: bool, raw: dict[str, Any]) -
         close = difflib.get_close_matches(key, declared, n=1, cutoff=0.75)
         if close:
             log.warning("config %r of the %s is not one of its parameters, and is ignored; "
-                        "did you mean %r?", key, what, close[0])
+                        "did you mean %r?", key, described, close[0])
     return kwargs

@@ -92,7 +92,7 @@ class ConnectionSpec(NamedTuple):
     resource: Any
 
     @property
-    def what(self) -> str:
+    def described(self) -> str:
         """``connection 'db'``: how messages name it."""
         return f"connection {self.name!r}"
 
@@ -248,7 +248,7 @@ class Connections:
                 lease.held.append(entry)
                 if not entry.ready.wait(max(0.0, deadline - time.monotonic())):
                     raise KuiperliteError(
-                        f"Cannot open {entry.spec.what} for {user}: it did not open within "
+                        f"Cannot open {entry.spec.described} for {user}: it did not open within "
                         f"{self.timeout:g} s ({settings.OPEN_TIMEOUT.name}); it is closed as soon "
                         "as its open returns.")
                 if entry.error:
@@ -269,7 +269,7 @@ class Connections:
             entry = _Open(spec, config)
             self._open.append(entry)
         threading.Thread(target=self._open_one, args=(entry, user), daemon=True,
-                         name=f"open {spec.what} for {user}").start()
+                         name=f"open {spec.described} for {user}").start()
         return entry
 
     def _open_one(self, entry: _Open, user: str) -> None:
@@ -280,11 +280,11 @@ class Connections:
             gen = spec.func(**entry.config)
             resource = next(gen)
         except StopIteration:
-            error = (f"Cannot open {spec.what} for {user}: it returned without yielding its "
+            error = (f"Cannot open {spec.described} for {user}: it returned without yielding its "
                      "resource.")
         except BaseException as err:
-            log.error("cannot open %s for %s", spec.what, user, exc_info=True)
-            error = f"Cannot open {spec.what} for {user}: {error_text(err).rstrip('.')}."
+            log.error("cannot open %s for %s", spec.described, user, exc_info=True)
+            error = f"Cannot open {spec.described} for {user}: {error_text(err).rstrip('.')}."
         with self._lock:
             if error:
                 entry.error = error
@@ -297,7 +297,7 @@ class Connections:
         if unwanted:
             _close(entry, "no start waits for it any more")
         elif not error:
-            log.info("opened %s for %s", spec.what, user)
+            log.info("opened %s for %s", spec.described, user)
 
     def _release(self, entry: _Open, user: str) -> None:
         with self._lock:
@@ -308,7 +308,7 @@ class Connections:
             self._open.remove(entry)
             closer = threading.Thread(target=self._close_one, daemon=True,
                                       args=(entry, f"its last user stopped: {user}"),
-                                      name=f"close {entry.spec.what}")
+                                      name=f"close {entry.spec.described}")
             self._closing.add(closer)
         closer.start()
 
@@ -343,18 +343,18 @@ class Connections:
 
 def _close(entry: _Open, why: str) -> None:
     """Run a connection's teardown; what goes wrong is logged, never raised."""
-    what = entry.spec.what
+    described = entry.spec.described
     try:
         next(entry.gen)
     except StopIteration:
-        log.info("closed %s (%s)", what, why)
+        log.info("closed %s (%s)", described, why)
         return
     except BaseException:
-        log.error("%s failed to close (%s)", what, why, exc_info=True)
+        log.error("%s failed to close (%s)", described, why, exc_info=True)
         return
     log.error("%s yielded a second time while closing (%s); a connection yields its resource "
-              "once", what, why)
+              "once", described, why)
     try:
         entry.gen.close()
     except BaseException:
-        log.error("%s failed to close (%s)", what, why, exc_info=True)
+        log.error("%s failed to close (%s)", described, why, exc_info=True)

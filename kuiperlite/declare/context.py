@@ -132,11 +132,13 @@ class Context:
         if self._stopping.is_set():
             raise Stopped()
         if self._emit is None:
-            raise RuntimeError(f"Only a source can emit; {self.kind.what(self.symbol)} cannot.")
+            raise RuntimeError(
+                f"Only a source can emit; {self.kind.described(self.symbol)} cannot.")
         self._emit(data, meta)
 
     def emit_error(self, message: str) -> None:
         """Report an error on the source channel (and in the log)."""
         if self._emit_error is None:
-            raise RuntimeError(f"Only a source can emit; {self.kind.what(self.symbol)} cannot.")
+            raise RuntimeError(
+                f"Only a source can emit; {self.kind.described(self.symbol)} cannot.")
         self._emit_error(str(message))

@@ -48,18 +48,18 @@ class Template:
         text: the value as the rule wrote it.
         parts: literal text and field paths, in order.
         convert: the parameter's converter, or None when text passes unchanged.
-        what: the symbol, for messages: ``sink 'mqtt'``.
+        described: the symbol, for messages: ``sink 'mqtt'``.
     """
 
-    __slots__ = ("name", "text", "parts", "convert", "what")
+    __slots__ = ("name", "text", "parts", "convert", "described")
 
     def __init__(self, name: str, text: str, parts: tuple[Part, ...],
-                 convert: Optional[Converter], what: str) -> None:
+                 convert: Optional[Converter], described: str) -> None:
         self.name = name
         self.text = text
         self.parts = parts
         self.convert = convert
-        self.what = what
+        self.described = described
 
     def __repr__(self) -> str:
         return f"<Template {self.name}={self.text!r}>"
@@ -88,7 +88,7 @@ class Template:
         try:
             return self.convert(text)
         except Mismatch as err:
-            raise RenderError(f"Config {self.name!r} of the {self.what} {err}, rendered from "
+            raise RenderError(f"Config {self.name!r} of the {self.described} {err}, rendered from "
                               f"{self.text!r} for this record.") from None
 
     def _field(self, path: tuple[str, ...], record: dict[str, Any]) -> str:
@@ -115,7 +115,7 @@ class Template:
                                 "and booleans can be rendered")
 
     def _error(self, path: tuple[str, ...], problem: str) -> RenderError:
-        return RenderError(f"Config {self.name!r} of the {self.what} cannot render "
+        return RenderError(f"Config {self.name!r} of the {self.described} cannot render "
                            f"{{{{.{'.'.join(path)}}}}} for this record: {problem}.")
 
 
@@ -125,14 +125,14 @@ def is_template(value: Any) -> bool:
     return isinstance(value, str) and "{{" in value
 
 
-def parse(name: str, text: str, convert: Optional[Converter], what: str) -> Template:
+def parse(name: str, text: str, convert: Optional[Converter], described: str) -> Template:
     """Read a dynamic config value when the rule starts.
 
     Args:
         name: the config parameter.
         text: its value, holding ``{{``.
         convert: the parameter's converter.
-        what: the symbol, for messages.
+        described: the symbol, for messages.
 
     Raises:
         ValueError: the text holds something other than field paths in
@@ -156,10 +156,10 @@ def parse(name: str, text: str, convert: Optional[Converter], what: str) -> Temp
         parts.append(text[pos:start])
         parts.append(tuple(found.group(1)[1:].split(".")))
         pos = end + 2
-    return Template(name, text, tuple(p for p in parts if p != ""), convert, what)
+    return Template(name, text, tuple(p for p in parts if p != ""), convert, described)
 
 
-def record_of(payload: Any, what: str) -> dict[str, Any]:
+def record_of(payload: Any, described: str) -> dict[str, Any]:
     """The record a payload's dynamic properties render against: the payload
     itself, or a batch's last record.
 
@@ -169,23 +169,23 @@ def record_of(payload: Any, what: str) -> dict[str, Any]:
     record = payload
     if isinstance(payload, list):
         if not payload:
-            raise RenderError(f"The {what} cannot render its dynamic config for an empty "
+            raise RenderError(f"The {described} cannot render its dynamic config for an empty "
                               "batch: there is no record to take fields from.")
         record = payload[-1]
     if not isinstance(record, dict):
         where = "the last record of the batch" if record is not payload else "the payload"
-        raise RenderError(f"The {what} cannot render its dynamic config: {where} is "
+        raise RenderError(f"The {described} cannot render its dynamic config: {where} is "
                           f"{describe_value(record)}, not an object.")
     return record
 
 
-def render(templates: list[Template], payload: Any, what: str) -> dict[str, Any]:
+def render(templates: list[Template], payload: Any, described: str) -> dict[str, Any]:
     """Each dynamic parameter's value for one payload, by parameter name.
 
     Raises:
         RenderError: a value cannot be rendered or converted.
     """
-    record = record_of(payload, what)
+    record = record_of(payload, described)
     return {t.name: t.value(record) for t in templates}
 
 

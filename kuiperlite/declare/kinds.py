@@ -32,7 +32,7 @@ class Kind(NamedTuple):
     folder: str
     per_rule: bool
 
-    def what(self, name: str) -> str:
+    def described(self, name: str) -> str:
         """How messages name one symbol: ``source 'pyjson'``."""
         return f"{self.word} {name!r}"
 

@@ -80,16 +80,16 @@ def config_param(param: inspect.Parameter, hint: Any, fail: Callable[[str], Defi
 
 def where_of(func: Callable[..., Any], name: str, word: str) -> str:
     """How collection errors name a function: ``sink 'print' (plugin.py:4)``."""
-    what = f"{word} {name!r}"
+    described = f"{word} {name!r}"
     target = inspect.unwrap(func)
     code = getattr(target, "__code__", None)
     fname = getattr(target, "__qualname__", repr(target))
     if code is None:
-        return f"{what} ({fname})"
+        return f"{described} ({fname})"
     place = f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
     if fname == name:
-        return f"{what} ({place})"
-    return f"{what} ({fname} at {place})"
+        return f"{described} ({place})"
+    return f"{described} ({fname} at {place})"
 
 
 def style_of(func: Callable[..., Any]) -> str:

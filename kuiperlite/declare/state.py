@@ -57,7 +57,7 @@ class Scope(NamedTuple):
         return cls(FUNCTION.wire, symbol, rule, "", func_id)
 
     @property
-    def what(self) -> str:
+    def described(self) -> str:
         """How messages name it: ``source 'tail' of rule r1/op1/0``."""
         if self.kind == FUNCTION.wire:
             return f"function {self.symbol!r} at call #{self.instance} of rule {self.rule}"
@@ -168,7 +168,7 @@ class State:
         self._on_first_use = on_first_use
 
     def __repr__(self) -> str:
-        return f"<State of {self.scope.what}>"
+        return f"<State of {self.scope.described}>"
 
     def _store(self, key: Any) -> Store:
         if not self.used:
@@ -176,7 +176,7 @@ class State:
             if self._on_first_use is not None:
                 self._on_first_use()
         if type(key) is not str:
-            raise StateError(f"State keys are strings; {self.scope.what} used "
+            raise StateError(f"State keys are strings; {self.scope.described} used "
                              f"{type(key).__name__} {key!r}.")
         return self._stores.get()
 
@@ -210,7 +210,7 @@ class State:
         """
         store = self._store(key)
         if type(amount) is not int:
-            raise StateError(f"State {key!r} of {self.scope.what}: incr adds an integer, "
+            raise StateError(f"State {key!r} of {self.scope.described}: incr adds an integer, "
                              f"got {type(amount).__name__} {amount!r}.")
         return store.incr(self.scope, key, amount)
 
@@ -223,7 +223,7 @@ class State:
                 return orjson.dumps(value).decode()
             except orjson.JSONEncodeError as err:
                 problem = str(err)
-        raise StateError(f"State {key!r} of {self.scope.what} cannot hold {problem}; a value "
+        raise StateError(f"State {key!r} of {self.scope.described} cannot hold {problem}; a value "
                          "is what JSON carries: None, bool, int, float, str, and lists and "
                          "dicts with str keys of those.")
 
@@ -263,14 +263,14 @@ def incremented(scope: Scope, key: str, text: Optional[str], amount: int) -> int
     """
     value = 0 if text is None else orjson.loads(text)
     if type(value) is not int:
-        raise StateError(f"State {key!r} of {scope.what} holds {text}; incr adds to an "
+        raise StateError(f"State {key!r} of {scope.described} holds {text}; incr adds to an "
                          "integer.")
     new = value + amount
     if not _INT64[0] <= new <= _INT64[1]:
-        raise StateError(f"State {key!r} of {scope.what}: incr would pass 64 bits.")
+        raise StateError(f"State {key!r} of {scope.described}: incr would pass 64 bits.")
     return new
 
 
 def describe(scope: Scope, key: str, value: str) -> str:
     """One line for a kept key: ``source 'numbers' of rule r1/op1/0: next = 20``."""
-    return f"{scope.what}: {key} = {value}"
+    return f"{scope.described}: {key} = {value}"

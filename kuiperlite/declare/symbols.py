@@ -74,9 +74,9 @@ class Spec:
         return f"<{type(self).__name__} {self.name!r}>"
 
     @property
-    def what(self) -> str:
+    def described(self) -> str:
         """``source 'pyjson'``: how messages name this symbol."""
-        return self.kind.what(self.name)
+        return self.kind.described(self.name)
 
     @property
     def description(self) -> str:
@@ -106,7 +106,7 @@ class Spec:
         Raises:
             ConfigError: a value does not fit its hint or a required key is missing.
         """
-        kwargs = config.bind(self.what, self.fields, self.extra_config, raw)
+        kwargs = config.bind(self.described, self.fields, self.extra_config, raw)
         for use in self.connections:
             kwargs[use.param] = {p.name: kwargs.pop(p.name, p.default)
                                  for p in use.connection.config}
@@ -385,7 +385,7 @@ class _Reader:
         if dynamic.is_template(read.default):
             try:
                 dynamic.parse(read.name, read.default, read.type.convert,
-                              self.mark.kind.what(self.name))
+                              self.mark.kind.described(self.name))
             except ValueError as err:
                 raise self.fail(f"the default of config parameter {read.name!r}: {err}") \
                     from None
@@ -422,10 +422,11 @@ class _Reader:
         owners = {p.name: f"the {self.mark.kind.word}" for p in config}
         for use in uses:
             for p in use.connection.config:
-                owner = owners.setdefault(p.name, use.connection.what)
-                if owner != use.connection.what:
+                owner = owners.setdefault(p.name, use.connection.described)
+                if owner != use.connection.described:
                     raise self.fail(f"config {p.name!r} belongs to both {owner} and "
-                                    f"{use.connection.what} (parameter {use.param!r}); a rule's "
+                                    f"{use.connection.described} (parameter {use.param!r}); "
+                                    "a rule's "
                                     f"config holds one {p.name!r}, so rename one of them")
 
 

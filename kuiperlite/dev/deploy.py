@@ -201,9 +201,9 @@ def rules_using(client: EKuiper, name: str, info: dict[str, Any],
     for rule in listed or []:
         rule_id = rule.get("id") if isinstance(rule, dict) else None
         if not isinstance(rule_id, str):
-            what = (f"a rule whose 'id' is {describe_value(rule_id)}" if isinstance(rule, dict)
+            described = (f"a rule whose 'id' is {describe_value(rule_id)}" if isinstance(rule, dict)
                     else f"the rule {describe_value(rule)}")
-            raise client.unexpected("GET /rules", what, "rules as objects with a string 'id'")
+            raise client.unexpected("GET /rules", described, "rules as objects with a string 'id'")
         if rule_id in found:
             continue
         path = f"/rules/{quote(rule_id)}"

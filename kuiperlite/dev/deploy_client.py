@@ -191,9 +191,9 @@ class EKuiper:
             raise DeployFailed(f"{self.url} answered GET {path} with something that is not "
                                f"JSON ({text[:60]!r}); is it eKuiper's REST address?") from None
 
-    def unexpected(self, where: str, what: str, expected: str) -> DeployFailed:
+    def unexpected(self, where: str, described: str, expected: str) -> DeployFailed:
         """The error for an answer of the wrong shape: ``where`` is the request."""
-        return DeployFailed(f"eKuiper at {self.url} answered {where} with {what}; "
+        return DeployFailed(f"eKuiper at {self.url} answered {where} with {described}; "
                             f"expected {expected}")
 
     def field(self, answer: dict[str, Any], key: str, kind: type, expected: str,

@@ -68,13 +68,13 @@ def checked_meta(control: Control, directory: str) -> Meta:
     return meta
 
 
-def what(control: Control) -> str:
+def described(control: Control) -> str:
     """A started symbol's name in messages: ``source 'pyjson' of rule rule1/op1/0``.
 
     Args:
         control: the symbol's start control; a function's has no meta.
     """
-    name = control.what
+    name = control.described
     meta = control.meta
     return name if meta is None else \
         f"{name} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"

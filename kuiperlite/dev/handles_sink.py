@@ -19,7 +19,7 @@ from ..protocol.transport import Timeout, dial, ms, puller
 from ..protocol.wire import START, STOP, Control
 from . import gojson_fmt, gowire
 from .ends import Channel, listening, nudge
-from .handles import HostSide, checked_meta, holder, what
+from .handles import HostSide, checked_meta, described, holder
 from .sinkrule import Message, SinkRule
 
 
@@ -35,7 +35,7 @@ class SinkHandle:
         assert control.meta is not None
         self.host = host
         self.control = control
-        self.what = what(control)
+        self.described = described(control)
         # eKuiper 1.x reads acks only for an integer requiredACKs, which a rule's
         # JSON never gives: it reads none.
         self.require_ack = control.config.get("requireAck") is True and host.ekuiper != 1
@@ -55,7 +55,7 @@ class SinkHandle:
             try:
                 dial(data, self.address)
             except ConnectionError:
-                raise HostError(f"The {self.what} started, but nothing listens on its "
+                raise HostError(f"The {self.described} started, but nothing listens on its "
                                 f"data channel {wire.ipc_path(self.address)}.") from None
         except BaseException:
             # eKuiper's PortableSink.Connect returns here without closing its ack
@@ -122,7 +122,7 @@ class SinkHandle:
         """
         with self._emitting:
             if self._stopping or self.data.closed:
-                raise HostError(f"The {self.what} is stopped.")
+                raise HostError(f"The {self.described} is stopped.")
             messages = self.rule.messages(outputs)
             out: list[Message] = []
             for message in messages:
@@ -159,11 +159,11 @@ class SinkHandle:
         try:
             encoded = gowire.encode_payload(payload)
         except gojson_fmt.MarshalError as err:
-            raise ValueError(f"The payload for {self.what} cannot be sent: Go's encoder "
+            raise ValueError(f"The payload for {self.described} cannot be sent: Go's encoder "
                              f"refuses it ({err}), and eKuiper drops such a message.") from None
         with self._in_flight:
             if self._stopping:
-                raise HostError(f"The {self.what} is stopped.")
+                raise HostError(f"The {self.described} is stopped.")
             return self._deliver(encoded, timeout)
 
     def _deliver(self, encoded: bytes, timeout: Optional[float]) -> Optional[str]:
@@ -174,13 +174,13 @@ class SinkHandle:
         with self.data.lock:
             while True:
                 if self.data.sock is None or self.data.closing:
-                    raise HostError(f"The {self.what} is stopped.")
+                    raise HostError(f"The {self.described} is stopped.")
                 try:
                     self.data.send(encoded)
                     break
                 except Timeout:
                     if time.monotonic() > deadline:
-                        raise HostError(f"The {self.what} did not take a payload within "
+                        raise HostError(f"The {self.described} did not take a payload within "
                                         f"{send_timeout:g} s (eKuiper's sendTimeout).") from None
                     self.host.check_alive()
         if not self.require_ack:
@@ -190,14 +190,14 @@ class SinkHandle:
         while True:
             with self.ack.lock:
                 if self.ack.sock is None:
-                    raise HostError(f"The {self.what} was stopped while waiting for its ack.")
+                    raise HostError(f"The {self.described} was stopped while waiting for its ack.")
                 try:
                     return gowire.decode_ack(self.ack.recv()).error
                 except Timeout:
                     pass
             nudge()
             if time.monotonic() > deadline:
-                raise HostError(f"No ack from {self.what} within {wait:g} s; eKuiper would "
+                raise HostError(f"No ack from {self.described} within {wait:g} s; eKuiper would "
                                 "still be waiting, and the rule would hang.")
             self.host.check_alive()
 

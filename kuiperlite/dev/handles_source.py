@@ -13,7 +13,7 @@ from ..protocol.transport import Timeout, puller
 from ..protocol.wire import START, STOP, Control
 from . import gowire
 from .ends import Channel, listening, nudge
-from .handles import FAILED, RETRYING, RUNNING, HostSide, checked_meta, holder, what
+from .handles import FAILED, RETRYING, RUNNING, HostSide, checked_meta, described, holder
 
 log = logging.getLogger("kuiperlite.dev.host")
 
@@ -59,7 +59,7 @@ class SourceHandle:
         assert control.meta is not None
         self.host = host
         self.control = control
-        self.what = what(control)
+        self.described = described(control)
         self.address = wire.data_address(checked_meta(control, host.ipc_dir), host.ipc_dir)
         self.channel = Channel(listening(self.address, holder(control),
                                          lambda: puller(self.address, recv_timeout=TICK)),
@@ -90,14 +90,14 @@ class SourceHandle:
         while True:
             with channel.lock:
                 if channel.sock is None:
-                    raise HostError(f"The {self.what} is stopped.")
+                    raise HostError(f"The {self.described} is stopped.")
                 try:
                     return channel.recv()
                 except Timeout:
                     pass
             nudge()
             if time.monotonic() > deadline:
-                raise HostError(f"No record from {self.what} within {timeout:g} s.")
+                raise HostError(f"No record from {self.described} within {timeout:g} s.")
             self.host.check_alive()
 
     def recv(self, timeout: float = 10.0) -> tuple[Any, Any]:
@@ -118,7 +118,7 @@ class SourceHandle:
             try:
                 decoded = gowire.decode_source_message(raw, python_ints=True)
             except gowire.SourceError as err:
-                log.info("%s: %s", self.what,
+                log.info("%s: %s", self.described,
                          err.node_log(self.control.meta.op_id).decode("utf-8", "replace"))
                 self.errors.append(err.text)
                 self.exceptions += self.host.ekuiper != 1
@@ -130,7 +130,7 @@ class SourceHandle:
                 self.mistakes.append(decoded.stray_error)
                 log.warning("%s sent {\"error\": %r}: eKuiper takes it for an EMPTY ROW and "
                             "loses the text; report errors so that eKuiper fails to decode "
-                            "them", self.what, decoded.stray_error)
+                            "them", self.described, decoded.stray_error)
             if self.status.state != RUNNING:
                 self.status = SourceStatus()
             return decoded.message or {}, decoded.meta or {}

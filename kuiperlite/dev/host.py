@@ -34,7 +34,7 @@ from ..protocol import wire
 from ..protocol.wire import START, Control, Meta
 from . import gojson_fmt, gowire
 from .ends import Channel, Responder, checked_address
-from .handles import FunctionChannel, FunctionHandle, what
+from .handles import FunctionChannel, FunctionHandle, described
 from .handles_sink import SinkHandle
 from .handles_source import SourceHandle
 
@@ -390,7 +390,7 @@ class Host:
         try:
             payload = gowire.encode_command(name, control)
         except gojson_fmt.MarshalError as err:
-            raise ValueError(f"The {name} command of {what(control)} cannot be sent: Go's "
+            raise ValueError(f"The {name} command of {described(control)} cannot be sent: Go's "
                              f"encoder refuses its config ({err}), and eKuiper fails the "
                              f"{name} the same way.") from None
         if name == START:

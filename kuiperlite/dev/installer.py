@@ -72,7 +72,7 @@ class Entries:
         self.files: dict[str, zipfile.ZipInfo] = {}
         self.folders: set[str] = set()
 
-    def file(self, name: str, what: str = "") -> zipfile.ZipInfo:
+    def file(self, name: str, described: str = "") -> zipfile.ZipInfo:
         """The entry of a file eKuiper needs.
 
         Raises:
@@ -81,8 +81,8 @@ class Entries:
         if name in self.files:
             return self.files[name]
         if name in self.folders:
-            raise InstallFailed(f"{name} is a folder in the zip; eKuiper needs a file{what}")
-        raise InstallFailed(f"missing {name}{what}")
+            raise InstallFailed(f"{name} is a folder in the zip; eKuiper needs a file{described}")
+        raise InstallFailed(f"missing {name}{described}")
 
 
 def check_plugin_name(name: str) -> str:

@@ -77,7 +77,7 @@ class Mock:
             return [] if kind is SOURCE else self.for_symbol(kind, symbol)
         if kind is SOURCE:
             raise BadRequest("mock feeds sinks and functions; a source makes its own records.")
-        what = "payloads" if kind is SINK else "argument lists"
+        described = "payloads" if kind is SINK else "argument lists"
         if asked is True:
             return self.for_symbol(kind, symbol) or list(
                 MOCK_SINK_DATA if kind is SINK else MOCK_FUNCTION_ARGS)
@@ -87,9 +87,9 @@ class Mock:
             return asked
         if isinstance(asked, list):
             wrong = next(a for a in asked if not isinstance(a, list))
-            raise BadRequest(f"mock must be true, false or a list of {what}, got a list "
+            raise BadRequest(f"mock must be true, false or a list of {described}, got a list "
                              f"holding {describe_value(wrong)}.")
-        raise BadRequest(f"mock must be true, false or a list of {what}, "
+        raise BadRequest(f"mock must be true, false or a list of {described}, "
                          f"got {describe_value(asked)}.")
 
 

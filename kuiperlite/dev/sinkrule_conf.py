@@ -172,11 +172,11 @@ def parse_conf(props: dict[str, Any]) -> dict[str, Any]:
     if conf.get("batchSize", 0) < 0:
         raise RuleError(f"fail to parse sink configuration: invalid batchSize "
                         f"{conf['batchSize']}")
-    for key, what in (("lingerInterval", "a batch's linger interval"),
+    for key, described in (("lingerInterval", "a batch's linger interval"),
                       ("resendInterval", "a resend interval")):
         found, value = _lookup(props, key)
         if found and value not in (None, 0.0, "", "0", "0s"):
-            raise Unsupported(f"{key}: the host does not play {what}; it sends a batch "
+            raise Unsupported(f"{key}: the host does not play {described}; it sends a batch "
                               "when batchSize outputs came, and never resends.")
     if conf.get("format", "json") not in ("", "json"):
         raise Unsupported(f"format {conf['format']!r}: the host plays eKuiper's json "

@@ -26,8 +26,8 @@ class Waiting:
     """A send waiting for a slow peer: said in the log once it has waited
     SLOW_READER seconds, and again when the peer reads (nothing is dropped)."""
 
-    def __init__(self, what: str) -> None:
-        self.what = what
+    def __init__(self, described: str) -> None:
+        self.described = described
         self.since = time.monotonic()
         self.warned = False
 
@@ -35,17 +35,17 @@ class Waiting:
         """Say so once the wait is long enough."""
         if not self.warned and time.monotonic() - self.since >= SLOW_READER:
             self.warned = True
-            log.warning("%s has not read for %g s; waiting (nothing is dropped)", self.what,
+            log.warning("%s has not read for %g s; waiting (nothing is dropped)", self.described,
                         SLOW_READER)
 
     def over(self) -> None:
         """The peer took the message."""
         if self.warned:
-            log.info("%s reads again after %.1f s", self.what, time.monotonic() - self.since)
+            log.info("%s reads again after %.1f s", self.described, time.monotonic() - self.since)
 
 
 def send_waiting(sock: transport.SendGate, payload: bytes, stopping: threading.Event,
-                 what: str = "eKuiper") -> bool:
+                 described: str = "eKuiper") -> bool:
     """Send, waiting as long as the peer is slow, until sent or stopping.
 
     The socket's send timeout is how often the wait looks at ``stopping``.
@@ -58,7 +58,7 @@ def send_waiting(sock: transport.SendGate, payload: bytes, stopping: threading.E
         try:
             sock.send(payload)
         except Timeout:
-            waiting = waiting or Waiting(what)
+            waiting = waiting or Waiting(described)
             waiting.check()
             continue
         except Closed:

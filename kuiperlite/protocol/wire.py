@@ -77,9 +77,9 @@ class Control(NamedTuple):
         return BY_WIRE[self.plugin_type]
 
     @property
-    def what(self) -> str:
+    def described(self) -> str:
         """``source 'pyjson'``: how messages name the symbol."""
-        return self.kind.what(self.symbol_name)
+        return self.kind.described(self.symbol_name)
 
 
 # --------------------------------------------------------------- addresses
@@ -250,7 +250,7 @@ def _control(ctrl: dict[str, Any]) -> Control:
     generation = 1 if ctrl.get("dataSource") else 2 if "datasource" in config else 0
     if not kind.per_rule:
         return Control(symbol, kind.wire, None, datasource, config, generation)
-    meta = _meta(ctrl.get("meta"), kind.what(symbol))
+    meta = _meta(ctrl.get("meta"), kind.described(symbol))
     # The rule's names become socket file names: never a path elsewhere.
     check_meta(meta, kind)
     return Control(symbol, kind.wire, meta, datasource, config, generation)

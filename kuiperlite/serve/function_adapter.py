@@ -87,7 +87,7 @@ class FunctionAdapter:
             except (ArgumentError, ProtocolError) as err:
                 return wire.encode_reply(False, str(err))
             except Stopped:
-                return wire.encode_reply(False, f"The {self.spec.what} is shutting down.")
+                return wire.encode_reply(False, f"The {self.spec.described} is shutting down.")
             except BaseException as err:
                 self._logger(meta).exception("failed")
                 return wire.encode_reply(False, f"{self.spec.name}() raised {error_text(err)}")

@@ -43,9 +43,9 @@ class PageAndStores(NamedTuple):
     stores: Stores
 
 
-def instance_what(spec: AnySpec, meta: Meta) -> str:
+def instance_described(spec: AnySpec, meta: Meta) -> str:
     """How messages name a running instance: ``sink 'insert' of rule r1/op1/0``."""
-    return f"{spec.what} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
+    return f"{spec.described} of rule {meta.rule_id}/{meta.op_id}/{meta.instance_id}"
 
 
 class SourceInstance:
@@ -61,7 +61,7 @@ class SourceInstance:
                  held: PageAndStores, lease: Lease, slot: int = -1) -> None:
         meta = control.meta
         assert meta is not None
-        self.what = instance_what(spec, meta)
+        self.described = instance_described(spec, meta)
         self.lease = lease
         # No queue until the first record: a source that read its state
         # before it (an offset to resume from) keeps none, so that a record
@@ -79,7 +79,7 @@ class SourceInstance:
             config=control.config, state=self.state)
         self.stopping = self.adapter.stopping
         self.finished = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=self.what, daemon=True)
+        self.thread = threading.Thread(target=self._run, name=self.described, daemon=True)
 
     def start(self) -> None:
         self.thread.start()
@@ -88,7 +88,7 @@ class SourceInstance:
         try:
             self.adapter.run()
             if not self.stopping.is_set():
-                log.info("%s finished; it stays open until its rule stops", self.what)
+                log.info("%s finished; it stays open until its rule stops", self.described)
         finally:
             self.lease.release()
             self.finished.set()
@@ -98,7 +98,7 @@ class SourceInstance:
             log.warning("%s used ctx.state first after its first record, so its records "
                         "are queued: a crash may lose up to %d records sent before a state "
                         "write. Read the state before the first record to keep none queued.",
-                        self.what, transport.QUEUE)
+                        self.described, transport.QUEUE)
 
     def _deliver(self, data: Any, meta: Any) -> None:
         payload = wire.encode_record(data, meta)
@@ -110,7 +110,7 @@ class SourceInstance:
                         sock.send_buffer_size = transport.QUEUE
             self.sock.send(payload)
         except Timeout:
-            if not send_waiting(self.sock, payload, self.stopping, f"eKuiper ({self.what})"):
+            if not send_waiting(self.sock, payload, self.stopping, f"eKuiper ({self.described})"):
                 raise Stopped() from None
         except Closed:
             raise Stopped() from None
@@ -119,7 +119,7 @@ class SourceInstance:
         """Send a source error, after the records before it; dropped once stopping."""
         with contextlib.suppress(NNGException):
             send_waiting(self.sock, wire.encode_source_error(message), self.stopping,
-                         f"eKuiper ({self.what})")
+                         f"eKuiper ({self.described})")
 
     def stop(self) -> None:
         """Ask the user code to end, and close the socket once no send is under way."""
@@ -147,7 +147,7 @@ class SinkInstance:
                  held: PageAndStores, lease: Lease, slot: int = -1) -> None:
         meta = control.meta
         assert meta is not None
-        self.what = instance_what(spec, meta)
+        self.described = instance_described(spec, meta)
         self.lease = lease
         self.require_ack = control.config.get("requireAck") in (True, "true")
         self.inflight = held.inflight
@@ -185,7 +185,7 @@ class SinkInstance:
         # worker to ack it with an error if this process dies meanwhile.
         self.page, self.flag = (self.inflight.page, self.slot) if self.slot >= 0 \
             else (bytearray(1), 0)
-        self.thread = threading.Thread(target=self._run, name=self.what, daemon=True)
+        self.thread = threading.Thread(target=self._run, name=self.described, daemon=True)
 
     def start(self) -> None:
         self.thread.start()
@@ -198,7 +198,7 @@ class SinkInstance:
             self.adapter.open()
             self._serve()
         except BaseException:  # a bug of kuiperlite's: the sink ends all the same
-            log.exception("%s ended on an unexpected error", self.what)
+            log.exception("%s ended on an unexpected error", self.described)
         finally:
             try:
                 self.close()
@@ -232,14 +232,14 @@ class SinkInstance:
         try:
             self.ack.send(wire.ACK_OK if error is None else wire.encode_ack(error))
         except Timeout:
-            log.warning("%s: eKuiper did not take an ack within 1 s", self.what)
+            log.warning("%s: eKuiper did not take an ack within 1 s", self.described)
         except Closed:
             pass
 
     def _ack_lost_message(self) -> None:
-        error = (f"The plugin process died while the {self.adapter.spec.what} collected "
+        error = (f"The plugin process died while the {self.adapter.spec.described} collected "
                  "this message; kuiperlite restarted it, and the message is not collected again.")
-        log.error("%s: %s", self.what, error)
+        log.error("%s: %s", self.described, error)
         with contextlib.suppress(NNGException):
             self.ack.send(wire.encode_ack(error))
 
@@ -267,7 +267,7 @@ class SinkInstance:
 class Instance(Protocol):
     """What the runtime does with a running source or sink."""
 
-    what: str
+    described: str
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -299,7 +299,7 @@ class FunctionServer:
         self.lost = inflight.function_pending(index)
         inflight.function_end(index)
         self.channel = Requester(wire.function_address(spec.name), block=False)
-        self.thread = threading.Thread(target=self.channel.serve, name=spec.what,
+        self.thread = threading.Thread(target=self.channel.serve, name=spec.described,
                                        args=(self.handle, stopping), daemon=True)
         self.thread.start()
 

@@ -24,7 +24,7 @@ from ..errors import KuiperliteError, error_text
 from ..protocol import transport, wire
 from ..protocol.channels import Requester
 from ..protocol.wire import START, Control
-from .instances import INSTANCES, FunctionServer, Instance, PageAndStores, instance_what
+from .instances import INSTANCES, FunctionServer, Instance, PageAndStores, instance_described
 from .recycling import Recycler
 from .signals import StopSignals
 from .stores import Stores, open_store
@@ -82,7 +82,7 @@ class Worker(NamedTuple):
 def _what(control: Control) -> str:
     """How messages name the symbol a command is for: ``source 'pyjson'``."""
     kind = BY_WIRE.get(control.plugin_type)
-    return kind.what(control.symbol_name) if kind else repr(control.symbol_name)
+    return kind.described(control.symbol_name) if kind else repr(control.symbol_name)
 
 
 class Runtime:
@@ -197,7 +197,7 @@ class Runtime:
         # Connections open on threads of their own; this waits for them, bounded,
         # holding no lock, so that an open that hangs holds up neither exit nor stop.
         lease = self.connections.acquire(symbol.connections, kwargs,
-                                         instance_what(symbol, control.meta))
+                                         instance_described(symbol, control.meta))
         try:
             with self._lock:
                 if self.leaving.is_set():
@@ -207,7 +207,7 @@ class Runtime:
                     raise KuiperliteError("The plugin is shutting down.")
                 old = self.instances.pop(key, None)
                 if old is not None:
-                    log.info("%s is started again; stopping the running one first", old.what)
+                    log.info("%s is started again; stopping the running one first", old.described)
                     self._stop_instance(old)
                 instance = self._launch(symbol, control, kwargs, lease, slot)
                 self.instances[key] = instance
@@ -217,7 +217,7 @@ class Runtime:
         except BaseException:
             lease.release()
             raise
-        log.info("started %s", instance.what)
+        log.info("started %s", instance.described)
         return True
 
     def _learn_generation(self, generation: int) -> None:
@@ -234,13 +234,13 @@ class Runtime:
         try:
             instance = INSTANCES[symbol.kind](symbol, control, kwargs, self.held, lease, slot)
         except (ConnectionError, transport.NNGException) as err:
-            raise KuiperliteError(f"The {symbol.what} cannot open its data channel: {err}.") \
+            raise KuiperliteError(f"The {symbol.described} cannot open its data channel: {err}.") \
                 from None
         try:
             instance.start()
         except BaseException as err:  # no thread to be had (RuntimeError), for instance
             instance.close()
-            raise KuiperliteError(f"The {symbol.what} cannot start: {error_text(err)}.") \
+            raise KuiperliteError(f"The {symbol.described} cannot start: {error_text(err)}.") \
                 from None
         return instance
 
@@ -267,10 +267,10 @@ class Runtime:
     def _stop_instance(self, instance: Instance) -> None:
         instance.stop()
         if instance.join(STOP_WAIT):
-            log.info("stopped %s", instance.what)
+            log.info("stopped %s", instance.described)
         else:
             log.warning("%s is still inside user code; it ends when that code returns",
-                        instance.what)
+                        instance.described)
 
     def _function(self, symbol: FunctionSpec) -> FunctionServer:
         server = self.functions.get(symbol.name)
@@ -392,7 +392,7 @@ class Runtime:
         deadline = time.monotonic() + 2.0
         for instance in instances:
             if not instance.join(max(0.0, deadline - time.monotonic())):
-                log.warning("%s is still inside user code at exit", instance.what)
+                log.warning("%s is still inside user code at exit", instance.described)
         for server in self.functions.values():
             server.adapter.close()
         self.connections.close()

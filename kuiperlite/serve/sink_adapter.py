@@ -77,14 +77,14 @@ class SinkAdapter:
             else:
                 self._loop.run(gen.__anext__())
         except (StopIteration, StopAsyncIteration):
-            error = (f"The {spec.what} returned before its first yield; a generator "
+            error = (f"The {spec.described} returned before its first yield; a generator "
                      "sink must receive data with `data = yield`.")
             return self._failed_open(error)
         except Stopped:
             return "The sink is stopping."
         except BaseException as err:
             self.ctx.logger.exception("setup failed")
-            return self._failed_open(f"The {spec.what} failed to open: {error_text(err)}")
+            return self._failed_open(f"The {spec.described} failed to open: {error_text(err)}")
         self._gen = gen
         self._open_error = None
         return None
@@ -107,7 +107,7 @@ class SinkAdapter:
             templates = [value for value in kwargs.values() if isinstance(value, Template)]
             as_json = None if spec.data.data == "json" and not holds_records(spec.data.hint) \
                 else decoder(ANY)
-            described = spec.what
+            described = spec.described
 
             def call(payload: bytes) -> Optional[str]:
                 args = list(before)

@@ -174,7 +174,7 @@ class SourceAdapter:
         self.error = err
         # A ConfigError says the config is wrong: starting again would not mend it.
         self.again = None if isinstance(err, ConfigError) else self._next_start()
-        message = wire.source_failure(self.spec.what, error_text(err), self.again)
+        message = wire.source_failure(self.spec.described, error_text(err), self.again)
         self.ctx.logger.error("%s", message, exc_info=err)
         self._report(message)
 
@@ -262,7 +262,7 @@ class SourceAdapter:
         self._report(message)
 
     def _dropped(self, err: EncodeError) -> None:
-        message = f"The {self.spec.what} dropped a record: {err}"
+        message = f"The {self.spec.described} dropped a record: {err}"
         self.ctx.logger.error("%s", message)
         self._report(message)
 

@@ -107,7 +107,8 @@ def test_the_decorator_marks_and_returns_the_function_unchanged():
 def test_a_connection_is_read_into_its_spec():
     assert list(CONNECTIONS) == ["store", "other"]
     db = CONNECTIONS["store"]
-    assert (db.name, db.func, db.resource, db.what) == ("store", store, dict, "connection 'store'")
+    assert (db.name, db.func, db.resource, db.described) == (
+        "store", store, dict, "connection 'store'")
     assert [(p.name, p.type.hint, p.required) for p in db.config] == [
         ("path", str, True), ("timeout", float, False)]
     assert f"connection 'store' (test_connections.py:{inspect.getsourcelines(store)[1]})" == \

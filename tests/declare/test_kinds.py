@@ -12,10 +12,10 @@ def test_each_kind_is_known_by_its_wire_name():
 def test_words_folders_and_lifetimes():
     assert [(k.word, k.folder, k.per_rule) for k in KINDS] == [
         ("source", "sources", True), ("sink", "sinks", True), ("function", "functions", False)]
-    assert FUNCTION.what("revert") == "function 'revert'"
+    assert FUNCTION.described("revert") == "function 'revert'"
 
 
 def test_a_control_names_its_kind():
     control = wire.Control("pyjson", "source", wire.Meta("r", "o", 0))
-    assert control.kind is SOURCE and control.what == "source 'pyjson'"
+    assert control.kind is SOURCE and control.described == "source 'pyjson'"
     assert wire.Control("print", "sink").kind is SINK

@@ -236,7 +236,7 @@ def test_messages_name_the_instance_they_are_about(kuiperlite_host, copy_plugin)
     rule = unique("r")
     src = host.start_source("pid", rule=rule, op="op7", instance=3)
     snk = host.start_sink("show", rule=rule, op="op8")
-    assert (src.what, snk.what) == (f"source 'pid' of rule {rule}/op7/3",
+    assert (src.described, snk.described) == (f"source 'pid' of rule {rule}/op7/3",
                                     f"sink 'show' of rule {rule}/op8/0")
     src.stop()
     snk.stop()

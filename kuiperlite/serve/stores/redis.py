@@ -123,7 +123,7 @@ class RedisStore:
         except self._response_error:
             # Not an integer there, or past 64 bits: say which as SQLite does.
             incremented(scope, key, self.get(scope, key), amount)
-            raise StateError(f"State {key!r} of {scope.what}: incr failed.") from None
+            raise StateError(f"State {key!r} of {scope.described}: incr failed.") from None
         except self._errors as err:
             raise StateError(f"The state store {self.where} failed: {_said(err)}.") from None
 
