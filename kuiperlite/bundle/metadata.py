@@ -23,6 +23,7 @@ from ..declare.kinds import KINDS, LAUNCHER_SUFFIX
 from ..declare.params import Param
 from ..declare.plugin import Plugin
 from ..declare.symbols import AnySpec, FunctionSpec, SourceSpec
+from ..protocol import layout
 
 
 def label(name: str) -> str:
@@ -218,14 +219,15 @@ def files(plugin: Plugin) -> dict[str, bytes]:
     """
     out = {f"{plugin.name}.json": dumps(plugin_json(plugin))}
     for symbol in plugin.symbols:
-        base = f"{symbol.kind.folder}/{symbol.name}"
+        entry = layout.zip_metadata(symbol.kind, symbol.name)
         if isinstance(symbol, SourceSpec):
-            out[f"{base}.json"] = dumps(source_json(plugin, symbol))
-            out[f"{base}.yaml"] = source_yaml(symbol).encode()
+            out[entry] = dumps(source_json(plugin, symbol))
+            out[layout.zip_metadata(symbol.kind, symbol.name, ".yaml")] = \
+                source_yaml(symbol).encode()
         elif isinstance(symbol, FunctionSpec):
-            out[f"{base}.json"] = dumps(function_json(plugin, symbol))
+            out[entry] = dumps(function_json(plugin, symbol))
         else:
-            out[f"{base}.json"] = dumps(sink_json(plugin, symbol))
+            out[entry] = dumps(sink_json(plugin, symbol))
     return out
 
 

@@ -30,6 +30,14 @@ def plugin_dir(base: Path, name: str) -> Path:
     return base / PLUGINS / name
 
 
+def base_of(folder: Path) -> Optional[Path]:
+    """eKuiper's base folder when ``folder`` is a plugin's folder under it, else None."""
+    depth = len(PLUGINS.parts)
+    if folder.parent.parts[-depth:] == PLUGINS.parts:
+        return folder.parents[depth]
+    return None
+
+
 def plugin_json(base: Path, name: str) -> Path:
     """The installed json of plugin ``name``."""
     return plugin_dir(base, name) / f"{name}.json"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from .. import settings
+from ..protocol import layout
 
 PACKAGED_BASE = Path("/var/lib/kuiper")
 PACKAGED_LOG = Path("/var/log/kuiper")
@@ -25,10 +26,7 @@ def ekuiper_base(cwd: Optional[str] = None) -> Optional[Path]:
     named = os.environ.get("KuiperBaseKey")  # noqa: SIM112 - eKuiper spells it so
     if named:
         return Path(named)
-    here = Path(cwd or os.getcwd()).resolve()
-    if here.parent.name == "portable" and here.parent.parent.name == "plugins":
-        return here.parent.parent.parent
-    return None
+    return layout.base_of(Path(cwd or os.getcwd()).resolve())
 
 
 def ekuiper_log_dir(cwd: Optional[str] = None) -> Optional[Path]:

@@ -37,3 +37,10 @@ def test_names_that_may_become_file_names(name):
 @pytest.mark.parametrize("name", ["a/b", "..", "a\x00b", "tab\t", "del\x7f", "c1\x85"])
 def test_names_that_may_not_become_file_names(name):
     assert layout.name_fault(name) == layout.FILE_NAME_RULE
+
+
+def test_the_base_of_a_plugin_folder_is_where_ekuiper_runs():
+    base = Path("/var/lib/kuiper")
+    assert layout.base_of(layout.plugin_dir(base, "pysam")) == base
+    assert layout.base_of(base / "plugins" / "pysam") is None
+    assert layout.base_of(Path("/")) is None
