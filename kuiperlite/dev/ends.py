@@ -41,8 +41,8 @@ def checked_address(address: str, *names: tuple[str, str]) -> str:
             path is longer than 107 bytes; the message says which.
     """
     try:
-        for what, value in names:
-            wire.check_ipc_name(value, what)
+        for described, value in names:
+            wire.check_ipc_name(value, described)
         wire.check_ipc_path(address)
     except ProtocolError as err:
         raise ValueError(str(err)) from None
@@ -87,8 +87,9 @@ _reaper_stuck = threading.Event()
 def bounded_close(sock: pynng.Socket, address: str) -> None:
     """Close a socket no thread uses, waiting at most :data:`CLOSE_WAIT` seconds.
 
-    nng before 1.9 (pynng 0.8.1) can hang a close for good while the peer
-    sends (see :func:`kuiperlite.protocol.transport.close`). The close runs on
+    nng can hang a close for good while the peer sends (often with pynng
+    0.8.1's nng 1.6, rarely with 0.9's; see
+    :func:`kuiperlite.protocol.transport.close`). The close runs on
     a thread of its own, so that such a hang leaves that one socket behind,
     said in the log, instead of hanging the test or serve that closed it.
     Once one has hung, the later closes hang behind it: each is then given
@@ -108,9 +109,9 @@ def bounded_close(sock: pynng.Socket, address: str) -> None:
         return
     _reaper_stuck.set()
     log.warning("closing the socket on %s did not end within %g s; it is left behind, and so "
-                "is every socket this process closes after it (the nng of pynng %s can hang a "
-                "close while the plugin sends; pynng 0.9 and later do not)", address,
-                CLOSE_WAIT, pynng.__version__)
+                "is every socket this process closes after it (nng can hang a close while the "
+                "plugin sends: seen with pynng 0.8.1 often, and with pynng 0.9 rarely; this is "
+                "pynng %s)", address, CLOSE_WAIT, pynng.__version__)
 
 
 def listening(address: str, holder: Optional[str], make: Callable[[], T]) -> T:
@@ -219,18 +220,18 @@ class Responder(Channel):
                 bounded_close(self.sock, self.address)
             self.sock = self._listen()
 
-    def _recv(self, deadline: float, what: str) -> bytes:
+    def _recv(self, deadline: float, described: str) -> bytes:
         while True:
             if self.closing:
                 raise HostError(f"The channel {self.address} was closed while waiting "
-                                f"for the {what}.")
+                                f"for the {described}.")
             try:
                 return self.recv()
             except Timeout:
                 nudge()
                 self.alive()
                 if time.monotonic() > deadline:
-                    raise HostError(f"No {what} on {self.address} in time.") from None
+                    raise HostError(f"No {described} on {self.address} in time.") from None
 
     def _send(self, payload: bytes, deadline: float) -> None:
         while True:
