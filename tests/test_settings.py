@@ -12,7 +12,7 @@ import pytest
 from kuiperlite import launcher, settings
 from kuiperlite.settings import Setting
 
-README = Path(__file__).parents[1] / "README.md"
+RUNNING = Path(__file__).parents[1] / "docs" / "running.md"
 PACKAGE = Path(settings.__file__).parent
 
 
@@ -59,8 +59,8 @@ def test_every_variable_the_package_names_is_in_the_table():
     assert named - {launcher.REENTERED} == {s.name for s in settings.ALL}
 
 
-def test_the_readme_table_is_the_one_the_settings_render():
-    text = README.read_text()
+def test_the_documented_table_is_the_one_the_settings_render():
+    text = RUNNING.read_text()
     rows = [line + "\n" for line in text.splitlines() if line.startswith("| `KUIPERLITE_")]
     header = settings.table().splitlines(keepends=True)[:2]
     assert "".join(header + rows) == settings.table()

@@ -1,0 +1,56 @@
+"""The README stays short, every link between the pages leads somewhere, and the
+README's plugins are Python."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+README = ROOT / "README.md"
+PAGES = [README, ROOT / "CHANGELOG.md", ROOT / "benchmarks" / "README.md",
+         *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^#{1,6} (.+)$", re.MULTILINE)
+
+
+def anchor(heading: str) -> str:
+    """The anchor a markdown renderer gives a heading, as GitHub makes it."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    return {anchor(h) for h in HEADING.findall(FENCE.sub("", page.read_text()))}
+
+
+def test_the_readme_is_at_most_300_lines():
+    lines = len(README.read_text().splitlines())
+    assert lines <= 300, f"README.md has {lines} lines; move detail to a page in docs/."
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_leads_to_a_file_and_heading_that_exist(page):
+    broken = []
+    for target in LINK.findall(FENCE.sub("", page.read_text())):
+        if re.match(r"[a-z]+:", target):
+            continue  # http(s) and mail addresses are not the pages' own
+        path, _, fragment = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        if not linked.exists():
+            broken.append(f"{target}: no such file")
+        elif fragment and linked.suffix == ".md" and fragment not in anchors(linked):
+            broken.append(f"{target}: no heading with that anchor")
+    assert not broken, f"{page.relative_to(ROOT)} has broken links: {broken}"
+
+
+def test_the_readme_s_plugins_are_python():
+    blocks = re.findall(r"^```python\n(.*?)^```", README.read_text(), re.MULTILINE | re.DOTALL)
+    plugins = [block for block in blocks if "import kuiperlite" in block
+               or "from kuiperlite import" in block]
+    assert plugins, "README.md shows no complete plugin"
+    for block in plugins:
+        ast.parse(block)
