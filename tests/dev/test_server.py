@@ -594,7 +594,7 @@ def test_bodies_a_browser_sends_across_sites_are_refused(serve):
         assert server.raw(http_request("POST", "/function/call", server.port, call,
                                        Content_Type=content_type)) == (200, {"result": "A!"})
     curl = shutil.which("curl")
-    if curl:  # the README's way: curl -d sends the form type
+    if curl:  # docs/host.md's way: curl -d sends the form type
         out = subprocess.run([curl, "-s", "-X", "POST", f"http://127.0.0.1:{server.port}"
                               "/function/call", "-d", '{"symbolName": "shout", "args": ["b"]}'],
                              capture_output=True, text=True, timeout=30)
