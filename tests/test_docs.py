@@ -54,3 +54,17 @@ def test_the_readme_s_plugins_are_python():
     assert plugins, "README.md shows no complete plugin"
     for block in plugins:
         ast.parse(block)
+
+
+def test_no_sentence_is_said_twice_across_the_readme_and_docs():
+    seen: dict[str, str] = {}
+    twice = []
+    for page in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        prose = "\n".join(line for line in FENCE.sub("", page.read_text()).splitlines()
+                          if not line.startswith("|"))  # table rows may repeat a cell
+        for sentence in re.split(r"(?<=[.:;!?])\s+", " ".join(prose.split())):
+            if len(sentence) > 50:
+                if sentence in seen:
+                    twice.append(f"{seen[sentence]} and {page.name}: {sentence}")
+                seen.setdefault(sentence, page.name)
+    assert not twice, "say each fact on one page and link to it:\n" + "\n".join(twice)
