@@ -2,7 +2,7 @@
 default, the values it takes, what it does, and who reads it.
 
 Code reads one with ``settings.KEEPALIVE.read()``: a value that does not
-parse is a warning in the log and the default, never a crash. README's
+parse is a warning in the log and the default, never a crash. docs/running.md's
 table of environment variables is :func:`table`, and a test holds them
 equal. Code that sets one for a process it starts names it as
 ``settings.IPC_DIR.name``.
@@ -200,7 +200,7 @@ ALL: tuple[Setting[Any], ...] = (
 
 
 def table() -> str:
-    """README's table of environment variables, in markdown, from :data:`ALL`."""
+    """The table of environment variables in docs/running.md, in markdown, from :data:`ALL`."""
     rows = ["| Variable | Default | Takes | What it does | Read by |", "|---|---|---|---|---|"]
     rows += [f"| `{s.name}` | {s.shown} | {s.takes} | {s.doc} | {', '.join(s.readers)} |"
              for s in ALL]
