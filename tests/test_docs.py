@@ -68,3 +68,11 @@ def test_no_sentence_is_said_twice_across_the_readme_and_docs():
                     twice.append(f"{seen[sentence]} and {page.name}: {sentence}")
                 seen.setdefault(sentence, page.name)
     assert not twice, "say each fact on one page and link to it:\n" + "\n".join(twice)
+
+
+def test_ci_runs_exactly_the_readme_s_test_command():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = next(line for line in readme.splitlines()
+                   if line.startswith("{ command -v redis-server"))
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert ci[-1] == command
