@@ -61,7 +61,34 @@ def read_param(param: inspect.Parameter, hint: Any, role: str,
     if info.dynamic and role != "config parameter":
         raise fail(f"{role} {param.name!r} is {hints.name_of(hint)}, but only a sink's config "
                    "can be dynamic")
-    return Param(param.name, info, param.default)
+    return Param(param.name, info, _checked_default(param, info, role, fail))
+
+
+def _checked_default(param: inspect.Parameter, info: Hint, role: str,
+                     fail: Callable[[str], DefinitionError]) -> Any:
+    """A default its hint's converter takes as it is: converted, it stays equal.
+
+    A default is Python, not a rule's text: ``"8080"`` for an ``int`` is refused
+    although a rule's ``"8080"`` converts, while ``3.0`` for an ``int`` becomes
+    ``3`` (the converter's lossless rule). A dynamic parameter's text default is
+    rendered per record, so its converter sees it only then.
+
+    Raises:
+        DefinitionError: from ``fail``, naming the parameter, its default and its hint.
+    """
+    default = param.default
+    if default is EMPTY or info.convert is None or (info.dynamic and isinstance(default, str)):
+        return default
+    try:
+        converted = info.convert(default)
+        fits = converted == default
+    except Exception:  # a Mismatch, or an equality that cannot compare
+        fits = False
+    if not fits:
+        raise fail(f"the default of {role} {param.name!r} is {hints.describe_value(default)}, "
+                   f"which its hint {hints.name_of(info.hint)} does not take (it takes "
+                   f"{info.phrase}); give a default of that type, or change the hint")
+    return converted
 
 
 def config_param(param: inspect.Parameter, hint: Any, fail: Callable[[str], DefinitionError],

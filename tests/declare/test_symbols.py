@@ -373,3 +373,44 @@ def test_a_wrapper_without_functools_wraps_gets_a_hint():
 
     with pytest.raises(DefinitionError, match="give that decorator functools.wraps"):
         spec(src)
+
+
+def bad_config_default(data, *, port: int = "8080"):
+    pass
+
+
+def bad_argument_default(a, b: str = 5):
+    return a
+
+
+def bad_list_default(ctx, *, ports: list[int] = [1, "2"]):  # noqa: B006
+    yield {}
+
+
+@pytest.mark.parametrize(("decorator", "func", "param", "shown", "hint"), [
+    (sink, bad_config_default, "'port'", "the string '8080'", "int"),
+    (function, bad_argument_default, "'b'", "the number 5", "str"),
+    (source, bad_list_default, "'ports'", "a list", "list[int]"),
+])
+def test_a_default_that_does_not_match_its_hint_is_refused(decorator, func, param, shown, hint):
+    marked = decorator(func)
+    with pytest.raises(DefinitionError) as info:
+        spec(marked)
+    message = str(info.value)
+    assert f"test_symbols.py:{inspect.getsourcelines(func)[1]}" in message
+    assert func.__name__ in message
+    assert f"the default of {'config parameter' if decorator is not function else 'argument'} " \
+           f"{param} is {shown}, which its hint {hint} does not take" in message
+    delattr(func, "__kuiperlite__")
+
+
+def test_defaults_that_match_their_hint_are_kept():
+    @sink
+    def k(data, *, port: int = 8080, ratio: float = 1, whole: int = 3.0,
+          host: Optional[str] = None, topic: Dynamic[int] = "{{.n}}",
+          mode: Literal["a", "b"] = "a", tags: list[str] = ["x"]):  # noqa: B006
+        pass
+
+    defaults = {p.name: p.default for p in spec(k).config}
+    assert defaults == {"port": 8080, "ratio": 1, "whole": 3, "host": None, "topic": "{{.n}}",
+                        "mode": "a", "tags": ["x"]}
