@@ -65,7 +65,7 @@ def doors(ctx: Context, *, doors: int = 3, interval: float = 2.0):
 
 
 @sink
-def alert(ctx: Context, data: dict, *, level: Level = Level.WARNING,
+def alert(ctx: Context, data: Any, *, level: Level = Level.WARNING,
           threshold: float = 25.0, channels: list[str] = ["log"]):  # noqa: B006
     """Raise an alert for readings above a threshold.
 

@@ -9,7 +9,7 @@ import orjson
 
 from ..declare.context import Context
 from ..declare.dynamic import RenderError, Template, render
-from ..declare.hints import ANY, Hint, Mismatch, holds_records
+from ..declare.hints import ANY, Hint, Mismatch, holds_records, name_of
 from ..declare.params import ASYNC, ASYNC_GENERATOR, GENERATOR, PLAIN
 from ..declare.state import State
 from ..declare.symbols import SinkSpec
@@ -17,10 +17,19 @@ from ..errors import Stopped, error_text
 from .usercode import Loop, arguments
 
 
-def decoder(data: Hint) -> Callable[[bytes], Any]:
+class NotOne(ValueError):
+    """A batch (a JSON list) for a sink whose data hint takes one record."""
+
+
+def decoder(data: Hint, described: str = "") -> Callable[[bytes], Any]:
     """How a sink's payload reaches user code: decoded JSON (bytes when it is not
     JSON), text, or the bytes themselves; built into records for a record hint
-    (raising :class:`Mismatch` for a payload that does not fit)."""
+    (raising :class:`Mismatch` for a payload that does not fit).
+
+    With ``described`` (the sink, as messages name it), a batch for a hint that
+    takes one object (``dict``, ``dict[str, X]``, a record class) raises
+    :class:`NotOne`, saying what to do.
+    """
     mode = data.data
     if mode == "bytes":
         return lambda payload: payload
@@ -35,10 +44,21 @@ def decoder(data: Hint) -> Callable[[bytes], Any]:
             return payload
 
     build = data.convert if holds_records(data.hint) else None
-    if build is None:
+    one = described if described and data.value_type == "object" else ""
+    if build is None and not one:
         return json_or_bytes
-    return lambda payload: build(json_or_bytes(payload))
+    shown = name_of(data.hint)
 
+    def decode(payload: bytes) -> Any:
+        value = json_or_bytes(payload)
+        if one and isinstance(value, list):
+            raise NotOne(f"The {one} takes one record (its data is annotated {shown}) and "
+                         f"received a list of {len(value)}; annotate the data list[{shown}] "
+                         "or Any to take a batch, or set sendSingle to true in the rule's "
+                         "sink properties to get each record alone.")
+        return value if build is None else build(value)
+
+    return decode
 
 
 class SinkAdapter:
@@ -56,7 +76,7 @@ class SinkAdapter:
         self._loop = Loop()
         self._gen: Any = None
         self._open_error: Optional[str] = None
-        self.decode = decoder(spec.data)
+        self.decode = decoder(spec.data, spec.described)
         # Hand one message to the user code: None on success, else the error to ack with.
         self.collect: Callable[[bytes], Optional[str]] = self._collector()
 
@@ -113,7 +133,7 @@ class SinkAdapter:
                 args = list(before)
                 try:
                     data = args[index] = decode(payload)
-                except Mismatch as err:
+                except (Mismatch, NotOne) as err:
                     return self._refused(err)
                 kw = kwargs
                 if templates:
@@ -148,7 +168,7 @@ class SinkAdapter:
                 gen = self._gen
             try:
                 value = decode(payload)
-            except Mismatch as err:
+            except (Mismatch, NotOne) as err:
                 return self._refused(err)
             try:
                 if asynchronous:
@@ -167,9 +187,9 @@ class SinkAdapter:
 
         return send
 
-    def _refused(self, err: Mismatch) -> str:
-        """A payload that does not fit the data's record hint: its ack, and a log line."""
-        text = f"The payload {err}."
+    def _refused(self, err: ValueError) -> str:
+        """A payload that does not fit the data's hint: its ack, and a log line."""
+        text = str(err) if isinstance(err, NotOne) else f"The payload {err}."
         self.ctx.logger.warning("%s", text)
         return text
 

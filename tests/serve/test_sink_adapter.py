@@ -1,6 +1,7 @@
 """A sink's user code of every style, handed each message."""
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncGenerator, Generator
 
 import pytest
@@ -136,3 +137,28 @@ def test_async_sinks():
 
 
 # ------------------------------------------------------------- functions
+
+
+@dataclasses.dataclass
+class Reading:
+    a: int
+
+
+@pytest.mark.parametrize(("hint", "shown"), [(dict, "dict"), (dict[str, int], "dict[str, int]"),
+                                             (Reading, "Reading")])
+def test_a_batch_for_a_sink_that_takes_one_record_is_one_sentence(hint, shown, caplog):
+    got = []
+
+    def k(data):
+        got.append(data)
+
+    k.__annotations__["data"] = hint
+    adapter = make_sink(sink(k))
+    expected = (f"The sink 'k' takes one record (its data is annotated {shown}) and received "
+                f"a list of 2; annotate the data list[{shown}] or Any to take a batch, or set "
+                "sendSingle to true in the rule's sink properties to get each record alone.")
+    with caplog.at_level("WARNING"):
+        assert adapter.collect(b'[{"a":1},{"a":2}]') == expected
+    assert expected in caplog.text
+    assert adapter.collect(b'{"a":3}') is None
+    assert got == [Reading(3) if hint is Reading else {"a": 3}]
