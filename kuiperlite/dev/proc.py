@@ -12,6 +12,15 @@ import subprocess
 import tempfile
 from typing import IO, NamedTuple, Optional
 
+NO_KUIPERLITE = "No module named 'kuiperlite'"  # Python's words when it is not installed
+
+
+def not_installed(python: str, loads: str) -> str:
+    """The sentence for a Python that runs a plugin (``loads`` it) without kuiperlite."""
+    return (f"kuiperlite is not installed in the Python at {python}, which loads {loads}; "
+            f"install it there: {python} -m pip install kuiperlite (or pip install -e with "
+            "the path of a kuiperlite checkout).")
+
 
 class Finished(NamedTuple):
     """How a process ended: its exit code and the end of each of its outputs."""

@@ -70,6 +70,8 @@ def describe(path: Path, python: str = sys.executable,
                          "for something when it is imported?") from None
     except OSError as err:
         raise LoadFailed(f"Cannot run {python} to load {path.name}: {err}.") from None
+    if result.code != 0 and proc.NO_KUIPERLITE in result.stderr:
+        raise LoadFailed(proc.not_installed(python, path.name))
     if result.code != 0:
         raise LoadFailed((result.stderr or result.stdout).strip() or "the plugin did not load")
     try:

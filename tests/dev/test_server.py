@@ -869,3 +869,17 @@ def test_state_changes_show_in_the_live_view(serve, copy_plugin):
         "symbolName": "count_calls", "args": [],
         "meta": {"ruleId": "rule9", "opId": "op1", "instanceId": 0}})[1] == {"result": 1}
     wait_until(lambda: server.said("[state function count_calls rule9] calls = 1"))
+
+
+def test_a_python_without_kuiperlite_is_named_as_the_cause(write_plugin, tmp_path):
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True,
+                   timeout=60)
+    python = str(bare / "bin" / "python")
+    plugin = write_plugin("import kuiperlite\n", main=False)
+    with pytest.raises(LoadFailed) as info:
+        describe(plugin, python=python)
+    assert str(info.value) == (
+        f"kuiperlite is not installed in the Python at {python}, which loads {plugin.name}; "
+        f"install it there: {python} -m pip install kuiperlite (or pip install -e with the "
+        "path of a kuiperlite checkout).")
