@@ -3,8 +3,10 @@
 ``python -m kuiperlite.dev.describe FILE`` is how ``serve`` reads a plugin:
 in a process of its own, so that user code that hangs or crashes when it is
 imported never runs inside serve. The line is
-``{"name": ..., "sources": [...], "sinks": [...], "functions": [...]}``; a
-file that does not load prints its error to stderr and exits with code 2.
+``{"name": ..., "version": ..., "sources": [...], "sinks": [...], "functions":
+[...], "function_metadata": [...]}``, the version and each function's metadata
+file as the plugin's zip holds them; a file that does not load prints its
+error to stderr and exits with code 2.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import json
 import sys
 from typing import Optional
 
+from ..bundle import metadata
 from ..cli import report
 from ..declare.plugin import load
+from ..declare.symbols import FunctionSpec
 from ..errors import DefinitionError, PluginError
 
 
@@ -35,10 +39,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     try:
         plugin = load(args[0])
+        functions = [metadata.function_json(plugin, spec) for spec in plugin.symbols
+                     if isinstance(spec, FunctionSpec)]
     except (DefinitionError, PluginError) as err:
         return report(err)
-    print(json.dumps({"name": plugin.name, "sources": list(plugin.sources),
-                      "sinks": list(plugin.sinks), "functions": list(plugin.functions)}))
+    print(json.dumps({"name": plugin.name, "version": plugin.about.version,
+                      "sources": list(plugin.sources), "sinks": list(plugin.sinks),
+                      "functions": list(plugin.functions), "function_metadata": functions}))
     return 0
 
 

@@ -353,7 +353,7 @@ class HostedPlugin:
         return []
 
     def functions_meta(self) -> list[dict[str, Any]]:
-        return []
+        return list(self.session.info.get("function_metadata") or [])
 
     def listing(self) -> list[dict[str, Any]]:
         return [self.describe(self.session.info["name"])]
@@ -362,7 +362,7 @@ class HostedPlugin:
         info = self.session.info
         if name != info["name"]:
             raise NotFound(f"describe portable plugin {name} error: not found")
-        return {"name": name, "version": "", "language": "python",
+        return {"name": name, "version": str(info.get("version") or ""), "language": "python",
                 "executable": str(self.session.path),
                 **{kind.folder: list(info.get(kind.folder) or []) for kind in KINDS}}
 

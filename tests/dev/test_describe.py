@@ -14,8 +14,11 @@ def test_it_prints_the_name_and_symbols_as_one_json_line(copy_plugin):
     path = copy_plugin("described")
     out = describe(path)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == {"name": path.stem, "sources": ["counter"],
-                                      "sinks": ["keep"], "functions": ["shout"]}
+    described = json.loads(out.stdout)
+    shout = described.pop("function_metadata")
+    assert described == {"name": path.stem, "version": "v1.0.0", "sources": ["counter"],
+                         "sinks": ["keep"], "functions": ["shout"]}
+    assert [f["name"] for meta in shout for f in meta["functions"]] == ["shout"]
 
 
 def test_a_file_that_does_not_load_is_its_error_and_exit_code_2(write_plugin):

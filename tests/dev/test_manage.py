@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from kuiperlite.bundle import package
+from kuiperlite.bundle import metadata, package
+from kuiperlite.declare.kinds import FUNCTION
 from kuiperlite.declare.plugin import load
+from kuiperlite.protocol import layout
 
 from conftest import wait_until
 
@@ -191,7 +193,7 @@ def test_serve_with_a_plugin_file_shows_it_read_only(local_ekuiper, write_plugin
     server = local_ekuiper(str(path), "--mock-interval", "0", ready="REST API on")
     status, text = server.request("GET", "/plugins/portables")
     assert (status, json.loads(text)) == (200, [{
-        "name": name, "version": "", "language": "python", "executable": str(path),
+        "name": name, "version": "v1.0.0", "language": "python", "executable": str(path),
         "sources": ["ticks"], "sinks": ["keep"], "functions": ["add"]}])
     start = {"symbolName": "keep", "meta": {"ruleId": "r9", "opId": "op1", "instanceId": 1},
              "pluginType": "sink", "config": {}}
@@ -210,6 +212,18 @@ def test_serve_with_a_plugin_file_shows_it_read_only(local_ekuiper, write_plugin
     assert server.request("POST", "/symbol/stop", start)[0] == 200
     status, text = server.request("GET", "/plugins/portables/other/status")
     assert (status, json.loads(text)["error"]) == (404, 1002)
+
+
+def test_serve_with_a_plugin_file_lists_its_version_and_functions(local_ekuiper, write_plugin):
+    about = 'import kuiperlite\nABOUT = kuiperlite.About(version="v0.1.0")\n'
+    path = write_plugin(about + PLUGIN)
+    server = local_ekuiper(str(path), "--mock-interval", "0", ready="REST API on")
+    status, text = server.request("GET", "/plugins/portables")
+    assert (status, [p["version"] for p in json.loads(text)]) == (200, ["v0.1.0"])
+    files = metadata.files(load(str(path)))
+    status, text = server.request("GET", "/metadata/functions")
+    assert (status, json.loads(text)) == (
+        200, [json.loads(files[layout.zip_metadata(FUNCTION, "add")])])
 
 
 RULE = "a plugin name holds only letters, digits, _ and -"
