@@ -2,14 +2,17 @@
 
 ``new NAME`` writes ``NAME/NAME.py`` (a source, a sink and a function),
 ``NAME/test_NAME.py`` (kuiperlite.testing and the ``kuiperlite_host``
-fixture; it passes as written) and ``NAME/README.md``. It never
+fixture; it passes as written) and ``NAME/README.md``, whose commands run
+the Python that ran ``new`` (the one that has kuiperlite). It never
 overwrites: a NAME that exists is refused.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import string
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -41,7 +44,7 @@ def new(name: str, parent: str = ".") -> list[Path]:
     templates = resources.files("kuiperlite.dev") / "templates"
     texts = {target.format(name=name):
              string.Template(templates.joinpath(source).read_text(encoding="utf-8"))
-             .substitute(name=name)
+             .substitute(name=name, python=shlex.quote(sys.executable))
              for source, target in FILES}
     folder.mkdir(parents=True)
     written = []

@@ -1,5 +1,7 @@
 """``new``: a plugin folder whose tests pass as generated, written without overwriting."""
 
+import re
+import shlex
 import subprocess
 import sys
 
@@ -22,8 +24,12 @@ def test_the_new_plugin_passes_its_tests_and_the_linter(tmp_path):
     assert code.endswith('\n\nif __name__ == "__main__":\n    kuiperlite.run()\n')
     for symbol in ("@source", "@sink", "@function", f"def {name}_ticks("):
         assert symbol in code
-    assert f"# {name}" in (folder / "README.md").read_text()
-    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+    readme = (folder / "README.md").read_text()
+    assert f"# {name}" in readme
+    command = shlex.split(re.search(r"Test: `([^`]+)`", readme).group(1))
+    assert command == [sys.executable, "-m", "pytest"]  # the python that has kuiperlite
+    assert f"`{shlex.quote(sys.executable)} -m pip install pytest`" in readme
+    tests = subprocess.run([*command, "-q", "-p", "no:cacheprovider"],
                            cwd=folder, capture_output=True, text=True, timeout=300)
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "4 passed" in tests.stdout
