@@ -172,11 +172,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .dev.deploy import DeployFailed, show_status
+    from .dev.deploy import DeployFailed, show_status, show_status_into
 
     try:
-        show_status(args.name, args.url, token=args.token or settings.EKUIPER_TOKEN.read(),
-                    timeout=args.request_timeout)
+        if args.into:
+            show_status_into(args.name, args.into)
+        else:
+            show_status(args.name, args.url, token=args.token or settings.EKUIPER_TOKEN.read(),
+                        timeout=args.request_timeout)
     except DeployFailed as err:
         print(f"kuiperlite: {err}", file=sys.stderr)
         return 1
@@ -184,11 +187,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_undeploy(args: argparse.Namespace) -> int:
-    from .dev.deploy import DeployFailed, undeploy
+    from .dev.deploy import DeployFailed, undeploy, undeploy_into
 
     try:
-        undeploy(args.name, args.url, token=args.token or settings.EKUIPER_TOKEN.read(),
-                 force=args.force, timeout=args.request_timeout)
+        if args.into:
+            undeploy_into(args.name, args.into)
+        else:
+            undeploy(args.name, args.url, token=args.token or settings.EKUIPER_TOKEN.read(),
+                     force=args.force, timeout=args.request_timeout)
     except DeployFailed as err:
         print(f"kuiperlite: {err}", file=sys.stderr)
         return 1
@@ -354,16 +360,20 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser(
         "status", help="an installed plugin's status, symbols and the rules using it",
         description="Ask eKuiper (or serve) about an installed portable plugin: its process "
-                    "status, its symbols, and the rules using it.")
+                    "status, its symbols, and the rules using it (--url); or read the plugin "
+                    "installed in a folder by deploy --into (--into).")
     undeploy = commands.add_parser(
         "undeploy", help="delete an installed plugin from eKuiper",
         description="Delete a portable plugin from eKuiper (or serve); refused while rules "
-                    "use it, unless --force.")
+                    "use it, unless --force (--url). Or remove the plugin deploy --into "
+                    "installed in a folder, as eKuiper's delete does (--into).")
     for command in (status, undeploy):
         command.add_argument("name", help="the plugin's name")
-        command.add_argument("--url", required=True,
-                             help="eKuiper's REST address, e.g. http://127.0.0.1:9081")
-        command.add_argument("--token", help="eKuiper's token, when it asks for one "
+        where = command.add_mutually_exclusive_group(required=True)
+        where.add_argument("--url", help="eKuiper's REST address, e.g. http://127.0.0.1:9081")
+        where.add_argument("--into", metavar="DIR",
+                           help="the folder deploy --into installed the plugin in")
+        command.add_argument("--token", help="with --url: eKuiper's token, when it asks for one "
                                              f"(default: {settings.EKUIPER_TOKEN.name})")
         _request_timeout_argument(command)
     undeploy.add_argument("--force", action="store_true",

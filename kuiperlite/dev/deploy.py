@@ -18,7 +18,9 @@ disappears, or a function's number of arguments changes (read from
 
 ``status NAME --url URL`` and ``undeploy NAME --url URL`` read and delete
 an installed plugin; undeploy refuses while rules use it (see
-:func:`rules_using`), unless forced. eKuiper's REST API is spoken by
+:func:`rules_using`), unless forced. With ``--into DIR`` instead, they read
+the plugin json installed in that folder and remove the plugin as eKuiper's
+delete does (a folder runs no process and no rules). eKuiper's REST API is spoken by
 :class:`~kuiperlite.dev.deploy_client.EKuiper`.
 """
 
@@ -41,7 +43,16 @@ from .deploy_client import REQUEST_TIMEOUT, function_args, message
 from .deploy_client import TOKEN_ENV as TOKEN_ENV
 from .deploy_client import DeployFailed as DeployFailed
 from .deploy_client import EKuiper as EKuiper
-from .installer import INSTALL_TIMEOUT, Installed, InstallFailed, PluginZip, install
+from .installer import (
+    INSTALL_TIMEOUT,
+    Installed,
+    InstallFailed,
+    PluginZip,
+    check_plugin_name,
+    install,
+    installed_info,
+    uninstall,
+)
 
 
 @contextlib.contextmanager
@@ -269,3 +280,50 @@ def undeploy(name: str, url: str, *, token: Optional[str] = None, force: bool = 
         raise DeployFailed(f"eKuiper refused to delete plugin {name} ({status}): "
                            f"{message(text)}")
     report(text.decode("utf-8", "replace").strip())
+
+
+def _installed_into(name: str, into: str) -> tuple[Path, dict[str, Any]]:
+    """The folder standing for eKuiper's, and plugin ``name``'s json installed in it.
+
+    Raises:
+        DeployFailed: the name is not a plugin name, or no such plugin is installed there.
+    """
+    base = Path(into).resolve()
+    try:
+        check_plugin_name(name)
+    except InstallFailed as err:
+        raise DeployFailed(str(err)) from None
+    info = installed_info(base, name)
+    if info is None:
+        raise DeployFailed(f"{base} holds no installed portable plugin {name} (no "
+                           f"{layout.plugin_json(base, name)})")
+    return base, info
+
+
+def show_status_into(name: str, into: str, *,
+                     report: Callable[[str], None] = print) -> None:
+    """Report plugin ``name`` as installed in the folder ``into``: its version and symbols.
+
+    Raises:
+        DeployFailed: no such plugin is installed there.
+    """
+    base, info = _installed_into(name, into)
+    report(f"plugin {name} {info.get('version') or ''}".rstrip() +
+           f" in {layout.plugin_dir(base, name)}: installed")
+    for kind, names in _symbols(info).items():
+        report(f"  {kind}: {', '.join(names) if names else '-'}")
+
+
+def undeploy_into(name: str, into: str, *, report: Callable[[str], None] = print) -> None:
+    """Remove plugin ``name`` from the folder ``into`` as eKuiper's delete does.
+
+    Raises:
+        DeployFailed: no such plugin is installed there, or it cannot be removed.
+    """
+    base, _info = _installed_into(name, into)
+    try:
+        uninstall(base, name)
+    except OSError as err:
+        raise DeployFailed(f"cannot remove plugin {name} from {base}: "
+                           f"{err.strerror or err}") from None
+    report(f"portable plugin {name} is deleted from {base}")

@@ -442,3 +442,26 @@ def test_json_nested_too_deep_is_not_json_either(stand_in, write_plugin):
     assert one_sentence(deploy(path, "--url", server.url)) == (
         f"{server.url} answered GET /plugins/portables/{name} with something that is not JSON "
         f"({b'[' * 60!r}); is it eKuiper's REST address?")
+
+
+def test_status_and_undeploy_work_on_a_folder_deploy_into_installed(write_plugin, tmp_path):
+    path = write_plugin(V1)
+    name = path.stem
+    base = tmp_path / "ekuiper"
+    assert deploy(path, "--into", base, "--no-install").returncode == 0
+
+    def kuiperlite(*args):
+        return subprocess.run([sys.executable, "-m", "kuiperlite", *args, name, "--into",
+                               str(base)], capture_output=True, text=True, timeout=60)
+
+    plugin_dir = base / "plugins" / "portable" / name
+    out = kuiperlite("status")
+    assert (out.returncode, out.stdout.splitlines()) == (0, [
+        f"plugin {name} v1.0.0 in {plugin_dir}: installed",
+        "  sources: ticks", "  sinks: keep", "  functions: add"])
+    out = kuiperlite("undeploy")
+    assert (out.returncode, out.stdout) == (0, f"portable plugin {name} is deleted from {base}\n")
+    assert not plugin_dir.exists()
+    assert [p for p in (base / "etc").rglob("*") if p.is_file()] == []
+    assert one_sentence(kuiperlite("status")) == (
+        f"{base} holds no installed portable plugin {name} (no {plugin_dir / name}.json)")
