@@ -51,6 +51,7 @@ from .installer import (
     PluginZip,
     run_install_sh,
 )
+from .proc import not_installed
 
 # check's failures are the installer's: one class, so a failed step reads the same in both.
 CheckFailed = InstallFailed
@@ -232,6 +233,12 @@ class Checker:
                 host.wait_handshake(self.init_timeout)
             except KuiperliteError as err:
                 missing = _missing_module(host)
+                if missing == "kuiperlite":
+                    environment = plugin_dir / ENVIRONMENT
+                    python = str(environment / "bin" / "python") if environment.is_dir() \
+                        else self.python
+                    raise CheckFailed("the zip ships no kuiperlite, and " + not_installed(
+                        python, f"plugins/portable/{name}")) from None
                 if missing is not None:
                     raise CheckFailed(
                         f"the plugin imports {missing}, which its zip does not provide: name "

@@ -364,3 +364,21 @@ def test_a_second_check_reuses_the_environment_the_first_built(pysam_zip, tmp_pa
            f"requirements and wheels, is reused from {cached}" in second
     assert [line for line in first if "source pyjson" in line] == \
         [line for line in second if "source pyjson" in line]
+
+
+def test_a_zip_without_kuiperlite_on_a_python_without_it_names_kuiperlite(pysam_zip, tmp_path):
+    """A zip made without kuiperlite's package command, checked with a Python that lacks it."""
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True,
+                   timeout=60)
+    python = str(bare / "bin" / "python")
+    with zipfile.ZipFile(pysam_zip) as archive:
+        own = [n for n in archive.namelist() if n.startswith("kuiperlite/")]
+    zip_path = rezip(pysam_zip, tmp_path / "pysam.zip", drop=own)
+    lines = []
+    assert check(str(zip_path), python=python, install=False, report=lines.append) is False
+    fails = [line for line in lines if line.startswith("  FAIL  ")]
+    assert fails == [
+        f"  FAIL  the zip ships no kuiperlite, and kuiperlite is not installed in the Python "
+        f"at {python}, which loads plugins/portable/pysam; install it there: {python} -m pip "
+        "install kuiperlite (or pip install -e with the path of a kuiperlite checkout)."], lines
