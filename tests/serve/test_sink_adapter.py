@@ -162,3 +162,20 @@ def test_a_batch_for_a_sink_that_takes_one_record_is_one_sentence(hint, shown, c
     assert expected in caplog.text
     assert adapter.collect(b'{"a":3}') is None
     assert got == [Reading(3) if hint is Reading else {"a": 3}]
+
+
+def test_a_rule_without_send_single_gets_the_sentence_from_a_plugin_process(kuiperlite_host,
+                                                                            write_plugin):
+    path = write_plugin("from kuiperlite import sink\n\n\n@sink\n"
+                        "def keep(data: dict):\n    data.get('a')\n")
+    host = kuiperlite_host(path)
+    with host.start_sink("keep", config={"requireAck": True}) as snk:
+        (message,) = snk.emit([{"a": 1}])  # eKuiper sends a row as a list of one
+        assert message.ack == (
+            "The sink 'keep' takes one record (its data is annotated dict) and received a list "
+            "of 1; annotate the data list[dict] or Any to take a batch, or set sendSingle to "
+            "true in the rule's sink properties to get each record alone.")
+        assert host.process.printed("received a list of 1")
+    with host.start_sink("keep", rule="single", config={"requireAck": True,
+                                                        "sendSingle": True}) as snk:
+        assert [m.ack for m in snk.emit([{"a": 1}])] == [None]
