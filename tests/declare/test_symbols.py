@@ -414,3 +414,4 @@ def test_defaults_that_match_their_hint_are_kept():
     defaults = {p.name: p.default for p in spec(k).config}
     assert defaults == {"port": 8080, "ratio": 1, "whole": 3, "host": None, "topic": "{{.n}}",
                         "mode": "a", "tags": ["x"]}
+    assert (type(defaults["ratio"]), type(defaults["whole"])) == (float, int)  # as converted
