@@ -360,7 +360,10 @@ def test_a_recreated_function_channel_answers_its_first_call_at_once(kuiperlite_
             assert fn.call("abc") == "cba"
             first = time.monotonic() - started
         time.sleep(1.5)  # the plugin redials in the background, backing off to 500 ms
-        assert first < 0.1  # the start command made it connect at once
+        # The start command made it connect at once, not at its next redial. nng 1.6
+        # (pynng 0.8.1) resends a request whose pipe closed on a 100 ms tick, so about
+        # one call in 200 there takes 100 ms: the bound sits between that and 500.
+        assert first < 0.3
 
 
 def test_bad_settings_in_the_environment_are_warnings_and_the_plugin_serves(kuiperlite_host,
