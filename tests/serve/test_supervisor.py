@@ -3,6 +3,7 @@
 The whole supervisor, killing and crashing real workers, is in test_hostile.py.
 """
 
+import gc
 import os
 import signal
 import struct
@@ -22,9 +23,16 @@ from conftest import SCRIPTS
 
 
 def worker_writing(write: Callable[[Journal], None], read_end: int, write_end: int) -> int:
-    """Fork a process that writes to a journal on the pipe, then exits; its pid."""
+    """Fork a process that writes to a journal on the pipe, then exits; its pid.
+
+    The test process may hold unreachable pynng sockets of earlier tests: they
+    are collected before the fork, and the child collects nothing, because
+    nng 1.9 and later abort a forked child that closes its parent's socket.
+    """
+    gc.collect()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
+        gc.disable()
         code = 1
         try:
             os.close(read_end)
