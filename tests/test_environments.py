@@ -13,7 +13,7 @@ from kuiperlite.declare.plugin import load
 from kuiperlite.dev.host import PORTABLE_CONFIG, Host
 from kuiperlite.launcher import ENVIRONMENT
 
-from conftest import unique
+from conftest import unique, wait_until
 from wheels import tiny_wheel, with_wheels
 
 # kltpin is imported when called: package imports the plugin where kltpin is not.
@@ -117,8 +117,8 @@ def test_without_an_environment_the_executable_says_so_and_goes_on(tmp_path):
         host.wait_handshake(60)
         with host.function("one") as fn:
             assert fn.call() == 1
-        assert host.process.printed(
-            f"kuiperlite: the plugin has no environment at {plugin_dir / ENVIRONMENT} "
-            f"(install.sh has not built it); going on with {sys.executable}.")
+        said = (f"kuiperlite: the plugin has no environment at {plugin_dir / ENVIRONMENT} "
+                f"(install.sh has not built it); going on with {sys.executable}.")
+        wait_until(lambda: host.process.printed(said), message="the launcher's sentence")
     finally:
         host.close()

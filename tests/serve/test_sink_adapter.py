@@ -10,6 +10,8 @@ from kuiperlite import sink
 from kuiperlite.declare.symbols import AnySpec, marks_of, read
 from kuiperlite.serve.sink_adapter import SinkAdapter
 
+from conftest import wait_until
+
 
 def spec(func) -> AnySpec:
     (mark,) = marks_of(func)
@@ -175,7 +177,8 @@ def test_a_rule_without_send_single_gets_the_sentence_from_a_plugin_process(kuip
             "The sink 'keep' takes one record (its data is annotated dict) and received a list "
             "of 1; annotate the data list[dict] or Any to take a batch, or set sendSingle to "
             "true in the rule's sink properties to get each record alone.")
-        assert host.process.printed("received a list of 1")
+        wait_until(lambda: host.process.printed("received a list of 1"),
+                   message="the sentence in the log")
     with host.start_sink("keep", rule="single", config={"requireAck": True,
                                                         "sendSingle": True}) as snk:
         assert [m.ack for m in snk.emit([{"a": 1}])] == [None]
