@@ -235,6 +235,23 @@ def _ekuiper_argument(parser: argparse.ArgumentParser) -> None:
                              "source's datasource in its config, 1 as the top-level dataSource")
 
 
+def _where_arguments(parser: argparse.ArgumentParser, into_help: str) -> None:
+    """``--url`` (a running eKuiper) or ``--into`` (a folder laid out as eKuiper's), and
+    ``--token`` for the first."""
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="eKuiper's REST address, e.g. http://127.0.0.1:9081")
+    where.add_argument("--into", metavar="DIR", help=into_help)
+    parser.add_argument("--token", help="with --url: eKuiper's token, when it asks for one "
+                                        f"(default: {settings.EKUIPER_TOKEN.name})")
+
+
+def _install_timeout_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--install-timeout", type=float, metavar="SECONDS",
+                        default=_Default("dev.installer", "INSTALL_TIMEOUT"),
+                        help="seconds install.sh may run before it is stopped "
+                             "(default: %(default)s)")
+
+
 def _request_timeout_argument(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     parser.add_argument("--request-timeout", type=float, metavar="SECONDS",
                         default=_Default("dev.deploy", "REQUEST_TIMEOUT"),
@@ -306,10 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-cache", action="store_true",
                        help="build the plugin's environment anew, even when an earlier check "
                             "built one from the same requirements and wheels")
-    check.add_argument("--install-timeout", type=float, metavar="SECONDS",
-                       default=_Default("dev.installer", "INSTALL_TIMEOUT"),
-                       help="seconds install.sh may run before it is stopped "
-                            "(default: %(default)s)")
+    _install_timeout_argument(check)
     _ekuiper_argument(check)
     check.set_defaults(func=cmd_check)
 
@@ -319,12 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "a running eKuiper through its REST API (--url), or into a folder laid "
                     "out as eKuiper's: plugins/portable/<name>/ and etc/ (--into).")
     deploy.add_argument("target", help="the plugin's .py file or its <name>.zip")
-    where = deploy.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url", help="eKuiper's REST address, e.g. http://127.0.0.1:9081")
-    where.add_argument("--into", metavar="DIR",
-                       help="the folder standing for eKuiper's (plugins/ and etc/ go in it)")
-    deploy.add_argument("--token", help="with --url: eKuiper's token, when it asks for one "
-                                        f"(default: {settings.EKUIPER_TOKEN.name})")
+    _where_arguments(deploy, "the folder standing for eKuiper's (plugins/ and etc/ go in it)")
     deploy.add_argument("--wait", type=float, metavar="SECONDS",
                         default=_Default("dev.deploy", "STATUS_WAIT"),
                         help="with --url: seconds to wait for the plugin to run "
@@ -338,10 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--force", action="store_true",
                         help="replace a plugin of the same name already installed, even when "
                              "rules using it would break")
-    deploy.add_argument("--install-timeout", type=float, metavar="SECONDS",
-                        default=_Default("dev.installer", "INSTALL_TIMEOUT"),
-                        help="seconds install.sh may run before it is stopped "
-                             "(default: %(default)s)")
+    _install_timeout_argument(deploy)
     deploy.add_argument("--include", action="append", default=[], metavar="GLOB",
                         help="for a .py: also ship files matching GLOB (repeatable)")
     deploy.add_argument("--exclude", action="append", default=[], metavar="GLOB",
@@ -369,12 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "installed in a folder, as eKuiper's delete does (--into).")
     for command in (status, undeploy):
         command.add_argument("name", help="the plugin's name")
-        where = command.add_mutually_exclusive_group(required=True)
-        where.add_argument("--url", help="eKuiper's REST address, e.g. http://127.0.0.1:9081")
-        where.add_argument("--into", metavar="DIR",
-                           help="the folder deploy --into installed the plugin in")
-        command.add_argument("--token", help="with --url: eKuiper's token, when it asks for one "
-                                             f"(default: {settings.EKUIPER_TOKEN.name})")
+        _where_arguments(command, "the folder deploy --into installed the plugin in")
         _request_timeout_argument(command)
     undeploy.add_argument("--force", action="store_true",
                           help="delete it even while rules use it")
