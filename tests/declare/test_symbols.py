@@ -217,6 +217,18 @@ def bad_dynamic_default(data, *, topic: Dynamic[str] = "t/{{.id | upper}}"):
     pass
 
 
+def definition_error(decorator: Any, func: Any) -> str:
+    """The DefinitionError collecting ``decorator(func)`` raises, which names its file:line
+    and the function."""
+    marked = decorator(func)
+    with pytest.raises(DefinitionError) as info:
+        spec(marked)
+    message = str(info.value)
+    assert f"test_symbols.py:{inspect.getsourcelines(func)[1]}" in message
+    assert func.__name__ in message
+    return message
+
+
 @pytest.mark.parametrize(("decorator", "func", "param", "problem"), [
     (source, bad_dynamic_source, "'topic'", "is Dynamic[str], but only a sink's config can be "
                                             "dynamic"),
@@ -238,12 +250,7 @@ def bad_dynamic_default(data, *, topic: Dynamic[str] = "t/{{.id | upper}}"):
     (source, bad_two_contexts, "'b'", "second Context"),
 ])
 def test_definition_errors_name_function_line_and_parameter(decorator, func, param, problem):
-    marked = decorator(func)
-    with pytest.raises(DefinitionError) as info:
-        spec(marked)
-    message = str(info.value)
-    assert f"test_symbols.py:{inspect.getsourcelines(func)[1]}" in message
-    assert func.__name__ in message
+    message = definition_error(decorator, func)
     assert problem in message
     if param:
         assert param in message
@@ -393,12 +400,7 @@ def bad_list_default(ctx, *, ports: list[int] = [1, "2"]):  # noqa: B006
     (source, bad_list_default, "'ports'", "a list", "list[int]"),
 ])
 def test_a_default_that_does_not_match_its_hint_is_refused(decorator, func, param, shown, hint):
-    marked = decorator(func)
-    with pytest.raises(DefinitionError) as info:
-        spec(marked)
-    message = str(info.value)
-    assert f"test_symbols.py:{inspect.getsourcelines(func)[1]}" in message
-    assert func.__name__ in message
+    message = definition_error(decorator, func)
     assert f"the default of {'config parameter' if decorator is not function else 'argument'} " \
            f"{param} is {shown}, which its hint {hint} does not take" in message
     delattr(func, "__kuiperlite__")
