@@ -3,6 +3,7 @@ folder laid out as eKuiper's, and launched as eKuiper launches it."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -64,6 +65,46 @@ def imports(python: str, module: str, cwd: Path) -> bool:
                           timeout=30).returncode == 0
 
 
+def documented(topic: str) -> list[str]:
+    """The lines of the block docs/environments.md shows for ``topic``."""
+    page = (Path(__file__).parents[1] / "docs" / "environments.md").read_text()
+    return page.split(f"<!-- not run: {topic}, held to this by tests/test_environments.py -->"
+                      "\n```\n")[1].split("```")[0].splitlines()
+
+
+def holds_to_the_documented_layout(plugin_dir: Path, python: str) -> None:
+    """Each file the page lists is there, nested as indented; ``[x]`` is optional."""
+    name, parents = plugin_dir.name, {0: plugin_dir.parents[2]}
+    for line in documented("an installed plugin's folder"):
+        depth = len(line) - len(line.lstrip())
+        listed, link, _ = re.split(r" {3,}", line.strip())[0].partition(" -> ")
+        for entry in listed.split():
+            if not entry.startswith("["):
+                glob = entry.replace("myplugin", name).replace("3.X", "3.*").rstrip("/")
+                found = sorted(parents[depth].glob(glob))
+                assert found, f"{glob} is not in {parents[depth]}"
+                parents[depth + 2] = found[0]
+        if link:  # made from eKuiper's python: the same installation underneath
+            assert base_prefix(str(parents[depth + 2])) == base_prefix(python), line
+
+
+def base_prefix(python: str) -> str:
+    return subprocess.run([python, "-c", "import sys; print(sys.base_prefix)"],
+                          capture_output=True, text=True, timeout=30, check=True).stdout
+
+
+def holds_to_the_documented_log(plugin_dir: Path, python: str) -> None:
+    """install.sh, run again as eKuiper runs it, prints the lines the page shows in order;
+    ``...`` stands for pip's lines and the folder above the plugins."""
+    out = subprocess.run(["bash", "install.sh", python], cwd=plugin_dir, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    shown = [".*" if line == "...pip's lines..." else
+             re.escape(line).replace(r"\.\.\.", ".*").replace("myplugin", plugin_dir.name)
+             .replace("python3", re.escape(python)) for line in documented("install.sh's output")]
+    assert re.fullmatch("\n".join(shown) + "\n", out.stdout, re.DOTALL), out.stdout
+
+
 def test_two_plugins_pinning_one_package_each_run_with_their_own(
         tmp_path, runtime_wheels, bare_python):
     pins = tmp_path / "pins"
@@ -76,6 +117,8 @@ def test_two_plugins_pinning_one_package_each_run_with_their_own(
         out = deploy_into(zip_path, base, bare_python)
         assert out.returncode == 0, out.stdout + out.stderr
     dirs = [base / "plugins" / "portable" / z.stem for z in (alpha, beta)]
+    holds_to_the_documented_layout(dirs[0], bare_python)
+    holds_to_the_documented_log(dirs[0], bare_python)
     hosts = [launch(plugin_dir, bare_python) for plugin_dir in dirs]  # both at once
     try:
         for host, plugin_dir, version in zip(hosts, dirs, ("1.0", "2.0")):
