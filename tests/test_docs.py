@@ -1,9 +1,8 @@
-"""The README stays short, every link between the pages leads somewhere, and the
-README's plugins are Python."""
+"""The README stays short, every link between the pages leads somewhere, no sentence is
+said twice, and CI runs the README's test command."""
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
@@ -45,15 +44,6 @@ def test_every_relative_link_leads_to_a_file_and_heading_that_exist(page):
         elif fragment and linked.suffix == ".md" and fragment not in anchors(linked):
             broken.append(f"{target}: no heading with that anchor")
     assert not broken, f"{page.relative_to(ROOT)} has broken links: {broken}"
-
-
-def test_the_readme_s_plugins_are_python():
-    blocks = re.findall(r"^```python\n(.*?)^```", README.read_text(), re.MULTILINE | re.DOTALL)
-    plugins = [block for block in blocks if "import kuiperlite" in block
-               or "from kuiperlite import" in block]
-    assert plugins, "README.md shows no complete plugin"
-    for block in plugins:
-        ast.parse(block)
 
 
 def test_no_sentence_is_said_twice_across_the_readme_and_docs():
