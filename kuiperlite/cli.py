@@ -396,7 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "/plugins/portables)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on "
                        "(default: 127.0.0.1; others need --allow-remote)")
-    serve.add_argument("--port", type=int, default=33333, help="port (default: 33333)")
+    serve.add_argument("--port", type=int, default=_Default("dev.server", "PORT", str),
+                       help="port (default: %(default)s)")
     serve.add_argument("--allow-remote", action="store_true",
                        help="allow listening on an address other than loopback")
     serve.add_argument("--attach", action="store_true",

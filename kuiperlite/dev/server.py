@@ -38,7 +38,7 @@ from ..errors import HostError
 from ..serve.signals import StopSignals
 from .manage import Plugins
 from .server_form import Form as Form
-from .server_handler import LOOPBACK, MAX_BODY, MAX_UPLOAD, REQUEST_TIMEOUT, DebugServer
+from .server_handler import LOOPBACK, MAX_BODY, MAX_UPLOAD, PORT, REQUEST_TIMEOUT, DebugServer
 from .server_handler import Handler as Handler
 from .server_routes import STATUS as STATUS
 from .server_routes import BodyTimeout as BodyTimeout
@@ -99,7 +99,7 @@ def _serve_until_stopped(httpd: DebugServer, signals: StopSignals) -> None:
     httpd.shutdown()
 
 
-def serve(target: Optional[str], *, host: str = "127.0.0.1", port: int = 33333,
+def serve(target: Optional[str], *, host: str = "127.0.0.1", port: int = PORT,
           attach: bool = False, reload: bool = False, mock: Optional[Mock] = None,
           allow_remote: bool = False,
           max_body: int = MAX_BODY, request_timeout: float = REQUEST_TIMEOUT, ekuiper: int = 2,

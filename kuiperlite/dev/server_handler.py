@@ -50,6 +50,7 @@ MAX_BODY = 1 << 20
 MAX_UPLOAD = 1 << 30
 REQUEST_TIMEOUT = 10.0
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+PORT = 33333  # eKuiper's plugin test server's
 WILDCARD = ("0.0.0.0", "::", "")
 # Browsers send text/plain and multipart/form-data across sites without
 # asking first; curl -d sends the form type, so that one stays accepted.
