@@ -1,7 +1,7 @@
 """kuiperlite against the official SDK and bare pynng: one run, identical workloads.
 
     python benchmarks/run.py             # the full run (a few minutes)
-    python benchmarks/run.py --quick     # a smoke run (seconds), as CI does
+    python benchmarks/run.py --quick     # a smoke run (seconds; CI runs it for --placement split)
 
 Three plugins serve the same symbols (a source emitting N records as fast
 as it can, a sink taking every record, a function reversing a string)

@@ -1,7 +1,7 @@
 """Thousands of rule instances in one plugin: start, memory, fairness, and the way back.
 
     python benchmarks/scale.py             # 1,000, 2,500, then 1,000 + 1,000 again (minutes)
-    python benchmarks/scale.py --quick     # 50 + 50, 125 + 125, 50 + 50, as CI does
+    python benchmarks/scale.py --quick     # 50 + 50, 125 + 125, 50 + 50 (CI runs 10, 20, 10)
     python benchmarks/scale.py --counts 1000 --systems kuiperlite sdk
 
 One plugin, confined to one core (the host on the other: ``run.py``'s

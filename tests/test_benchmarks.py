@@ -9,7 +9,8 @@ from conftest import ROOT
 
 def test_quick_benchmark_runs_and_writes_results(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick",
-                          "--output", str(tmp_path)], capture_output=True, text=True, timeout=300)
+                          "--placement", "split", "--output", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     (results,) = tmp_path.glob("*-quick.jsonl")
     rows = [json.loads(line) for line in results.read_text().splitlines()]
@@ -31,14 +32,14 @@ def test_quick_benchmark_runs_and_writes_results(tmp_path):
 
 def test_quick_scale_benchmark_runs_and_every_record_arrives(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--quick",
-                          "--counts", "30", "60", "30", "--systems", "kuiperlite",
+                          "--counts", "10", "20", "10", "--systems", "kuiperlite",
                           "--output", str(tmp_path)],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     (results,) = tmp_path.glob("scale-*-quick.jsonl")
     environment, *rows = (json.loads(line) for line in results.read_text().splitlines())
     assert environment["environment"]["mode"] == "quick"
-    assert [r["instances"] for r in rows] == [60, 120, 60]
+    assert [r["instances"] for r in rows] == [20, 40, 20]
     # The smaller count's two runs bracket the larger's: its time is their mean.
     small = (rows[0]["start_s"] + rows[2]["start_s"]) / 2
     assert f"2x the instances start in {rows[1]['start_s'] / small:.2f}x" in out.stdout
