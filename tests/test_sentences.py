@@ -120,9 +120,30 @@ def said(trigger: Callable[[], object]) -> str:
     ("int keys", "@source\ndef f(ctx, *, m: dict[int, str]): yield {}", "source 'f' "
      "(plugin.py:1): config parameter 'm' has type dict[int, str]: JSON objects only have "
      f"string keys; use {SUPPORTED}"),
+    ("no counterpart", "import sqlite3\n@sink\ndef f(data, *, db: sqlite3.Connection): pass",
+     "sink 'f' (plugin.py:2): config parameter 'db' has type Connection, which has no JSON "
+     f"counterpart; use {SUPPORTED}{DECLARE}"),
+    ("connection named", "import sqlite3\n@connection\ndef db(): yield\n@sink\ndef f(data, *, "
+     "d: sqlite3.Connection): pass", "sink 'f' (plugin.py:4): config parameter 'd' has type "
+     f"Connection, which has no JSON counterpart; use {SUPPORTED}; a parameter named like a "
+     "connection receives its resource (db)"),
+    ("argument", "@function\ndef f(x: set): pass", "function 'f' (plugin.py:1): argument 'x' has "
+     f"type set, which has no JSON counterpart; use {SUPPORTED}"),
+    ("union", "@function\ndef f(x: Union[int, str]): pass", "function 'f' (plugin.py:1): "
+     "argument 'x' has type Union[int, str]: only Optional[X] unions are supported; use "
+     f"{SUPPORTED}"),
+    ("record field", "@dataclass\nclass H:\n    at: complex\n@sink\ndef f(data, *, h: H): pass",
+     "sink 'f' (plugin.py:4): config parameter 'h' has type H, whose field 'at' has type "
+     f"complex, which has no JSON counterpart; use {SUPPORTED}"),
+    ("record in itself", '@dataclass\nclass H:\n    h: Optional["H"]\n@sink\ndef f(data, *, h: '
+     "H): pass", "sink 'f' (plugin.py:4): config parameter 'h' has type H, whose field 'h' has "
+     f"type H, which holds itself; JSON has no such shape; use {SUPPORTED}"),
+    ("data", "@dataclass\nclass H:\n    at: complex\n@sink\ndef f(data: list[H]): pass", "sink "
+     "'f' (plugin.py:4): the data's type list[plugin.H] cannot be built: H, whose field 'at' has "
+     "type complex, which has no JSON counterpart"),
     ("unresolved field", '@dataclass\nclass H:\n    h: "Nope"\n@sink\ndef f(data, *, m: H): '
      "pass", "sink 'f' (plugin.py:4): config parameter 'm' has type H: its field types do not "
-     f"resolve (name 'Nope' is not defined); use {SUPPORTED}{DECLARE}"),
+     f"resolve (name 'Nope' is not defined); use {SUPPORTED}"),
     ("dynamic source", "@source\ndef f(ctx, *, t: Dynamic[str]): yield {}", "source 'f' "
      "(plugin.py:1): config parameter 't' is Dynamic[str], but only a sink's config can be "
      "dynamic: eKuiper renders templates against the records a sink receives"),
@@ -151,6 +172,10 @@ def said(trigger: Callable[[], object]) -> str:
     ("shared key", "@connection\ndef db(*, path: str): yield\n@sink\ndef f(data, *, db, path: "
      "str): pass", "sink 'f' (plugin.py:3): config 'path' belongs to both the sink and "
      "connection 'db' (parameter 'db'); a rule's config holds one 'path', so rename one of them"),
+    ("shared by two", "@connection\ndef a(*, path: str): yield\n@connection\ndef b(*, path: "
+     "str): yield\n@sink\ndef f(data, *, a, b): pass", "sink 'f' (plugin.py:5): config 'path' "
+     "belongs to both connection 'a' and connection 'b' (parameter 'b'); a rule's config holds "
+     "one 'path', so rename one of them"),
     ("function connection", "@connection\ndef db(): yield\n@function\ndef f(x, *, db): pass",
      "function 'f' (plugin.py:3): keyword-only parameter 'db' is not allowed; a function "
      "receives only its SQL arguments (connections are for sources and sinks)"),

@@ -173,11 +173,11 @@ def read(hint: Any) -> Hint:
     if origin is dict:
         key, val = args if args else (str, Any)
         if key is not str:
-            raise UnsupportedHint(f"{hint!r}: JSON objects only have string keys")
+            raise UnsupportedHint(f"{name_of(hint)}: JSON objects only have string keys")
         return _read_dict(hint, val)
     if isinstance(hint, type) and is_record(hint):
         return read_record(hint)
-    raise UnsupportedHint(f"{name_of(hint)} has no JSON counterpart")
+    raise UnsupportedHint(f"{name_of(hint)}, which has no JSON counterpart")
 
 
 def describe(hint: Any) -> str:
@@ -234,7 +234,7 @@ def _whole(hint: Any, part: Hint) -> None:
 def _read_optional(hint: Any, args: tuple[Any, ...]) -> Hint:
     rest = [a for a in args if a is not type(None)]
     if len(rest) != 1:
-        raise UnsupportedHint(f"{hint!r}: only Optional[X] unions are supported")
+        raise UnsupportedHint(f"{name_of(hint)}: only Optional[X] unions are supported")
     inner = read(rest[0])
     phrase = f"{inner.phrase} or null"
     if inner.convert is None:
@@ -367,7 +367,7 @@ _READING: set[type] = set()  # record classes being read: a class that holds its
 def read_record(cls: type) -> Hint:
     """The hint of an attrs class or a dataclass: built from a JSON object, field by field."""
     if cls in _READING:
-        raise UnsupportedHint(f"{cls.__name__} holds itself; JSON has no such shape")
+        raise UnsupportedHint(f"{cls.__name__}, which holds itself; JSON has no such shape")
     try:
         specs = record_specs(cls)
     except Exception as err:  # an annotation that does not resolve
@@ -388,4 +388,5 @@ def _record_field(cls: type, name: str, hint: Any, required: bool) -> tuple[str,
     try:
         return name, read(ANY.hint if hint is None else hint), required
     except UnsupportedHint as err:
-        raise UnsupportedHint(f"field {name!r} of {cls.__name__}: {err}") from None
+        raise UnsupportedHint(f"{cls.__name__}, whose field {name!r} has type {err}",
+                              err.supported) from None

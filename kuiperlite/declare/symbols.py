@@ -330,7 +330,8 @@ class _Reader:
             return hints.read(hints.unwrap_optional(data_hint))
         except hints.UnsupportedHint as err:
             if hints.holds_records(data_hint):  # built from each payload: it must work
-                raise self.fail(f"the data's type {hints.name_of(data_hint)}: {err}") from None
+                raise self.fail(f"the data's type {hints.name_of(data_hint)} cannot be built: "
+                                f"{err}") from None
             return hints.ANY  # the payload arrives decoded, whatever the hint says
 
     def function(self, positional: list[tuple[inspect.Parameter, Any]],
@@ -395,7 +396,8 @@ class _Reader:
 
     def connection_tip(self, hint: Any) -> str:
         """For a config hint no rule can carry that looks like a resource: how to get one."""
-        if getattr(hint, "__module__", "builtins") in ("builtins", "typing"):
+        if getattr(hint, "__module__", "builtins") in ("builtins", "typing") \
+                or hints.holds_records(hint):
             return ""
         if self.connections:
             return (f"; a parameter named like a connection receives its resource "

@@ -148,7 +148,7 @@ class Node:
 
 
 def test_records_that_json_cannot_carry_are_refused():
-    with pytest.raises(hints.UnsupportedHint, match="holds itself"):
+    with pytest.raises(hints.UnsupportedHint, match="^Node, "):
         hints.read(Node)
 
     @dataclasses.dataclass
@@ -156,8 +156,7 @@ def test_records_that_json_cannot_carry_are_refused():
         sock: object
         when: complex = 0j
 
-    with pytest.raises(hints.UnsupportedHint, match="field 'when' of Handle: complex has no "
-                                                    "JSON counterpart"):
+    with pytest.raises(hints.UnsupportedHint, match="'when'"):
         hints.read(Handle)
 
 
