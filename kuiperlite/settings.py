@@ -65,7 +65,11 @@ class Setting(Generic[T]):
         try:
             return self.parse(raw)
         except ValueError:
-            log.warning("%s=%r is not %s; using %s", self.name, raw, self.takes, self.shown)
+            if self.default is None:  # what unset means is the docs' to say, not one value
+                log.warning("%s=%r is not %s; it is ignored, as if unset", self.name, raw,
+                            self.takes)
+            else:
+                log.warning("%s=%r is not %s; using %s", self.name, raw, self.takes, self.shown)
             return self.default
 
     def __repr__(self) -> str:

@@ -388,6 +388,8 @@ def test_state_store(url: str, sentence: str) -> None:
     ("generation", "KUIPERLITE_EKUIPER", "3", "KUIPERLITE_EKUIPER='3' is not 1 or 2 (0: learned "
      "from the commands); using 0"),
     ("folder", "KUIPERLITE_IPC_DIR", "", "KUIPERLITE_IPC_DIR='' is not a folder; using /tmp"),
+    ("no default", "KUIPERLITE_STATE_DIR", "", "KUIPERLITE_STATE_DIR='' is not a folder; it is "
+     "ignored, as if unset"),
     ("flag", "KUIPERLITE_SUPERVISE", "no", "KUIPERLITE_SUPERVISE='no' is not 1 or 0; using 1"),
     ("megabytes", "KUIPERLITE_RECYCLE_MB", "-1", "KUIPERLITE_RECYCLE_MB='-1' is not a number of "
      "MB, 0 or more; using 0"),
