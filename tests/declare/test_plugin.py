@@ -99,9 +99,8 @@ def test_duplicate_names_name_both_definitions(write_plugin):
     ''')
     with pytest.raises(DefinitionError) as info:
         load(str(path))
-    message = str(info.value)
-    assert "sink 'out' (two at" in message and "already used by sink 'out' (one at" in message
-    assert f"{path.name}:" in message
+    assert info.value.where.startswith(f"sink 'out' (two at {path.name}:")
+    assert f"(one at {path.name}:" in info.value.problem
 
 
 def test_same_name_in_different_kinds_is_fine(write_plugin):
@@ -119,35 +118,27 @@ def test_same_name_in_different_kinds_is_fine(write_plugin):
     assert len(load(str(path)).symbols) == 2
 
 
-@pytest.mark.parametrize(("code", "phrase"), [
-    ("x = 1\n", "defines no symbols; mark functions with @source, @sink or @function"),
-    ("import kuiperlite\nA = kuiperlite.About()\nB = kuiperlite.About()\n",
-     "declares About 2 times"),
+@pytest.mark.parametrize(("code", "noun"), [
+    ("x = 1\n", "symbols"),
+    ("import kuiperlite\nA = kuiperlite.About()\nB = kuiperlite.About()\n", "About"),
     ("import kuiperlite\nA = kuiperlite.About(name='bad name')\n"
-     "@kuiperlite.function\ndef f(x):\n    return x\n", "may hold only letters"),
+     "@kuiperlite.function\ndef f(x):\n    return x\n", "'bad name'"),
     ("import kuiperlite\nA = kuiperlite.About(name='trailing\\n')\n"
-     "@kuiperlite.function\ndef f(x):\n    return x\n", "may hold only letters"),
-    ("raise RuntimeError('boom')\n", "failed to import: RuntimeError: boom"),
-    ("def broken(:\n", "failed to import: SyntaxError"),
+     "@kuiperlite.function\ndef f(x):\n    return x\n", "'trailing\\n'"),
+    ("raise RuntimeError('boom')\n", "boom"),
+    ("def broken(:\n", "SyntaxError"),
 ])
-def test_plugin_errors(write_plugin, code, phrase):
+def test_plugin_errors(write_plugin, code, noun):
     path = write_plugin(code, main=False)
     with pytest.raises(PluginError) as info:
         load(str(path))
-    assert phrase in str(info.value)
-
-
-def test_missing_targets():
-    with pytest.raises(PluginError, match="no such file"):
-        load("does/not/exist.py")
-    with pytest.raises(PluginError, match="neither a .py file nor an importable module"):
-        load("no_such_module_here")
+    assert noun in str(info.value)
 
 
 def test_collect_takes_a_module_object():
     module = type(sys)("inline")
     module.f = kuiperlite.function(lambda x: x)  # lambdas are named "<lambda>"
-    with pytest.raises(DefinitionError, match="must start with a letter"):
+    with pytest.raises(DefinitionError, match="'<lambda>'"):
         collect(module)
 
 
