@@ -372,10 +372,9 @@ def test_bad_settings_in_the_environment_are_warnings_and_the_plugin_serves(kuip
                                         "KUIPERLITE_LOG_LEVEL": "LOUD"})
     with host.function("revert") as fn:
         assert fn.call("ab") == "ba"
-    wait_until(lambda: host.process.printed("KUIPERLITE_KEEPALIVE='soon' is not a positive "
-                                            "number of seconds; using 5"),
+    wait_until(lambda: host.process.printed("KUIPERLITE_KEEPALIVE='soon'"),
                message="the keepalive warning")
-    wait_until(lambda: host.process.printed("KUIPERLITE_LOG_LEVEL='LOUD' is not a log level"),
+    wait_until(lambda: host.process.printed("KUIPERLITE_LOG_LEVEL='LOUD'"),
                message="the log level warning")
 
 
