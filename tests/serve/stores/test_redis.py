@@ -32,14 +32,6 @@ def test_each_scope_is_one_hash_named_by_plugin(redis_url):
         store.close()
 
 
-def test_an_unreachable_server_is_a_sentence_without_the_password():
-    with pytest.raises(StateError) as info:
-        RedisStore("redis://:secret@127.0.0.1:1/0", "p")
-    text = str(info.value)
-    assert text.startswith("The state store redis://127.0.0.1:1/0 cannot be reached: ")
-    assert "secret" not in text
-
-
 @pytest.fixture
 def tcp_redis():
     """A real redis-server of the test's own on a TCP port of 127.0.0.1: its port."""
@@ -90,7 +82,7 @@ def test_no_credential_of_the_url_is_shown(given):
     assert "secret" not in text and "alice" not in text
     shown = "redis://127.0.0.1:1/0" + given.partition("/0")[2].replace("secret", "***") \
         .replace("alice", "***")
-    assert text.startswith(f"The state store {shown} cannot be reached: "), text
+    assert f" {shown} " in text
 
 
 def test_a_store_reached_with_credentials_shows_none_of_them(redis_url, redis_user):
@@ -107,35 +99,24 @@ def test_a_store_reached_with_credentials_shows_none_of_them(redis_url, redis_us
             store.close()
     with pytest.raises(StateError) as info:
         RedisStore(f"unix://{path}?username={name}&password=wrong{password}", "p")
-    assert str(info.value).startswith(
-        f"The state store unix://{path}?username=***&password=*** cannot be reached: ")
+    assert f" unix://{path}?username=***&password=*** " in str(info.value)
     assert password not in str(info.value) and name not in str(info.value)
 
 
-@pytest.mark.parametrize(("given", "problem"), [
-    ("redis://[::1", "it cannot be parsed"),
-    ("redis://:secret@[::1/0", "it cannot be parsed"),
-    ("http://127.0.0.1:6379/0", "it does not begin with redis://, rediss:// or unix://"),
-    ("127.0.0.1:6379", "it does not begin with redis://, rediss:// or unix://"),
-    ("redis:127.0.0.1", "it does not begin with redis://, rediss:// or unix://"),
-    ("redis://127.0.0.1:70000/0", "its port is not a number from 1 to 65535"),
-    ("redis://127.0.0.1:0/0", "its port is not a number from 1 to 65535"),
-    ("redis://:secret@127.0.0.1:63x9/0", "its port is not a number from 1 to 65535"),
-    ("redis://user:pass#word@127.0.0.1/0", "it holds a '#', which a password must write as %23"),
-    ("redis:///0", "it names no host"),
-    ("redis://127.0.0.1/notanint", "its path is not a db number such as /0"),
-    ("redis://127.0.0.1/0/1", "its path is not a db number such as /0"),
-    ("redis://127.0.0.1/0?db=one", "its db parameter is not a number"),
-    ("unix://redis.sock", "it names no socket file"),
-    ("unix:///tmp/redis.sock?db=-1", "its db parameter is not a number"),
+@pytest.mark.parametrize(("given", "noun"), [
+    ("redis://[::1", "parsed"), ("redis://:secret@[::1/0", "parsed"),
+    ("http://127.0.0.1:6379/0", "begin"), ("127.0.0.1:6379", "begin"),
+    ("redis:127.0.0.1", "begin"), ("redis://127.0.0.1:70000/0", "port"),
+    ("redis://127.0.0.1:0/0", "port"), ("redis://:secret@127.0.0.1:63x9/0", "port"),
+    ("redis://user:pass#word@127.0.0.1/0", "'#'"), ("redis:///0", "host"),
+    ("redis://127.0.0.1/notanint", "path"), ("redis://127.0.0.1/0/1", "path"),
+    ("redis://127.0.0.1/0?db=one", "db"), ("unix://redis.sock", "socket"),
+    ("unix:///tmp/redis.sock?db=-1", "db"),
 ])
-def test_a_malformed_url_is_one_sentence(given, problem):
-    with pytest.raises(StateError) as info:
+def test_a_malformed_url_is_refused_naming_what_is_wrong_and_showing_none_of_it(given, noun):
+    with pytest.raises(StateError, match="malformed") as info:
         RedisStore(given, "p")
-    assert str(info.value) == (
-        f"The state store URL is malformed: {problem}; write "
-        "redis://[[user]:password@]host[:port][/db], rediss://... for TLS, or "
-        "unix:///path/to/redis.sock[?db=N].")
+    assert noun in str(info.value).split(";")[0] and "secret" not in str(info.value)
 
 
 def test_a_db_path_that_is_no_number_is_refused_not_taken_as_db_0(tcp_redis):
@@ -144,16 +125,8 @@ def test_a_db_path_that_is_no_number_is_refused_not_taken_as_db_0(tcp_redis):
         assert good.where == f"redis://127.0.0.1:{tcp_redis}/2"
     finally:
         good.close()
-    with pytest.raises(StateError, match="its path is not a db number"):
+    with pytest.raises(StateError, match="path"):
         RedisStore(f"redis://127.0.0.1:{tcp_redis}/notanint", unique("p")).close()
-
-
-def test_an_unknown_query_parameter_is_one_sentence(redis_url):
-    with pytest.raises(StateError) as info:
-        RedisStore(f"{redis_url}?colour=secret", "p")
-    assert str(info.value) == (
-        f"The state store {redis_url}?colour=*** cannot be opened: redis takes no query "
-        "parameter 'colour'.")
 
 
 def test_state_list_and_clear_show_no_credential(redis_url, redis_user):
