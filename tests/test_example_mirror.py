@@ -29,7 +29,7 @@ def test_random_deduplicates():
 
 
 def test_random_needs_a_pattern_and_positive_numbers():
-    with pytest.raises(ConfigError, match="needs config 'pattern' \\(an object\\)"):
+    with pytest.raises(ConfigError, match="'pattern'"):
         run_source(mirror.random)
     with pytest.raises(ValueError, match="interval and seed must be positive"):
         run_source(mirror.random, config={"pattern": {}, "interval": 0})
@@ -60,5 +60,5 @@ def test_mirror_end_to_end(kuiperlite_host, tmp_path):
         wait_until(lambda: path.exists() and path.read_bytes() == b'{"n":1}\n')
     with host.function("echo") as fn:
         assert fn.call("same") == "same"
-    with pytest.raises(HostError, match="needs config 'pattern'"):
+    with pytest.raises(HostError, match="'pattern'"):
         host.start_source("random", rule=unique("r"))

@@ -20,7 +20,7 @@ def test_temperature_emits_one_record_per_sensor_with_meta():
     assert [r.data["sensor"] for r in records] == ["roof", "lab", "roof", "lab"]
     assert {r.data["unit"] for r in records} == {"F"}
     assert all(isinstance(r, Record) and r.meta == {"building": "hq"} for r in records)
-    with pytest.raises(ConfigError, match="must be one of 'C', 'F', 'K', got the string 'X'"):
+    with pytest.raises(ConfigError, match="'X'"):
         run_source(sensors.temperature, config={"unit": "X"})
 
 

