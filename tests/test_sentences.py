@@ -26,6 +26,7 @@ from kuiperlite.bundle import package
 from kuiperlite.declare.connections import Connections
 from kuiperlite.declare.kinds import SINK, SOURCE
 from kuiperlite.declare.state import Kept, MemoryStore, Scope, State
+from kuiperlite.protocol import wire
 from kuiperlite.serve.stores.redis import RedisStore
 from kuiperlite.settings import ALL
 from kuiperlite.testing import run_sink, run_source
@@ -306,6 +307,10 @@ def opens_late() -> None:
      "not open within 0.01 s (KUIPERLITE_OPEN_TIMEOUT); it is closed as soon as its open "
      "returns."),
     ("emit", lambda: Context("f", SINK).emit({}), "Only a source can emit; sink 'f' cannot."),
+    ("socket name", lambda: wire.check_ipc_name("a/b", "ruleId"), "The ruleId 'a/b' cannot be "
+     "part of a socket file name: it must not hold '/', '..', NUL or control characters."),
+    ("socket path", lambda: wire.check_ipc_path(f"/tmp/{'s' * 103}"), f"The socket path /tmp/"
+     f"{'s' * 103} is 108 bytes long; a socket path holds at most 107 bytes."),
     ("wrong kind", lambda: run_sink(idle, []), "run_sink() takes a function marked @sink; idle "
      "is not one."),
     ("restarts", lambda: run_source(idle, restarts=-1), "restarts must be a whole number, 0 or "

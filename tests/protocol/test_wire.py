@@ -220,28 +220,25 @@ def test_names_that_fit_a_socket_file_name(name, tmp_path):
 def test_names_that_do_not_fit_a_socket_file_name(name):
     with pytest.raises(ProtocolError) as info:
         wire.check_ipc_name(name, "ruleId")
-    assert str(info.value) == (f"The ruleId {name!r} cannot be part of a socket file name: it "
-                               "must not hold '/', '..', NUL or control characters.")
+    assert repr(name) in str(info.value)
 
 
 def test_socket_paths_longer_than_a_socket_holds():
     fits = "/tmp/" + "a" * (wire.IPC_PATH_MAX - 5)
     wire.check_ipc_path(f"ipc://{fits}")
     wire.check_ipc_path(fits)
-    with pytest.raises(ProtocolError) as info:
+    with pytest.raises(ProtocolError, match=f"{fits}b .*108"):
         wire.check_ipc_path(f"ipc://{fits}b")
-    assert str(info.value) == (f"The socket path {fits}b is 108 bytes long; a socket path "
-                               "holds at most 107 bytes.")
-    with pytest.raises(ProtocolError, match="is 108 bytes long"):
+    with pytest.raises(ProtocolError, match="108"):
         wire.check_ipc_path("/tmp/" + "é" * 51 + "x")  # bytes, not characters
 
 
 @pytest.mark.parametrize(("meta", "phrase"), [
-    ({"ruleId": "../../home/x", "opId": "o", "instanceId": 0}, "The ruleId '../../home/x'"),
-    ({"ruleId": "a/b", "opId": "o", "instanceId": 0}, "The ruleId 'a/b'"),
-    ({"ruleId": "r", "opId": "o\x00", "instanceId": 0}, "The opId 'o\\x00'"),
-    ({"ruleId": "r\n", "opId": "o", "instanceId": 0}, "The ruleId 'r\\n'"),
-    ({"ruleId": "r" * 120, "opId": "o", "instanceId": 0}, "bytes long; a socket path holds"),
+    ({"ruleId": "../../home/x", "opId": "o", "instanceId": 0}, "'../../home/x'"),
+    ({"ruleId": "a/b", "opId": "o", "instanceId": 0}, "'a/b'"),
+    ({"ruleId": "r", "opId": "o\x00", "instanceId": 0}, "'o\\x00'"),
+    ({"ruleId": "r\n", "opId": "o", "instanceId": 0}, "'r\\n'"),
+    ({"ruleId": "r" * 120, "opId": "o", "instanceId": 0}, "107"),
 ])
 def test_names_that_would_reach_the_filesystem_are_refused(meta, phrase):
     for kind in ("source", "sink"):
@@ -261,8 +258,8 @@ def test_check_meta_is_the_one_rule_for_a_starts_socket_files():
     room = 107 - len("/d") - len("/_o_0.ipc")  # the data path fills a socket path exactly
     meta = Meta("r" * room, "o", 0)
     wire.check_meta(meta, SOURCE, "/d")
-    with pytest.raises(ProtocolError, match="is 111 bytes long"):
+    with pytest.raises(ProtocolError, match="111"):
         wire.check_meta(meta, SINK, "/d")  # the ack path is the longer
     wire.check_meta(Meta("r" * 200, "o", 0), FUNCTION, "/d")  # a function's meta names no file
-    with pytest.raises(ProtocolError, match="The opId 'a/b' cannot be part"):
+    with pytest.raises(ProtocolError, match="'a/b'"):
         wire.check_meta(Meta("r", "a/b", 0), FUNCTION)
