@@ -1,10 +1,8 @@
 """Every sentence kuiperlite says to a plugin's author, pinned once, word for word.
 
-Each row is a case, what triggers it (a tiny plugin collected as ``plugin.py``, a
-rule's config, a ``ctx.state`` call, a state store URL, an environment variable, a
-packaging option, a test helper's call, a command line) and the exact sentence that
-comes back. Other tests check the behaviour (that something is refused at all,
-that nothing is written); the words live here.
+Each row: a case, what triggers it (a tiny plugin collected as ``plugin.py``, a config,
+a state call, a URL, a variable, a packaging option, a helper's call, a command line)
+and the exact sentence. Other tests check the behaviour; the words live here.
 """
 
 from __future__ import annotations
@@ -23,8 +21,8 @@ import pytest
 import kuiperlite
 from kuiperlite import Context, Dynamic, Plugin, cli, sink, source
 from kuiperlite.bundle import package
+from kuiperlite.declare import kinds
 from kuiperlite.declare.connections import Connections
-from kuiperlite.declare.kinds import SINK, SOURCE
 from kuiperlite.declare.state import Kept, MemoryStore, Scope, State
 from kuiperlite.protocol import wire
 from kuiperlite.serve.stores.redis import RedisStore
@@ -41,6 +39,9 @@ JSON = "; a value is what JSON carries: None, bool, int, float, str, and lists a
 FORMS = ("; write redis://[[user]:password@]host[:port][/db], rediss://... for TLS, or "
          "unix:///path/to/redis.sock[?db=N].")
 MALFORMED = "The state store URL is malformed: "
+# How collection names the function f, defined on line 1 of plugin.py.
+SOURCE, SINK, FUNCTION, CONNECTION = (f"{kind} 'f' (plugin.py:1): "
+                                      for kind in ("source", "sink", "function", "connection"))
 NAMES = {name: getattr(kuiperlite, name) for name in kuiperlite.__all__} | {
     name: getattr(typing, name) for name in ("Any", "Literal", "Optional", "Union")} | {
     "Iterator": Iterator, "dataclass": dataclasses.dataclass}
@@ -76,51 +77,47 @@ def said(trigger: Callable[[], object]) -> str:
 @pytest.mark.parametrize(("code", "sentence"), rows(
     ("name", '@source("a-b")\ndef f(ctx): yield {}', "source 'a-b' (f at plugin.py:1): the name "
      "must start with a letter or _ and hold only letters, digits and _"),
-    ("unresolved", '@source\ndef f(ctx, *, x: "Nowhere"): yield {}', "source 'f' (plugin.py:1): "
-     "its type hints cannot be resolved (name 'Nowhere' is not defined)"),
-    ("varargs", "@source\ndef f(ctx, *rest): yield {}", "source 'f' (plugin.py:1): *rest is not "
-     "allowed; config goes in keyword-only parameters"),
-    ("third", "@source\ndef f(ctx, ds, x): yield {}", "source 'f' (plugin.py:1): parameter 'x' "
-     "is one positional parameter too many; a source takes the Context and the datasource "
-     "positionally and its config after a bare *"),
-    ("no context", "@sink\ndef f(a: int, b: str): pass", "sink 'f' (plugin.py:1): parameter 'b' "
-     "is one positional parameter too many; a sink takes the Context and the data positionally"),
-    ("default", "@source\ndef f(ctx, interval=1.0): yield {}", "source 'f' (plugin.py:1): "
-     "parameter 'interval' has a default, so it looks like config; put config parameters after "
-     "a bare * to make them keyword-only"),
-    ("two contexts", "@function\ndef f(a: Context, b: Context): pass", "function 'f' "
-     "(plugin.py:1): parameter 'b' is a second Context parameter"),
-    ("ambiguous", "@source\ndef f(c): yield {}", "source 'f' (plugin.py:1): parameter 'c' could "
-     "be the Context or the datasource: annotate it `Context` (or name it ctx) or `str` (or name "
-     "it datasource)"),
-    ("yield and data", "@sink\ndef f(ctx, data): yield", "sink 'f' (plugin.py:1): a generator "
-     "sink receives data with `data = yield`; remove parameter 'data'"),
-    ("no data", "@sink\ndef f(ctx, *, path: str): pass", "sink 'f' (plugin.py:1): a sink needs "
-     "one positional parameter for the data (or must be a generator that receives it with "
-     "`data = yield`)"),
-    ("retry", '@source(retry="yes")\ndef f(ctx): yield {}', "source 'f' (plugin.py:1): retry "
-     "must be True, False or kuiperlite.Backoff(first=..., most=...), got the string 'yes'"),
-    ("retry first", "@source(retry=Backoff(first=0))\ndef f(ctx): yield {}", "source 'f' "
-     "(plugin.py:1): retry's first must be a number of seconds above 0, got the number 0"),
-    ("retry most", "@source(retry=Backoff(5, 2))\ndef f(ctx): yield {}", "source 'f' "
-     "(plugin.py:1): retry's most (2 s) is less than its first (5 s); most is the longest wait"),
-    ("function config", "@function\ndef f(x, *, y): pass", "function 'f' (plugin.py:1): "
-     "keyword-only parameter 'y' is not allowed; a function receives only its SQL arguments, "
-     "positionally"),
-    ("function **", "@function\ndef f(x, **kw): pass", "function 'f' (plugin.py:1): "
-     "**parameters are not allowed; a function has no config"),
-    ("function yields", "@function\ndef f(x): yield x", "function 'f' (plugin.py:1): a function "
-     "must return its result; it cannot be a generator"),
-    ("aggregate", "@function(aggregate=1)\ndef f(x): pass", "function 'f' (plugin.py:1): "
-     "aggregate must be True or False"),
-    ("default type", "@function\ndef f(b: str = 5): pass", "function 'f' (plugin.py:1): the "
-     "default of argument 'b' is the number 5, which its hint str does not take (it takes a "
-     "string); give a default of that type, or change the hint"),
-    ("bytes config", "@sink\ndef f(data, *, m: bytes): pass", "sink 'f' (plugin.py:1): config "
-     f"parameter 'm' has type bytes, which a rule's config cannot carry; use {SUPPORTED}"),
-    ("int keys", "@source\ndef f(ctx, *, m: dict[int, str]): yield {}", "source 'f' "
-     "(plugin.py:1): config parameter 'm' has type dict[int, str]: JSON objects only have "
-     f"string keys; use {SUPPORTED}"),
+    ("unresolved", '@source\ndef f(ctx, *, x: "Nowhere"): yield {}', f"{SOURCE}its type hints "
+     "cannot be resolved (name 'Nowhere' is not defined)"),
+    ("varargs", "@source\ndef f(ctx, *rest): yield {}", f"{SOURCE}*rest is not allowed; config "
+     "goes in keyword-only parameters"),
+    ("third", "@source\ndef f(ctx, ds, x): yield {}", f"{SOURCE}parameter 'x' is one positional "
+     "parameter too many; a source takes the Context and the datasource positionally and its "
+     "config after a bare *"),
+    ("no context", "@sink\ndef f(a: int, b: str): pass", f"{SINK}parameter 'b' is one positional "
+     "parameter too many; a sink takes the Context and the data positionally"),
+    ("default", "@source\ndef f(ctx, interval=1.0): yield {}", f"{SOURCE}parameter 'interval' "
+     "has a default, so it looks like config; put config parameters after a bare * to make "
+     "them keyword-only"),
+    ("two contexts", "@function\ndef f(a: Context, b: Context): pass", f"{FUNCTION}parameter "
+     "'b' is a second Context parameter"),
+    ("ambiguous", "@source\ndef f(c): yield {}", f"{SOURCE}parameter 'c' could be the Context "
+     "or the datasource: annotate it `Context` (or name it ctx) or `str` (or name it datasource)"),
+    ("yield and data", "@sink\ndef f(ctx, data): yield", f"{SINK}a generator sink receives data "
+     "with `data = yield`; remove parameter 'data'"),
+    ("no data", "@sink\ndef f(ctx, *, path: str): pass", f"{SINK}a sink needs one positional "
+     "parameter for the data (or must be a generator that receives it with `data = yield`)"),
+    ("retry", '@source(retry="yes")\ndef f(ctx): yield {}', f"{SOURCE}retry must be True, False "
+     "or kuiperlite.Backoff(first=..., most=...), got the string 'yes'"),
+    ("retry first", "@source(retry=Backoff(first=0))\ndef f(ctx): yield {}", f"{SOURCE}retry's "
+     "first must be a number of seconds above 0, got the number 0"),
+    ("retry most", "@source(retry=Backoff(5, 2))\ndef f(ctx): yield {}", f"{SOURCE}retry's most "
+     "(2 s) is less than its first (5 s); most is the longest wait"),
+    ("function config", "@function\ndef f(x, *, y): pass", f"{FUNCTION}keyword-only parameter "
+     "'y' is not allowed; a function receives only its SQL arguments, positionally"),
+    ("function **", "@function\ndef f(x, **kw): pass", f"{FUNCTION}**parameters are not "
+     "allowed; a function has no config"),
+    ("function yields", "@function\ndef f(x): yield x", f"{FUNCTION}a function must return its "
+     "result; it cannot be a generator"),
+    ("aggregate", "@function(aggregate=1)\ndef f(x): pass", f"{FUNCTION}aggregate must be True "
+     "or False"),
+    ("default type", "@function\ndef f(b: str = 5): pass", f"{FUNCTION}the default of argument "
+     "'b' is the number 5, which its hint str does not take (it takes a string); give a default "
+     "of that type, or change the hint"),
+    ("bytes config", "@sink\ndef f(data, *, m: bytes): pass", f"{SINK}config parameter 'm' has "
+     f"type bytes, which a rule's config cannot carry; use {SUPPORTED}"),
+    ("int keys", "@source\ndef f(ctx, *, m: dict[int, str]): yield {}", f"{SOURCE}config "
+     f"parameter 'm' has type dict[int, str]: JSON objects only have string keys; use {SUPPORTED}"),
     ("no counterpart", "import sqlite3\n@sink\ndef f(data, *, db: sqlite3.Connection): pass",
      "sink 'f' (plugin.py:2): config parameter 'db' has type Connection, which has no JSON "
      f"counterpart; use {SUPPORTED}{DECLARE}"),
@@ -128,11 +125,10 @@ def said(trigger: Callable[[], object]) -> str:
      "d: sqlite3.Connection): pass", "sink 'f' (plugin.py:4): config parameter 'd' has type "
      f"Connection, which has no JSON counterpart; use {SUPPORTED}; a parameter named like a "
      "connection receives its resource (db)"),
-    ("argument", "@function\ndef f(x: set): pass", "function 'f' (plugin.py:1): argument 'x' has "
-     f"type set, which has no JSON counterpart; use {SUPPORTED}"),
-    ("union", "@function\ndef f(x: Union[int, str]): pass", "function 'f' (plugin.py:1): "
-     "argument 'x' has type Union[int, str]: only Optional[X] unions are supported; use "
-     f"{SUPPORTED}"),
+    ("argument", "@function\ndef f(x: set): pass", f"{FUNCTION}argument 'x' has type set, which "
+     f"has no JSON counterpart; use {SUPPORTED}"),
+    ("union", "@function\ndef f(x: Union[int, str]): pass", f"{FUNCTION}argument 'x' has type "
+     f"Union[int, str]: only Optional[X] unions are supported; use {SUPPORTED}"),
     ("record field", "@dataclass\nclass H:\n    at: complex\n@sink\ndef f(data, *, h: H): pass",
      "sink 'f' (plugin.py:4): config parameter 'h' has type H, whose field 'at' has type "
      f"complex, which has no JSON counterpart; use {SUPPORTED}"),
@@ -145,25 +141,25 @@ def said(trigger: Callable[[], object]) -> str:
     ("unresolved field", '@dataclass\nclass H:\n    h: "Nope"\n@sink\ndef f(data, *, m: H): '
      "pass", "sink 'f' (plugin.py:4): config parameter 'm' has type H: its field types do not "
      f"resolve (name 'Nope' is not defined); use {SUPPORTED}"),
-    ("dynamic source", "@source\ndef f(ctx, *, t: Dynamic[str]): yield {}", "source 'f' "
-     "(plugin.py:1): config parameter 't' is Dynamic[str], but only a sink's config can be "
-     "dynamic: eKuiper renders templates against the records a sink receives"),
-    ("dynamic argument", "@function\ndef f(t: Dynamic[str]): pass", "function 'f' (plugin.py:1):"
-     " argument 't' is Dynamic[str], but only a sink's config can be dynamic"),
-    ("dynamic yield", "@sink\ndef f(ctx, *, t: Dynamic[str]):\n    yield", "sink 'f' "
-     "(plugin.py:1): config parameter 't' is Dynamic[str], but a generator sink receives its "
-     "config once, at start; make it a plain or async function, called once per message, to "
-     "receive the value rendered for each record"),
-    ("dynamic list", "@sink\ndef f(data, *, t: Dynamic[list]): pass", "sink 'f' (plugin.py:1): "
-     "config parameter 't' has type Dynamic[list], but a rendered template is text, which "
-     f"converts only to a string, a number or a boolean; use {DYNAMIC} of those"),
-    ("dynamic inside", "@sink\ndef f(data, *, t: list[Dynamic[str]]): pass", "sink 'f' "
-     "(plugin.py:1): config parameter 't' has type list[Dynamic[str]], with Dynamic inside; "
-     f"Dynamic wraps the whole hint of a config parameter; use {DYNAMIC} of those"),
-    ("template", '@sink\ndef f(data, *, t: Dynamic[str] = "{{.id | upper}}"): pass', "sink 'f' "
-     "(plugin.py:1): the default of config parameter 't': '{{.id | upper}}' is not a field "
-     "path; a dynamic property supports field paths such as {{.deviceId}} or {{.a.b}}, and no "
-     "other template syntax"),
+    ("dynamic source", "@source\ndef f(ctx, *, t: Dynamic[str]): yield {}", f"{SOURCE}config "
+     "parameter 't' is Dynamic[str], but only a sink's config can be dynamic: eKuiper renders "
+     "templates against the records a sink receives"),
+    ("dynamic argument", "@function\ndef f(t: Dynamic[str]): pass", f"{FUNCTION}argument 't' is "
+     "Dynamic[str], but only a sink's config can be dynamic"),
+    ("dynamic yield", "@sink\ndef f(ctx, *, t: Dynamic[str]):\n    yield", f"{SINK}config "
+     "parameter 't' is Dynamic[str], but a generator sink receives its config once, at start; "
+     "make it a plain or async function, called once per message, to receive the value "
+     "rendered for each record"),
+    ("dynamic list", "@sink\ndef f(data, *, t: Dynamic[list]): pass", f"{SINK}config parameter "
+     "'t' has type Dynamic[list], but a rendered template is text, which converts only to a "
+     f"string, a number or a boolean; use {DYNAMIC} of those"),
+    ("dynamic inside", "@sink\ndef f(data, *, t: list[Dynamic[str]]): pass", f"{SINK}config "
+     "parameter 't' has type list[Dynamic[str]], with Dynamic inside; Dynamic wraps the whole "
+     f"hint of a config parameter; use {DYNAMIC} of those"),
+    ("template", '@sink\ndef f(data, *, t: Dynamic[str] = "{{.id | upper}}"): pass', f"{SINK}the "
+     "default of config parameter 't': '{{.id | upper}}' is not a field path; a dynamic "
+     "property supports field paths such as {{.deviceId}} or {{.a.b}}, and no other template "
+     "syntax"),
     ("connection default", "@connection\ndef db(): yield\n@sink\ndef f(data, *, db=None): pass",
      "sink 'f' (plugin.py:3): parameter 'db' receives connection 'db' (plugin.py:1) and cannot "
      "have a default"),
@@ -187,12 +183,12 @@ def said(trigger: Callable[[], object]) -> str:
      "@source outermost or give that decorator functools.wraps)"),
     ("connection name", "@connection('a-b')\ndef f(): yield", "connection 'a-b' (f at "
      "plugin.py:1): the name must start with a letter or _ and hold only letters, digits and _"),
-    ("connection returns", "@connection\ndef db(): return 1", "connection 'db' (plugin.py:1): a "
-     "connection must be a generator function (not async): it opens the resource, yields it "
-     "once, and closes it after the yield"),
-    ("connection positional", "@connection\ndef db(path): yield", "connection 'db' "
-     "(plugin.py:1): parameter 'path' is not allowed; a connection takes only its config, in "
-     "keyword-only parameters (after a bare *)"),
+    ("connection returns", "@connection\ndef f(): return 1", f"{CONNECTION}a connection must be "
+     "a generator function (not async): it opens the resource, yields it once, and closes it "
+     "after the yield"),
+    ("connection positional", "@connection\ndef f(path): yield", f"{CONNECTION}parameter 'path' "
+     "is not allowed; a connection takes only its config, in keyword-only parameters (after a "
+     "bare *)"),
     ("connection twice", "@connection('f')\ndef a(): yield\n@connection('f')\ndef b(): yield",
      "connection 'f' (b at plugin.py:3): the name is already used by connection 'f' (a at "
      "plugin.py:1)"),
@@ -306,7 +302,7 @@ def opens_late() -> None:
     ("open late", opens_late, "Cannot open connection 'db' for sink 'f' of rule r/o/0: it did "
      "not open within 0.01 s (KUIPERLITE_OPEN_TIMEOUT); it is closed as soon as its open "
      "returns."),
-    ("emit", lambda: Context("f", SINK).emit({}), "Only a source can emit; sink 'f' cannot."),
+    ("emit", lambda: Context("f", kinds.SINK).emit({}), "Only a source can emit; sink 'f' cannot."),
     ("socket name", lambda: wire.check_ipc_name("a/b", "ruleId"), "The ruleId 'a/b' cannot be "
      "part of a socket file name: it must not hold '/', '..', NUL or control characters."),
     ("socket path", lambda: wire.check_ipc_path(f"/tmp/{'s' * 103}"), f"The socket path /tmp/"
@@ -322,14 +318,28 @@ def test_running(trigger: Callable[[], object], sentence: str) -> None:
     assert said(trigger) == sentence
 
 
+@pytest.mark.parametrize(("trigger", "sentence"), rows(
+    ("did you mean", lambda: run_sink(out, [], config={"port": 1, "prot": 2}), "config 'prot' of "
+     "the sink 'out' is not one of its parameters, and is ignored; did you mean 'port'?"),
+    ("close fails", lambda: started("@connection\ndef db():\n    yield\n    raise OSError\n"
+     "@sink\ndef f(data, *, db): pass"), "connection 'db' failed to close (its last user "
+     "stopped: sink 'f' of rule test/test/0)"),
+    ("yields twice", lambda: started("@connection\ndef db():\n    yield\n    yield\n@sink\n"
+     "def f(data, *, db): pass"), "connection 'db' yielded a second time while closing (its last "
+     "user stopped: sink 'f' of rule test/test/0); a connection yields its resource once"),
+))
+def test_logged(caplog: pytest.LogCaptureFixture, trigger: Callable[[], object],
+                sentence: str) -> None:
+    with caplog.at_level(logging.WARNING, "kuiperlite"):
+        trigger()
+    assert caplog.messages == [sentence]
+
+
 # ------------------------------------------------------------------ ctx.state
 
-SOURCE_SCOPE = Scope.of_instance(SOURCE, "src", "r1", "op1", 0)
-
-
-def kept(scope: Scope = SOURCE_SCOPE) -> State:
-    """A ``ctx.state`` kept in memory, holding the largest integer and a string."""
-    state = State(Kept(MemoryStore()), scope)
+def kept() -> State:
+    """A source's ``ctx.state`` in memory, holding the largest integer and a string."""
+    state = State(Kept(MemoryStore()), Scope.of_instance(kinds.SOURCE, "src", "r1", "op1", 0))
     state.put("n", 2**63 - 1)
     state.put("s", "seven")
     return state
@@ -352,8 +362,8 @@ def kept(scope: Scope = SOURCE_SCOPE) -> State:
      f"r1/op1/0 cannot hold a dict key of type int at a{JSON}"),
     ("type", lambda s: s.put("k", {"a": [{1}]}), "State 'k' of source 'src' of rule r1/op1/0 "
      f"cannot hold a value of type set at a[0]{JSON}"),
-    ("function", lambda _: kept(Scope.of_call("f", "r1", 2)).put("k", {1}), "State 'k' of "
-     f"function 'f' at call #2 of rule r1 cannot hold a value of type set{JSON}"),
+    ("function", lambda _: State(Kept(MemoryStore()), Scope.of_call("f", "r1", 2)).put("k", {1}),
+     f"State 'k' of function 'f' at call #2 of rule r1 cannot hold a value of type set{JSON}"),
 ))
 def test_state(action: Callable[[State], object], sentence: str) -> None:
     assert said(lambda: action(kept())) == sentence
