@@ -22,7 +22,6 @@ def test_a_misspelt_key_gets_a_did_you_mean_warning_and_ekuipers_keys_none(caplo
                                      "datasource": "x", "unrelated": 1, "excludeFields": ["a"],
                                      "hasHeader": True, "encProps": {}})
     assert kwargs == {"count": 3}
-    assert [r.getMessage() for r in caplog.records] == [
-        "config 'intervall' of the source 'ticker' is not one of its parameters, and is "
-        "ignored; did you mean 'interval'?"]
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "'interval'" in caplog.messages[0]
 

@@ -363,11 +363,9 @@ def test_teardown_errors_are_logged_never_raised(caplog):
     lease.release()
     lease.release()  # once only
     registry.settle()
-    assert "connection 'twice' yielded a second time while closing (its last user stopped: " \
-           "sink 'k' of rule r/o/0); a connection yields its resource once" in caplog.text
-    assert "connection 'breaks' failed to close (its last user stopped: sink 'k' of rule " \
-           "r/o/0)" in caplog.text
-    assert "OSError: disk gone" in caplog.text
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert sorted(message.split()[1] for message in errors) == ["'breaks'", "'twice'"]
+    assert "OSError: disk gone" in caplog.text  # with its traceback
 
 
 def test_releases_from_many_threads_close_it_once_and_exit_closes_the_rest(events):
