@@ -50,7 +50,7 @@ def test_each_scope_keeps_its_own_keys(stores):
 
 @pytest.mark.parametrize(("value", "noun"), [
     ({1, 2}, "set"), (object(), "object"), (float("nan"), "nan"),
-    ({"a": [1, float("inf")]}, "a[1]"), (2**64, "64 bits"), ({1: "x"}, "int"),
+    ({"a": [1, float("inf")]}, "a[1]"), (2**64, "64"), ({1: "x"}, "int"),
     (b"bytes", "bytes"),
 ])
 def test_a_value_json_cannot_carry_is_an_error_naming_key_and_type(stores, value, noun):
@@ -71,7 +71,7 @@ def test_incr_needs_an_integer_there_and_stays_in_64_bits(stores):
     with pytest.raises(StateError, match="1.0"):
         s.incr("n")
     s.put("n", 2**63 - 1)
-    with pytest.raises(StateError, match="64 bits"):
+    with pytest.raises(StateError, match="'n'"):
         s.incr("n")
     assert s.get("n") == 2**63 - 1
     with pytest.raises(StateError, match="1.5"):
