@@ -233,3 +233,6 @@ def test_the_block_runs_as_the_page_says(block, tmp_path):
     finally:
         ws.stop()
     assert "Traceback" not in ws.output(), ws.output()
+    tested = subprocess.run([sys.executable, "-I", "-c", "import kuiperlite; print(kuiperlite)"],
+                            capture_output=True, text=True, timeout=60).stdout
+    assert str(ROOT / "kuiperlite") in tested, f"the block installed over kuiperlite: {tested}"
