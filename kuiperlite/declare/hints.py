@@ -30,8 +30,8 @@ from .record_classes import record_converter, record_specs
 from .record_classes import record_fields as record_fields
 from .values import Converter as Converter
 from .values import Mismatch as Mismatch
+from .values import a_or_an, to_bool, to_bytes, to_dict, to_float, to_int, to_list, to_str
 from .values import describe_value as describe_value
-from .values import to_bool, to_bytes, to_dict, to_float, to_int, to_list, to_str
 
 if sys.version_info >= (3, 10):
     from types import UnionType
@@ -377,7 +377,7 @@ def read_record(cls: type) -> Hint:
         fields = tuple(_record_field(cls, *spec) for spec in specs)
     finally:
         _READING.discard(cls)
-    phrase = f"a {cls.__name__} object"
+    phrase = f"{a_or_an(cls.__name__)} object"
     convert = record_converter(cls, tuple((name, field.convert, required)
                                           for name, field, required in fields), phrase)
     return Hint(hint=cls, convert=convert, phrase=phrase, ui_type="object", control="textarea",

@@ -39,7 +39,12 @@ def describe_value(value: Any) -> str:
         return "an object"
     if isinstance(value, (bytes, bytearray)):
         return "bytes"
-    return f"a {type(value).__name__}"
+    return a_or_an(type(value).__name__)
+
+
+def a_or_an(noun: str) -> str:
+    """The noun with its indefinite article: ``a Reading``, ``an Inner``."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def is_number(value: Any) -> bool:

@@ -131,7 +131,7 @@ def test_records_build_from_objects_and_name_the_field_that_does_not_fit():
     info = hints.read(Outer)
     assert (info.ui_type, info.control, info.value_type) == ("object", "textarea", "object")
     assert hints.describe_fields(info) == (
-        "name (a string), inner (a Inner object, optional), tags (a list of strings, optional)")
+        "name (a string), inner (an Inner object, optional), tags (a list of strings, optional)")
     assert info.convert({"name": "n", "inner": {"secret": "7"}, "other": 1}) == \
         Outer("n", Inner(7))
     with pytest.raises(hints.Mismatch, match=r"field 'tags' must be a list of strings, got "

@@ -20,7 +20,7 @@ from kuiperlite.declare.values import (
 @pytest.mark.parametrize("value, described", [
     (None, "null"), (True, "true"), (3, "the number 3"), ("ab", "the string 'ab'"),
     ("x" * 50, f"the string {'x' * 37 + '...'!r}"), ([1], "a list"), ({}, "an object"),
-    (b"", "bytes"), (object(), "a object"),
+    (b"", "bytes"), (object(), "an object"),
 ])
 def test_a_value_is_named_as_messages_show_it(value, described):
     assert describe_value(value) == described
