@@ -176,11 +176,14 @@ def said(trigger: Callable[[], object]) -> str:
     ("function connection", "@connection\ndef db(): yield\n@function\ndef f(x, *, db): pass",
      "function 'f' (plugin.py:3): keyword-only parameter 'db' is not allowed; a function "
      "receives only its SQL arguments (connections are for sources and sinks)"),
-    ("wrapper", "def logged(f):\n    def inner(c): yield from f(c)\n    return inner\n@source\n"
-     "@logged\ndef f(ctx): yield {}", "source 'inner' (logged.<locals>.inner at plugin.py:2): "
-     "parameter 'c' could be the Context or the datasource: annotate it `Context` (or name it "
-     "ctx) or `str` (or name it datasource) (if this is another decorator's inner function, put "
-     "@source outermost or give that decorator functools.wraps)"),
+    ("wrapper", "def logged(f):\n    def inner(*a, **k): yield from f(*a, **k)\n    return inner\n"
+     "@source\n@logged\ndef f(ctx): yield {}", "source 'inner' (logged.<locals>.inner at "
+     "plugin.py:2): *a is not allowed; config goes in keyword-only parameters (if this is another "
+     "decorator's inner function, put @source outermost or give that decorator functools.wraps)"),
+    ("made by a factory", "def make():\n    @source\n    def f(c): yield {}\n    return f\n"
+     "f = make()", "source 'f' (make.<locals>.f at plugin.py:2): parameter 'c' could be the "
+     "Context or the datasource: annotate it `Context` (or name it ctx) or `str` (or name it "
+     "datasource)"),
     ("connection name", "@connection('a-b')\ndef f(): yield", "connection 'a-b' (f at "
      "plugin.py:1): the name must start with a letter or _ and hold only letters, digits and _"),
     ("connection returns", "@connection\ndef f(): return 1", f"{CONNECTION}a connection must be "

@@ -180,6 +180,14 @@ def read(func: Callable[..., Any], mark: Mark,
     return _Reader(func, mark, connections or {}).read()
 
 
+def _takes_anything(func: Callable[..., Any]) -> bool:
+    try:
+        kinds = {p.kind for p in inspect.signature(func).parameters.values()}
+    except (TypeError, ValueError):
+        return False
+    return bool(kinds & {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD})
+
+
 class _Reader:
     """Reads one signature; ``fail`` turns a problem into a DefinitionError."""
 
@@ -196,9 +204,10 @@ class _Reader:
         return DefinitionError(self.where, problem + self._wrapper_hint())
 
     def _wrapper_hint(self) -> str:
-        target = inspect.unwrap(self.func)
-        if "<locals>" in getattr(target, "__qualname__", "") and \
-                not hasattr(self.func, "__wrapped__"):
+        """A tip for a wrapper another decorator made: an inner ``(*args, **kwargs)``
+        function that does not say what it wraps."""
+        if "<locals>" in getattr(self.func, "__qualname__", "") and \
+                not hasattr(self.func, "__wrapped__") and _takes_anything(self.func):
             return (f" (if this is another decorator's inner function, put "
                     f"@{self.mark.kind.word} outermost or give that decorator functools.wraps)")
         return ""
