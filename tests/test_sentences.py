@@ -136,7 +136,7 @@ def said(trigger: Callable[[], object]) -> str:
      "H): pass", "sink 'f' (plugin.py:4): config parameter 'h' has type H, whose field 'h' has "
      f"type H, which holds itself; JSON has no such shape; use {SUPPORTED}"),
     ("data", "@dataclass\nclass H:\n    at: complex\n@sink\ndef f(data: list[H]): pass", "sink "
-     "'f' (plugin.py:4): the data's type list[plugin.H] cannot be built: H, whose field 'at' has "
+     "'f' (plugin.py:4): the data's type list[H] cannot be built: H, whose field 'at' has "
      "type complex, which has no JSON counterpart"),
     ("unresolved field", '@dataclass\nclass H:\n    h: "Nope"\n@sink\ndef f(data, *, m: H): '
      "pass", "sink 'f' (plugin.py:4): config parameter 'm' has type H: its field types do not "

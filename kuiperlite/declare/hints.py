@@ -20,7 +20,6 @@ themselves are :mod:`kuiperlite.declare.record_classes`, the plain conversions
 from __future__ import annotations
 
 import enum
-import re
 import sys
 import typing
 from typing import Annotated, Any, NamedTuple, Optional, TypeVar, Union
@@ -50,7 +49,6 @@ class _DynamicMark:
 
 
 DYNAMIC = _DynamicMark()
-_NESTED_DYNAMIC = re.compile(r"Annotated\[(.*?), kuiperlite\.Dynamic\]")
 T = TypeVar("T")
 # A sink's config parameter whose value may name the record's fields, as in
 # ``topic: Dynamic[str] = "devices/{{.deviceId}}"``: the sink receives it
@@ -207,8 +205,18 @@ def name_of(hint: Any) -> str:
         inner, *metadata = typing.get_args(hint)
         dynamic = any(m is DYNAMIC for m in metadata)
         return f"Dynamic[{name_of(inner)}]" if dynamic else name_of(inner)
-    if typing.get_args(hint):  # Dynamic inside: Optional[Annotated[int, DYNAMIC]]
-        return _NESTED_DYNAMIC.sub(r"Dynamic[\1]", repr(hint).replace("typing.", ""))
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in _UNION_TYPES:
+        rest = [arg for arg in args if arg is not type(None)]
+        if len(rest) == 1 < len(args):
+            return f"Optional[{name_of(rest[0])}]"
+        return f"Union[{', '.join(name_of(arg) for arg in args)}]"
+    if origin is typing.Literal:
+        return f"Literal[{', '.join(map(repr, args))}]"
+    if args:
+        return f"{name_of(origin)}[{', '.join(name_of(arg) for arg in args)}]"
+    if hint is type(None):
+        return "None"
     return getattr(hint, "__name__", None) or repr(hint)
 
 
