@@ -184,6 +184,15 @@ def said(trigger: Callable[[], object]) -> str:
      "f = make()", "source 'f' (make.<locals>.f at plugin.py:2): parameter 'c' could be the "
      "Context or the datasource: annotate it `Context` (or name it ctx) or `str` (or name it "
      "datasource)"),
+    ("partial", "import functools\ndef g(ctx, *, n: int): yield {}\n"
+     "f = source(name='f')(functools.partial(g, n=2))", "source 'f' (a partial object): @source "
+     "marks a function (def or async def); call this object from one"),
+    ("callable object", "class C:\n    def __call__(self, x: int) -> int: return x\n"
+     "f = function(name='f')(C())", "function 'f' (a C object): @function marks a function (def "
+     "or async def); call this object from one"),
+    ("connection object", "import functools\ndef g(*, n: int): yield 1\n"
+     "f = connection(name='f')(functools.partial(g, n=2))", "connection 'f' (a partial object): "
+     "@connection marks a function (def or async def); call this object from one"),
     ("connection name", "@connection('a-b')\ndef f(): yield", "connection 'a-b' (f at "
      "plugin.py:1): the name must start with a letter or _ and hold only letters, digits and _"),
     ("connection returns", "@connection\ndef f(): return 1", f"{CONNECTION}a connection must be "

@@ -29,7 +29,16 @@ from typing import Any, Callable, NamedTuple, Optional, TypeVar, overload
 
 from .. import settings
 from ..errors import DefinitionError, KuiperliteError, error_text
-from .params import EMPTY, GENERATOR, NAME_PATTERN, Param, config_param, style_of, where_of
+from .params import (
+    EMPTY,
+    GENERATOR,
+    NAME_PATTERN,
+    Param,
+    config_param,
+    not_a_function,
+    style_of,
+    where_of,
+)
 
 log = logging.getLogger("kuiperlite")
 
@@ -118,6 +127,9 @@ def read(func: Callable[..., Any], mark: Mark) -> ConnectionSpec:
 
     if not NAME_PATTERN.match(name):
         raise fail("the name must start with a letter or _ and hold only letters, digits and _")
+    problem = not_a_function(func, "connection")
+    if problem:
+        raise fail(problem)
     if style_of(func) != GENERATOR:
         raise fail("a connection must be a generator function (not async): it opens the "
                    "resource, yields it once, and closes it after the yield")

@@ -11,11 +11,12 @@ from __future__ import annotations
 import inspect
 import os
 import re
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 from ..errors import DefinitionError
 from . import hints
 from .hints import Hint
+from .values import a_or_an
 
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # \Z: no trailing newline
 EMPTY = inspect.Parameter.empty
@@ -110,13 +111,21 @@ def where_of(func: Callable[..., Any], name: str, word: str) -> str:
     described = f"{word} {name!r}"
     target = inspect.unwrap(func)
     code = getattr(target, "__code__", None)
-    fname = getattr(target, "__qualname__", repr(target))
+    fname = getattr(target, "__qualname__", None) or f"{a_or_an(type(target).__name__)} object"
     if code is None:
         return f"{described} ({fname})"
     place = f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
     if fname == name:
         return f"{described} ({place})"
     return f"{described} ({fname} at {place})"
+
+
+def not_a_function(func: Callable[..., Any], word: str) -> Optional[str]:
+    """Why ``func`` cannot be marked ``@word``, if it is not a function: a
+    ``functools.partial`` or a callable object has no hints to read."""
+    if inspect.isroutine(inspect.unwrap(func)):
+        return None
+    return f"@{word} marks a function (def or async def); call this object from one"
 
 
 def style_of(func: Callable[..., Any]) -> str:

@@ -39,6 +39,7 @@ from .params import (
     NAME_PATTERN,
     Param,
     config_param,
+    not_a_function,
     read_param,
     style_of,
     where_of,
@@ -213,6 +214,9 @@ class _Reader:
         return ""
 
     def read(self) -> AnySpec:
+        problem = not_a_function(self.func, self.mark.kind.word)
+        if problem:
+            raise self.fail(problem)
         if not NAME_PATTERN.match(self.name):
             raise self.fail("the name must start with a letter or _ and hold only letters, "
                             "digits and _")
