@@ -57,6 +57,16 @@ def threads_of(pid: int) -> int:
     return count
 
 
+def stacks_of(pid: int) -> str:
+    """Every thread's Python stack in process ``pid``, as py-spy reads them."""
+    spy = shutil.which("py-spy", path=os.path.dirname(sys.executable))
+    if spy is None:
+        return "(py-spy is not installed)"
+    out = subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True,
+                         timeout=60)
+    return out.stdout + out.stderr
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0,
                interval: float = 0.02, message: str = "condition") -> Any:
     """Poll until ``predicate()`` is truthy; fail the test after ``timeout``."""

@@ -22,7 +22,7 @@ from kuiperlite.errors import HostError
 from kuiperlite.protocol import wire
 from kuiperlite.protocol.wire import Meta
 
-from conftest import EXAMPLES, SCRIPTS, pid_alive, threads_of, unique, wait_until
+from conftest import EXAMPLES, SCRIPTS, pid_alive, stacks_of, threads_of, unique, wait_until
 
 
 @pytest.fixture
@@ -124,7 +124,11 @@ def test_stop_storm(kuiperlite_host, plugin):
             src.stop()
             slowest = max(slowest, time.monotonic() - started)
         assert slowest < 1.0
-        wait_until(lambda: threads_of(pid) <= baseline, 15, message="threads back to baseline")
+        try:
+            wait_until(lambda: threads_of(pid) <= baseline, 15, message="threads back to baseline")
+        except pytest.fail.Exception:
+            pytest.fail(f"{threads_of(pid)} threads 15 s after the storm, {baseline} before it; "
+                        f"the plugin's stacks:\n{stacks_of(pid)}")
     assert not host.process.printed("still inside user code")
 
 
