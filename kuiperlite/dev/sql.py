@@ -37,7 +37,6 @@ from .sql_nodes import calls, is_kind, text, walk, windows_first
 from .sql_tokens import (
     AS,
     BY,
-    COMMA,
     CROSS,
     EOF,
     FROM,
@@ -171,10 +170,7 @@ class _Parser(ExprParser):
         if tok != SELECT:
             raise SqlError(f"Found {go_quote(lit)}, Expected SELECT.\n")
         self.clause = "select"
-        fields = [self.field()]
-        while self.next()[0] == COMMA:
-            fields.append(self.field())
-        self.unscan()
+        fields = self.listed(self.field)
         self.clause = "from"
         tok, lit = self.next()
         if tok != FROM:
@@ -251,11 +247,7 @@ class _Parser(ExprParser):
         tok, lit = self.next()
         if tok != BY:
             raise SqlError(f"found {go_quote(lit)}, expected BY statement.")
-        dimensions = [self.expr()]
-        while self.next()[0] == COMMA:
-            dimensions.append(self.expr())
-        self.unscan()
-        return dimensions
+        return self.listed(self.expr)
 
     # ------------------------------------------------- the statement's checks
 

@@ -146,11 +146,7 @@ class CallParser(TokenParser):
         tok, lit = self.next()
         if tok != BY:
             raise SqlError(f"found {go_quote(lit)}, expected by after partition.")
-        exprs = [self.expr()]
-        while self.next()[0] == COMMA:
-            exprs.append(self.expr())
-        self.unscan()
-        return exprs
+        return self.listed(self.expr)
 
     def when(self) -> Optional[Node]:
         return self.expr() if self.take(WHEN) else None

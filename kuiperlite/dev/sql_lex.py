@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 from . import gowire
 from .sql_tokens import (
     ARROW,
     BADSTRING,
+    COMMA,
     COMMENT,
     DIV,
     DOT,
@@ -241,6 +242,9 @@ class _Portable:
         return gowire.decode_reply(self.send("Validate", args or None)).validate
 
 
+T = TypeVar("T")
+
+
 class TokenParser:
     """eKuiper's SQL parser's tokens: a three-token buffer to step back in, over the lexer."""
 
@@ -286,6 +290,14 @@ class TokenParser:
             return True
         self.unscan()
         return False
+
+    def listed(self, item: Callable[[], T]) -> list[T]:
+        """One ``item``, then one more after each comma."""
+        items = [item()]
+        while self.next()[0] == COMMA:
+            items.append(item())
+        self.unscan()
+        return items
 
     def next_signed(self) -> tuple[int, str]:
         """:meth:`next`, where a minus before a digit makes a negative number.
