@@ -7,6 +7,7 @@ import collections
 import glob
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -55,6 +56,13 @@ def threads_of(pid: int) -> int:
         except OSError:  # a thread that just ended
             pass
     return count
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def stacks_of(pid: int) -> str:
@@ -299,12 +307,9 @@ class LocalEkuiper:
     API, in a subprocess with a socket folder of its own."""
 
     def __init__(self, *args: str, ready: str = "eKuiper plugin API on") -> None:
-        import socket
         import threading
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[str] = []
         self.ipc_dir = tempfile.mkdtemp(prefix="kl", dir="/tmp")

@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,8 @@ from kuiperlite.bundle import package
 from kuiperlite.declare.plugin import load
 from kuiperlite.dev.deploy import DeployFailed
 from kuiperlite.dev.deploy_client import MAX_ANSWER, EKuiper
+
+from conftest import free_port
 
 V1 = '''
 from collections.abc import Iterator
@@ -191,9 +192,7 @@ def test_wrong_addresses(write_plugin, not_ekuiper, tmp_path):
     path = write_plugin(V1)
     assert one_sentence(deploy(path, "--url", "localhost:9081")) == (
         "'localhost:9081' is not eKuiper's REST address; give one like http://127.0.0.1:9081")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    closed = f"http://127.0.0.1:{free_port()}"
     assert one_sentence(deploy(path, "--url", closed)) == (
         f"cannot reach eKuiper at {closed}: Connection refused; is it running there?")
     assert one_sentence(deploy(path, "--url", not_ekuiper)) == (

@@ -36,13 +36,7 @@ from kuiperlite.dev.session import (
 )
 from kuiperlite.errors import HostError
 
-from conftest import pid_alive, wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import free_port, pid_alive, wait_until
 
 
 def ipc_folder() -> str:

@@ -13,7 +13,7 @@ from kuiperlite.declare.state import Scope, State
 from kuiperlite.serve.stores import Stores
 from kuiperlite.serve.stores.redis import RedisStore
 
-from conftest import unique, wait_until
+from conftest import free_port, unique, wait_until
 
 
 def test_each_scope_is_one_hash_named_by_plugin(redis_url):
@@ -35,9 +35,7 @@ def test_each_scope_is_one_hash_named_by_plugin(redis_url):
 @pytest.fixture
 def tcp_redis():
     """A real redis-server of the test's own on a TCP port of 127.0.0.1: its port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port),
                              "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
