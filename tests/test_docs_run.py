@@ -19,6 +19,7 @@ the ports 9081 (eKuiper) and 33333 (serve) become free ones, and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -27,20 +28,19 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import venv
 from pathlib import Path
 from typing import NamedTuple, Optional
 
 import pytest
 
-from conftest import wait_until
+from conftest import free_port, wait_until
 
 ROOT = Path(__file__).parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^(?P<indent> *)(?:<!-- (?P<marker>[^\n]*?) -->\n(?P=indent))?"
                    r"```(?P<lang>\w*)\n(?P<body>.*?)^(?P=indent)```$", re.MULTILINE | re.DOTALL)
-KINDS = ("file", "run in a fresh venv", "run until it serves", "run beside", "not run", "run")
+KINDS = ("file", "run", "run in a fresh venv", "run until it serves", "run beside", "not run")
 PORTS = (9081, 33333)  # eKuiper's REST port, serve's port
 COPIED = ("kuiperlite", "examples", "pyproject.toml", "README.md")
 SHELL_PRELUDE = r"""set -eo pipefail
@@ -64,7 +64,8 @@ class Block(NamedTuple):
 
     @property
     def kind(self) -> str:
-        return next((k for k in KINDS if (self.marker or "").startswith(k)), "")
+        kind = (self.marker or "").partition(":")[0].strip()
+        return kind if kind in KINDS else ""
 
     @property
     def argument(self) -> str:
@@ -99,15 +100,6 @@ def test_every_block_says_how_the_suite_runs_it():
     assert all(b.argument for b in BLOCKS if b.kind in ("file", "run beside", "not run"))
 
 
-def free_ports() -> dict[int, int]:
-    ports = {}
-    for documented in PORTS:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports[documented] = s.getsockname()[1]
-    return ports
-
-
 def localise(text: str, ports: dict[int, int], workspace: Path) -> str:
     """The block as it runs here: free ports, and the copy of the repository."""
     text = re.sub(r"kuiperlite serve(?![^\n]*--port)", "kuiperlite serve --port 33333", text)
@@ -134,7 +126,7 @@ class Workspace:
             if earlier.page == block.page and earlier.line < block.line \
                     and earlier.kind == "file":
                 (self.root / earlier.argument).write_text(earlier.body)
-        self.ports = free_ports()
+        self.ports = {documented: free_port() for documented in PORTS}
         # Socket files of their own: another run may host plugins named like these.
         self.ipc_dir = tempfile.mkdtemp(prefix="kl", dir="/tmp")
         self.env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
@@ -173,18 +165,24 @@ class Workspace:
                          for log in sorted(self.logs.iterdir()))
 
     def stop(self) -> None:
-        for proc in self.groups:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and group_alive(proc):
-                time.sleep(0.05)
-            if group_alive(proc):
-                os.killpg(proc.pid, signal.SIGKILL)
-                pytest.fail(f"process group {proc.pid} outlived SIGTERM by 30 s")
-        shutil.rmtree(self.ipc_dir, ignore_errors=True)
+        """SIGTERM to every group; each must be gone within 30 s, or all are killed."""
+        try:
+            for proc in self.groups:
+                signal_group(proc, signal.SIGTERM)
+            for proc in self.groups:
+                wait_until(lambda proc=proc: not group_alive(proc), 30,
+                           message=f"process group {proc.pid} to end on SIGTERM")
+        except pytest.fail.Exception:
+            for proc in self.groups:
+                signal_group(proc, signal.SIGKILL)
+            raise
+        finally:
+            shutil.rmtree(self.ipc_dir, ignore_errors=True)
+
+
+def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
 
 
 def group_alive(proc: subprocess.Popen[bytes]) -> bool:
