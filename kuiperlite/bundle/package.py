@@ -268,10 +268,21 @@ def project_of(line: str) -> Optional[str]:
     if option:
         return _link_project(option.group(2)) if option.group(1) in _EDITABLE else None
     name = _NAME.match(line)
-    if name and not _URL.match(line) and not _ARCHIVE.search(name.group()) \
+    if name and not _URL.match(line) and not _names_a_file(line) \
             and line[name.end():].lstrip()[:1] in _AFTER_NAME:
         return _normalized(name.group())
     return _link_project(line)
+
+
+def _names_a_file(line: str) -> bool:
+    """Whether pip takes the line for an archive's path: its text before a marker,
+    less extras at its very end, ends like one (``pkg.tar.gz``, ``x.zip[a]``), and
+    is not ``name @ url`` (an ``@`` after something that does not look like a path)."""
+    text = re.sub(r"\[[^\]]+\]\Z", "", line.split(";", 1)[0])
+    if not _ARCHIVE.search(text):
+        return False
+    before, at, _ = text.partition("@")
+    return not at or before.startswith(".") or "/" in before
 
 
 def _link_project(link: str) -> Optional[str]:

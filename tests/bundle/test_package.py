@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from kuiperlite import PluginError, launcher
@@ -187,8 +187,21 @@ def test_any_pep508_name_is_read_as_packaging_reads_it(name, extras, rest):
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
+    assume(not re.search(r"\.(whl|zip|tar|tar\.gz|tgz|tar\.bz2|tbz|tar\.xz|txz)\Z", name,
+                         re.IGNORECASE))  # see below
     line = name + extras + rest
     assert package.project_of(line) == canonicalize_name(Requirement(line).name)
+
+
+@pytest.mark.parametrize(("line", "project"), [
+    # pip takes a line ending like an archive, before a marker and less extras at its very
+    # end, for the archive's path (its project is known only once built); packaging does not.
+    ("0.TGZ", None), ("0.TGZ[a]", None), ("0.TGZ; os_name == 'posix'", None),
+    ("0.TGZ>=1.0", "0-tgz"), ("0.TGZ [a,b-c] ", "0-tgz"), ("0.TGZ (<3,>1)", "0-tgz"),
+    ("0.TGZ @ https://example.com/x.tar.gz#md5=00", "0-tgz"), ("a.zip[b]>=1", "a-zip"),
+])
+def test_a_name_ending_like_an_archive_is_read_as_pip_reads_it(line, project):
+    assert package.project_of(line) == project
 
 
 @pytest.mark.parametrize("line", ["-r more.txt", "--requirement=more.txt",
